@@ -1,0 +1,2 @@
+//! The `status-node` program.
+fn main() {}

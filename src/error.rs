@@ -1,0 +1,16 @@
+//! The top-level error type: one variant per layer.
+//!
+//! `Err` values are for misuse of the API by the caller. Faults caused by a remote peer are reported as
+//! events (and, where the protocol has one, a disconnect with the right reason), never as `Err` from
+//! `handle_input`.
+
+pub use crate::rlpx::RlpxError;
+
+/// Any error of the stack.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An RLPx transport error.
+    #[error(transparent)]
+    Rlpx(#[from] RlpxError),
+}

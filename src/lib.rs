@@ -1,0 +1,37 @@
+//! # status-sansio
+//!
+//! The Status messaging protocol stack as pure, deterministic, sans-IO state machines.
+//!
+//! Every layer is a state machine that never touches a socket, a clock or the operating system's
+//! randomness: bytes, time ([`Timestamp`]) and a 32-byte seed come in as arguments, and bytes to send,
+//! timers and application events come out. The shape follows quinn-proto and str0m:
+//!
+//! * `handle_input(now, input)` feeds bytes received, connection changes and application commands;
+//! * `handle_timeout(now)` fires every deadline `<= now` (a spurious call is a no-op);
+//! * `poll_output()` drains what the machine wants done, after every mutation;
+//! * `poll_timeout()` returns the earliest pending deadline.
+//!
+//! A fault caused by a remote peer never comes back as `Err`: it becomes a disconnect with the protocol's
+//! reason plus an event that says why. `Err` is reserved for misuse of the API by the caller.
+//!
+//! Layers:
+//!
+//! | module | protocol |
+//! |---|---|
+//! | [`rlpx`] | RLPx v5 transport: ECIES handshake, framing, the `p2p` base protocol, capability multiplexing |
+//! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
+//! | [`enode`] | `enode://` URLs |
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod crypto;
+pub mod enode;
+pub mod error;
+pub mod fuzzing;
+pub mod rlpx;
+pub mod rng;
+pub mod time;
+
+pub use error::Error;
+pub use rng::Seed;
+pub use time::Timestamp;
