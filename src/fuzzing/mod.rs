@@ -1,0 +1,6 @@
+//! Fuzz entry points, one function per target.
+//!
+//! The cargo-fuzz crate in `fuzz/` calls these, and the ordinary test suite runs the same functions over a
+//! seeded, generated corpus (`tests/fuzz_corpus_*.rs`), so CI exercises them on stable. The oracle is the
+//! core's contract: arbitrary input never panics, never makes `handle_input` return `Err`, and never grows
+//! state past the documented caps (the bodies assert what they can).
