@@ -155,13 +155,19 @@ pub fn encode_ack<R: RngCore + CryptoRng>(
 ///
 /// Returns `Ok(None)` when more bytes are needed, otherwise the plaintext, the number of bytes the packet
 /// occupies (the exact bytes that enter the MAC initialisation) and its format.
+/// An opened handshake packet: plaintext, bytes it occupied on the wire, encoding.
+type Opened = (Zeroizing<Vec<u8>>, usize, HandshakeFormat);
+
+/// The fields of an EIP-8 body: the leading byte strings, the version, and raw extra elements.
+type Eip8Body<'a> = (Vec<&'a [u8]>, u64, Vec<Vec<u8>>);
+
 fn open_packet(
     secret: &SecretKey,
     buf: &[u8],
     legacy_size: usize,
     accept_legacy: bool,
     max_size: usize,
-) -> Result<Option<(Zeroizing<Vec<u8>>, usize, HandshakeFormat)>, RlpxError> {
+) -> Result<Option<Opened>, RlpxError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
@@ -195,7 +201,7 @@ fn fixed<const N: usize>(b: &[u8], what: &'static str) -> Result<[u8; N], RlpxEr
 }
 
 /// Decode the `[a, b, c, version, ...extra]` EIP-8 body.
-fn eip8_fields(pt: &[u8], n: usize) -> Result<(Vec<&[u8]>, u64, Vec<Vec<u8>>), RlpxError> {
+fn eip8_fields(pt: &[u8], n: usize) -> Result<Eip8Body<'_>, RlpxError> {
     let bad = |_| RlpxError::MalformedHandshake("bad RLP");
     let list = first_item(pt).ok_or(RlpxError::MalformedHandshake("bad RLP"))?;
     if !list.is_list() || list.item_count().map_err(bad)? < n + 1 {

@@ -17,8 +17,8 @@ pub mod frame;
 pub mod handshake;
 pub mod p2p;
 
-// pub use connection::{Config, Connection, Event, Input, Output, Role};
-// pub use p2p::{Capability, DisconnectReason, Hello, Protocol, SharedCapability};
+pub use connection::{Config, Connection, Event, Input, Output, Role};
+pub use p2p::{Capability, DisconnectReason, Hello, Protocol, SharedCapability};
 
 /// Errors of the RLPx layer.
 ///
