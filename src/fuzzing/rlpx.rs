@@ -11,7 +11,7 @@ use crate::crypto::{PublicKey, SecretKey};
 use crate::rlpx::frame::FrameCodec;
 use crate::rlpx::handshake::{self, HandshakeFormat};
 use crate::rlpx::p2p::{self, DisconnectReason, Hello, Protocol};
-use crate::rlpx::{Config, Connection, Input, Output, RlpxError};
+use crate::rlpx::{Config, Connection, Event, Input, Output, RlpxError};
 use crate::rng::Seed;
 use crate::time::Timestamp;
 
@@ -127,14 +127,28 @@ impl RawPeer {
     }
 }
 
+/// What a [`rlpx_connection`] run reached, so corpus tests can check the corpus is not vacuous.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Reached {
+    /// The Hello exchange completed.
+    pub connected: bool,
+    /// Sub-protocol messages delivered.
+    pub messages: usize,
+    /// The connection reported a disconnect.
+    pub disconnected: bool,
+}
+
 /// Drain a connection's outputs, returning the transmitted bytes and checking the output invariants.
-fn drain(conn: &mut Connection) -> Vec<u8> {
+fn drain(conn: &mut Connection, reached: &mut Reached) -> Vec<u8> {
     let mut out = Vec::new();
     let mut closed = false;
     while let Some(o) = conn.poll_output() {
         assert!(!closed, "nothing may follow Close");
         match o {
             Output::Transmit(b) => out.extend_from_slice(&b),
+            Output::Event(Event::Connected { .. }) => reached.connected = true,
+            Output::Event(Event::Message { .. }) => reached.messages += 1,
+            Output::Event(Event::Disconnected { .. }) => reached.disconnected = true,
             Output::Event(_) => {}
             Output::Close => closed = true,
         }
@@ -243,7 +257,7 @@ enum Step {
     Frame(Vec<u8>),
     /// A valid Hello with the given version and whether it offers the shared capability.
     Hello(u8, bool),
-    /// A sealed sub-protocol message with this id and body.
+    /// A sealed, Snappy-compressed message with id `0x10 + n % 12` (8 valid `test` codes, 4 out of range).
     Message(u8, Vec<u8>),
     /// Advance the clock.
     Tick(u16),
@@ -256,6 +270,8 @@ enum Step {
 #[derive(Debug, Arbitrary)]
 struct ConnectionInput {
     recipient_side_raw_only: bool,
+    /// Send a valid Hello (p2p v5, sharing `test/1`) right after the handshake.
+    hello_first: bool,
     legacy: bool,
     steps: Vec<Step>,
 }
@@ -263,15 +279,16 @@ struct ConnectionInput {
 /// A whole [`Connection`] (recipient side) fed arbitrary bytes, well-formed-but-hostile frames, timer
 /// ticks and application commands. Oracle: no panic, `Receive` never returns `Err`, the receive buffer
 /// never passes its cap, and nothing follows `Close`.
-pub fn rlpx_connection(data: &[u8]) {
+pub fn rlpx_connection(data: &[u8]) -> Reached {
+    let mut reached = Reached::default();
     let Ok(input) = ConnectionInput::arbitrary_take_rest(Unstructured::new(data)) else {
-        return;
+        return reached;
     };
     let config = fuzz_config(3);
     let cap = config.max_frame_size + 64;
     let mut now = Timestamp::from_secs(1_000);
     let Ok(mut conn) = Connection::recipient(now, config.clone(), Seed::from_u64(9)) else {
-        return;
+        return reached;
     };
     let format = if input.legacy {
         HandshakeFormat::Legacy
@@ -279,13 +296,20 @@ pub fn rlpx_connection(data: &[u8]) {
         HandshakeFormat::Eip8
     };
     let Ok((mut peer, auth)) = RawPeer::new(5, &config.public_key(), format) else {
-        return;
+        return reached;
     };
     if !input.recipient_side_raw_only {
         assert!(conn.handle_input(now, Input::Receive(&auth)).is_ok());
-        let reply = drain(&mut conn);
+        let reply = drain(&mut conn, &mut reached);
         if peer.receive(&reply, &config.public_key()).is_err() {
-            return;
+            return reached;
+        }
+        if input.hello_first {
+            let hello = peer.hello_frame(5, &[("test", 1)]);
+            let bytes = peer.seal(&hello).unwrap_or_default();
+            assert!(conn.handle_input(now, Input::Receive(&bytes)).is_ok());
+            let reply = drain(&mut conn, &mut reached);
+            let _ = peer.receive(&reply, &config.public_key());
         }
     }
     for step in input.steps.into_iter().take(64) {
@@ -298,7 +322,7 @@ pub fn rlpx_connection(data: &[u8]) {
                 peer.seal(&f).unwrap_or_default()
             }
             Step::Message(id, body) => {
-                let mut f = vec![id];
+                let mut f = vec![0x10 + id % 12];
                 f.extend_from_slice(&p2p::compress(&body).unwrap_or_default());
                 peer.seal(&f).unwrap_or_default()
             }
@@ -330,7 +354,8 @@ pub fn rlpx_connection(data: &[u8]) {
             );
         }
         assert!(conn.buffered() <= cap, "receive buffer past its cap");
-        let reply = drain(&mut conn);
+        let reply = drain(&mut conn, &mut reached);
         let _ = peer.receive(&reply, &config.public_key());
     }
+    reached
 }
