@@ -21,6 +21,7 @@
 //! | [`rlpx`] | RLPx v5 transport: ECIES handshake, framing, the `p2p` base protocol, capability multiplexing |
 //! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
 //! | [`enode`] | `enode://` URLs |
+//! | [`waku`] | Waku v1 / Whisper v6: envelopes, PoW, bloom, message crypto, options, packets |
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -31,6 +32,7 @@ pub mod fuzzing;
 pub mod rlpx;
 pub mod rng;
 pub mod time;
+pub mod waku;
 
 pub use error::Error;
 pub use rng::Seed;
