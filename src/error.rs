@@ -4,6 +4,7 @@
 //! events (and, where the protocol has one, a disconnect with the right reason), never as `Err` from
 //! `handle_input`.
 
+pub use crate::mvds::MvdsError;
 pub use crate::rlpx::RlpxError;
 
 /// Any error of the stack.
@@ -13,4 +14,7 @@ pub enum Error {
     /// An RLPx transport error.
     #[error(transparent)]
     Rlpx(#[from] RlpxError),
+    /// An MVDS data-sync error.
+    #[error(transparent)]
+    Mvds(#[from] MvdsError),
 }

@@ -21,6 +21,7 @@
 //! | [`rlpx`] | RLPx v5 transport: ECIES handshake, framing, the `p2p` base protocol, capability multiplexing |
 //! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
 //! | [`enode`] | `enode://` URLs |
+//! | [`mvds`] | MVDS data sync: payload codec, message and group ids, the sync node |
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -28,6 +29,7 @@ pub mod crypto;
 pub mod enode;
 pub mod error;
 pub mod fuzzing;
+pub mod mvds;
 pub mod rlpx;
 pub mod rng;
 pub mod time;
