@@ -22,6 +22,7 @@
 //! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
 //! | [`enode`] | `enode://` URLs |
 //! | [`mvds`] | MVDS data sync: payload codec, message and group ids, the sync node |
+//! | [`sim`] | a deterministic network simulator for any engine (tests and benchmarks) |
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -32,6 +33,7 @@ pub mod fuzzing;
 pub mod mvds;
 pub mod rlpx;
 pub mod rng;
+pub mod sim;
 pub mod time;
 
 pub use error::Error;
