@@ -19,6 +19,9 @@
 //! * A REQUEST for a message already being pushed keeps the record and pulls its next send forward; a
 //!   REQUEST answering our OFFER replaces the OFFER with a MESSAGE record (the reference's insert
 //!   conflicted with the OFFER's primary key).
+//! * [`Event::Delivered`] and [`Event::DeliveryFailed`] are raised once per (peer, message) obligation:
+//!   for records of messages we send or share, not for a MESSAGE that answers a REQUEST we never
+//!   solicited (a stale duplicate REQUEST after delivery is answered, silently).
 //! * The schedule is pluggable ([`Schedule::STATUS_2020`], [`Schedule::STATUS_HEAD`], or the default
 //!   capped exponential backoff with jitter from the node's seeded RNG), and the give-up
 //!   (`max_send_count`) raises [`Event::DeliveryFailed`].

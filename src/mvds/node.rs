@@ -405,6 +405,7 @@ impl Node {
                     group: Some(group),
                     send_count: 0,
                     send_epoch,
+                    notify: true,
                 },
             );
         }
@@ -466,6 +467,9 @@ impl Node {
                             group: Some(group),
                             send_count: 0,
                             send_epoch: next_epoch,
+                            // Answering our own OFFER keeps its report; answering a REQUEST we did
+                            // not solicit (e.g. a stale duplicate after delivery) reports nothing.
+                            notify: existing.is_some_and(|s| s.kind == RecordKind::Offer && s.notify),
                         },
                     );
                 }
@@ -489,6 +493,7 @@ impl Node {
                         group: None,
                         send_count: 0,
                         send_epoch: next_epoch,
+                        notify: false,
                     },
                 );
             }
@@ -531,6 +536,7 @@ impl Node {
                         group: Some(group),
                         send_count: 0,
                         send_epoch: next_epoch,
+                        notify: true,
                     },
                 );
             }
@@ -546,7 +552,7 @@ impl Node {
     /// `peer` holds message `id`: settle our OFFER, REQUEST or MESSAGE record for it.
     fn proved_held(&mut self, peer: &PeerId, id: &MessageId) {
         if let Some(s) = self.states.remove(peer, id) {
-            if s.kind != RecordKind::Request {
+            if s.notify {
                 self.outputs.push_back(Output::Event(Event::Delivered {
                     peer: peer.clone(),
                     message_id: *id,
@@ -609,7 +615,7 @@ impl Node {
             };
             if self.config.max_send_count.is_some_and(|m| s.send_count >= m) {
                 self.states.remove(&peer, &id);
-                if s.kind != RecordKind::Request {
+                if s.notify {
                     self.outputs
                         .push_back(Output::Event(Event::DeliveryFailed { peer, message_id: id }));
                 }
@@ -875,6 +881,44 @@ mod tests {
         assert_eq!((received, delivered), (1, 1));
         assert_eq!(a.state_count() + b.state_count(), 0);
         assert!(b.message(&id).is_some());
+    }
+
+    #[test]
+    fn a_stale_request_after_delivery_is_answered_without_a_second_delivered() {
+        let g = GroupId([3; 32]);
+        let config = Config {
+            mode: Mode::Interactive,
+            ..no_jitter()
+        };
+        let mut a = node(1, config);
+        a.add_peer(g, peer(2)).unwrap();
+        let id = a.send(t(0), g, b"i".to_vec()).unwrap();
+        let request = Payload {
+            requests: vec![id],
+            ..Payload::default()
+        };
+        let ack = Payload {
+            acks: vec![id],
+            ..Payload::default()
+        };
+        a.receive_payload(t(400), peer(2), request.clone());
+        a.receive_payload(t(500), peer(2), ack.clone());
+        let (_, ev) = drain(&mut a);
+        assert_eq!(
+            ev,
+            vec![Event::Delivered {
+                peer: peer(2),
+                message_id: id
+            }]
+        );
+        // The duplicate REQUEST arrives late: the message is sent again, the ACK settles it quietly.
+        a.receive_payload(t(600), peer(2), request);
+        a.handle_timeout(t(900));
+        let (tx, _) = drain(&mut a);
+        assert_eq!(tx[0].1.messages.len(), 1);
+        a.receive_payload(t(1000), peer(2), ack);
+        assert_eq!(drain(&mut a).1, vec![]);
+        assert_eq!(a.state_count(), 0);
     }
 
     #[test]

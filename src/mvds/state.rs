@@ -97,8 +97,9 @@ pub struct Config {
     /// Retransmission schedule.
     pub schedule: Schedule,
     /// Give up on a record after this many transmissions (`None`: never, as STATUS-2020). When a
-    /// MESSAGE or OFFER record would be sent once more, it is dropped instead and the application gets
-    /// [`Event::DeliveryFailed`](super::Event::DeliveryFailed); REQUEST records are dropped silently.
+    /// record would be sent once more, it is dropped instead, and if it reports to the application
+    /// ([`SyncState::notify`]) the application gets
+    /// [`Event::DeliveryFailed`](super::Event::DeliveryFailed).
     pub max_send_count: Option<u32>,
     /// Messages kept in the store. At the cap the oldest message that no record refers to is evicted;
     /// if every stored message is still referenced, [`send`](super::Node::send) fails with
@@ -213,6 +214,10 @@ pub struct SyncState {
     pub send_count: u32,
     /// The epoch at which it is next due.
     pub send_epoch: u64,
+    /// Whether settling the record raises [`Event::Delivered`](super::Event::Delivered) and abandoning it
+    /// [`Event::DeliveryFailed`](super::Event::DeliveryFailed): true for records of messages we send or
+    /// share, false for REQUESTs and for MESSAGEs answering a REQUEST we did not solicit.
+    pub notify: bool,
 }
 
 /// The sync records with an index by due epoch.
@@ -344,6 +349,7 @@ impl Snapshot {
                     group_id: s.group.map(|g| Bytes::copy_from_slice(&g.0)).unwrap_or_default(),
                     send_count: s.send_count,
                     send_epoch: s.send_epoch,
+                    notify: s.notify,
                 })
                 .collect(),
         }
@@ -381,6 +387,7 @@ impl Snapshot {
                         group,
                         send_count: st.send_count,
                         send_epoch: st.send_epoch,
+                        notify: st.notify,
                     },
                 ))
             })
@@ -428,6 +435,7 @@ mod tests {
             group: None,
             send_count: 0,
             send_epoch: 5,
+            notify: true,
         };
         st.insert(p.clone(), MessageId([1; 32]), s);
         st.insert(p.clone(), MessageId([1; 32]), SyncState { send_epoch: 9, ..s });
