@@ -426,8 +426,11 @@ impl Node {
 
     fn ignore(&mut self, from: PeerId, reason: PayloadError) {
         self.stats.payloads_ignored += 1;
-        self.outputs
-            .push_back(Output::Event(Event::PayloadIgnored { from, reason }));
+        // Only counted once the output queue is full.
+        if self.outputs.len() < self.config.max_queued_outputs {
+            self.outputs
+                .push_back(Output::Event(Event::PayloadIgnored { from, reason }));
+        }
     }
 
     /// Handle a decoded payload from `from` (mvds.md §5.5, in the reference's order: ACKs, REQUESTs,

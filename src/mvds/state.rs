@@ -131,7 +131,8 @@ pub struct Config {
     /// Peers with pending ACKs; ACKs for further peers are forgotten the same way.
     pub max_ack_peers: usize,
     /// Outputs waiting in the queue. While it is full, received new messages are ignored without ACK
-    /// (back-pressure; the sender retries) and due transmissions are postponed.
+    /// (back-pressure; the sender retries), due transmissions are postponed and
+    /// [`PayloadIgnored`](super::Event::PayloadIgnored) events are only counted.
     pub max_queued_outputs: usize,
 }
 
