@@ -4,6 +4,7 @@
 //! events (and, where the protocol has one, a disconnect with the right reason), never as `Err` from
 //! `handle_input`.
 
+pub use crate::mvds::MvdsError;
 pub use crate::rlpx::RlpxError;
 pub use crate::waku::WakuError;
 
@@ -17,4 +18,7 @@ pub enum Error {
     /// A Waku layer error.
     #[error(transparent)]
     Waku(#[from] WakuError),
+    /// An MVDS data-sync error.
+    #[error(transparent)]
+    Mvds(#[from] MvdsError),
 }
