@@ -230,3 +230,70 @@ mod tests {
         assert!(decrypt_asymmetric(&SecretKey::random(&mut rng), &data).is_err());
     }
 }
+
+/// How a new message is encrypted.
+#[derive(Clone)]
+pub enum PostKey {
+    /// AES-256-GCM with this key.
+    Symmetric(Zeroizing<[u8; 32]>),
+    /// ECIES to this public key.
+    Asymmetric(PublicKey),
+}
+
+impl core::fmt::Debug for PostKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PostKey::Symmetric(_) => f.write_str("Symmetric(..)"),
+            PostKey::Asymmetric(k) => write!(f, "Asymmetric({k:?})"),
+        }
+    }
+}
+
+/// A message to post (what status-go calls `MessageParams`).
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// Envelope topic.
+    pub topic: super::Topic,
+    /// Payload.
+    pub payload: Vec<u8>,
+    /// Encryption.
+    pub key: PostKey,
+    /// Sign with this key (Status signs every envelope with the sender's identity).
+    pub signer: Option<SecretKey>,
+    /// Time to live in seconds (0: the default 50 s).
+    pub ttl: u32,
+    /// PoW target (0: no PoW).
+    pub pow_target: f64,
+    /// Padding to use verbatim instead of the default random padding.
+    pub padding: Option<Vec<u8>>,
+}
+
+/// The TTL used when a message asks for 0.
+pub const DEFAULT_TTL: u32 = 50;
+
+/// Build the envelope of `msg` at `now_secs` (nonce 0; seal it with [`super::envelope::PowSealer`]).
+pub fn wrap<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    now_secs: u64,
+    msg: &NewMessage,
+) -> Result<super::Envelope, WakuError> {
+    let pt = Zeroizing::new(build_plaintext(
+        rng,
+        &msg.payload,
+        msg.padding.as_deref(),
+        msg.signer.as_ref(),
+    )?);
+    let data = match &msg.key {
+        PostKey::Symmetric(k) => encrypt_symmetric(rng, k, &pt)?,
+        PostKey::Asymmetric(pk) => encrypt_asymmetric(rng, pk, &pt),
+    };
+    let ttl = if msg.ttl == 0 { DEFAULT_TTL } else { msg.ttl };
+    let expiry = u32::try_from(now_secs.saturating_add(u64::from(ttl))).unwrap_or(u32::MAX);
+    Ok(super::Envelope {
+        expiry,
+        ttl,
+        topic: msg.topic,
+        data: Bytes::from(data),
+        nonce: 0,
+    })
+}

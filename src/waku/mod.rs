@@ -7,20 +7,33 @@
 //! * [`options`]: the handshake options of both dialects (§6);
 //! * [`packet`]: packet codes and their msg-data (§5);
 //! * [`request`]: mailserver request and completion payloads (status-transport-usage.md §4);
-//! * [`status`]: the Status topic and key derivations (status-transport-usage.md §2).
+//! * [`status`]: the Status topic and key derivations (status-transport-usage.md §2);
+//! * [`pool`]: the envelope pool: de-duplication, expiry, a byte cap with soonest-expiry eviction (§7);
+//! * [`filter`]: subscriptions by topic and key, and the messages they open (§10);
+//! * [`peer`]: per-connection state: handshake, interest, known envelopes, rate and fault budgets;
+//! * [`node`]: the [`WakuNode`] state machine composing all of the above, with relay and confirmations.
 //!
 //! Deliberate deviations from the reference: status options decoding skips exactly one unknown pair
 //! instead of dropping every pair after it.
 
 pub mod envelope;
+pub mod filter;
 pub mod message;
+pub mod node;
 pub mod options;
 pub mod packet;
+pub mod peer;
+pub mod pool;
 pub mod request;
 pub mod status;
 pub mod topic;
 
 pub use envelope::Envelope;
+pub use filter::{Filter, FilterId, ReceivedMessage};
+pub use message::{NewMessage, PostKey};
+pub use node::{Event, Input, Interest, Output, WakuConfig, WakuNode};
+pub use packet::Dialect;
+pub use peer::PeerId;
 pub use topic::{Bloom, Topic};
 
 /// Errors of the Waku layer.
@@ -54,4 +67,37 @@ pub enum WakuError {
     /// A payload of 16 MiB or more cannot be framed.
     #[error("payload of {0} bytes is too large")]
     PayloadTooLarge(usize),
+    /// An envelope is larger than the configured maximum.
+    #[error("envelope of {0} bytes is too large")]
+    EnvelopeTooLarge(usize),
+    /// An envelope's PoW is below our requirement.
+    #[error("insufficient PoW")]
+    InsufficientPow,
+    /// The first packet from a peer was not Status.
+    #[error("expected Status")]
+    ExpectedStatus,
+    /// The peer's Status did not arrive in time.
+    #[error("status timeout")]
+    StatusTimeout,
+    /// Both sides are light nodes.
+    #[error("light node connected to a light node")]
+    LightToLight,
+    /// The peer exceeded its rate limit beyond the tolerance.
+    #[error("rate limit exceeded")]
+    RateLimited,
+    /// API misuse: a configured cap is reached.
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
+    /// API misuse: no such peer, or it is already connected.
+    #[error("unknown or duplicate peer")]
+    UnknownPeer,
+    /// API misuse: the peer's handshake is not done.
+    #[error("peer not ready")]
+    NotReady,
+    /// A post's PoW target was not reached within the iteration limit.
+    #[error("PoW target not reached")]
+    PowNotReached,
+    /// A posted envelope is already expired.
+    #[error("envelope expired")]
+    Expired,
 }
