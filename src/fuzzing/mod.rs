@@ -6,3 +6,4 @@
 //! state past the documented caps (the bodies assert what they can).
 pub mod mvds;
 pub mod rlpx;
+pub mod waku;

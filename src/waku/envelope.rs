@@ -81,6 +81,17 @@ impl Envelope {
         if !r.is_list() || r.item_count().map_err(bad)? != 5 {
             return Err(WakuError::MalformedEnvelope("not a 5-field list"));
         }
+        // The rlp crate does not check that the items fill the list exactly; Go's decoder does.
+        let info = r.payload_info().map_err(bad)?;
+        let mut used = 0usize;
+        for i in 0..5 {
+            used += r.at(i).map_err(bad)?.as_raw().len();
+        }
+        if used != info.value_len {
+            return Err(WakuError::MalformedEnvelope(
+                "list length does not match its items",
+            ));
+        }
         let topic = r.at(2).and_then(|t| t.data()).map_err(bad)?;
         let topic: [u8; 4] = topic
             .try_into()
@@ -314,6 +325,25 @@ mod tests {
         assert_eq!(e.pow_bits(), 1);
         assert!((e.pow() - 0.001379310344827586).abs() < 1e-18);
         assert_eq!(Envelope::decode_bytes(&e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn items_must_fill_the_list() {
+        // Found by the fuzz corpus: a bit flip in a status-go envelope shortened the data from 118 to 102
+        // bytes. The rlp crate still counted five items (the last one claiming more bytes than remain),
+        // and the envelope re-encoded to different bytes. Go's decoder rejects it, and so do we.
+        let input = hex::decode(
+            "f884846553f25e3284f67a027ab866047f838bedc868b93d4094a4e40520cc44deb6f7586b2e3f8d36dadb4058cdaecbc2\
+             c755732a6cc056b692288e56b7f4160b10fa0efdbd4345e1d7910b5798092c64c0cc54a727e8b31752c3c623ce6f32b786\
+             6091be3965047d304a0f2da1151c2f5d0888260da9237d2e645b7fb703aea9d0f1becd80",
+        )
+        .unwrap();
+        assert_eq!(
+            Envelope::decode_bytes(&input),
+            Err(WakuError::MalformedEnvelope(
+                "list length does not match its items"
+            ))
+        );
     }
 
     #[test]

@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 // RLPx v5 interop peer for status-sansio, built on @ethereumjs/devp2p.
 //
-//   node peer.mjs listen --key <64 hex> [--port 0] [--timeout-ms 15000]
-//   node peer.mjs dial   --key <64 hex> --enode enode://<128 hex>@127.0.0.1:<port> [--timeout-ms 15000]
+//   node peer.mjs listen --key <64 hex> [--port 0] [--timeout-ms 15000] [waku options]
+//   node peer.mjs dial   --key <64 hex> --enode enode://<128 hex>@127.0.0.1:<port> [--timeout-ms 15000] [waku options]
+//   waku options: --proto waku --chat <public chat name> [--text <payload>] [--sign-key <64 hex>]
 //
 // stdout carries ONLY these lines (see README.md):
 //   ENODE enode://<pubkey>@127.0.0.1:<port>     (listen mode, once, first)
 //   HELLO <remote client id> <remote p2p version>
-//   RECEIVED <code> <hex msg-data after snappy decompression>
+//   RECEIVED <code> <hex msg-data after snappy decompression>        (--proto test)
+//   STATUS <hex msg-data> / STATUS_POW <pow>                         (--proto waku)
+//   SENT <envelope hash> <pow>                                       (--proto waku)
+//   OPENED <envelope hash> <pow> <signer 04.. hex | none> <payload>  (--proto waku)
+//   BAD <envelope hash> <reason>                                     (--proto waku)
 //   OK
 //   ERROR <description>
 // Everything else goes to stderr.
@@ -19,10 +24,19 @@ import { DISCONNECT_REASON, DisconnectReasonNames, Peer, RLPx } from '@ethereumj
 import { RLP } from '@ethereumjs/rlp'
 import snappy from 'snappyjs'
 
+import * as waku from './waku.mjs'
+
 const TEST_CAP = { name: 'test', version: 1, length: 8 }
 const TEST_MSG_CODE = 1
 const TEST_MSG_TEXT = 'hello from ethereumjs'
 const DEFAULT_TIMEOUT_MS = 15000
+
+// waku mode (see README.md)
+const WAKU_DEFAULT_TEXT = 'hello from ethereumjs'
+const WAKU_OUR_MIN_POW = 0.000002 // advertised in our Status, enforced on received envelopes
+const WAKU_SEND_POW = 0.002 // minimum PoW of the envelope we send (raised to the remote's requirement)
+const WAKU_TTL = 30
+const WAKU_MAX_NONCES = 1 << 21
 
 // ---------------------------------------------------------------- output
 
@@ -70,8 +84,10 @@ for (let i = 1; i < argv.length; i++) {
 function usage(msg) {
   out(`ERROR usage: ${oneLine(msg)}`)
   process.stderr.write(
-    'usage: node peer.mjs listen --key <hex> [--port 0] [--timeout-ms 15000]\n' +
-      '       node peer.mjs dial --key <hex> --enode <enode url> [--timeout-ms 15000]\n',
+    'usage: node peer.mjs listen --key <hex> [--port 0] [--timeout-ms 15000] [WAKU]\n' +
+      '       node peer.mjs dial --key <hex> --enode <enode url> [--timeout-ms 15000] [WAKU]\n' +
+      '  WAKU: --proto waku --chat <name> [--text <payload text>] [--sign-key <64 hex>]\n' +
+      '        (default --proto test)\n',
   )
   process.exit(2)
 }
@@ -81,6 +97,31 @@ if (typeof opts.key !== 'string' || !/^(0x)?[0-9a-fA-F]{64}$/.test(opts.key))
 const privateKey = Uint8Array.from(Buffer.from(opts.key.replace(/^0x/, ''), 'hex'))
 const timeoutMs = opts['timeout-ms'] !== undefined ? Number(opts['timeout-ms']) : DEFAULT_TIMEOUT_MS
 if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) usage('--timeout-ms must be a positive integer')
+const proto = opts.proto ?? 'test'
+if (proto !== 'test' && proto !== 'waku') usage('--proto must be test or waku')
+for (const o of ['chat', 'text', 'sign-key'])
+  if (proto !== 'waku' && opts[o] !== undefined) usage(`--${o} needs --proto waku`)
+let wakuCfg = null
+if (proto === 'waku') {
+  if (typeof opts.chat !== 'string' || opts.chat === '') usage('--proto waku needs --chat <name>')
+  let signKey
+  if (opts['sign-key'] !== undefined) {
+    if (!/^(0x)?[0-9a-fA-F]{64}$/.test(opts['sign-key'])) usage('--sign-key must be 64 hex chars')
+    signKey = waku.unhex(opts['sign-key'])
+    try {
+      waku.publicKeyOf(signKey)
+    } catch {
+      usage('--sign-key is not a valid secp256k1 secret')
+    }
+  }
+  wakuCfg = {
+    chat: opts.chat,
+    text: opts.text ?? WAKU_DEFAULT_TEXT,
+    signKey,
+    topic: waku.topicFromName(opts.chat),
+    key: waku.symKeyFromPassword(opts.chat),
+  }
+}
 
 function isLoopback(host) {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
@@ -191,6 +232,37 @@ class TestProtocol {
   }
 }
 
+// ---------------------------------------------------------------- the `waku/1` capability
+// Same shape as TestProtocol: 128 codes (0x10..0x8f when it is the only
+// shared capability), Snappy-compressed sends for v5 remotes.
+
+class WakuProtocol {
+  static waku = { ...waku.WAKU_CAP, constructor: WakuProtocol }
+
+  constructor(version, peer, send) {
+    this.events = new EventEmitter()
+    this._version = version
+    this._peer = peer
+    this._send = send
+    peer._interopWaku = this
+  }
+
+  getVersion() {
+    return this._version
+  }
+
+  _handleMessage(code, data) {
+    onWakuMessage(this._peer, code, data)
+  }
+
+  sendRaw(code, rlpData) {
+    let payload = rlpData
+    const v = this._peer.getHelloMessage()?.protocolVersion
+    if (v !== undefined && v >= 5) payload = snappy.compress(payload)
+    this._send(code, payload)
+  }
+}
+
 // ---------------------------------------------------------------- session
 
 let activePeer = null
@@ -226,10 +298,11 @@ function onPeerAdded(peer) {
   log(
     `remote caps=${hello.capabilities.map((c) => `${c.name}/${c.version}`).join(',')} port=${hello.port} id=${hex(hello.id)}`,
   )
-  const proto = peer._interopTest ?? peer.getProtocols().find((p) => p instanceof TestProtocol)
-  if (!proto) return fail('no shared test/1 capability after Hello')
+  if (proto === 'waku') return onWakuPeerAdded(peer)
+  const tp = peer._interopTest ?? peer.getProtocols().find((p) => p instanceof TestProtocol)
+  if (!tp) return fail('no shared test/1 capability after Hello')
   try {
-    proto.sendRaw(TEST_MSG_CODE, RLP.encode([Buffer.from(TEST_MSG_TEXT, 'utf8')]))
+    tp.sendRaw(TEST_MSG_CODE, RLP.encode([Buffer.from(TEST_MSG_TEXT, 'utf8')]))
   } catch (e) {
     return fail(`sending test message failed: ${e?.message ?? e}`)
   }
@@ -238,8 +311,193 @@ function onPeerAdded(peer) {
   maybeFinish(peer)
 }
 
+// ---------------------------------------------------------------- waku session
+
+const W = {
+  statusSent: false,
+  remoteStatus: null, // decoded options of the remote's first Status
+  sentHash: null, // hex hash of our envelope
+  seen: new Set(), // hex hashes of envelopes already printed
+  opened: 0,
+  bad: 0,
+}
+
+function onWakuPeerAdded(peer) {
+  const wp = peer._interopWaku ?? peer.getProtocols().find((p) => p instanceof WakuProtocol)
+  if (!wp) return fail('no shared waku/1 capability after Hello')
+  const status = waku.encodeStatusOptions({
+    pow: WAKU_OUR_MIN_POW,
+    bloom: new Uint8Array(64).fill(0xff),
+    lightNode: false,
+    confirmations: false,
+    packetRateLimits: [0, 0, 0],
+    bytesRateLimits: [0, 0, 0],
+  })
+  try {
+    wp.sendRaw(waku.CODE_STATUS, status)
+  } catch (e) {
+    return fail(`sending waku Status failed: ${e?.message ?? e}`)
+  }
+  W.statusSent = true
+  log(`sent waku Status ${hex(status)}`)
+  for (const [code, data] of pending.splice(0)) onWakuMessage(peer, code, data)
+}
+
+function onWakuMessage(peer, code, data) {
+  if (activePeer !== null && peer !== activePeer) return
+  if (finished || exiting) return
+  if (!helloDone || !W.statusSent) {
+    pending.push([code, data])
+    return
+  }
+  data = Uint8Array.from(data)
+  log(`recv waku code ${code} msg-data ${short(hex(data))}`)
+  if (W.remoteStatus === null) {
+    if (code !== waku.CODE_STATUS) return fail(`first waku packet from the remote has code ${code}, not Status (0)`)
+    let o
+    try {
+      o = waku.decodeStatusOptions(data)
+    } catch (e) {
+      return fail(`bad waku Status ${short(hex(data))}: ${e?.message ?? e}`)
+    }
+    W.remoteStatus = o
+    out(`STATUS ${hex(data)}`)
+    out(`STATUS_POW ${o.pow ?? waku.STATUS_DEFAULT_POW}`)
+    log(`remote Status: ${describeStatus(o)}`)
+    if (o.topicInterest !== undefined && !o.topicInterest.some((t) => hex(t) === hex(wakuCfg.topic)))
+      log(`warning: remote topic interest does not contain our topic ${hex(wakuCfg.topic)}`)
+    else if (o.topicInterest === undefined && !waku.bloomMatches(o.bloom, wakuCfg.topic))
+      log(`warning: remote bloom does not match our topic ${hex(wakuCfg.topic)}`)
+    sendEnvelope(peer)
+    return
+  }
+  switch (code) {
+    case waku.CODE_STATUS:
+      log('ignoring a second Status')
+      return
+    case waku.CODE_MESSAGES:
+      return onMessagesPacket(peer, data)
+    case waku.CODE_STATUS_UPDATE:
+      try {
+        log(`remote Status Update: ${describeStatus(waku.decodeStatusOptions(data))}`)
+      } catch (e) {
+        log(`bad Status Update (ignored): ${e?.message ?? e}`)
+      }
+      return
+    default:
+      log(`ignoring waku packet code ${code}`)
+  }
+}
+
+function describeStatus(o) {
+  const parts = []
+  if (o.pow !== undefined) parts.push(`pow=${o.pow}`)
+  if (o.bloom !== undefined) parts.push(`bloom=${o.bloom.every((x) => x === 0xff) ? 'full' : short(hex(o.bloom), 16)}`)
+  if (o.lightNode !== undefined) parts.push(`light=${o.lightNode}`)
+  if (o.confirmations !== undefined) parts.push(`confirmations=${o.confirmations}`)
+  if (o.packetRateLimits !== undefined) parts.push(`packetLimits=${o.packetRateLimits.join(',')}`)
+  if (o.topicInterest !== undefined) parts.push(`topics=[${o.topicInterest.map(hex).join(',')}]`)
+  if (o.bytesRateLimits !== undefined) parts.push(`bytesLimits=${o.bytesRateLimits.join(',')}`)
+  if (o.unknownKeys.length) parts.push(`unknownKeys=${o.unknownKeys.join(',')}`)
+  return parts.join(' ') || '(no options)'
+}
+
+function sendEnvelope(peer) {
+  const wp = peer._interopWaku
+  try {
+    const remotePow = W.remoteStatus.pow ?? waku.STATUS_DEFAULT_POW
+    const target = Math.max(WAKU_SEND_POW, remotePow)
+    const payload = waku.utf8(wakuCfg.text)
+    const plaintext = waku.buildPlaintext(payload, { signKey: wakuCfg.signKey })
+    const data = waku.encryptSymmetric(wakuCfg.key, plaintext)
+    const now = Math.floor(Date.now() / 1000)
+    const started = Date.now()
+    const env = waku.sealEnvelope(
+      { expiry: now + WAKU_TTL, ttl: WAKU_TTL, topic: wakuCfg.topic, data },
+      target,
+      WAKU_MAX_NONCES,
+    )
+    const raw = waku.envelopeRlp(env)
+    const hash = hex(waku.keccak256(raw))
+    log(
+      `envelope: plaintext ${plaintext.length} bytes (payload ${payload.length}, ` +
+        `${wakuCfg.signKey ? 'signed' : 'unsigned'}), data ${data.length} bytes, expiry ${env.expiry}, ttl ${env.ttl}, ` +
+        `topic ${hex(env.topic)}, nonce ${env.nonce} (${Date.now() - started} ms, target ${target}), rlp ${short(hex(raw))}`,
+    )
+    wp.sendRaw(waku.CODE_MESSAGES, waku.rlpListOfEncoded([raw]))
+    W.sentHash = hash
+    sent = true
+    out(`SENT ${hash} ${env.pow}`)
+  } catch (e) {
+    return fail(`sending envelope failed: ${e?.message ?? e}`)
+  }
+  maybeFinish(peer)
+}
+
+function onMessagesPacket(peer, data) {
+  let items
+  try {
+    items = waku.splitRlpList(data)
+  } catch (e) {
+    return fail(`malformed Messages packet ${short(hex(data))}: ${e?.message ?? e}`)
+  }
+  log(`Messages packet with ${items.length} envelope(s)`)
+  for (const { raw } of items) {
+    const hash = hex(waku.keccak256(raw))
+    if (hash === W.sentHash) {
+      log(`envelope ${hash} is our own (echoed back), ignored`)
+      continue
+    }
+    if (W.seen.has(hash)) {
+      log(`envelope ${hash} already seen, ignored`)
+      continue
+    }
+    let env
+    try {
+      env = waku.decodeEnvelope(raw)
+    } catch (e) {
+      W.seen.add(hash)
+      W.bad++
+      out(`BAD ${hash} ${oneLine(`malformed envelope: ${e?.message ?? e}`)}`)
+      continue
+    }
+    if (hex(env.topic) !== hex(wakuCfg.topic)) {
+      log(`envelope ${hash} on topic ${hex(env.topic)}, not ours (${hex(wakuCfg.topic)}), ignored`)
+      continue
+    }
+    W.seen.add(hash)
+    const { pow } = waku.powOf(waku.shortRlp(env), env.ttl, env.nonce)
+    try {
+      const now = Math.floor(Date.now() / 1000)
+      const sentAt = env.expiry - env.ttl
+      if (sentAt - 10 > now) throw new Error(`envelope from the future (sent ${sentAt}, now ${now})`)
+      if (env.expiry + 20 < now) throw new Error(`envelope expired (expiry ${env.expiry}, now ${now})`)
+      if (pow < WAKU_OUR_MIN_POW) throw new Error(`PoW ${pow} below our requirement ${WAKU_OUR_MIN_POW}`)
+      const plaintext = waku.decryptSymmetric(wakuCfg.key, env.data)
+      const m = waku.parsePlaintext(plaintext)
+      const text = Buffer.from(m.payload).toString('utf8')
+      log(
+        `opened ${hash}: expiry ${env.expiry} ttl ${env.ttl} nonce ${env.nonce} flags 0x${m.flags.toString(16)} ` +
+          `payload ${hex(m.payload)} padding ${m.padding.length} bytes, plaintext ${plaintext.length} bytes`,
+      )
+      W.opened++
+      out(`OPENED ${hash} ${pow} ${m.signer ? hex(m.signer) : 'none'} ${oneLine(text)}`)
+    } catch (e) {
+      W.bad++
+      out(`BAD ${hash} ${oneLine(e?.message ?? e)}`)
+    }
+  }
+  if (W.bad > 0) return fail(`${W.bad} envelope(s) could not be opened (see BAD)`)
+  maybeFinish(peer)
+}
+
+function exchangeDone() {
+  if (proto === 'waku') return sent && W.opened > 0 && W.bad === 0
+  return sent && receivedCode1
+}
+
 function maybeFinish(peer) {
-  if (finished || exiting || !sent || !receivedCode1) return
+  if (finished || exiting || !exchangeDone()) return
   finished = true
   out('OK')
   peer.disconnect(DISCONNECT_REASON.DISCONNECT_REQUESTED)
@@ -267,7 +525,7 @@ class InteropRLPx extends RLPx {
       setImmediate(() => {
         fail(
           (helloDone
-            ? 'connection closed before test exchange completed'
+            ? `connection closed before ${proto} exchange completed`
             : 'connection closed before Hello exchange completed') + closeDetail(socket),
         )
       })
@@ -295,12 +553,17 @@ Peer.prototype._onSocketData = function (data) {
 
 const rlpx = new InteropRLPx(privateKey, {
   clientId: new TextEncoder().encode(CLIENT_ID),
-  capabilities: [TestProtocol.test],
+  capabilities: [proto === 'waku' ? WakuProtocol.waku : TestProtocol.test],
   maxPeers: 10,
   // no dpt, no common, no listenPort (=> Hello listenPort field is empty)
 })
 const ourId = hex(rlpx.id)
-log(`devp2p ${libVersion}, id ${ourId}, client id ${CLIENT_ID}`)
+log(`devp2p ${libVersion}, id ${ourId}, client id ${CLIENT_ID}, proto ${proto}`)
+if (wakuCfg)
+  log(
+    `waku: chat ${JSON.stringify(wakuCfg.chat)} topic ${hex(wakuCfg.topic)} key ${hex(wakuCfg.key)} ` +
+      `signer ${wakuCfg.signKey ? hex(waku.publicKeyOf(wakuCfg.signKey)) : 'none'} text ${JSON.stringify(wakuCfg.text)}`,
+  )
 
 rlpx.events.on('peer:added', onPeerAdded)
 rlpx.events.on('peer:error', (peer, err) => {
