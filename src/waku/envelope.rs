@@ -143,10 +143,23 @@ impl Envelope {
 
     /// Leading zero bits of the PoW hash.
     pub fn pow_bits(&self) -> u32 {
+        self.stamp().bits
+    }
+
+    /// One Keccak over `short_rlp ‖ nonce`: the PoW digest, its leading zero bits, and the short RLP
+    /// length. The digest is also a collision-resistant identity of the whole envelope, which the node
+    /// uses for de-duplication so that each envelope is hashed once on the relay path.
+    pub fn stamp(&self) -> Stamp {
+        let short = self.short_rlp();
         let mut h = Keccak256::new();
-        h.update(self.short_rlp());
+        h.update(&short);
         h.update(self.nonce.to_be_bytes());
-        leading_zero_bits(&h.finalize().into())
+        let id: [u8; 32] = h.finalize().into();
+        Stamp {
+            bits: leading_zero_bits(&id),
+            id,
+            short_len: short.len(),
+        }
     }
 
     /// The PoW value with no clock-skew adjustment.
@@ -157,15 +170,36 @@ impl Envelope {
     /// The PoW value as a receiver at `now_secs` computes it: an envelope created in the future
     /// (`sent > now`) is judged with `diff = sent - now + 1`.
     pub fn pow_at(&self, now_secs: u64) -> f64 {
-        let sent = u64::from(self.sent());
-        let diff = if sent > now_secs { sent - now_secs + 1 } else { 0 };
-        self.pow_with_diff(diff)
+        self.stamp().pow_at(self, now_secs)
     }
 
     fn pow_with_diff(&self, diff: u64) -> f64 {
-        let short_len = self.short_rlp().len() as f64;
-        let bits = self.pow_bits();
-        pow_value(bits, short_len, u64::from(self.ttl) + diff)
+        self.stamp().pow(self.ttl, diff)
+    }
+}
+
+/// The result of [`Envelope::stamp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// `keccak256(short_rlp ‖ nonce_be8)`.
+    pub id: [u8; 32],
+    /// Its leading zero bits.
+    pub bits: u32,
+    /// `len(short_rlp)`.
+    pub short_len: usize,
+}
+
+impl Stamp {
+    /// The PoW value for an envelope with this stamp and `ttl`, judged with clock-skew `diff`.
+    pub fn pow(&self, ttl: u32, diff: u64) -> f64 {
+        pow_value(self.bits, self.short_len as f64, u64::from(ttl) + diff)
+    }
+
+    /// The PoW value as a receiver at `now_secs` computes it (see [`Envelope::pow_at`]).
+    pub fn pow_at(&self, env: &Envelope, now_secs: u64) -> f64 {
+        let sent = u64::from(env.sent());
+        let diff = if sent > now_secs { sent - now_secs + 1 } else { 0 };
+        self.pow(env.ttl, diff)
     }
 }
 

@@ -148,9 +148,11 @@ impl Filters {
         self.filters.values().any(|f| f.topics.contains(topic))
     }
 
-    /// Try every filter on the envelope's topic; each that opens it yields a message.
-    pub fn open(&self, env: &Envelope, hash: [u8; 32], pow: f64, p2p: bool) -> Vec<ReceivedMessage> {
+    /// Try every filter on the envelope's topic; each that opens it yields a message. The envelope hash
+    /// is computed only if some filter opens it.
+    pub fn open(&self, env: &Envelope, pow: f64, p2p: bool) -> Vec<ReceivedMessage> {
         let mut out = Vec::new();
+        let mut hash = None;
         for (id, f) in &self.filters {
             if !f.topics.contains(&env.topic) || pow < f.min_pow || (p2p && !f.allow_p2p) {
                 continue;
@@ -161,6 +163,7 @@ impl Filters {
             };
             let Ok(pt) = pt else { continue };
             let Ok(msg) = parse_plaintext(&pt) else { continue };
+            let hash = *hash.get_or_insert_with(|| env.hash());
             out.push(ReceivedMessage {
                 filter: *id,
                 topic: env.topic,

@@ -34,7 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 
-use super::envelope::{Envelope, PowSealer, SealProgress};
+use super::envelope::{Envelope, PowSealer, SealProgress, Stamp};
 use super::filter::{Filter, FilterId, Filters, ReceivedMessage};
 use super::message::{wrap, NewMessage};
 use super::options::{RateLimits, StatusOptions, WhisperStatus};
@@ -699,12 +699,15 @@ impl WakuNode {
     }
 
     fn publish(&mut self, now: Timestamp, envelope: Envelope) {
+        let stamp = envelope.stamp();
         let hash = envelope.hash();
-        match self.pool.insert(hash, envelope.clone(), now.as_secs()) {
+        let pow = stamp.pow(envelope.ttl, 0);
+        let opened = self.filters.open(&envelope, pow, false);
+        match self.pool.insert(stamp.id, envelope, pow, now.as_secs()) {
             Insert::New => {
-                self.own.insert(hash);
+                self.own.insert(stamp.id);
                 self.stats.accepted += 1;
-                for m in self.filters.open(&envelope, hash, envelope.pow(), false) {
+                for m in opened {
                     self.event(Event::Message(Box::new(m)));
                 }
                 self.event(Event::Posted { hash });
@@ -870,9 +873,9 @@ impl WakuNode {
     }
 
     /// Validate one envelope as status-go's `addAndBridge` does. `Ok(false)`: drop silently.
-    fn validate(&self, now_secs: u64, env: &Envelope) -> Result<bool, EnvelopeFault> {
+    fn validate(&self, now_secs: u64, env: &Envelope, stamp: &Stamp) -> Result<bool, EnvelopeFault> {
         let sent = u64::from(env.sent());
-        let pow = env.pow_at(now_secs);
+        let pow = stamp.pow_at(env, now_secs);
         if sent > now_secs && sent - SYNC_ALLOWANCE > now_secs {
             return Err(EnvelopeFault::TimeSync("envelope from the future"));
         }
@@ -922,19 +925,20 @@ impl WakuNode {
         let now_secs = now.as_secs();
         let mut errors = Vec::new();
         for env in envelopes {
-            let hash = env.hash();
+            let stamp = env.stamp();
             if let Some(p) = self.peers.get_mut(&peer) {
-                p.mark_known(hash);
+                p.mark_known(stamp.id);
             }
-            if self.pool.contains(&hash) {
+            if self.pool.contains(&stamp.id) {
                 self.stats.duplicates += 1;
                 continue;
             }
-            match self.validate(now_secs, &env) {
-                Ok(true) => self.accept(now, hash, env),
+            match self.validate(now_secs, &env, &stamp) {
+                Ok(true) => self.accept(now, &stamp, env),
                 Ok(false) => {}
                 Err(EnvelopeFault::TimeSync(what)) => {
                     self.stats.rejected += 1;
+                    let hash = env.hash();
                     errors.push(EnvelopeError {
                         hash,
                         code: packet::ERROR_TIME_SYNC,
@@ -943,6 +947,7 @@ impl WakuNode {
                 }
                 Err(EnvelopeFault::Invalid(e)) => {
                     self.stats.rejected += 1;
+                    let hash = env.hash();
                     errors.push(EnvelopeError {
                         hash,
                         code: packet::ERROR_OTHER,
@@ -965,18 +970,22 @@ impl WakuNode {
         }
     }
 
-    fn accept(&mut self, now: Timestamp, hash: [u8; 32], env: Envelope) {
-        let pow = env.pow_at(now.as_secs());
-        let opened = self.filters.open(&env, hash, pow, false);
+    fn accept(&mut self, now: Timestamp, stamp: &Stamp, env: Envelope) {
+        let pow = stamp.pow_at(&env, now.as_secs());
+        let plain_pow = stamp.pow(env.ttl, 0);
+        let opened = self.filters.open(&env, pow, false);
         let archived = self.config.mailserver.then(|| env.clone());
-        match self.pool.insert(hash, env, now.as_secs()) {
+        match self.pool.insert(stamp.id, env, plain_pow, now.as_secs()) {
             Insert::New => {
                 self.stats.accepted += 1;
                 for m in opened {
                     self.event(Event::Message(Box::new(m)));
                 }
                 if let Some(envelope) = archived {
-                    self.event(Event::EnvelopeAccepted { hash, envelope });
+                    self.event(Event::EnvelopeAccepted {
+                        hash: envelope.hash(),
+                        envelope,
+                    });
                 }
                 self.schedule_cycle(now);
             }
@@ -988,9 +997,9 @@ impl WakuNode {
     fn on_p2p_envelopes(&mut self, _now: Timestamp, peer: PeerId, envelopes: Vec<Envelope>) {
         let mut hashes = Vec::with_capacity(envelopes.len());
         for env in envelopes {
-            let hash = env.hash();
-            hashes.push(hash);
-            if self.pool.contains(&hash) || self.p2p_seen_set.contains(&hash) {
+            let stamp = env.stamp();
+            hashes.push(env.hash());
+            if self.pool.contains(&stamp.id) || self.p2p_seen_set.contains(&stamp.id) {
                 continue;
             }
             if self.config.max_p2p_seen > 0 {
@@ -1000,10 +1009,10 @@ impl WakuNode {
                     };
                     self.p2p_seen_set.remove(&h);
                 }
-                self.p2p_seen.insert((env.expiry, hash));
-                self.p2p_seen_set.insert(hash);
+                self.p2p_seen.insert((env.expiry, stamp.id));
+                self.p2p_seen_set.insert(stamp.id);
             }
-            for m in self.filters.open(&env, hash, env.pow(), true) {
+            for m in self.filters.open(&env, stamp.pow(env.ttl, 0), true) {
                 self.event(Event::Message(Box::new(m)));
             }
         }
@@ -1065,51 +1074,45 @@ impl WakuNode {
                 continue;
             }
             let pow_req = p.pow_requirement();
-            let mut batch: Vec<&Envelope> = Vec::new();
-            let mut hashes = Vec::new();
+            let confirming = p.remote.confirmations == Some(true);
+            let mut packets: Vec<OutBatch> = Vec::new();
+            let mut batch: Vec<&Bytes> = Vec::new();
+            let mut ids_in = Vec::new();
             let mut size = 0usize;
-            let mut packets = Vec::new();
-            for (_, hash, env) in self.pool.iter_from(p.cursor) {
-                if p.knows(hash) || !p.wants(&env.topic) {
+            for (_, eid, entry) in self.pool.iter_from(p.cursor) {
+                if p.knows(eid) || !p.wants(&entry.envelope.topic) || entry.pow < pow_req {
                     continue;
                 }
-                if self.config.light_node && !self.own.contains(hash) {
+                if self.config.light_node && !self.own.contains(eid) {
                     continue;
                 }
-                if env.pow() < pow_req {
-                    continue;
-                }
-                let esize = env.size() + 16;
-                if !batch.is_empty() && size + esize > self.config.max_packet_size {
-                    packets.push((
-                        packet::encode_envelopes(batch.iter().copied()),
-                        std::mem::take(&mut hashes),
-                    ));
-                    batch.clear();
+                if !batch.is_empty() && size + entry.wire.len() > self.config.max_packet_size {
+                    packets.push(OutBatch::build(&mut batch, &mut ids_in, confirming));
                     size = 0;
                 }
-                batch.push(env);
-                hashes.push(*hash);
-                size += esize;
+                batch.push(&entry.wire);
+                ids_in.push(*eid);
+                size += entry.wire.len();
             }
             if !batch.is_empty() {
-                packets.push((packet::encode_envelopes(batch.iter().copied()), hashes));
+                packets.push(OutBatch::build(&mut batch, &mut ids_in, confirming));
             }
             let Some(p) = self.peers.get_mut(&id) else {
                 continue;
             };
             p.cursor = mark;
-            for (data, hashes) in packets {
-                for h in &hashes {
+            for b in packets {
+                for h in &b.ids {
                     p.mark_known(*h);
                 }
-                self.stats.relayed += hashes.len() as u64;
-                let batch_hash = crate::crypto::keccak256(&data);
-                p.record_batch(batch_hash, hashes);
+                self.stats.relayed += b.ids.len() as u64;
+                if confirming {
+                    p.record_batch(crate::crypto::keccak256(&b.data), b.hashes);
+                }
                 self.outputs.push_back(Output::Send {
                     peer: id,
                     code: packet::MESSAGES,
-                    data: Bytes::from(data),
+                    data: Bytes::from(b.data),
                 });
             }
         }
@@ -1139,6 +1142,34 @@ impl WakuNode {
     /// The next output.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
+    }
+}
+
+/// A Messages packet being built for one peer.
+struct OutBatch {
+    data: Vec<u8>,
+    ids: Vec<[u8; 32]>,
+    /// Wire hashes of the envelopes, only when the peer sends confirmations.
+    hashes: Vec<[u8; 32]>,
+}
+
+impl OutBatch {
+    fn build(batch: &mut Vec<&Bytes>, ids: &mut Vec<[u8; 32]>, confirming: bool) -> OutBatch {
+        let mut s = rlp::RlpStream::new_list(batch.len());
+        for w in batch.iter() {
+            s.append_raw(w, 1);
+        }
+        let hashes = if confirming {
+            batch.iter().map(|w| crate::crypto::keccak256(w)).collect()
+        } else {
+            vec![]
+        };
+        batch.clear();
+        OutBatch {
+            data: s.out().to_vec(),
+            ids: std::mem::take(ids),
+            hashes,
+        }
     }
 }
 

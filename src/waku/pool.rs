@@ -5,7 +5,12 @@
 //! useful), ties broken by hash so the choice is deterministic. An envelope that would itself be the
 //! first to go is refused instead ([`Insert::Full`]).
 //!
-//! Accounting: each envelope is charged `len(data) + ENTRY_OVERHEAD` bytes, where the overhead is a
+//! Entries are keyed by the envelope's PoW digest ([`super::envelope::Stamp::id`]), which identifies the
+//! envelope as well as its hash does and is computed anyway to check PoW. Each entry keeps the envelope's
+//! RLP encoding (its `data` is a slice of it, so nothing is stored twice) and its PoW, so relaying never
+//! re-encodes or re-hashes.
+//!
+//! Accounting: each envelope is charged `len(RLP) + ENTRY_OVERHEAD` bytes, where the overhead is a
 //! conservative estimate of the map entries and bookkeeping per envelope.
 
 use std::collections::{BTreeSet, HashMap};
@@ -46,9 +51,15 @@ pub enum Insert {
     Full,
 }
 
+/// One pooled envelope.
 #[derive(Debug)]
-struct Entry {
-    envelope: Envelope,
+pub struct Entry {
+    /// The envelope (its `data` shares the `wire` buffer).
+    pub envelope: Envelope,
+    /// Its RLP encoding, as sent on the wire.
+    pub wire: bytes::Bytes,
+    /// Its PoW (no clock-skew adjustment).
+    pub pow: f64,
     charge: usize,
     /// Insertion sequence number: the broadcast cycle sends envelopes in arrival order.
     seq: u64,
@@ -110,22 +121,23 @@ impl Pool {
     }
 
     /// Envelopes in arrival order, starting at sequence `from`.
-    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, &[u8; 32], &Envelope)> + '_ {
+    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, &[u8; 32], &Entry)> + '_ {
         self.by_seq
             .range((from, [0u8; 32])..)
-            .filter_map(|(seq, h)| self.entries.get(h).map(|e| (*seq, h, &e.envelope)))
+            .filter_map(|(seq, h)| self.entries.get(h).map(|e| (*seq, h, e)))
     }
 
-    /// Store `envelope` (with hash `hash`) unless it is a duplicate, expired at `now_secs`, or the pool is
-    /// full of envelopes that live longer.
-    pub fn insert(&mut self, hash: [u8; 32], envelope: Envelope, now_secs: u64) -> Insert {
+    /// Store `envelope` (with id `hash`, see the module docs) unless it is a duplicate, expired at
+    /// `now_secs`, or the pool is full of envelopes that live longer.
+    pub fn insert(&mut self, hash: [u8; 32], envelope: Envelope, pow: f64, now_secs: u64) -> Insert {
         if self.entries.contains_key(&hash) {
             return Insert::Duplicate;
         }
         if u64::from(envelope.expiry) < now_secs {
             return Insert::Expired;
         }
-        let charge = envelope.data.len() + ENTRY_OVERHEAD;
+        let wire = bytes::Bytes::from(envelope.encode());
+        let charge = wire.len() + ENTRY_OVERHEAD;
         if charge > self.config.max_bytes || self.config.max_envelopes == 0 {
             return Insert::Full;
         }
@@ -143,10 +155,17 @@ impl Pool {
         self.by_expiry.insert((envelope.expiry, hash));
         self.by_seq.insert((seq, hash));
         self.bytes += charge;
+        // Share the data with the wire buffer: it sits just before the nonce's encoding.
+        let nonce_len = rlp::encode(&envelope.nonce).len();
+        let start = wire.len() - nonce_len - envelope.data.len();
+        let mut envelope = envelope;
+        envelope.data = wire.slice(start..start + envelope.data.len());
         self.entries.insert(
             hash,
             Entry {
                 envelope,
+                wire,
+                pow,
                 charge,
                 seq,
             },
@@ -204,11 +223,20 @@ mod tests {
         let mut p = Pool::new(PoolConfig::default());
         let (h1, e1) = env(100, 1, 10);
         let (h2, e2) = env(50, 2, 10);
-        assert_eq!(p.insert(h1, e1.clone(), 10), Insert::New);
-        assert_eq!(p.insert(h1, e1, 10), Insert::Duplicate);
-        assert_eq!(p.insert(h2, e2, 10), Insert::New);
+        assert_eq!(p.insert(h1, e1.clone(), 0.0, 10), Insert::New);
+        assert_eq!(
+            p.get(&h1),
+            Some(&e1),
+            "the shared-buffer envelope equals the original"
+        );
+        assert_eq!(
+            p.iter_from(0).next().map(|(_, _, e)| e.wire.to_vec()),
+            Some(e1.encode())
+        );
+        assert_eq!(p.insert(h1, e1, 0.0, 10), Insert::Duplicate);
+        assert_eq!(p.insert(h2, e2, 0.0, 10), Insert::New);
         let (h3, e3) = env(5, 3, 10);
-        assert_eq!(p.insert(h3, e3, 10), Insert::Expired);
+        assert_eq!(p.insert(h3, e3, 0.0, 10), Insert::Expired);
         assert_eq!(p.next_expiry(), Some(50));
         assert_eq!(
             p.iter_from(0).map(|(_, h, _)| *h).collect::<Vec<_>>(),
@@ -221,27 +249,32 @@ mod tests {
         );
         assert_eq!(p.expire(51), vec![h2]);
         assert_eq!(p.len(), 1);
-        assert_eq!(p.bytes(), 10 + ENTRY_OVERHEAD);
+        assert_eq!(
+            p.bytes(),
+            p.get(&h1).map(|e| e.encode().len()).unwrap() + ENTRY_OVERHEAD
+        );
     }
 
     #[test]
     fn cap_evicts_soonest_expiry_first() {
+        // Room for three 100-byte envelopes (plus a byte for a longer expiry encoding).
+        let charge = env(0, 0, 100).1.encode().len() + ENTRY_OVERHEAD;
         let mut p = Pool::new(PoolConfig {
-            max_bytes: 3 * (100 + ENTRY_OVERHEAD),
+            max_bytes: 3 * charge + 8,
             max_envelopes: 10,
         });
         let hs: Vec<_> = (0..3u8)
             .map(|i| {
                 let (h, e) = env(100 + u32::from(i), i, 100);
-                assert_eq!(p.insert(h, e, 0), Insert::New);
+                assert_eq!(p.insert(h, e, 0.0, 0), Insert::New);
                 h
             })
             .collect();
         let (h, e) = env(200, 9, 100);
-        assert_eq!(p.insert(h, e, 0), Insert::New);
+        assert_eq!(p.insert(h, e, 0.0, 0), Insert::New);
         assert!(!p.contains(&hs[0]) && p.contains(&hs[1]) && p.contains(&h));
         let (h, e) = env(50, 8, 100);
-        assert_eq!(p.insert(h, e, 0), Insert::Full, "would be the first to go");
+        assert_eq!(p.insert(h, e, 0.0, 0), Insert::Full, "would be the first to go");
         assert!(p.bytes() <= p.config().max_bytes);
         let mut q = Pool::new(PoolConfig {
             max_bytes: 1 << 20,
@@ -249,7 +282,7 @@ mod tests {
         });
         for i in 0..5u8 {
             let (h, e) = env(100 + u32::from(i), i, 1);
-            q.insert(h, e, 0);
+            q.insert(h, e, 0.0, 0);
         }
         assert_eq!(q.len(), 2);
     }

@@ -36,7 +36,8 @@ const WAKU_DEFAULT_TEXT = 'hello from ethereumjs'
 const WAKU_OUR_MIN_POW = 0.000002 // advertised in our Status, enforced on received envelopes
 const WAKU_SEND_POW = 0.002 // minimum PoW of the envelope we send (raised to the remote's requirement)
 const WAKU_TTL = 30
-const WAKU_MAX_NONCES = 1 << 21
+const WAKU_MAX_NONCES = 1 << 20
+const WAKU_MAX_POW_MS = 5000
 
 // ---------------------------------------------------------------- output
 
@@ -416,6 +417,7 @@ function sendEnvelope(peer) {
       { expiry: now + WAKU_TTL, ttl: WAKU_TTL, topic: wakuCfg.topic, data },
       target,
       WAKU_MAX_NONCES,
+      WAKU_MAX_POW_MS,
     )
     const raw = waku.envelopeRlp(env)
     const hash = hex(waku.keccak256(raw))
