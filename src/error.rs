@@ -5,6 +5,7 @@
 //! `handle_input`.
 
 pub use crate::rlpx::RlpxError;
+pub use crate::secure::SecureError;
 
 /// Any error of the stack.
 #[derive(Debug, thiserror::Error)]
@@ -13,4 +14,7 @@ pub enum Error {
     /// An RLPx transport error.
     #[error(transparent)]
     Rlpx(#[from] RlpxError),
+    /// A secure-transport error.
+    #[error(transparent)]
+    Secure(#[from] SecureError),
 }

@@ -19,6 +19,7 @@
 //! | module | protocol |
 //! |---|---|
 //! | [`rlpx`] | RLPx v5 transport: ECIES handshake, framing, the `p2p` base protocol, capability multiplexing |
+//! | [`secure`] | Secure transport: prekey bundles, X3DH, Double Ratchet, DH-only messages, multi-device |
 //! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
 //! | [`enode`] | `enode://` URLs |
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod rlpx;
 pub mod rng;
+pub mod secure;
 pub mod time;
 
 pub use error::Error;
