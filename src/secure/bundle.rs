@@ -252,6 +252,17 @@ impl OwnPrekeys {
         }
     }
 
+    /// Append a prekey as exported (flags kept); keeps at most `keep`, dropping the oldest.
+    pub fn push_raw(&mut self, key: OwnSignedPreKey, keep: usize) {
+        self.keys.retain(|k| k.public != key.public);
+        self.keys.push(key);
+        let keep = keep.max(1);
+        if self.keys.len() > keep {
+            let drop = self.keys.len() - keep;
+            self.keys.drain(..drop);
+        }
+    }
+
     /// When the current prekey is due for rotation (`None` if there is none yet: rotate now).
     pub fn next_rotation(&self, interval: core::time::Duration) -> Option<Timestamp> {
         self.current().map(|k| k.created + interval)

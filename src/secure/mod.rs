@@ -29,8 +29,13 @@
 pub mod bundle;
 pub mod dh;
 pub mod kdf;
+pub mod machine;
+pub mod multidevice;
 pub mod ratchet;
+pub mod sharedsecret;
 pub mod x3dh;
+
+pub use machine::{Config, Event, Input, Outgoing, Output, Route, SecureTransport};
 
 /// Errors of the secure-transport layer. Peer faults are reported with these values as events (or returned
 /// by the pure functions), never as `Err` from the state machine's `handle_input`.
