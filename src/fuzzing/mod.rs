@@ -5,3 +5,4 @@
 //! core's contract: arbitrary input never panics, never makes `handle_input` return `Err`, and never grows
 //! state past the documented caps (the bodies assert what they can).
 pub mod rlpx;
+pub mod secure;

@@ -60,7 +60,7 @@ const PREVIOUS_RATCHET_KEYS: usize = 8;
 const STATE_FORMAT: u32 = 1;
 
 /// A Double Ratchet message header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Header<C: Curve> {
     /// The sender's current ratchet public key.
     pub dh: C::PublicKey,
@@ -69,6 +69,24 @@ pub struct Header<C: Curve> {
     /// Length of the sender's previous sending chain.
     pub pn: u32,
 }
+
+impl<C: Curve> Clone for Header<C> {
+    fn clone(&self) -> Self {
+        Header {
+            dh: self.dh.clone(),
+            n: self.n,
+            pn: self.pn,
+        }
+    }
+}
+
+impl<C: Curve> PartialEq for Header<C> {
+    fn eq(&self, other: &Self) -> bool {
+        self.dh == other.dh && self.n == other.n && self.pn == other.pn
+    }
+}
+
+impl<C: Curve> Eq for Header<C> {}
 
 impl<C: Curve> Header<C> {
     /// The associated data the MAC covers.
