@@ -848,36 +848,42 @@ impl SecureTransport {
             installation: sender_installation.to_string(),
             bundle_id,
         };
-        let mut candidate = match self.sessions.get(&key) {
-            Some(e) => e.clone(),
-            None => {
-                // §4.3: a new session needs the X3DH header naming one of our prekeys.
-                let x = entry.x3dh_header.as_ref().ok_or(SecureError::SessionNotFound)?;
-                let id = Secp256k1::public_from_bytes(&x.id).ok_or(SecureError::InvalidPublicKey)?;
-                if id != bundle_id {
-                    return Err(SecureError::InvalidHeader);
-                }
-                let eph = Secp256k1::public_from_bytes(&x.key).ok_or(SecureError::InvalidPublicKey)?;
-                let spk = self
-                    .own_prekeys
-                    .find(&bundle_id)
-                    .ok_or(SecureError::UnknownPreKey)?;
-                let sk = x3dh::respond::<Secp256k1>(&self.identity, spk.secret(), sender_c, &eph)?;
-                SessionEntry {
-                    ratchet: Session::responder(&sk, spk.secret().clone()),
-                    pending_ephemeral: None,
-                    initiator: false,
-                    last_used: now,
-                }
-            }
+        if let Some(existing) = self.sessions.get_mut(&key) {
+            // Decrypt in place: `Session::decrypt` commits nothing unless the MAC verified.
+            let pt = existing.ratchet.decrypt(
+                &header,
+                &entry.payload,
+                now,
+                &self.config.ratchet,
+                &mut self.rng,
+            )?;
+            existing.pending_ephemeral = None;
+            existing.last_used = now;
+            self.enforce_total_skipped();
+            return Ok(pt);
+        }
+        // §4.3: a new session needs the X3DH header naming one of our prekeys; it is stored only once its
+        // first message decrypted.
+        let x = entry.x3dh_header.as_ref().ok_or(SecureError::SessionNotFound)?;
+        let id = Secp256k1::public_from_bytes(&x.id).ok_or(SecureError::InvalidPublicKey)?;
+        if id != bundle_id {
+            return Err(SecureError::InvalidHeader);
+        }
+        let eph = Secp256k1::public_from_bytes(&x.key).ok_or(SecureError::InvalidPublicKey)?;
+        let spk = self
+            .own_prekeys
+            .find(&bundle_id)
+            .ok_or(SecureError::UnknownPreKey)?;
+        let sk = x3dh::respond::<Secp256k1>(&self.identity, spk.secret(), sender_c, &eph)?;
+        let mut ratchet = Session::responder(&sk, spk.secret().clone());
+        let pt = ratchet.decrypt(&header, &entry.payload, now, &self.config.ratchet, &mut self.rng)?;
+        let fresh = SessionEntry {
+            ratchet,
+            pending_ephemeral: None,
+            initiator: false,
+            last_used: now,
         };
-        let pt =
-            candidate
-                .ratchet
-                .decrypt(&header, &entry.payload, now, &self.config.ratchet, &mut self.rng)?;
-        candidate.pending_ephemeral = None;
-        candidate.last_used = now;
-        self.insert_session(key, candidate);
+        self.insert_session(key, fresh);
         Ok(pt)
     }
 
@@ -1583,6 +1589,79 @@ mod tests {
         assert_eq!(
             decrypted(&deliver(&mut bob_new, &alice, &m, now)),
             vec![b"y".to_vec()]
+        );
+    }
+
+    #[test]
+    fn caps_evict_and_skipped_keys_expire() {
+        let now = Timestamp::from_secs(1_700_000_000);
+        let config = Config {
+            max_sessions: 2,
+            max_total_skipped_keys: 30,
+            ratchet: RatchetConfig {
+                skipped_key_max_age: Duration::from_secs(600),
+                ..RatchetConfig::default()
+            },
+            ..Config::default()
+        };
+        let mut bob = SecureTransport::new(
+            identity(2),
+            "bob-1".into(),
+            Seed::from_u64(2),
+            config.clone(),
+            now,
+        );
+        for id in [3u8, 4, 5] {
+            let mut peer = SecureTransport::new(
+                identity(id),
+                format!("p{id}"),
+                Seed::from_u64(id.into()),
+                config.clone(),
+                now,
+            );
+            bob.handle_input(
+                now,
+                Input::AdvertiseBundle {
+                    recipient: *peer.identity(),
+                },
+            )
+            .unwrap();
+            let m = drain(&mut bob).0.remove(0);
+            deliver(&mut peer, &bob, &m, now);
+            let mut last = None;
+            for _ in 0..20 {
+                peer.handle_input(
+                    now,
+                    Input::Encrypt {
+                        recipient: *bob.identity(),
+                        payload: vec![id],
+                    },
+                )
+                .unwrap();
+                last = drain(&mut peer).0.pop();
+            }
+            assert_eq!(
+                decrypted(&deliver(&mut bob, &peer, &last.unwrap(), now)),
+                vec![vec![id]]
+            );
+            assert!(bob.session_count() <= 2);
+            assert!(bob.skipped_key_count() <= 30);
+        }
+        assert_eq!(bob.session_count(), 2);
+        assert_eq!(bob.skipped_key_count(), 30);
+        let expiry = now + Duration::from_secs(600);
+        assert_eq!(bob.poll_timeout(), Some(expiry));
+        bob.handle_timeout(expiry);
+        assert_eq!(bob.skipped_key_count(), 0);
+        assert_eq!(bob.poll_timeout(), Some(now + Duration::from_secs(86_400)));
+        assert_eq!(
+            format!(
+                "{:?}",
+                Route::Negotiated {
+                    secret: Zeroizing::new([7; 32])
+                }
+            ),
+            "Negotiated(..)"
         );
     }
 }
