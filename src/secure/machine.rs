@@ -31,7 +31,8 @@ use super::dh::{CompressedKey, Curve, Secp256k1};
 use super::kdf::{self, GCM_NONCE_LEN};
 use super::multidevice::{Installation, Installations};
 use super::ratchet::{self, Header, RatchetConfig, Session};
-use super::{sharedsecret, x3dh, SecureError};
+use super::sharedsecret::NegotiatedSecret;
+use super::{x3dh, SecureError};
 use crate::crypto::{PublicKey, SecretKey};
 use crate::rng::Seed;
 use crate::time::Timestamp;
@@ -161,27 +162,17 @@ impl core::fmt::Debug for Input {
 }
 
 /// How the transport should carry an outgoing message (§11.2).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// Asymmetrically to the recipient on its partitioned topic (no agreement yet).
     Partitioned,
     /// On the negotiated topic with the negotiated secret: every targeted installation has written to us.
     Negotiated {
         /// The negotiated secret `S`.
-        secret: Zeroizing<[u8; 32]>,
+        secret: NegotiatedSecret,
     },
     /// A public message (the caller picks the chat topic).
     Public,
-}
-
-impl core::fmt::Debug for Route {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Route::Partitioned => f.write_str("Partitioned"),
-            Route::Negotiated { .. } => f.write_str("Negotiated(..)"),
-            Route::Public => f.write_str("Public"),
-        }
-    }
 }
 
 /// What the machine reports to the application.
@@ -216,10 +207,15 @@ pub enum Event {
         /// The identity whose bundle we lack.
         identity: PublicKey,
     },
-    /// We started to receive from `peer` on a protocol that supports the negotiated topic.
+    /// Listen on the negotiated topic with `peer` (§11.2). Reported the first time (per machine lifetime)
+    /// we send a private message to `peer` (before that message's `Send`, so the filter is up before an
+    /// answer can arrive) or receive one from an installation of `peer` whose protocol version is at
+    /// least 1.
     NegotiatedSecret {
         /// The peer identity.
         peer: PublicKey,
+        /// The negotiated secret `S`.
+        secret: NegotiatedSecret,
     },
     /// A received message was rejected; nothing was changed.
     Rejected {
@@ -278,6 +274,7 @@ pub struct SecureTransport {
     installations: Installations,
     sessions: BTreeMap<SessionKey, SessionEntry>,
     agreed: BTreeSet<(CompressedKey, String)>,
+    announced: BTreeSet<CompressedKey>,
     last_advert: BTreeMap<CompressedKey, Timestamp>,
     outputs: VecDeque<Output>,
 }
@@ -326,6 +323,7 @@ impl SecureTransport {
             own_prekeys: OwnPrekeys::default(),
             sessions: BTreeMap::new(),
             agreed: BTreeSet::new(),
+            announced: BTreeSet::new(),
             last_advert: BTreeMap::new(),
             outputs: VecDeque::new(),
         }
@@ -507,6 +505,21 @@ impl SecureTransport {
         Ok(())
     }
 
+    /// Report the negotiated secret with `peer` once (the set is cleared at its cap; re-announcing is
+    /// harmless).
+    fn announce(&mut self, peer: &PublicKey) {
+        let key = CompressedKey::from_public(peer);
+        if key == self.identity_c || self.announced.contains(&key) {
+            return;
+        }
+        if self.announced.len() >= self.config.max_identities.max(1) {
+            self.announced.clear();
+        }
+        self.announced.insert(key);
+        let secret = NegotiatedSecret::derive(&self.identity, peer);
+        self.push(Output::Event(Event::NegotiatedSecret { peer: *peer, secret }));
+    }
+
     fn push(&mut self, out: Output) {
         if self.outputs.len() >= self.config.max_queued_outputs.max(1) {
             self.outputs.pop_front();
@@ -572,6 +585,7 @@ impl SecureTransport {
         recipient: &PublicKey,
         payload: &[u8],
     ) -> Result<(), SecureError> {
+        self.announce(recipient);
         let recipient_c = CompressedKey::from_public(recipient);
         let bundle = self.bundle(now)?;
         let limit = if recipient_c == self.identity_c {
@@ -606,7 +620,7 @@ impl SecureTransport {
             .all(|id| self.agreed.contains(&(recipient_c, id.clone())))
         {
             Route::Negotiated {
-                secret: sharedsecret::negotiated_secret(&self.identity, recipient),
+                secret: NegotiatedSecret::derive(&self.identity, recipient),
             }
         } else {
             Route::Partitioned
@@ -809,17 +823,14 @@ impl SecureTransport {
             .map(|s| s.protocol_version)
             .max()
             .unwrap_or(0);
-        if version >= 1 && entry.dr_header.is_some() {
-            let first_for_peer = !self.agreed.iter().any(|(p, _)| p == &sender_c);
+        if version >= 1 && !is_me {
             let fresh = self.agreed.insert((sender_c, msg.installation_id.clone()));
             if fresh && self.agreed.len() > self.config.max_sessions {
                 if let Some(k) = self.agreed.iter().find(|k| k.0 != sender_c).cloned() {
                     self.agreed.remove(&k);
                 }
             }
-            if first_for_peer && !is_me {
-                self.push(Output::Event(Event::NegotiatedSecret { peer: *sender }));
-            }
+            self.announce(sender);
         }
         self.push(Output::Event(Event::Decrypted {
             sender: *sender,
@@ -1129,7 +1140,9 @@ mod tests {
         let now = Timestamp::from_secs(1_700_000_000);
         let mut alice = machine(1, "alice-1", now);
         let mut bob = machine(2, "bob-1", now);
-        let bob_id = *bob.identity();
+        let (alice_id, bob_id) = (*alice.identity(), *bob.identity());
+        let s_ab = NegotiatedSecret::derive(&identity(1), &bob_id);
+        assert_eq!(s_ab, NegotiatedSecret::derive(&identity(2), &alice_id));
         alice
             .handle_input(
                 now,
@@ -1140,29 +1153,46 @@ mod tests {
             )
             .unwrap();
         let (sends, events) = drain(&mut alice);
-        assert_eq!(events, vec![Event::BundleRequested { identity: bob_id }]);
+        // Listen on the negotiated topic before sending; ask for Bob's bundle; send DH-only, partitioned.
+        assert_eq!(
+            events,
+            vec![
+                Event::NegotiatedSecret {
+                    peer: bob_id,
+                    secret: s_ab.clone()
+                },
+                Event::BundleRequested { identity: bob_id }
+            ]
+        );
         assert_eq!(sends.len(), 1);
         assert_eq!(sends[0].route, Route::Partitioned);
+        let wire = pb::ProtocolMessage::decode(&sends[0].bytes[..]).unwrap();
+        assert!(wire.encrypted_message[NO_INSTALLATION].dh_header.is_some());
         let ev = deliver(&mut bob, &alice, &sends[0], now);
         assert_eq!(decrypted(&ev), vec![b"hi".to_vec()]);
         assert!(ev.iter().any(|e| matches!(e, Event::NewInstallations { installation_ids, .. } if installation_ids == &["alice-1".to_string()])));
+        assert!(ev.contains(&Event::NegotiatedSecret {
+            peer: alice_id,
+            secret: s_ab.clone()
+        }));
 
-        // Bob now knows Alice's installation: X3DH + ratchet.
+        // Bob knows Alice's installation and has heard from it: X3DH + ratchet, on the negotiated topic.
         bob.handle_input(
             now,
             Input::Encrypt {
-                recipient: *alice.identity(),
+                recipient: alice_id,
                 payload: b"yo".to_vec(),
             },
         )
         .unwrap();
-        let (sends, _) = drain(&mut bob);
+        let (sends, events) = drain(&mut bob);
+        assert!(events.is_empty(), "already announced: {events:?}");
+        assert_eq!(sends[0].route, Route::Negotiated { secret: s_ab.clone() });
         let wire = pb::ProtocolMessage::decode(&sends[0].bytes[..]).unwrap();
         let entry = &wire.encrypted_message["alice-1"];
         assert!(entry.x3dh_header.is_some() && entry.dr_header.is_some());
         let ev = deliver(&mut alice, &bob, &sends[0], now);
         assert_eq!(decrypted(&ev), vec![b"yo".to_vec()]);
-        assert!(ev.contains(&Event::NegotiatedSecret { peer: bob_id }));
         assert_eq!(alice.session_count(), 1);
 
         // Alice answers on the same session (she was responder), on the negotiated topic.
@@ -1176,22 +1206,18 @@ mod tests {
             )
             .unwrap();
         let (sends, _) = drain(&mut alice);
-        match &sends[0].route {
-            Route::Negotiated { secret } => {
-                assert_eq!(
-                    **secret,
-                    *sharedsecret::negotiated_secret(&identity(2), alice.identity())
-                )
-            }
-            r => panic!("unexpected route {r:?}"),
-        }
+        assert_eq!(sends[0].route, Route::Negotiated { secret: s_ab.clone() });
+        assert_eq!(
+            format!("{:?}", sends[0].route),
+            "Negotiated { secret: NegotiatedSecret(..) }"
+        );
         let ev = deliver(&mut bob, &alice, &sends[0], now);
         assert_eq!(decrypted(&ev), vec![b"again".to_vec()]);
-        // Bob has heard from Alice's installation: his X3DH header stops.
+        // Bob has heard from Alice's installation on this session: his X3DH header stops.
         bob.handle_input(
             now,
             Input::Encrypt {
-                recipient: *alice.identity(),
+                recipient: alice_id,
                 payload: b"more".to_vec(),
             },
         )
@@ -1654,14 +1680,5 @@ mod tests {
         bob.handle_timeout(expiry);
         assert_eq!(bob.skipped_key_count(), 0);
         assert_eq!(bob.poll_timeout(), Some(now + Duration::from_secs(86_400)));
-        assert_eq!(
-            format!(
-                "{:?}",
-                Route::Negotiated {
-                    secret: Zeroizing::new([7; 32])
-                }
-            ),
-            "Negotiated(..)"
-        );
     }
 }

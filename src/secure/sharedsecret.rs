@@ -13,6 +13,33 @@ pub fn negotiated_secret(own_identity: &SecretKey, peer_identity: &PublicKey) ->
     crypto::ecdh_x(own_identity, peer_identity)
 }
 
+/// A negotiated secret as the machine hands it to the transport: zeroized on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NegotiatedSecret(Zeroizing<[u8; 32]>);
+
+impl NegotiatedSecret {
+    /// `S` between our identity and `peer_identity`.
+    pub fn derive(own_identity: &SecretKey, peer_identity: &PublicKey) -> Self {
+        NegotiatedSecret(negotiated_secret(own_identity, peer_identity))
+    }
+
+    /// The 32 bytes of `S`.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The negotiated topic name (`hex(S)`).
+    pub fn topic_name(&self) -> String {
+        negotiated_topic_name(&self.0)
+    }
+}
+
+impl core::fmt::Debug for NegotiatedSecret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("NegotiatedSecret(..)")
+    }
+}
+
 /// The negotiated topic name: lowercase hex of the secret, no `0x`.
 pub fn negotiated_topic_name(secret: &[u8; 32]) -> String {
     hex_lower(secret)
