@@ -24,7 +24,14 @@
 //! * a received bundle is verified before anything from it is stored (the reference stores first);
 //! * when a peer installation has several non-expired prekeys the highest version is used;
 //! * at most one bundle advertisement per sender per two hours (the evident intent of the reference's
-//!   inverted condition, §8.3).
+//!   inverted condition, §8.3);
+//! * the hash ratchet of communities (§12, `HRHeader`) is decoded but not implemented: such an entry is
+//!   rejected with [`SecureError::NoKey`];
+//! * the PBKDF2 symmetric keys of topic names belong to the transport layer and are not derived here.
+//!
+//! The ratchet and X3DH are generic over [`dh::Curve`] and tested on secp256k1 and X25519; the
+//! [`SecureTransport`] machine is secp256k1 only, because X3DH mixes the ratchet curve with the identity
+//! key, which is the secp256k1 key the transport signature recovers.
 
 pub mod bundle;
 pub mod dh;
