@@ -4,8 +4,10 @@
 //! events (and, where the protocol has one, a disconnect with the right reason), never as `Err` from
 //! `handle_input`.
 
+pub use crate::mvds::MvdsError;
 pub use crate::rlpx::RlpxError;
 pub use crate::secure::SecureError;
+pub use crate::waku::WakuError;
 
 /// Any error of the stack.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +16,12 @@ pub enum Error {
     /// An RLPx transport error.
     #[error(transparent)]
     Rlpx(#[from] RlpxError),
+    /// A Waku layer error.
+    #[error(transparent)]
+    Waku(#[from] WakuError),
+    /// An MVDS data-sync error.
+    #[error(transparent)]
+    Mvds(#[from] MvdsError),
     /// A secure-transport error.
     #[error(transparent)]
     Secure(#[from] SecureError),

@@ -22,6 +22,9 @@
 //! | [`secure`] | Secure transport: prekey bundles, X3DH, Double Ratchet, DH-only messages, multi-device |
 //! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
 //! | [`enode`] | `enode://` URLs |
+//! | [`waku`] | Waku v1 / Whisper v6: envelopes, PoW, bloom, message crypto, options, packets |
+//! | [`mvds`] | MVDS data sync: payload codec, message and group ids, the sync node |
+//! | [`sim`] | a deterministic network simulator for any engine (tests and benchmarks) |
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -29,10 +32,13 @@ pub mod crypto;
 pub mod enode;
 pub mod error;
 pub mod fuzzing;
+pub mod mvds;
 pub mod rlpx;
 pub mod rng;
 pub mod secure;
+pub mod sim;
 pub mod time;
+pub mod waku;
 
 pub use error::Error;
 pub use rng::Seed;

@@ -68,7 +68,18 @@ fn fuzz_rlpx_auth_and_ack() {
     for format in [HandshakeFormat::Eip8, HandshakeFormat::Legacy] {
         let a = SecretKey::random(&mut rng);
         let e = SecretKey::random(&mut rng);
-        seeds.push(handshake::encode_auth(&mut rng, &a, &e, &[3; 32], &b.public_key(), format).unwrap());
+        seeds.push(
+            handshake::encode_auth(
+                &mut rng,
+                &a,
+                &a.public_key(),
+                &e,
+                &[3; 32],
+                &b.public_key(),
+                format,
+            )
+            .unwrap(),
+        );
         seeds.push(handshake::encode_ack(
             &mut rng,
             &e,

@@ -738,7 +738,7 @@ fn api_misuse_is_err() {
 #[test]
 fn debug_never_prints_secrets() {
     let cfg = config(1);
-    let secret = hex::encode(cfg.static_key.to_bytes());
+    let secret = hex::encode(cfg.static_key().to_bytes());
     assert!(!format!("{cfg:?}").contains(&secret));
     let c = Connection::recipient(Timestamp::ZERO, Arc::new(cfg), Seed::from_u64(1)).unwrap();
     assert!(!format!("{c:?}").contains(&secret));

@@ -144,7 +144,16 @@ fn our_auth_signs_the_vector_digest_and_recovers() {
     );
     let mut rng = status_sansio::Seed::from_u64(1).rng();
     for format in [HandshakeFormat::Eip8, HandshakeFormat::Legacy] {
-        let packet = handshake::encode_auth(&mut rng, &a, &eph, &nonce, &b.public_key(), format).unwrap();
+        let packet = handshake::encode_auth(
+            &mut rng,
+            &a,
+            &a.public_key(),
+            &eph,
+            &nonce,
+            &b.public_key(),
+            format,
+        )
+        .unwrap();
         let (auth, used) = handshake::decode_auth(&b, &packet, true, 2048).unwrap().unwrap();
         assert_eq!(used, packet.len());
         assert_eq!(auth.format, format);

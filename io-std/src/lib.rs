@@ -1,3 +1,299 @@
-//! Blocking driver for status-sansio: std::net TCP and a poll loop whose socket read timeout is the engine's
-//! next deadline.
+//! Blocking driver for status-sansio: `std::net` TCP and a poll loop whose socket read timeout is the
+//! engine's next deadline.
+//!
+//! The driver owns what the core refuses to touch: the socket, the clock ([`Clock`]: a monotonic clock
+//! anchored to the wall clock at start-up, so `now` never runs backwards) and the seed ([`os_seed`]). It moves
+//! bytes between the socket and the engine and contains nothing protocol-specific.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use status_io_std::RlpxStream;
+//! use status_sansio::rlpx::{Config, Event, Protocol};
+//! # fn main() -> std::io::Result<()> {
+//! let key = status_sansio::crypto::SecretKey::random(&mut status_io_std::os_seed().rng());
+//! let config = Arc::new(Config::new(key, vec![Protocol::new("test", 1, 8).unwrap()]));
+//! let enode = "enode://...@127.0.0.1:30303".parse().unwrap();
+//! let mut peer = RlpxStream::connect(&enode, config)?;
+//! while let Some(event) = peer.next_event()? {
+//!     if let Event::Connected { .. } = event {
+//!         peer.send("test", 0, &[0xc0])?;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand_core::{OsRng, RngCore};
+use status_sansio::enode::Enode;
+use status_sansio::rlpx::{Config, Connection, DisconnectReason, Event, Input, Output, RlpxError};
+use status_sansio::{Seed, Timestamp};
+
+/// Read buffer size per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A monotonic clock anchored to the wall clock once, at construction.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: Instant,
+    start_wall: Timestamp,
+}
+
+impl Clock {
+    /// Anchor a new clock to the current wall time.
+    pub fn new() -> Self {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Clock {
+            start: Instant::now(),
+            start_wall: Timestamp::from_millis(wall.as_millis() as u64),
+        }
+    }
+
+    /// The current time: the anchor plus monotonic time elapsed since.
+    pub fn now(&self) -> Timestamp {
+        self.start_wall + self.start.elapsed()
+    }
+
+    /// Time from now until `deadline` (zero if past).
+    pub fn until(&self, deadline: Timestamp) -> Duration {
+        deadline - self.now()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// A fresh seed from the operating system's randomness.
+pub fn os_seed() -> Seed {
+    let mut s = [0u8; 32];
+    OsRng.fill_bytes(&mut s);
+    Seed(s)
+}
+
+fn to_io(e: RlpxError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e)
+}
+
+/// An RLPx [`Connection`] driven over a blocking [`TcpStream`].
+pub struct RlpxStream {
+    stream: TcpStream,
+    conn: Connection,
+    clock: Clock,
+    events: VecDeque<Event>,
+    closed: bool,
+    buf: Vec<u8>,
+}
+
+impl RlpxStream {
+    /// Dial the node named by an `enode://` URL and start the handshake.
+    pub fn connect(enode: &Enode, config: Arc<Config>) -> io::Result<Self> {
+        Self::connect_addr(enode.addr, enode.id, config)
+    }
+
+    /// Dial `addr`, expecting the node identity `remote_id`.
+    pub fn connect_addr(
+        addr: SocketAddr,
+        remote_id: status_sansio::crypto::PublicKey,
+        config: Arc<Config>,
+    ) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        let clock = Clock::new();
+        let conn = Connection::initiator(clock.now(), config, remote_id, os_seed()).map_err(to_io)?;
+        Self::new(stream, conn, clock)
+    }
+
+    /// Accept one inbound connection from `listener` and start the recipient side of the handshake.
+    pub fn accept(listener: &TcpListener, config: Arc<Config>) -> io::Result<Self> {
+        let (stream, _) = listener.accept()?;
+        let clock = Clock::new();
+        let conn = Connection::recipient(clock.now(), config, os_seed()).map_err(to_io)?;
+        Self::new(stream, conn, clock)
+    }
+
+    /// Drive an existing connection over an existing stream.
+    pub fn new(stream: TcpStream, conn: Connection, clock: Clock) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        let mut s = RlpxStream {
+            stream,
+            conn,
+            clock,
+            events: VecDeque::new(),
+            closed: false,
+            buf: vec![0; READ_CHUNK],
+        };
+        s.flush()?;
+        Ok(s)
+    }
+
+    /// The connection state machine.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The remote socket address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr()
+    }
+
+    /// Send a sub-protocol message (written before returning).
+    pub fn send(&mut self, capability: &str, code: u64, payload: &[u8]) -> io::Result<()> {
+        let now = self.clock.now();
+        self.conn
+            .handle_input(
+                now,
+                Input::Send {
+                    capability,
+                    code,
+                    payload,
+                },
+            )
+            .map_err(to_io)?;
+        self.flush()
+    }
+
+    /// Send a Ping; the answer arrives as [`Event::Pong`].
+    pub fn ping(&mut self) -> io::Result<()> {
+        let now = self.clock.now();
+        self.conn.handle_input(now, Input::Ping).map_err(to_io)?;
+        self.flush()
+    }
+
+    /// Disconnect with `reason`; keep calling [`RlpxStream::next_event`] until it returns `None`.
+    pub fn disconnect(&mut self, reason: DisconnectReason) -> io::Result<()> {
+        let now = self.clock.now();
+        self.conn
+            .handle_input(now, Input::Disconnect(reason))
+            .map_err(to_io)?;
+        self.flush()
+    }
+
+    /// Write what the engine produced, queue its events, and honour Close.
+    fn flush(&mut self) -> io::Result<()> {
+        while let Some(o) = self.conn.poll_output() {
+            match o {
+                Output::Transmit(b) => {
+                    if !self.closed && self.stream.write_all(&b).is_err() {
+                        // The engine reports the failure as a Disconnected event and asks to close.
+                        let _ = self.conn.handle_input(self.clock.now(), Input::TransportClosed);
+                    }
+                }
+                Output::Event(e) => self.events.push_back(e),
+                Output::Close => {
+                    let _ = self.stream.shutdown(Shutdown::Both);
+                    self.closed = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Block until the next event; `Ok(None)` once the connection is closed and every event was returned.
+    pub fn next_event(&mut self) -> io::Result<Option<Event>> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(Some(e));
+            }
+            if self.closed {
+                return Ok(None);
+            }
+            let timeout = self.conn.poll_timeout().map(|d| self.clock.until(d));
+            if timeout == Some(Duration::ZERO) {
+                self.conn.handle_timeout(self.clock.now());
+                self.flush()?;
+                continue;
+            }
+            // A zero read timeout means "block forever" to std, so clamp to at least 1 ms.
+            self.stream
+                .set_read_timeout(timeout.map(|t| t.max(Duration::from_millis(1))))?;
+            let now_result = self.stream.read(&mut self.buf);
+            let now = self.clock.now();
+            match now_result {
+                Ok(0) => {
+                    let _ = self.conn.handle_input(now, Input::TransportClosed);
+                }
+                Ok(n) => {
+                    let _ = self.conn.handle_input(now, Input::Receive(&self.buf[..n]));
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    self.conn.handle_timeout(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    let _ = self.conn.handle_input(now, Input::TransportClosed);
+                }
+            }
+            self.flush()?;
+        }
+    }
+}
+
+pub mod demo {
+    //! The `test/1` capability the examples, the demo and the interop tests speak: code 0 carries a text
+    //! message as the RLP list `[text]`; code 1 is the interop greeting, in the same form.
+
+    use status_sansio::rlpx::Protocol;
+
+    /// Code of a text message.
+    pub const TEXT: u64 = 0;
+    /// Code of the interop greeting.
+    pub const GREETING: u64 = 1;
+
+    /// The `test/1` capability with 8 message codes.
+    pub fn protocol() -> Protocol {
+        match Protocol::new("test", 1, 8) {
+            Some(p) => p,
+            None => unreachable!("\"test\" is a valid capability name"),
+        }
+    }
+
+    /// Encode `[text]`.
+    pub fn encode_text(text: &str) -> Vec<u8> {
+        let mut s = rlp::RlpStream::new_list(1);
+        s.append(&text.as_bytes());
+        s.out().to_vec()
+    }
+
+    /// Decode `[text]`; `None` if it is anything else.
+    pub fn decode_text(payload: &[u8]) -> Option<String> {
+        let r = rlp::Rlp::new(payload);
+        if !r.is_list() || r.item_count().ok()? != 1 {
+            return None;
+        }
+        String::from_utf8(r.at(0).ok()?.data().ok()?.to_vec()).ok()
+    }
+
+    /// Parse a 64-hex-character secret key argument.
+    pub fn parse_key(hex_key: &str) -> Option<status_sansio::crypto::SecretKey> {
+        let s = hex_key.trim().trim_start_matches("0x");
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut b = [0u8; 32];
+        for (i, c) in s.as_bytes().chunks(2).enumerate() {
+            b[i] = u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok()?;
+        }
+        status_sansio::crypto::secret_from_bytes(&b)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn text_round_trip() {
+            assert_eq!(
+                super::decode_text(&super::encode_text("hi")).as_deref(),
+                Some("hi")
+            );
+            assert_eq!(super::decode_text(&[0xc0]), None);
+            assert!(super::parse_key(&"11".repeat(32)).is_some());
+            assert!(super::parse_key("zz").is_none());
+        }
+    }
+}

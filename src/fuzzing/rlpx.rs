@@ -52,7 +52,15 @@ impl RawPeer {
         let static_key = SecretKey::random(&mut rng);
         let ephemeral = SecretKey::random(&mut rng);
         let nonce = [seed as u8; 32];
-        let auth = handshake::encode_auth(&mut rng, &static_key, &ephemeral, &nonce, remote, format)?;
+        let auth = handshake::encode_auth(
+            &mut rng,
+            &static_key,
+            &static_key.public_key(),
+            &ephemeral,
+            &nonce,
+            remote,
+            format,
+        )?;
         let peer = RawPeer {
             static_key,
             ephemeral,

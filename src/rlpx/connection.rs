@@ -45,8 +45,9 @@ use crate::time::{earliest, Timestamp};
 /// Configuration shared by connections (wrap it in an [`Arc`] and hand it to many).
 #[derive(Clone)]
 pub struct Config {
-    /// Our static identity key.
-    pub static_key: SecretKey,
+    /// Our static identity key (set by [`Config::new`]; its public key is computed once there).
+    static_key: SecretKey,
+    public_key: PublicKey,
     /// Client id sent in Hello.
     pub client_id: String,
     /// Sub-protocols we speak.
@@ -79,6 +80,7 @@ impl Config {
     /// Defaults for everything but the identity and the sub-protocols.
     pub fn new(static_key: SecretKey, protocols: Vec<Protocol>) -> Self {
         Config {
+            public_key: static_key.public_key(),
             static_key,
             client_id: concat!("status-sansio/v", env!("CARGO_PKG_VERSION")).to_string(),
             protocols,
@@ -98,7 +100,12 @@ impl Config {
 
     /// Our static public key.
     pub fn public_key(&self) -> PublicKey {
-        self.static_key.public_key()
+        self.public_key
+    }
+
+    /// Our static secret key.
+    pub fn static_key(&self) -> &SecretKey {
+        &self.static_key
     }
 
     fn validate(&self) -> Result<(), RlpxError> {
@@ -274,6 +281,7 @@ impl Connection {
         let auth = handshake::encode_auth(
             &mut rng,
             &config.static_key,
+            &config.public_key,
             &ephemeral,
             &nonce,
             &remote_id,

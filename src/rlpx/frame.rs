@@ -27,16 +27,34 @@ const HEADER_LEN: usize = 32;
 const HEADER_DATA: [u8; 3] = [0xc2, 0x80, 0x80];
 
 /// One direction's MAC: a running Keccak-256 sponge plus the AES-256 block cipher keyed with mac-secret.
+///
+/// `current` caches the digest of the sponge as it stands: a frame MAC ends with a digest and the next
+/// header MAC starts with a digest of the same, unchanged state, so one Keccak permutation per frame is
+/// saved.
 struct MacState {
     hash: Keccak256,
+    current: Option<[u8; 16]>,
 }
 
 impl MacState {
-    fn digest16(&self) -> [u8; 16] {
+    fn new(hash: Keccak256) -> Self {
+        MacState { hash, current: None }
+    }
+
+    fn digest16(&mut self) -> [u8; 16] {
+        if let Some(d) = self.current {
+            return d;
+        }
         let d = self.hash.clone().finalize();
         let mut out = [0u8; 16];
         out.copy_from_slice(&d[..16]);
+        self.current = Some(out);
         out
+    }
+
+    fn absorb(&mut self, data: &[u8]) {
+        self.hash.update(data);
+        self.current = None;
     }
 
     fn header_mac(&mut self, cipher: &aes::Aes256, header_ct: &[u8]) -> [u8; 16] {
@@ -45,19 +63,19 @@ impl MacState {
         for (s, h) in seed.iter_mut().zip(header_ct) {
             *s ^= h;
         }
-        self.hash.update(seed);
+        self.absorb(&seed);
         self.digest16()
     }
 
     fn frame_mac(&mut self, cipher: &aes::Aes256, frame_ct: &[u8]) -> [u8; 16] {
-        self.hash.update(frame_ct);
+        self.absorb(frame_ct);
         let d = self.digest16();
         let mut seed = d;
         cipher.encrypt_block((&mut seed).into());
         for (s, x) in seed.iter_mut().zip(d) {
             *s ^= x;
         }
-        self.hash.update(seed);
+        self.absorb(&seed);
         self.digest16()
     }
 }
@@ -108,8 +126,8 @@ impl FrameCodec {
             enc: Aes256Ctr::new(aes_secret.into(), (&iv).into()),
             dec: Aes256Ctr::new(aes_secret.into(), (&iv).into()),
             mac_cipher: aes::Aes256::new(mac_secret.into()),
-            egress: MacState { hash: egress_mac },
-            ingress: MacState { hash: ingress_mac },
+            egress: MacState::new(egress_mac),
+            ingress: MacState::new(ingress_mac),
             pending_size: None,
             max_frame_size: max_frame_size.min(MAX_FRAME_SIZE),
         }

@@ -88,9 +88,12 @@ fn seal_eip8<R: RngCore + CryptoRng>(rng: &mut R, remote: &PublicKey, mut body: 
 }
 
 /// Build an auth packet (initiator → recipient).
+///
+/// `static_public` is `static_key`'s public key (passed in so callers that keep it need not recompute it).
 pub fn encode_auth<R: RngCore + CryptoRng>(
     rng: &mut R,
     static_key: &SecretKey,
+    static_public: &PublicKey,
     ephemeral: &SecretKey,
     nonce: &[u8; 32],
     remote_static: &PublicKey,
@@ -102,7 +105,7 @@ pub fn encode_auth<R: RngCore + CryptoRng>(
         msg[i] = shared[i] ^ nonce[i];
     }
     let sig = sign_recoverable(ephemeral, &msg).map_err(|_| RlpxError::InvalidSignature)?;
-    let own_pub = pubkey_to_raw64(&static_key.public_key());
+    let own_pub = pubkey_to_raw64(static_public);
     match format {
         HandshakeFormat::Legacy => {
             let mut pt = Zeroizing::new(Vec::with_capacity(194));

@@ -1,2 +1,269 @@
 //! The `status-node` program.
-fn main() {}
+//!
+//! `status-node demo` runs, on loopback, two peers that do the RLPx handshake, the Hello exchange with
+//! Snappy, a Ping, and a message and its echo on the `test/1` capability; once with the tokio driver and
+//! once with the blocking std driver (and once across the two). It prints a transcript and exits 0 only if
+//! every step happened.
+
+use std::net::TcpListener as StdListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use status_io_std::{demo, os_seed};
+use status_sansio::crypto::SecretKey;
+use status_sansio::enode::Enode;
+use status_sansio::rlpx::{Config, DisconnectReason, Event};
+use tokio::net::TcpListener;
+
+const USAGE: &str = "\
+status-node: a Status protocol node built on status-sansio
+
+USAGE:
+    status-node demo     run the loopback demo (RLPx handshake, Hello, Ping, a message and its echo)
+                         with the tokio driver, the std driver, and across the two; exits 0 on success
+    status-node --help   print this help
+";
+
+fn config(name: &str) -> Arc<Config> {
+    let mut c = Config::new(SecretKey::random(&mut os_seed().rng()), vec![demo::protocol()]);
+    c.client_id = format!("status-sansio/{name}");
+    Arc::new(c)
+}
+
+/// What one side saw, for the summary.
+#[derive(Default, Debug)]
+struct Seen {
+    connected: bool,
+    pong: bool,
+    text: bool,
+    disconnected: bool,
+}
+
+impl Seen {
+    fn complete(&self, dialer: bool) -> bool {
+        self.connected && self.text && self.disconnected && (self.pong || !dialer)
+    }
+}
+
+fn log(tag: &str, who: &str, what: String) {
+    println!("{:<7} {who:<5} {what}", format!("[{tag}]"));
+}
+
+/// The dialer's half of the script, shared by both drivers: the event decides the next action.
+enum Action {
+    None,
+    Ping,
+    Send(Vec<u8>),
+    Disconnect,
+}
+
+fn on_event(tag: &str, who: &str, dialer: bool, seen: &mut Seen, event: Event) -> Action {
+    match event {
+        Event::Connected {
+            remote_id,
+            hello,
+            capabilities,
+        } => {
+            seen.connected = true;
+            let id = status_sansio::crypto::pubkey_to_raw64(&remote_id);
+            let caps: Vec<String> = capabilities
+                .iter()
+                .map(|c| format!("{}/{}", c.name, c.version))
+                .collect();
+            log(
+                tag,
+                who,
+                format!(
+                    "connected to {}.. ({}, p2p v{}, shared {})",
+                    hex8(&id),
+                    hello.client_id,
+                    hello.protocol_version,
+                    caps.join(",")
+                ),
+            );
+            if dialer {
+                Action::Ping
+            } else {
+                Action::None
+            }
+        }
+        Event::Pong { rtt } => {
+            seen.pong = true;
+            log(tag, who, format!("pong after {} ms", rtt.as_millis()));
+            Action::Send(demo::encode_text(&format!("hello from {who}")))
+        }
+        Event::Message {
+            code,
+            payload,
+            capability,
+        } => {
+            let text = demo::decode_text(&payload).unwrap_or_default();
+            seen.text = true;
+            log(
+                tag,
+                who,
+                format!(
+                    "received on {}/{} code {code}: {text:?}",
+                    capability.name, capability.version
+                ),
+            );
+            if dialer {
+                Action::Disconnect
+            } else {
+                Action::Send(demo::encode_text(&format!("echo: {text}")))
+            }
+        }
+        Event::Disconnected {
+            reason,
+            remote,
+            error,
+        } => {
+            seen.disconnected = error.is_none();
+            let by = if remote { "peer" } else { "us" };
+            let err = error.map(|e| format!(" ({e})")).unwrap_or_default();
+            log(tag, who, format!("disconnected: {reason}, by {by}{err}"));
+            Action::None
+        }
+    }
+}
+
+fn hex8(b: &[u8]) -> String {
+    b.iter().take(4).map(|x| format!("{x:02x}")).collect()
+}
+
+async fn tokio_side(
+    tag: &'static str,
+    who: &'static str,
+    mut s: status_io_tokio::RlpxStream,
+    dialer: bool,
+) -> std::io::Result<Seen> {
+    let mut seen = Seen::default();
+    while let Some(ev) = s.next_event().await? {
+        match on_event(tag, who, dialer, &mut seen, ev) {
+            Action::None => {}
+            Action::Ping => s.ping().await?,
+            Action::Send(p) => s.send("test", demo::TEXT, &p).await?,
+            Action::Disconnect => s.disconnect(DisconnectReason::Requested).await?,
+        }
+    }
+    Ok(seen)
+}
+
+fn std_side(
+    tag: &'static str,
+    who: &'static str,
+    mut s: status_io_std::RlpxStream,
+    dialer: bool,
+) -> std::io::Result<Seen> {
+    let mut seen = Seen::default();
+    while let Some(ev) = s.next_event()? {
+        match on_event(tag, who, dialer, &mut seen, ev) {
+            Action::None => {}
+            Action::Ping => s.ping()?,
+            Action::Send(p) => s.send("test", demo::TEXT, &p)?,
+            Action::Disconnect => s.disconnect(DisconnectReason::Requested)?,
+        }
+    }
+    Ok(seen)
+}
+
+async fn demo_tokio() -> std::io::Result<bool> {
+    let (ca, cb) = (config("alice"), config("bob"));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let enode = Enode::new(cb.public_key(), listener.local_addr()?);
+    log("tokio", "bob", format!("listening at {enode}"));
+    let server = tokio::spawn(async move {
+        let s = status_io_tokio::RlpxStream::accept(&listener, cb).await?;
+        tokio_side("tokio", "bob", s, false).await
+    });
+    let s = status_io_tokio::RlpxStream::connect(&enode, ca).await?;
+    let a = tokio_side("tokio", "alice", s, true).await?;
+    let b = server.await.map_err(std::io::Error::other)??;
+    Ok(a.complete(true) && b.complete(false))
+}
+
+fn demo_std() -> std::io::Result<bool> {
+    let (ca, cb) = (config("carol"), config("dave"));
+    let listener = StdListener::bind("127.0.0.1:0")?;
+    let enode = Enode::new(cb.public_key(), listener.local_addr()?);
+    log("std", "dave", format!("listening at {enode}"));
+    let server = std::thread::spawn(move || {
+        let s = status_io_std::RlpxStream::accept(&listener, cb)?;
+        std_side("std", "dave", s, false)
+    });
+    let s = status_io_std::RlpxStream::connect(&enode, ca)?;
+    let a = std_side("std", "carol", s, true)?;
+    let b = server
+        .join()
+        .map_err(|_| std::io::Error::other("server thread panicked"))??;
+    Ok(a.complete(true) && b.complete(false))
+}
+
+async fn demo_cross() -> std::io::Result<bool> {
+    let (ca, cb) = (config("erin"), config("frank"));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let enode = Enode::new(cb.public_key(), listener.local_addr()?);
+    log("mixed", "frank", format!("listening (tokio driver) at {enode}"));
+    let server = tokio::spawn(async move {
+        let s = status_io_tokio::RlpxStream::accept(&listener, cb).await?;
+        tokio_side("mixed", "frank", s, false).await
+    });
+    let client = tokio::task::spawn_blocking(move || {
+        let s = status_io_std::RlpxStream::connect(&enode, ca)?;
+        std_side("mixed", "erin", s, true)
+    });
+    let a = client.await.map_err(std::io::Error::other)??;
+    let b = server.await.map_err(std::io::Error::other)??;
+    Ok(a.complete(true) && b.complete(false))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("demo") => {}
+        Some("--help" | "-h" | "help") => {
+            print!("{USAGE}");
+            return;
+        }
+        _ => {
+            eprint!("{USAGE}");
+            std::process::exit(2);
+        }
+    }
+    let limit = Duration::from_secs(30);
+    let mut results = Vec::new();
+    for (name, r) in [
+        ("tokio driver", tokio::time::timeout(limit, demo_tokio()).await),
+        (
+            "std driver",
+            tokio::time::timeout(limit, async {
+                tokio::task::spawn_blocking(demo_std)
+                    .await
+                    .map_err(std::io::Error::other)?
+            })
+            .await,
+        ),
+        (
+            "std dialer -> tokio listener",
+            tokio::time::timeout(limit, demo_cross()).await,
+        ),
+    ] {
+        let ok = matches!(r, Ok(Ok(true)));
+        if let Ok(Err(e)) = &r {
+            println!("{name}: error: {e}");
+        }
+        results.push((name, ok));
+    }
+    println!("summary:");
+    for (name, ok) in &results {
+        println!("  {:<30} {}", name, if *ok { "ok" } else { "FAILED" });
+    }
+    if results.iter().all(|(_, ok)| *ok) {
+        println!(
+            "all steps completed: handshake, Hello (Snappy), ping/pong, message and echo, clean disconnect"
+        );
+    } else {
+        std::process::exit(1);
+    }
+}

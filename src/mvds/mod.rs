@@ -1,0 +1,63 @@
+//! MVDS, the Minimum Viable Data Synchronization protocol (2/MVDS) as Status uses it (spec digest:
+//! `mvds.md`).
+//!
+//! * [`payload`]: the wire types with the Status field numbers 5001–5005 / 6001–6003 (§2), message ids
+//!   (§3.1) and the one-to-one group id (§3.2);
+//! * [`state`]: [`Config`] with its caps, the retransmission [`Schedule`] (§5.4), sync records and the
+//!   persistence [`Snapshot`] (§5.1);
+//! * [`node`]: the [`Node`] state machine, batch and interactive modes (§4, §5.2–§5.5).
+//!
+//! Choices where the digest leaves room, and deliberate deviations from the reference:
+//! * Epochs are derived from time (`tick`, 300 ms by default) instead of a free-running ticker, so an idle
+//!   node has no deadline; a node that was not polled for several epochs runs them as one.
+//! * A duplicate MESSAGE is ACKed again (STATUS-2020 did not, so a lost ACK meant endless resends); an
+//!   unknown ACK is skipped and the remaining ACKs are processed (the reference aborted the loop).
+//! * An OFFER for a message we hold is ACKed, and an ACK (or the MESSAGE itself) from a peer settles our
+//!   OFFER record too; the spec leaves such offers unanswered, so the offerer would retransmit until it
+//!   gives up. Only sharing in groups of more than two members produces such offers; Status syncs
+//!   pairwise, so it never does.
+//! * A REQUEST for a message already being pushed keeps the record and pulls its next send forward; a
+//!   REQUEST answering our OFFER replaces the OFFER with a MESSAGE record (the reference's insert
+//!   conflicted with the OFFER's primary key).
+//! * [`Event::Delivered`] and [`Event::DeliveryFailed`] are raised once per (peer, message) obligation:
+//!   for records of messages we send or share, not for a MESSAGE that answers a REQUEST we never
+//!   solicited (a stale duplicate REQUEST after delivery is answered, silently).
+//! * The schedule is pluggable ([`Schedule::STATUS_2020`], [`Schedule::STATUS_HEAD`], or the default
+//!   capped exponential backoff with jitter from the node's seeded RNG), and the give-up
+//!   (`max_send_count`) raises [`Event::DeliveryFailed`].
+//! * A received message whose group id is not 32 bytes is skipped without ACK (the reference would
+//!   store it under an unusable group).
+//! * Decoding rejects message ids that are not 32 bytes ([`PayloadError::BadMessageId`]).
+//! * Everything is capped ([`Config`]); the behaviour at each cap is documented there.
+
+pub mod node;
+pub mod payload;
+pub mod state;
+
+pub use node::{Event, Input, Node, Output};
+pub use payload::{GroupId, GroupOffer, Message, MessageId, Payload, PayloadError, PeerId};
+pub use state::{Config, Mode, RecordKind, Schedule, Snapshot, Stats, SyncState};
+
+/// Errors of the MVDS layer: refused local commands and unusable snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MvdsError {
+    /// The body exceeds `Config::max_body_bytes`.
+    #[error("message body of {0} bytes exceeds the cap")]
+    BodyTooLarge(usize),
+    /// The store is full of messages that are still being synced.
+    #[error("message store full")]
+    StoreFull,
+    /// Adding the records would exceed `max_states` or `max_states_per_peer`.
+    #[error("sync state full")]
+    StateFull,
+    /// `max_groups` reached.
+    #[error("too many groups")]
+    TooManyGroups,
+    /// `max_peers_per_group` reached.
+    #[error("too many peers in the group")]
+    TooManyPeers,
+    /// A snapshot could not be decoded or does not fit the configuration.
+    #[error("bad snapshot: {0}")]
+    BadSnapshot(&'static str),
+}

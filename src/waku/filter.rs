@@ -1,0 +1,178 @@
+//! Filters (waku.md §10): the application's subscriptions, by topics plus a symmetric key or a private key,
+//! and the messages they open.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use zeroize::Zeroizing;
+
+use super::envelope::Envelope;
+use super::message::{decrypt_asymmetric, decrypt_symmetric, parse_plaintext};
+use super::topic::Topic;
+use crate::crypto::{PublicKey, SecretKey};
+
+/// Identifies a filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FilterId(pub u64);
+
+/// The key a filter opens envelopes with.
+#[derive(Clone)]
+pub enum FilterKey {
+    /// AES-256-GCM key.
+    Symmetric(Zeroizing<[u8; 32]>),
+    /// Our private key for ECIES.
+    Asymmetric(SecretKey),
+}
+
+impl core::fmt::Debug for FilterKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FilterKey::Symmetric(_) => f.write_str("Symmetric(..)"),
+            FilterKey::Asymmetric(k) => write!(f, "Asymmetric({:?})", k.public_key()),
+        }
+    }
+}
+
+/// A subscription.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    /// Topics to watch.
+    pub topics: Vec<Topic>,
+    /// How to open matching envelopes.
+    pub key: FilterKey,
+    /// Envelopes below this PoW are not delivered (0 = all).
+    pub min_pow: f64,
+    /// Also deliver envelopes from trusted peers' P2P messages (mailserver history).
+    pub allow_p2p: bool,
+}
+
+impl Filter {
+    /// A symmetric filter on `topics`, accepting any PoW and mailserver history.
+    pub fn symmetric(topics: Vec<Topic>, key: [u8; 32]) -> Self {
+        Filter {
+            topics,
+            key: FilterKey::Symmetric(Zeroizing::new(key)),
+            min_pow: 0.0,
+            allow_p2p: true,
+        }
+    }
+
+    /// An asymmetric filter on `topics` for messages encrypted to `key`'s public key.
+    pub fn asymmetric(topics: Vec<Topic>, key: SecretKey) -> Self {
+        Filter {
+            topics,
+            key: FilterKey::Asymmetric(key),
+            min_pow: 0.0,
+            allow_p2p: true,
+        }
+    }
+}
+
+/// A message a filter opened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceivedMessage {
+    /// The filter that opened it.
+    pub filter: FilterId,
+    /// The envelope topic.
+    pub topic: Topic,
+    /// The payload.
+    pub payload: Bytes,
+    /// The signer, if signed (Status signs everything with the sender's identity key).
+    pub sender: Option<PublicKey>,
+    /// Creation time (`expiry - ttl`), UNIX seconds.
+    pub timestamp: u32,
+    /// The envelope's TTL.
+    pub ttl: u32,
+    /// The envelope hash.
+    pub envelope_hash: [u8; 32],
+    /// The envelope's PoW.
+    pub pow: f64,
+    /// True if it came from a trusted peer's P2P message (mailserver history), not from relay.
+    pub p2p: bool,
+}
+
+/// The set of filters, bounded by `max`.
+#[derive(Debug, Default)]
+pub struct Filters {
+    filters: BTreeMap<FilterId, Filter>,
+    next: u64,
+    max: usize,
+}
+
+impl Filters {
+    /// An empty set holding at most `max` filters.
+    pub fn new(max: usize) -> Self {
+        Filters {
+            filters: BTreeMap::new(),
+            next: 1,
+            max,
+        }
+    }
+
+    /// Add a filter; `None` when the cap is reached.
+    pub fn add(&mut self, f: Filter) -> Option<FilterId> {
+        if self.filters.len() >= self.max {
+            return None;
+        }
+        let id = FilterId(self.next);
+        self.next += 1;
+        self.filters.insert(id, f);
+        Some(id)
+    }
+
+    /// Remove a filter.
+    pub fn remove(&mut self, id: FilterId) -> bool {
+        self.filters.remove(&id).is_some()
+    }
+
+    /// Number of filters.
+    pub fn len(&self) -> usize {
+        self.filters.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty()
+    }
+
+    /// Every topic some filter watches.
+    pub fn topics(&self) -> BTreeSet<Topic> {
+        self.filters
+            .values()
+            .flat_map(|f| f.topics.iter().copied())
+            .collect()
+    }
+
+    /// True if some filter watches `topic`.
+    pub fn watches(&self, topic: &Topic) -> bool {
+        self.filters.values().any(|f| f.topics.contains(topic))
+    }
+
+    /// Try every filter on the envelope's topic; each that opens it yields a message.
+    pub fn open(&self, env: &Envelope, hash: [u8; 32], pow: f64, p2p: bool) -> Vec<ReceivedMessage> {
+        let mut out = Vec::new();
+        for (id, f) in &self.filters {
+            if !f.topics.contains(&env.topic) || pow < f.min_pow || (p2p && !f.allow_p2p) {
+                continue;
+            }
+            let pt = match &f.key {
+                FilterKey::Symmetric(k) => decrypt_symmetric(k, &env.data),
+                FilterKey::Asymmetric(sk) => decrypt_asymmetric(sk, &env.data),
+            };
+            let Ok(pt) = pt else { continue };
+            let Ok(msg) = parse_plaintext(&pt) else { continue };
+            out.push(ReceivedMessage {
+                filter: *id,
+                topic: env.topic,
+                payload: msg.payload,
+                sender: msg.signer,
+                timestamp: env.sent(),
+                ttl: env.ttl,
+                envelope_hash: hash,
+                pow,
+                p2p,
+            });
+        }
+        out
+    }
+}

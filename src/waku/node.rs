@@ -1,0 +1,1148 @@
+//! The Waku node: a sans-IO state machine composing the per-peer state, the envelope pool, the filters
+//! and the relay (waku.md §5–§8, status-transport-usage.md §1 and §4.1).
+//!
+//! It speaks in packets, not bytes: the caller connects it to RLPx (or anything else) by passing
+//! [`Input::PeerConnected`] with the negotiated [`Dialect`], each received sub-protocol message as
+//! [`Input::Packet`], and by carrying out [`Output::Send`] and [`Output::Disconnect`].
+//!
+//! Behaviour:
+//! * **Handshake**: both sides send Status at once; the first packet from the peer must be Status
+//!   (a fault otherwise), within `status_timeout`. Two light nodes are refused when
+//!   `restrict_light_to_light` is set.
+//! * **Receive**: envelopes are checked as status-go does (from the future by more than 10 s, or older than
+//!   20 s past expiry: time-sync error; slightly expired: dropped silently; too large or below our PoW:
+//!   error; outside our interest: dropped silently), de-duplicated by hash, delivered to the filters and
+//!   queued for relay. A peer never gets back what it sent.
+//! * **Relay**: every `transmission_cycle` (300 ms), each active peer gets the envelopes it does not know
+//!   that meet its PoW requirement and its topic interest (or bloom). A light node relays only its own
+//!   envelopes.
+//! * **Confirmations**: with `confirmations` on, each Messages packet is answered with a Message Response
+//!   (listing invalid envelopes) and a Batch Ack; confirmations a peer sends us come out as
+//!   [`Event::Confirmed`] naming the envelopes of that batch.
+//! * **Limits**: per peer, envelopes and bytes per second (packets over the limit are dropped; past
+//!   `rate_limit_tolerance` dropped packets the peer is disconnected), a cap on envelopes per packet and on
+//!   envelope size, and a misbehaviour budget per minute (malformed packets and invalid envelopes) past
+//!   which the peer is disconnected with reason 0x10. The pool, the filters, the peers and the pending
+//!   posts are capped too (see [`WakuConfig`]).
+//! * **Mailserver plumbing**: P2P Message (127) and Request Complete (125) are accepted only from peers
+//!   marked trusted; their envelopes skip the expiry and PoW checks, go to filters with `p2p` set, and are
+//!   never relayed. P2P Request (126) is surfaced only when `mailserver` is on.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand_chacha::ChaCha20Rng;
+
+use super::envelope::{Envelope, PowSealer, SealProgress};
+use super::filter::{Filter, FilterId, Filters, ReceivedMessage};
+use super::message::{wrap, NewMessage};
+use super::options::{RateLimits, StatusOptions, WhisperStatus};
+use super::packet::{self, Dialect, EnvelopeError, Packet};
+use super::peer::{PeerId, PeerState, WakuPeer};
+use super::pool::{Insert, Pool, PoolConfig};
+use super::topic::{Bloom, Topic};
+use super::WakuError;
+use crate::rlpx::DisconnectReason;
+use crate::rng::Seed;
+use crate::time::{earliest, Timestamp};
+
+/// What a node advertises as its interest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Everything (a relay): a full bloom.
+    Full,
+    /// A bloom built from the filters' topics.
+    Bloom,
+    /// The exact topics of the filters (Waku topic interest; shh/6 peers get the bloom).
+    Topics,
+}
+
+/// Configuration. Every bound is here.
+#[derive(Clone, Debug)]
+pub struct WakuConfig {
+    /// Minimum PoW we accept and advertise. Default 0.000002 (Status's `WakuMinimumPoW`).
+    pub min_pow: f64,
+    /// We are a light node: we never relay others' envelopes. Default false.
+    pub light_node: bool,
+    /// We send Message Response and Batch Ack for each Messages packet. Default false.
+    pub confirmations: bool,
+    /// What we advertise. Default [`Interest::Full`].
+    pub interest: Interest,
+    /// Refuse a light peer when we are light too. Default true.
+    pub restrict_light_to_light: bool,
+    /// Serve P2P requests (surface code 126 as [`Event::P2PRequest`]). Default false.
+    pub mailserver: bool,
+    /// Envelopes a peer may send per second (0 = unlimited). Default 1000.
+    pub max_envelopes_per_sec: u64,
+    /// Envelope bytes a peer may send per second (0 = unlimited). Default 4 MiB.
+    pub max_bytes_per_sec: u64,
+    /// Packets over the rate limit tolerated before disconnecting. Default 10.
+    pub rate_limit_tolerance: u32,
+    /// Faults (malformed packets, invalid envelopes) tolerated per minute. Default 20.
+    pub max_faults_per_minute: u32,
+    /// Largest envelope, `20 + len(data)`. Default 1 MiB.
+    pub max_envelope_size: usize,
+    /// Most envelopes accepted in one packet. Default 1000.
+    pub max_envelopes_per_packet: usize,
+    /// Largest Messages packet we build when relaying. Default 1 MiB.
+    pub max_packet_size: usize,
+    /// The envelope pool's limits.
+    pub pool: PoolConfig,
+    /// Most peers. Default 64.
+    pub max_peers: usize,
+    /// Most filters. Default 1024.
+    pub max_filters: usize,
+    /// Most posts waiting for PoW. Default 256.
+    pub max_pending_posts: usize,
+    /// Most P2P envelope hashes remembered to de-duplicate mailserver history. Default 50,000.
+    pub max_p2p_seen: usize,
+    /// Most events queued for the application before the oldest message events are dropped. Default 100,000.
+    pub max_queued_outputs: usize,
+    /// PoW nonces tried per `handle_timeout` call. Default 20,000.
+    pub seal_budget: u64,
+    /// PoW nonces tried for one post before it fails. Default 20,000,000.
+    pub max_seal_iterations: u64,
+    /// Relay period. Default 300 ms.
+    pub transmission_cycle: Duration,
+    /// Time allowed for the peer's Status. Default 10 s.
+    pub status_timeout: Duration,
+}
+
+impl Default for WakuConfig {
+    fn default() -> Self {
+        WakuConfig {
+            min_pow: 0.000002,
+            light_node: false,
+            confirmations: false,
+            interest: Interest::Full,
+            restrict_light_to_light: true,
+            mailserver: false,
+            max_envelopes_per_sec: 1000,
+            max_bytes_per_sec: 4 << 20,
+            rate_limit_tolerance: 10,
+            max_faults_per_minute: 20,
+            max_envelope_size: 1 << 20,
+            max_envelopes_per_packet: 1000,
+            max_packet_size: 1 << 20,
+            pool: PoolConfig::default(),
+            max_peers: 64,
+            max_filters: 1024,
+            max_pending_posts: 256,
+            max_p2p_seen: 50_000,
+            max_queued_outputs: 100_000,
+            seal_budget: 20_000,
+            max_seal_iterations: 20_000_000,
+            transmission_cycle: Duration::from_millis(300),
+            status_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Inputs.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A connection now carries this dialect; we send our Status.
+    PeerConnected {
+        /// The caller's id for the connection.
+        peer: PeerId,
+        /// `waku/1` or `shh/6`.
+        dialect: Dialect,
+    },
+    /// A packet from a peer (code relative to the capability).
+    Packet {
+        /// From whom.
+        peer: PeerId,
+        /// Packet code.
+        code: u64,
+        /// msg-data.
+        data: &'a [u8],
+    },
+    /// The connection ended.
+    PeerDisconnected {
+        /// Which.
+        peer: PeerId,
+    },
+    /// Encrypt, sign, seal and publish a message.
+    Post(Box<NewMessage>),
+    /// Publish a ready envelope (already sealed).
+    Broadcast(Envelope),
+    /// Mark a peer trusted (a mailserver we use) or not.
+    SetTrusted {
+        /// Which.
+        peer: PeerId,
+        /// Trusted?
+        trusted: bool,
+    },
+    /// Send a P2P Request (126) with this msg-data.
+    SendP2PRequest {
+        /// To whom.
+        peer: PeerId,
+        /// msg-data (an envelope or a `MessagesRequest`).
+        data: Vec<u8>,
+    },
+    /// Send envelopes as a P2P Message (127).
+    SendP2PMessages {
+        /// To whom.
+        peer: PeerId,
+        /// The envelopes.
+        envelopes: Vec<Envelope>,
+    },
+    /// Send a P2P Request Complete (125) with this payload.
+    SendRequestComplete {
+        /// To whom.
+        peer: PeerId,
+        /// The flat completion payload.
+        payload: Vec<u8>,
+    },
+    /// Change our PoW requirement (announced to peers).
+    SetMinPow(f64),
+}
+
+/// Outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send a packet to a peer.
+    Send {
+        /// To whom.
+        peer: PeerId,
+        /// Packet code.
+        code: u64,
+        /// msg-data.
+        data: Bytes,
+    },
+    /// Disconnect a peer.
+    Disconnect {
+        /// Which.
+        peer: PeerId,
+        /// The RLPx reason to send.
+        reason: DisconnectReason,
+    },
+    /// An event.
+    Event(Event),
+}
+
+/// Events for the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The Status exchange with a peer completed.
+    PeerReady {
+        /// Which.
+        peer: PeerId,
+        /// Its options.
+        options: Box<StatusOptions>,
+    },
+    /// A filter opened a message.
+    Message(Box<ReceivedMessage>),
+    /// A posted message was sealed and is in the pool (it goes out with the next cycle).
+    Posted {
+        /// Its envelope hash.
+        hash: [u8; 32],
+    },
+    /// A post failed (PoW target not reached within `max_seal_iterations`, or encryption failed).
+    PostFailed {
+        /// Why.
+        error: WakuError,
+    },
+    /// A peer confirmed a batch we sent.
+    Confirmed {
+        /// Who.
+        peer: PeerId,
+        /// The batch.
+        batch_hash: [u8; 32],
+        /// The envelopes in it, if we still remember the batch.
+        envelopes: Vec<[u8; 32]>,
+        /// Envelopes it rejected.
+        errors: Vec<EnvelopeError>,
+    },
+    /// A peer broke a rule; `disconnected` tells whether it was dropped for it.
+    PeerFault {
+        /// Who.
+        peer: PeerId,
+        /// What.
+        error: WakuError,
+        /// True if this fault ended the connection.
+        disconnected: bool,
+    },
+    /// A packet from the peer was dropped for exceeding the rate limit.
+    RateLimited {
+        /// Who.
+        peer: PeerId,
+    },
+    /// A P2P Request arrived (only when `mailserver` is on).
+    P2PRequest {
+        /// From whom.
+        peer: PeerId,
+        /// msg-data.
+        data: Bytes,
+    },
+    /// Envelopes arrived in a trusted peer's P2P Message (already offered to the filters).
+    P2PEnvelopes {
+        /// From whom.
+        peer: PeerId,
+        /// Hashes, in order.
+        hashes: Vec<[u8; 32]>,
+    },
+    /// A trusted peer completed a request.
+    RequestComplete {
+        /// From whom.
+        peer: PeerId,
+        /// The flat completion payload.
+        payload: Bytes,
+    },
+    /// A new envelope entered the pool (for a mailserver to archive).
+    EnvelopeAccepted {
+        /// Its hash.
+        hash: [u8; 32],
+        /// The envelope.
+        envelope: Envelope,
+    },
+}
+
+/// Counters for observability and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Envelopes accepted into the pool.
+    pub accepted: u64,
+    /// Duplicates received.
+    pub duplicates: u64,
+    /// Envelopes rejected as invalid.
+    pub rejected: u64,
+    /// Envelopes sent to peers.
+    pub relayed: u64,
+    /// Packets dropped by the rate limiter.
+    pub rate_limited: u64,
+    /// Envelopes dropped at expiry.
+    pub expired: u64,
+}
+
+struct PendingPost {
+    envelope: Envelope,
+    sealer: PowSealer,
+    tried: u64,
+}
+
+/// The Waku node. See the [module docs](self).
+pub struct WakuNode {
+    config: WakuConfig,
+    rng: ChaCha20Rng,
+    peers: BTreeMap<PeerId, WakuPeer>,
+    pool: Pool,
+    filters: Filters,
+    /// Hashes of envelopes we posted ourselves (relayed even when we are light).
+    own: HashSet<[u8; 32]>,
+    p2p_seen: BTreeSet<(u32, [u8; 32])>,
+    p2p_seen_set: HashSet<[u8; 32]>,
+    pending: VecDeque<PendingPost>,
+    outputs: VecDeque<Output>,
+    next_cycle: Option<Timestamp>,
+    stats: Stats,
+}
+
+impl core::fmt::Debug for WakuNode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WakuNode")
+            .field("peers", &self.peers.len())
+            .field("pool", &self.pool.len())
+            .field("filters", &self.filters.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How much envelope time may run ahead of ours (status-go `DefaultSyncAllowance`).
+const SYNC_ALLOWANCE: u64 = 10;
+/// How long past expiry an envelope is still silently dropped rather than a time-sync error.
+const EXPIRED_GRACE: u64 = 20;
+
+impl WakuNode {
+    /// A node with `config`, drawing randomness (padding, nonces, ECIES keys) from `seed`.
+    pub fn new(config: WakuConfig, seed: Seed) -> Self {
+        WakuNode {
+            rng: seed.rng(),
+            peers: BTreeMap::new(),
+            pool: Pool::new(config.pool),
+            filters: Filters::new(config.max_filters),
+            own: HashSet::new(),
+            p2p_seen: BTreeSet::new(),
+            p2p_seen_set: HashSet::new(),
+            pending: VecDeque::new(),
+            outputs: VecDeque::new(),
+            next_cycle: None,
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WakuConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The envelope pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A peer's state.
+    pub fn peer(&self, peer: PeerId) -> Option<&WakuPeer> {
+        self.peers.get(&peer)
+    }
+
+    /// Connected peers.
+    pub fn peers(&self) -> impl Iterator<Item = (&PeerId, &WakuPeer)> {
+        self.peers.iter()
+    }
+
+    /// Subscribe; announces the new interest to peers when it is derived from filters.
+    pub fn subscribe(&mut self, filter: Filter) -> Result<FilterId, WakuError> {
+        let id = self
+            .filters
+            .add(filter)
+            .ok_or(WakuError::LimitReached("filters"))?;
+        self.announce_interest();
+        Ok(id)
+    }
+
+    /// Unsubscribe.
+    pub fn unsubscribe(&mut self, id: FilterId) -> bool {
+        let removed = self.filters.remove(id);
+        if removed {
+            self.announce_interest();
+        }
+        removed
+    }
+
+    /// Our current options, as we advertise them.
+    pub fn local_options(&self) -> StatusOptions {
+        let mut o = StatusOptions {
+            pow_requirement: Some(self.config.min_pow),
+            bloom: None,
+            light_node: Some(self.config.light_node),
+            confirmations: Some(self.config.confirmations),
+            packet_rate_limits: Some(RateLimits {
+                ip: 0,
+                peer_id: self.config.max_envelopes_per_sec,
+                topic: 0,
+            }),
+            topic_interest: None,
+            bytes_rate_limits: Some(RateLimits {
+                ip: 0,
+                peer_id: self.config.max_bytes_per_sec,
+                topic: 0,
+            }),
+        };
+        match self.config.interest {
+            Interest::Full => o.bloom = Some(Bloom::FULL),
+            Interest::Bloom => o.bloom = Some(self.local_bloom()),
+            Interest::Topics => o.topic_interest = Some(self.filters.topics().into_iter().collect()),
+        }
+        o
+    }
+
+    fn local_bloom(&self) -> Bloom {
+        match self.config.interest {
+            Interest::Full => Bloom::FULL,
+            _ => Bloom::of_topics(self.filters.topics().iter()),
+        }
+    }
+
+    /// True if we want envelopes on `topic`.
+    fn we_want(&self, topic: &Topic) -> bool {
+        match self.config.interest {
+            Interest::Full => true,
+            Interest::Bloom => self.local_bloom().matches_topic(topic),
+            Interest::Topics => self.filters.watches(topic),
+        }
+    }
+
+    fn announce_interest(&mut self) {
+        if self.config.interest == Interest::Full {
+            return;
+        }
+        let opts = self.local_options();
+        let bloom = self.local_bloom();
+        let active: Vec<(PeerId, Dialect)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.is_active())
+            .map(|(id, p)| (*id, p.dialect))
+            .collect();
+        for (peer, dialect) in active {
+            match dialect {
+                Dialect::Waku1 => {
+                    let update = StatusOptions {
+                        bloom: opts.bloom,
+                        topic_interest: opts.topic_interest.clone(),
+                        ..Default::default()
+                    };
+                    self.send(peer, packet::STATUS_UPDATE, update.encode());
+                }
+                Dialect::Whisper6 => {
+                    self.send(peer, packet::BLOOM_FILTER, rlp::encode(&&bloom.0[..]).to_vec())
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, code: u64, data: Vec<u8>) {
+        self.outputs.push_back(Output::Send {
+            peer,
+            code,
+            data: Bytes::from(data),
+        });
+    }
+
+    fn event(&mut self, e: Event) {
+        if self.outputs.len() >= self.config.max_queued_outputs {
+            // Drop the oldest queued message event rather than grow without bound.
+            if let Some(i) = self
+                .outputs
+                .iter()
+                .position(|o| matches!(o, Output::Event(Event::Message(_))))
+            {
+                self.outputs.remove(i);
+            }
+        }
+        self.outputs.push_back(Output::Event(e));
+    }
+
+    /// Drop a peer: tell the caller to disconnect it and forget it.
+    fn drop_peer(&mut self, peer: PeerId, reason: DisconnectReason) {
+        if self.peers.remove(&peer).is_some() {
+            self.outputs.push_back(Output::Disconnect { peer, reason });
+        }
+    }
+
+    /// Count a fault; disconnect past the budget.
+    fn fault(&mut self, now: Timestamp, peer: PeerId, error: WakuError) {
+        let max = self.config.max_faults_per_minute;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let n = p.fault(now, 60_000);
+        let disconnected = n > max;
+        self.event(Event::PeerFault {
+            peer,
+            error,
+            disconnected,
+        });
+        if disconnected {
+            self.drop_peer(peer, DisconnectReason::SubprotocolError);
+        }
+    }
+
+    /// Feed an input. `Err` only for misuse: an unknown or duplicate peer, a full peer table or post
+    /// queue, or a send to a peer whose handshake is not done.
+    pub fn handle_input(&mut self, now: Timestamp, input: Input<'_>) -> Result<(), WakuError> {
+        match input {
+            Input::PeerConnected { peer, dialect } => {
+                if self.peers.contains_key(&peer) {
+                    return Err(WakuError::UnknownPeer);
+                }
+                if self.peers.len() >= self.config.max_peers {
+                    return Err(WakuError::LimitReached("peers"));
+                }
+                let p = WakuPeer::new(dialect, now, now + self.config.status_timeout);
+                self.peers.insert(peer, p);
+                let status = match dialect {
+                    Dialect::Waku1 => self.local_options().encode(),
+                    Dialect::Whisper6 => WhisperStatus {
+                        pow_requirement: self.config.min_pow,
+                        bloom: self.local_bloom(),
+                        light_node: self.config.light_node,
+                        confirmations: self.config.confirmations,
+                        rate_limits: RateLimits {
+                            ip: 0,
+                            peer_id: self.config.max_envelopes_per_sec,
+                            topic: 0,
+                        },
+                    }
+                    .encode(),
+                };
+                self.send(peer, packet::STATUS, status);
+                Ok(())
+            }
+            Input::Packet { peer, code, data } => {
+                if !self.peers.contains_key(&peer) {
+                    return Err(WakuError::UnknownPeer);
+                }
+                self.on_packet(now, peer, code, data);
+                Ok(())
+            }
+            Input::PeerDisconnected { peer } => {
+                self.peers.remove(&peer);
+                Ok(())
+            }
+            Input::Post(msg) => {
+                if self.pending.len() >= self.config.max_pending_posts {
+                    return Err(WakuError::LimitReached("pending posts"));
+                }
+                match wrap(&mut self.rng, now.as_secs(), &msg) {
+                    Ok(envelope) => {
+                        let sealer = PowSealer::new(&envelope, msg.pow_target);
+                        self.pending.push_back(PendingPost {
+                            envelope,
+                            sealer,
+                            tried: 0,
+                        });
+                        self.seal(now);
+                    }
+                    Err(error) => self.event(Event::PostFailed { error }),
+                }
+                Ok(())
+            }
+            Input::Broadcast(envelope) => {
+                self.publish(now, envelope);
+                Ok(())
+            }
+            Input::SetTrusted { peer, trusted } => {
+                self.peers.get_mut(&peer).ok_or(WakuError::UnknownPeer)?.trusted = trusted;
+                Ok(())
+            }
+            Input::SendP2PRequest { peer, data } => {
+                self.require_active(peer)?;
+                self.send(peer, packet::P2P_REQUEST, data);
+                Ok(())
+            }
+            Input::SendP2PMessages { peer, envelopes } => {
+                self.require_active(peer)?;
+                self.send(
+                    peer,
+                    packet::P2P_MESSAGE,
+                    packet::encode_envelopes(envelopes.iter()),
+                );
+                Ok(())
+            }
+            Input::SendRequestComplete { peer, payload } => {
+                self.require_active(peer)?;
+                self.send(
+                    peer,
+                    packet::P2P_REQUEST_COMPLETE,
+                    packet::encode_request_complete(&payload),
+                );
+                Ok(())
+            }
+            Input::SetMinPow(pow) => {
+                if !pow.is_finite() || pow < 0.0 {
+                    return Err(WakuError::MalformedStatus("pow is NaN, infinite or negative"));
+                }
+                self.config.min_pow = pow;
+                let active: Vec<(PeerId, Dialect)> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.is_active())
+                    .map(|(id, p)| (*id, p.dialect))
+                    .collect();
+                for (peer, dialect) in active {
+                    match dialect {
+                        Dialect::Waku1 => {
+                            let u = StatusOptions {
+                                pow_requirement: Some(pow),
+                                ..Default::default()
+                            };
+                            self.send(peer, packet::STATUS_UPDATE, u.encode());
+                        }
+                        Dialect::Whisper6 => self.send(
+                            peer,
+                            packet::POW_REQUIREMENT,
+                            rlp::encode(&pow.to_bits()).to_vec(),
+                        ),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn require_active(&self, peer: PeerId) -> Result<(), WakuError> {
+        match self.peers.get(&peer) {
+            Some(p) if p.is_active() => Ok(()),
+            Some(_) => Err(WakuError::NotReady),
+            None => Err(WakuError::UnknownPeer),
+        }
+    }
+
+    /// Run PoW for pending posts within the per-call budget.
+    fn seal(&mut self, now: Timestamp) {
+        let mut budget = self.config.seal_budget;
+        while budget > 0 {
+            let Some(p) = self.pending.front_mut() else { break };
+            let step = budget
+                .min(self.config.max_seal_iterations.saturating_sub(p.tried))
+                .max(1);
+            let progress = p.sealer.step(step);
+            p.tried += step;
+            budget = budget.saturating_sub(step);
+            match progress {
+                SealProgress::Done { nonce, .. } => {
+                    let Some(mut p) = self.pending.pop_front() else {
+                        break;
+                    };
+                    p.envelope.nonce = nonce;
+                    self.publish(now, p.envelope);
+                }
+                SealProgress::Pending { .. } if p.tried >= self.config.max_seal_iterations => {
+                    self.pending.pop_front();
+                    self.event(Event::PostFailed {
+                        error: WakuError::PowNotReached,
+                    });
+                }
+                SealProgress::Pending { .. } => {}
+            }
+        }
+    }
+
+    fn publish(&mut self, now: Timestamp, envelope: Envelope) {
+        let hash = envelope.hash();
+        match self.pool.insert(hash, envelope.clone(), now.as_secs()) {
+            Insert::New => {
+                self.own.insert(hash);
+                self.stats.accepted += 1;
+                for m in self.filters.open(&envelope, hash, envelope.pow(), false) {
+                    self.event(Event::Message(Box::new(m)));
+                }
+                self.event(Event::Posted { hash });
+                self.schedule_cycle(now);
+            }
+            Insert::Duplicate => self.event(Event::Posted { hash }),
+            Insert::Expired => self.event(Event::PostFailed {
+                error: WakuError::Expired,
+            }),
+            Insert::Full => self.event(Event::PostFailed {
+                error: WakuError::LimitReached("pool"),
+            }),
+        }
+    }
+
+    fn schedule_cycle(&mut self, now: Timestamp) {
+        if self.next_cycle.is_none() {
+            self.next_cycle = Some(now + self.config.transmission_cycle);
+        }
+    }
+
+    fn on_packet(&mut self, now: Timestamp, peer: PeerId, code: u64, data: &[u8]) {
+        let Some(p) = self.peers.get(&peer) else { return };
+        let dialect = p.dialect;
+        let awaiting = !p.is_active();
+        let decoded = Packet::decode(dialect, code, data, self.config.max_envelopes_per_packet);
+        let packet = match decoded {
+            Ok(p) => p,
+            Err(e) => {
+                if awaiting {
+                    self.event(Event::PeerFault {
+                        peer,
+                        error: e,
+                        disconnected: true,
+                    });
+                    self.drop_peer(peer, DisconnectReason::SubprotocolError);
+                } else {
+                    self.fault(now, peer, e);
+                }
+                return;
+            }
+        };
+        if awaiting {
+            let opts = match packet {
+                Packet::Status(o) => o,
+                Packet::WhisperStatus(w) => {
+                    let Some(p) = self.peers.get_mut(&peer) else {
+                        return;
+                    };
+                    p.set_whisper_status(&w);
+                    let o = p.remote.clone();
+                    return self.peer_ready(now, peer, o);
+                }
+                _ => {
+                    self.event(Event::PeerFault {
+                        peer,
+                        error: WakuError::ExpectedStatus,
+                        disconnected: true,
+                    });
+                    self.drop_peer(peer, DisconnectReason::ProtocolBreach);
+                    return;
+                }
+            };
+            let Some(p) = self.peers.get_mut(&peer) else {
+                return;
+            };
+            p.set_status(opts);
+            let o = p.remote.clone();
+            return self.peer_ready(now, peer, o);
+        }
+        match packet {
+            Packet::Status(_) | Packet::WhisperStatus(_) | Packet::Unknown(_) => {}
+            Packet::StatusUpdate(u) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    if p.update_status(&u) {
+                        p.cursor = 0;
+                    }
+                }
+                self.schedule_cycle(now);
+            }
+            Packet::PowRequirement(pow) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.remote.pow_requirement = Some(pow);
+                }
+            }
+            Packet::BloomFilter(b) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.remote.bloom = Some(b);
+                    p.cursor = 0;
+                }
+                self.schedule_cycle(now);
+            }
+            Packet::Messages {
+                envelopes,
+                batch_hash,
+            } => self.on_messages(now, peer, envelopes, batch_hash, data.len()),
+            Packet::BatchAck(batch_hash) => {
+                let envelopes = self
+                    .peers
+                    .get_mut(&peer)
+                    .and_then(|p| p.take_batch(&batch_hash))
+                    .unwrap_or_default();
+                self.event(Event::Confirmed {
+                    peer,
+                    batch_hash,
+                    envelopes,
+                    errors: vec![],
+                });
+            }
+            Packet::MessageResponse { batch_hash, errors } => {
+                if !errors.is_empty() {
+                    let envelopes = self
+                        .peers
+                        .get(&peer)
+                        .and_then(|p| {
+                            p.sent_batches
+                                .iter()
+                                .find(|(h, _)| *h == batch_hash)
+                                .map(|(_, v)| v.clone())
+                        })
+                        .unwrap_or_default();
+                    self.event(Event::Confirmed {
+                        peer,
+                        batch_hash,
+                        envelopes,
+                        errors,
+                    });
+                }
+            }
+            Packet::P2PRequest(data) => {
+                if self.config.mailserver {
+                    self.event(Event::P2PRequest { peer, data });
+                }
+            }
+            Packet::P2PMessage(envelopes) => {
+                if self.peers.get(&peer).is_some_and(|p| p.trusted) {
+                    self.on_p2p_envelopes(now, peer, envelopes);
+                }
+            }
+            Packet::P2PRequestComplete(payload) => {
+                if self.peers.get(&peer).is_some_and(|p| p.trusted) {
+                    self.event(Event::RequestComplete { peer, payload });
+                }
+            }
+        }
+    }
+
+    fn peer_ready(&mut self, now: Timestamp, peer: PeerId, options: StatusOptions) {
+        if self.config.light_node && self.config.restrict_light_to_light && options.light_node == Some(true) {
+            self.event(Event::PeerFault {
+                peer,
+                error: WakuError::LightToLight,
+                disconnected: true,
+            });
+            self.drop_peer(peer, DisconnectReason::UselessPeer);
+            return;
+        }
+        self.event(Event::PeerReady {
+            peer,
+            options: Box::new(options),
+        });
+        self.schedule_cycle(now);
+    }
+
+    /// Validate one envelope as status-go's `addAndBridge` does. `Ok(false)`: drop silently.
+    fn validate(&self, now_secs: u64, env: &Envelope) -> Result<bool, EnvelopeFault> {
+        let sent = u64::from(env.sent());
+        let pow = env.pow_at(now_secs);
+        if sent > now_secs && sent - SYNC_ALLOWANCE > now_secs {
+            return Err(EnvelopeFault::TimeSync("envelope from the future"));
+        }
+        let expiry = u64::from(env.expiry);
+        if expiry < now_secs {
+            if expiry + EXPIRED_GRACE < now_secs {
+                return Err(EnvelopeFault::TimeSync("very old envelope"));
+            }
+            return Ok(false);
+        }
+        if env.size() > self.config.max_envelope_size {
+            return Err(EnvelopeFault::Invalid(WakuError::EnvelopeTooLarge(env.size())));
+        }
+        if pow < self.config.min_pow {
+            return Err(EnvelopeFault::Invalid(WakuError::InsufficientPow));
+        }
+        Ok(self.we_want(&env.topic))
+    }
+
+    fn on_messages(
+        &mut self,
+        now: Timestamp,
+        peer: PeerId,
+        envelopes: Vec<Envelope>,
+        batch_hash: [u8; 32],
+        bytes: usize,
+    ) {
+        let (max_e, max_b) = (self.config.max_envelopes_per_sec, self.config.max_bytes_per_sec);
+        let tolerance = self.config.rate_limit_tolerance;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !p.admit(now, envelopes.len() as u64, bytes as u64, max_e, max_b) {
+            let over = p.rate_violations > tolerance;
+            self.stats.rate_limited += 1;
+            self.event(Event::RateLimited { peer });
+            if over {
+                self.event(Event::PeerFault {
+                    peer,
+                    error: WakuError::RateLimited,
+                    disconnected: true,
+                });
+                self.drop_peer(peer, DisconnectReason::SubprotocolError);
+            }
+            return;
+        }
+        let now_secs = now.as_secs();
+        let mut errors = Vec::new();
+        for env in envelopes {
+            let hash = env.hash();
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.mark_known(hash);
+            }
+            if self.pool.contains(&hash) {
+                self.stats.duplicates += 1;
+                continue;
+            }
+            match self.validate(now_secs, &env) {
+                Ok(true) => self.accept(now, hash, env),
+                Ok(false) => {}
+                Err(EnvelopeFault::TimeSync(what)) => {
+                    self.stats.rejected += 1;
+                    errors.push(EnvelopeError {
+                        hash,
+                        code: packet::ERROR_TIME_SYNC,
+                        description: what.into(),
+                    });
+                }
+                Err(EnvelopeFault::Invalid(e)) => {
+                    self.stats.rejected += 1;
+                    errors.push(EnvelopeError {
+                        hash,
+                        code: packet::ERROR_OTHER,
+                        description: e.to_string(),
+                    });
+                    self.fault(now, peer, e);
+                    if !self.peers.contains_key(&peer) {
+                        return;
+                    }
+                }
+            }
+        }
+        if self.config.confirmations {
+            self.send(
+                peer,
+                packet::MESSAGE_RESPONSE,
+                packet::encode_message_response(&batch_hash, &errors),
+            );
+            self.send(peer, packet::BATCH_ACK, packet::encode_batch_ack(&batch_hash));
+        }
+    }
+
+    fn accept(&mut self, now: Timestamp, hash: [u8; 32], env: Envelope) {
+        let pow = env.pow_at(now.as_secs());
+        let opened = self.filters.open(&env, hash, pow, false);
+        let archived = self.config.mailserver.then(|| env.clone());
+        match self.pool.insert(hash, env, now.as_secs()) {
+            Insert::New => {
+                self.stats.accepted += 1;
+                for m in opened {
+                    self.event(Event::Message(Box::new(m)));
+                }
+                if let Some(envelope) = archived {
+                    self.event(Event::EnvelopeAccepted { hash, envelope });
+                }
+                self.schedule_cycle(now);
+            }
+            Insert::Duplicate => self.stats.duplicates += 1,
+            Insert::Expired | Insert::Full => {}
+        }
+    }
+
+    fn on_p2p_envelopes(&mut self, _now: Timestamp, peer: PeerId, envelopes: Vec<Envelope>) {
+        let mut hashes = Vec::with_capacity(envelopes.len());
+        for env in envelopes {
+            let hash = env.hash();
+            hashes.push(hash);
+            if self.pool.contains(&hash) || self.p2p_seen_set.contains(&hash) {
+                continue;
+            }
+            if self.config.max_p2p_seen > 0 {
+                while self.p2p_seen_set.len() >= self.config.max_p2p_seen {
+                    let Some((_, h)) = self.p2p_seen.pop_first() else {
+                        break;
+                    };
+                    self.p2p_seen_set.remove(&h);
+                }
+                self.p2p_seen.insert((env.expiry, hash));
+                self.p2p_seen_set.insert(hash);
+            }
+            for m in self.filters.open(&env, hash, env.pow(), true) {
+                self.event(Event::Message(Box::new(m)));
+            }
+        }
+        self.event(Event::P2PEnvelopes { peer, hashes });
+    }
+
+    /// Fire every deadline `<= now`: Status timeouts, expiry, the relay cycle, and PoW work.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let late: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| matches!(p.state, PeerState::AwaitStatus { deadline } if deadline <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in late {
+            self.event(Event::PeerFault {
+                peer,
+                error: WakuError::StatusTimeout,
+                disconnected: true,
+            });
+            self.drop_peer(peer, DisconnectReason::PingTimeout);
+        }
+        let gone = self.pool.expire(now.as_secs());
+        if !gone.is_empty() {
+            self.stats.expired += gone.len() as u64;
+            for h in &gone {
+                self.own.remove(h);
+                for p in self.peers.values_mut() {
+                    p.forget(h);
+                }
+            }
+        }
+        while let Some(&(exp, h)) = self.p2p_seen.first() {
+            if u64::from(exp) + EXPIRED_GRACE >= now.as_secs() {
+                break;
+            }
+            self.p2p_seen.pop_first();
+            self.p2p_seen_set.remove(&h);
+        }
+        if !self.pending.is_empty() {
+            self.seal(now);
+        }
+        if self.next_cycle.is_some_and(|t| t <= now) {
+            self.next_cycle = None;
+            self.broadcast();
+            if !self.pool.is_empty() && self.peers.values().any(|p| p.is_active()) {
+                self.next_cycle = Some(now + self.config.transmission_cycle);
+            }
+        }
+    }
+
+    /// One relay cycle: each active peer gets what it lacks and wants.
+    fn broadcast(&mut self) {
+        let mark = self.pool.next_seq();
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let Some(p) = self.peers.get(&id) else { continue };
+            if !p.is_active() {
+                continue;
+            }
+            let pow_req = p.pow_requirement();
+            let mut batch: Vec<&Envelope> = Vec::new();
+            let mut hashes = Vec::new();
+            let mut size = 0usize;
+            let mut packets = Vec::new();
+            for (_, hash, env) in self.pool.iter_from(p.cursor) {
+                if p.knows(hash) || !p.wants(&env.topic) {
+                    continue;
+                }
+                if self.config.light_node && !self.own.contains(hash) {
+                    continue;
+                }
+                if env.pow() < pow_req {
+                    continue;
+                }
+                let esize = env.size() + 16;
+                if !batch.is_empty() && size + esize > self.config.max_packet_size {
+                    packets.push((
+                        packet::encode_envelopes(batch.iter().copied()),
+                        std::mem::take(&mut hashes),
+                    ));
+                    batch.clear();
+                    size = 0;
+                }
+                batch.push(env);
+                hashes.push(*hash);
+                size += esize;
+            }
+            if !batch.is_empty() {
+                packets.push((packet::encode_envelopes(batch.iter().copied()), hashes));
+            }
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            p.cursor = mark;
+            for (data, hashes) in packets {
+                for h in &hashes {
+                    p.mark_known(*h);
+                }
+                self.stats.relayed += hashes.len() as u64;
+                let batch_hash = crate::crypto::keccak256(&data);
+                p.record_batch(batch_hash, hashes);
+                self.outputs.push_back(Output::Send {
+                    peer: id,
+                    code: packet::MESSAGES,
+                    data: Bytes::from(data),
+                });
+            }
+        }
+    }
+
+    /// The earliest pending deadline.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let mut t = self.next_cycle;
+        for p in self.peers.values() {
+            if let PeerState::AwaitStatus { deadline } = p.state {
+                t = earliest(t, Some(deadline));
+            }
+        }
+        if let Some(e) = self.pool.next_expiry() {
+            t = earliest(t, Some(Timestamp::from_secs(u64::from(e) + 1)));
+        }
+        if let Some(&(e, _)) = self.p2p_seen.first() {
+            t = earliest(t, Some(Timestamp::from_secs(u64::from(e) + EXPIRED_GRACE + 1)));
+        }
+        if !self.pending.is_empty() {
+            // PoW work remains: come back at once.
+            t = Some(Timestamp::ZERO);
+        }
+        t
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+}
+
+enum EnvelopeFault {
+    TimeSync(&'static str),
+    Invalid(WakuError),
+}

@@ -1,0 +1,201 @@
+//! Per-connection Waku state (waku.md §5–§7): the Status handshake, what the remote asked for (PoW
+//! requirement, bloom or topic interest, light node, confirmations), which envelopes it already knows,
+//! its rate-limit window and its misbehaviour count. [`super::node::WakuNode`] drives one per connection.
+
+use std::collections::{HashSet, VecDeque};
+
+use super::options::{StatusOptions, WhisperStatus};
+use super::packet::Dialect;
+use super::topic::{Bloom, Topic};
+use crate::time::Timestamp;
+
+/// Identifies a connection to the node; chosen by the caller (for example an index of RLPx connections).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(pub u64);
+
+/// Handshake progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// Our Status is sent; theirs has not arrived (must by the deadline).
+    AwaitStatus {
+        /// When we give up.
+        deadline: Timestamp,
+    },
+    /// Status exchanged.
+    Active,
+}
+
+/// One peer.
+#[derive(Debug)]
+pub struct WakuPeer {
+    /// The dialect spoken.
+    pub dialect: Dialect,
+    /// Handshake progress.
+    pub state: PeerState,
+    /// The remote's options, defaults filled in.
+    pub remote: StatusOptions,
+    /// Trusted (a mailserver we use): its P2P messages and completions are accepted.
+    pub trusted: bool,
+    /// Hashes this peer knows (sent to it or received from it), so nothing is sent twice or echoed.
+    known: HashSet<[u8; 32]>,
+    /// Pool sequence number up to which the broadcast cycle has considered envelopes for this peer.
+    pub cursor: u64,
+    /// Batches we sent: (batch hash, envelope hashes), newest last, bounded.
+    pub sent_batches: VecDeque<([u8; 32], Vec<[u8; 32]>)>,
+    window_start: Timestamp,
+    window_envelopes: u64,
+    window_bytes: u64,
+    /// Packets dropped for exceeding the rate limit, over the connection's life.
+    pub rate_violations: u32,
+    misbehaviour_window: Timestamp,
+    misbehaviour: u32,
+}
+
+/// Most batches remembered per peer for confirmations.
+pub const MAX_SENT_BATCHES: usize = 64;
+
+impl WakuPeer {
+    /// A new peer whose Status must arrive by `deadline`.
+    pub fn new(dialect: Dialect, now: Timestamp, deadline: Timestamp) -> Self {
+        WakuPeer {
+            dialect,
+            state: PeerState::AwaitStatus { deadline },
+            remote: StatusOptions::default().with_defaults(),
+            trusted: false,
+            known: HashSet::new(),
+            cursor: 0,
+            sent_batches: VecDeque::new(),
+            window_start: now,
+            window_envelopes: 0,
+            window_bytes: 0,
+            rate_violations: 0,
+            misbehaviour_window: now,
+            misbehaviour: 0,
+        }
+    }
+
+    /// True once the Status exchange is done.
+    pub fn is_active(&self) -> bool {
+        self.state == PeerState::Active
+    }
+
+    /// Record the remote's Status.
+    pub fn set_status(&mut self, options: StatusOptions) {
+        self.remote = options.with_defaults();
+        self.state = PeerState::Active;
+    }
+
+    /// Record a shh/6 Status.
+    pub fn set_whisper_status(&mut self, s: &WhisperStatus) {
+        self.set_status(StatusOptions {
+            pow_requirement: Some(s.pow_requirement),
+            bloom: Some(s.bloom),
+            light_node: Some(s.light_node),
+            confirmations: Some(s.confirmations),
+            packet_rate_limits: Some(s.rate_limits),
+            topic_interest: None,
+            bytes_rate_limits: None,
+        });
+    }
+
+    /// Apply a Status Update; returns true if the interest changed (the broadcast cycle then re-scans).
+    pub fn update_status(&mut self, u: &StatusOptions) -> bool {
+        let before = (self.remote.bloom, self.remote.topic_interest.clone());
+        self.remote.update(u);
+        (self.remote.bloom, self.remote.topic_interest.clone()) != before
+    }
+
+    /// The remote's PoW requirement.
+    pub fn pow_requirement(&self) -> f64 {
+        self.remote
+            .pow_requirement
+            .unwrap_or(super::options::DEFAULT_POW_REQUIREMENT)
+    }
+
+    /// True if the remote wants envelopes on `topic` (topic interest if set, else bloom).
+    pub fn wants(&self, topic: &Topic) -> bool {
+        match &self.remote.topic_interest {
+            Some(topics) => topics.contains(topic),
+            None => self.remote.bloom.unwrap_or(Bloom::FULL).matches_topic(topic),
+        }
+    }
+
+    /// True if the remote is a light node.
+    pub fn is_light(&self) -> bool {
+        self.remote.light_node.unwrap_or(false)
+    }
+
+    /// Mark `hash` as known to this peer.
+    pub fn mark_known(&mut self, hash: [u8; 32]) {
+        self.known.insert(hash);
+    }
+
+    /// True if this peer knows `hash`.
+    pub fn knows(&self, hash: &[u8; 32]) -> bool {
+        self.known.contains(hash)
+    }
+
+    /// Forget hashes that left the pool (keeps `known` bounded by the pool).
+    pub fn forget(&mut self, hash: &[u8; 32]) {
+        self.known.remove(hash);
+    }
+
+    /// Number of known hashes.
+    pub fn known_len(&self) -> usize {
+        self.known.len()
+    }
+
+    /// Count a packet of `envelopes` envelopes and `bytes` bytes against the per-second limits.
+    /// Returns false if it exceeds them (the packet is then dropped and a violation counted).
+    pub fn admit(
+        &mut self,
+        now: Timestamp,
+        envelopes: u64,
+        bytes: u64,
+        max_envelopes: u64,
+        max_bytes: u64,
+    ) -> bool {
+        if now.saturating_duration_since(self.window_start).as_millis() >= 1000 {
+            self.window_start = now;
+            self.window_envelopes = 0;
+            self.window_bytes = 0;
+        }
+        let e = self.window_envelopes + envelopes;
+        let b = self.window_bytes + bytes;
+        if (max_envelopes > 0 && e > max_envelopes) || (max_bytes > 0 && b > max_bytes) {
+            self.rate_violations += 1;
+            return false;
+        }
+        self.window_envelopes = e;
+        self.window_bytes = b;
+        true
+    }
+
+    /// Count one fault; returns the number of faults in the current window of `window_ms`.
+    pub fn fault(&mut self, now: Timestamp, window_ms: u64) -> u32 {
+        if now
+            .saturating_duration_since(self.misbehaviour_window)
+            .as_millis() as u64
+            >= window_ms
+        {
+            self.misbehaviour_window = now;
+            self.misbehaviour = 0;
+        }
+        self.misbehaviour += 1;
+        self.misbehaviour
+    }
+
+    /// Remember a batch we sent, for matching confirmations.
+    pub fn record_batch(&mut self, batch_hash: [u8; 32], hashes: Vec<[u8; 32]>) {
+        if self.sent_batches.len() >= MAX_SENT_BATCHES {
+            self.sent_batches.pop_front();
+        }
+        self.sent_batches.push_back((batch_hash, hashes));
+    }
+
+    /// Take the envelope hashes of a batch we sent, if remembered.
+    pub fn take_batch(&mut self, batch_hash: &[u8; 32]) -> Option<Vec<[u8; 32]>> {
+        let i = self.sent_batches.iter().position(|(h, _)| h == batch_hash)?;
+        self.sent_batches.remove(i).map(|(_, v)| v)
+    }
+}
