@@ -22,7 +22,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for f in &fds.file {
             packages.insert(f.package().to_string());
         }
-        prost_build::Config::new().bytes(["."]).compile_fds(fds)?;
+        // Maps of the encryption package are BTreeMaps so encoding is deterministic (the sans-IO contract:
+        // same inputs, same bytes); std HashMap iteration order is random per process.
+        prost_build::Config::new()
+            .bytes(["."])
+            .btree_map([".encryption"])
+            .compile_fds(fds)?;
     }
     let mut modules = String::new();
     for p in &packages {

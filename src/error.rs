@@ -6,6 +6,7 @@
 
 pub use crate::mvds::MvdsError;
 pub use crate::rlpx::RlpxError;
+pub use crate::secure::SecureError;
 pub use crate::waku::WakuError;
 
 /// Any error of the stack.
@@ -21,4 +22,7 @@ pub enum Error {
     /// An MVDS data-sync error.
     #[error(transparent)]
     Mvds(#[from] MvdsError),
+    /// A secure-transport error.
+    #[error(transparent)]
+    Secure(#[from] SecureError),
 }

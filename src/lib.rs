@@ -19,6 +19,7 @@
 //! | module | protocol |
 //! |---|---|
 //! | [`rlpx`] | RLPx v5 transport: ECIES handshake, framing, the `p2p` base protocol, capability multiplexing |
+//! | [`secure`] | Secure transport: prekey bundles, X3DH, Double Ratchet, DH-only messages, multi-device |
 //! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
 //! | [`enode`] | `enode://` URLs |
 //! | [`waku`] | Waku v1 / Whisper v6: envelopes, PoW, bloom, message crypto, options, packets |
@@ -34,6 +35,7 @@ pub mod fuzzing;
 pub mod mvds;
 pub mod rlpx;
 pub mod rng;
+pub mod secure;
 pub mod sim;
 pub mod time;
 pub mod waku;

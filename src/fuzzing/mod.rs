@@ -7,3 +7,4 @@
 pub mod mvds;
 pub mod rlpx;
 pub mod waku;
+pub mod secure;

@@ -1,0 +1,392 @@
+//! Prekey bundles (digest §3): the signed list of one identity's per-installation signed prekeys, and this
+//! device's own signed prekeys with their rotation.
+//!
+//! Signature (§3.2): for every installation id in byte-wise sorted order append `utf8(id) ‖ spk(33 bytes) ‖
+//! decimal(version)`, then `decimal(timestamp)` if the timestamp is non-zero; sign `keccak256` of that with
+//! the identity key as go-ethereum's `crypto.Sign` does (65 bytes `r‖s‖v`, `v ∈ {0,1}`). The verifier
+//! recovers the signer and requires it to be the bundle's identity. `protocol_version` is not signed.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+use rand_core::CryptoRngCore;
+use status_proto::encryption as pb;
+
+use super::dh::{CompressedKey, Curve, Secp256k1};
+use super::SecureError;
+use crate::crypto::{self, keccak256, SecretKey};
+use crate::time::Timestamp;
+
+/// The protocol version this implementation advertises for its installations (§2).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One installation's entry in a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedPreKey {
+    /// The signed prekey (33-byte compressed secp256k1).
+    pub signed_pre_key: CompressedKey,
+    /// Generation counter of that installation's prekey (1, 2, ...).
+    pub version: u32,
+    /// The installation's protocol version (not covered by the signature).
+    pub protocol_version: u32,
+}
+
+/// A verified (or freshly signed) prekey bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    /// The identity key that signed the bundle.
+    pub identity: CompressedKey,
+    /// Signed prekeys by installation id (sorted, as the signature needs).
+    pub signed_pre_keys: BTreeMap<String, SignedPreKey>,
+    /// 65-byte recoverable signature.
+    pub signature: [u8; 65],
+    /// Signing time in nanoseconds since the UNIX epoch (Go `UnixNano`).
+    pub timestamp: i64,
+}
+
+/// The exact bytes the bundle signature covers (§3.2).
+pub fn signature_material(signed_pre_keys: &BTreeMap<String, SignedPreKey>, timestamp: i64) -> Vec<u8> {
+    let mut m = Vec::new();
+    for (id, spk) in signed_pre_keys {
+        m.extend_from_slice(id.as_bytes());
+        m.extend_from_slice(spk.signed_pre_key.as_ref());
+        m.extend_from_slice(spk.version.to_string().as_bytes());
+    }
+    if timestamp != 0 {
+        m.extend_from_slice(timestamp.to_string().as_bytes());
+    }
+    m
+}
+
+/// A bundle timestamp (ns) from the caller's clock (ms).
+pub fn timestamp_nanos(now: Timestamp) -> i64 {
+    i64::try_from(now.as_millis().saturating_mul(1_000_000)).unwrap_or(i64::MAX)
+}
+
+impl Bundle {
+    /// Sign `signed_pre_keys` at `timestamp` (ns) with the identity key.
+    pub fn sign(
+        identity: &SecretKey,
+        signed_pre_keys: BTreeMap<String, SignedPreKey>,
+        timestamp: i64,
+    ) -> Result<Bundle, SecureError> {
+        let digest = keccak256(&signature_material(&signed_pre_keys, timestamp));
+        let signature = crypto::sign_recoverable(identity, &digest).map_err(|_| SecureError::Signing)?;
+        Ok(Bundle {
+            identity: CompressedKey::from_public(&identity.public_key()),
+            signed_pre_keys,
+            signature,
+            timestamp,
+        })
+    }
+
+    /// Check that the signature recovers to [`Bundle::identity`].
+    pub fn verify(&self) -> Result<(), SecureError> {
+        let digest = keccak256(&signature_material(&self.signed_pre_keys, self.timestamp));
+        let signer =
+            crypto::recover(&self.signature, &digest).map_err(|_| SecureError::BadBundleSignature)?;
+        if CompressedKey::from_public(&signer) != self.identity {
+            return Err(SecureError::BadBundleSignature);
+        }
+        Ok(())
+    }
+
+    /// Parse and verify a wire bundle. At most `max_installations` entries are accepted.
+    pub fn from_proto(b: &pb::Bundle, max_installations: usize) -> Result<Bundle, SecureError> {
+        let identity = Secp256k1::public_from_bytes(&b.identity).ok_or(SecureError::MalformedBundle)?;
+        if b.signed_pre_keys.len() > max_installations || b.signed_pre_keys.is_empty() {
+            return Err(SecureError::MalformedBundle);
+        }
+        let mut spks = BTreeMap::new();
+        for (id, spk) in &b.signed_pre_keys {
+            if id.is_empty() || id.len() > MAX_INSTALLATION_ID_LEN {
+                return Err(SecureError::MalformedBundle);
+            }
+            let key =
+                Secp256k1::public_from_bytes(&spk.signed_pre_key).ok_or(SecureError::MalformedBundle)?;
+            spks.insert(
+                id.clone(),
+                SignedPreKey {
+                    signed_pre_key: key,
+                    version: spk.version,
+                    protocol_version: spk.protocol_version,
+                },
+            );
+        }
+        let signature: [u8; 65] = b
+            .signature
+            .as_ref()
+            .try_into()
+            .map_err(|_| SecureError::BadBundleSignature)?;
+        let bundle = Bundle {
+            identity,
+            signed_pre_keys: spks,
+            signature,
+            timestamp: b.timestamp,
+        };
+        bundle.verify()?;
+        Ok(bundle)
+    }
+
+    /// Decode and verify a protobuf-encoded bundle.
+    pub fn decode(bytes: &[u8], max_installations: usize) -> Result<Bundle, SecureError> {
+        let b = pb::Bundle::decode(bytes).map_err(|_| SecureError::Decode)?;
+        Self::from_proto(&b, max_installations)
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> pb::Bundle {
+        pb::Bundle {
+            identity: self.identity.to_bytes().to_vec().into(),
+            signed_pre_keys: self
+                .signed_pre_keys
+                .iter()
+                .map(|(id, s)| {
+                    (
+                        id.clone(),
+                        pb::SignedPreKey {
+                            signed_pre_key: s.signed_pre_key.to_bytes().to_vec().into(),
+                            version: s.version,
+                            protocol_version: s.protocol_version,
+                        },
+                    )
+                })
+                .collect(),
+            signature: self.signature.to_vec().into(),
+            timestamp: self.timestamp,
+        }
+    }
+
+    /// The protobuf encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_proto().encode_to_vec()
+    }
+}
+
+/// Longest installation id accepted from the wire (a UUID is 36 characters).
+pub const MAX_INSTALLATION_ID_LEN: usize = 128;
+
+/// One of this device's signed prekeys.
+#[derive(Clone)]
+pub struct OwnSignedPreKey {
+    pub(crate) secret: SecretKey,
+    pub(crate) public: CompressedKey,
+    /// Generation counter (the first prekey is 1).
+    pub version: u32,
+    /// When it was created.
+    pub created: Timestamp,
+    /// Replaced by a newer prekey: no longer advertised nor used to pick sessions for sending, but still
+    /// accepted for incoming X3DH.
+    pub expired: bool,
+}
+
+impl core::fmt::Debug for OwnSignedPreKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OwnSignedPreKey")
+            .field("public", &self.public)
+            .field("version", &self.version)
+            .field("created", &self.created)
+            .field("expired", &self.expired)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OwnSignedPreKey {
+    /// Build from an explicit private key (vectors, imports).
+    pub fn from_secret(secret: SecretKey, version: u32, created: Timestamp) -> Self {
+        let public = Secp256k1::public_key(&secret);
+        OwnSignedPreKey {
+            secret,
+            public,
+            version,
+            created,
+            expired: false,
+        }
+    }
+
+    /// The private prekey.
+    pub fn secret(&self) -> &SecretKey {
+        &self.secret
+    }
+
+    /// The public prekey.
+    pub fn public(&self) -> &CompressedKey {
+        &self.public
+    }
+}
+
+/// This device's signed prekeys, newest last: the current one plus up to `keep - 1` expired ones kept so
+/// that peers' X3DH messages against a recently rotated prekey still open (§3.3, §10).
+#[derive(Debug, Clone, Default)]
+pub struct OwnPrekeys {
+    keys: Vec<OwnSignedPreKey>,
+}
+
+impl OwnPrekeys {
+    /// The current (non-expired, newest) prekey.
+    pub fn current(&self) -> Option<&OwnSignedPreKey> {
+        self.keys.iter().rev().find(|k| !k.expired)
+    }
+
+    /// All kept prekeys, oldest first.
+    pub fn all(&self) -> &[OwnSignedPreKey] {
+        &self.keys
+    }
+
+    /// The prekey with public key `public`, expired or not.
+    pub fn find(&self, public: &CompressedKey) -> Option<&OwnSignedPreKey> {
+        self.keys.iter().find(|k| &k.public == public)
+    }
+
+    /// Add an explicit prekey as the current one (earlier ones become expired); keeps at most `keep`.
+    pub fn insert(&mut self, key: OwnSignedPreKey, keep: usize) {
+        for k in &mut self.keys {
+            k.expired = true;
+        }
+        self.keys.retain(|k| k.public != key.public);
+        self.keys.push(key);
+        let keep = keep.max(1);
+        if self.keys.len() > keep {
+            let drop = self.keys.len() - keep;
+            self.keys.drain(..drop);
+        }
+    }
+
+    /// Append a prekey as exported (flags kept); keeps at most `keep`, dropping the oldest.
+    pub fn push_raw(&mut self, key: OwnSignedPreKey, keep: usize) {
+        self.keys.retain(|k| k.public != key.public);
+        self.keys.push(key);
+        let keep = keep.max(1);
+        if self.keys.len() > keep {
+            let drop = self.keys.len() - keep;
+            self.keys.drain(..drop);
+        }
+    }
+
+    /// When the current prekey is due for rotation (`None` if there is none yet: rotate now).
+    pub fn next_rotation(&self, interval: core::time::Duration) -> Option<Timestamp> {
+        self.current().map(|k| k.created + interval)
+    }
+
+    /// Create a fresh prekey if there is none or the current one is at least `interval` old (§3.3).
+    /// Returns whether a new prekey was made.
+    pub fn rotate_if_due(
+        &mut self,
+        now: Timestamp,
+        interval: core::time::Duration,
+        keep: usize,
+        rng: &mut dyn CryptoRngCore,
+    ) -> bool {
+        if let Some(due) = self.next_rotation(interval) {
+            if now < due {
+                return false;
+            }
+        }
+        let version = self
+            .keys
+            .iter()
+            .map(|k| k.version)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let secret = Secp256k1::generate(rng);
+        self.insert(OwnSignedPreKey::from_secret(secret, version, now), keep);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration;
+    use rand_core::SeedableRng;
+
+    fn sample(rng: &mut rand_chacha::ChaCha20Rng) -> (SecretKey, Bundle) {
+        let ik = Secp256k1::generate(rng);
+        let spk = Secp256k1::public_key(&Secp256k1::generate(rng));
+        let mut m = BTreeMap::new();
+        m.insert(
+            "b-inst".to_string(),
+            SignedPreKey {
+                signed_pre_key: spk,
+                version: 12,
+                protocol_version: 1,
+            },
+        );
+        m.insert(
+            "a-inst".to_string(),
+            SignedPreKey {
+                signed_pre_key: spk,
+                version: 1,
+                protocol_version: 1,
+            },
+        );
+        let b = Bundle::sign(&ik, m, 1_599_999_999_123_456_789).unwrap();
+        (ik, b)
+    }
+
+    #[test]
+    fn sign_verify_encode_decode() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let (_, b) = sample(&mut rng);
+        b.verify().unwrap();
+        let m = signature_material(&b.signed_pre_keys, b.timestamp);
+        assert!(m.starts_with(b"a-inst"));
+        assert!(m.ends_with(b"121599999999123456789"));
+        let back = Bundle::decode(&b.encode(), 3).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(Bundle::decode(&b.encode(), 1), Err(SecureError::MalformedBundle));
+        let mut tampered = b.clone();
+        tampered.timestamp += 1;
+        assert_eq!(tampered.verify(), Err(SecureError::BadBundleSignature));
+        let mut other = b.clone();
+        other.identity = Secp256k1::public_key(&Secp256k1::generate(&mut rng));
+        assert_eq!(
+            Bundle::decode(&other.encode(), 3),
+            Err(SecureError::BadBundleSignature)
+        );
+        assert_eq!(Bundle::decode(&[0xff, 0xff], 3), Err(SecureError::Decode));
+    }
+
+    #[test]
+    fn zero_timestamp_is_not_signed() {
+        let mut m = BTreeMap::new();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+        let k = Secp256k1::public_key(&Secp256k1::generate(&mut rng));
+        m.insert(
+            "x".to_string(),
+            SignedPreKey {
+                signed_pre_key: k,
+                version: 3,
+                protocol_version: 1,
+            },
+        );
+        let mut expected = b"x".to_vec();
+        expected.extend_from_slice(k.as_ref());
+        expected.extend_from_slice(b"3");
+        assert_eq!(signature_material(&m, 0), expected);
+    }
+
+    #[test]
+    fn rotation_every_interval_keeps_old_keys_findable() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let mut own = OwnPrekeys::default();
+        let day = Duration::from_secs(86_400);
+        let t0 = Timestamp::from_secs(1_000);
+        assert!(own.rotate_if_due(t0, day, 3, &mut rng));
+        let first = *own.current().unwrap().public();
+        assert_eq!(own.current().unwrap().version, 1);
+        assert!(!own.rotate_if_due(t0 + Duration::from_secs(3600), day, 3, &mut rng));
+        assert_eq!(own.next_rotation(day), Some(t0 + day));
+        assert!(own.rotate_if_due(t0 + day, day, 3, &mut rng));
+        assert_eq!(own.current().unwrap().version, 2);
+        assert!(own.find(&first).unwrap().expired);
+        for i in 2..6u64 {
+            own.rotate_if_due(t0 + day * (i as u32), day, 3, &mut rng);
+        }
+        assert_eq!(own.all().len(), 3);
+        assert!(own.find(&first).is_none());
+        assert_eq!(own.current().unwrap().version, 6);
+        assert!(!format!("{own:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,753 @@
+//! The Double Ratchet as status-im/doubleratchet runs it (digest §5), generic over the [`Curve`].
+//!
+//! * Initial states (§5.2): the initiator generates its first ratchet key, derives its sending chain from
+//!   `DH(DHs, SPK_B)` and sets `CKr = SK`; the responder starts with `DHs = SPK_B` and
+//!   `RK = CKs = CKr = SK` (the reference's non-standard responder state, kept for interop).
+//! * The header `(dh, n, pn)` is the associated data `le_u32(n) ‖ le_u32(pn) ‖ dh` (§5.3).
+//! * Decryption is staged: every new chain key, skipped key and ratchet key is computed aside and committed
+//!   only once the MAC verified, so a bad message leaves the session exactly as it was.
+//!
+//! Skipped message keys (§5.6) are stored per session under `(ratchet key, n)`:
+//! * at most [`RatchetConfig::max_skip`] keys are skipped per chain by one message (`MaxSkip`, 1000);
+//!   a header further ahead is rejected with [`SecureError::TooFarAhead`] before any key is derived;
+//! * at most [`RatchetConfig::max_skipped_keys`] are kept (`MaxMessageKeysPerSession`, 2000); beyond that
+//!   the oldest are evicted first;
+//! * a key older than [`RatchetConfig::skipped_key_max_age`] is dropped (the reference has no time limit).
+//!
+//! Deliberate deviation: a message key is deleted as soon as it has opened its message, so a replayed
+//! message is rejected ([`SecureError::DuplicateOrExpired`]). The reference keeps the current message key
+//! until the application confirms the envelope, which lets a re-delivered copy decrypt twice; that is local
+//! policy and does not change the wire format.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use core::time::Duration;
+
+use prost::bytes::Bytes;
+use prost::Message as _;
+use rand_core::CryptoRngCore;
+use status_proto::encryption as pb;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::dh::Curve;
+use super::kdf::{self, Key32};
+use super::SecureError;
+use crate::time::Timestamp;
+
+/// Limits of one ratchet session.
+#[derive(Debug, Clone)]
+pub struct RatchetConfig {
+    /// Most message keys one message may make us skip in one chain (reference `MaxSkip` = 1000).
+    pub max_skip: u32,
+    /// Most skipped keys kept per session; the oldest are evicted first (`MaxMessageKeysPerSession`).
+    pub max_skipped_keys: usize,
+    /// Skipped keys older than this are deleted.
+    pub skipped_key_max_age: Duration,
+}
+
+impl Default for RatchetConfig {
+    fn default() -> Self {
+        RatchetConfig {
+            max_skip: 1000,
+            max_skipped_keys: 2000,
+            skipped_key_max_age: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// How many earlier remote ratchet keys are remembered to recognise replays from finished chains.
+const PREVIOUS_RATCHET_KEYS: usize = 8;
+const STATE_FORMAT: u32 = 1;
+
+/// A Double Ratchet message header.
+#[derive(Debug)]
+pub struct Header<C: Curve> {
+    /// The sender's current ratchet public key.
+    pub dh: C::PublicKey,
+    /// Index in the sending chain.
+    pub n: u32,
+    /// Length of the sender's previous sending chain.
+    pub pn: u32,
+}
+
+impl<C: Curve> Clone for Header<C> {
+    fn clone(&self) -> Self {
+        Header {
+            dh: self.dh.clone(),
+            n: self.n,
+            pn: self.pn,
+        }
+    }
+}
+
+impl<C: Curve> PartialEq for Header<C> {
+    fn eq(&self, other: &Self) -> bool {
+        self.dh == other.dh && self.n == other.n && self.pn == other.pn
+    }
+}
+
+impl<C: Curve> Eq for Header<C> {}
+
+impl<C: Curve> Header<C> {
+    /// The associated data the MAC covers.
+    pub fn ad(&self) -> Vec<u8> {
+        kdf::header_ad(self.dh.as_ref(), self.n, self.pn)
+    }
+}
+
+struct StoredKey {
+    mk: Key32,
+    seq: u64,
+    stored_at: Timestamp,
+}
+
+struct SkippedKeys<C: Curve> {
+    by_id: BTreeMap<(C::PublicKey, u32), StoredKey>,
+    by_seq: BTreeMap<u64, (C::PublicKey, u32)>,
+}
+
+impl<C: Curve> Clone for SkippedKeys<C> {
+    fn clone(&self) -> Self {
+        SkippedKeys {
+            by_id: self
+                .by_id
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        StoredKey {
+                            mk: v.mk.clone(),
+                            seq: v.seq,
+                            stored_at: v.stored_at,
+                        },
+                    )
+                })
+                .collect(),
+            by_seq: self.by_seq.clone(),
+        }
+    }
+}
+
+impl<C: Curve> SkippedKeys<C> {
+    fn new() -> Self {
+        SkippedKeys {
+            by_id: BTreeMap::new(),
+            by_seq: BTreeMap::new(),
+        }
+    }
+
+    fn insert(&mut self, dh: C::PublicKey, n: u32, mk: Key32, seq: u64, stored_at: Timestamp) {
+        if let Some(old) = self
+            .by_id
+            .insert((dh.clone(), n), StoredKey { mk, seq, stored_at })
+        {
+            self.by_seq.remove(&old.seq);
+        }
+        self.by_seq.insert(seq, (dh, n));
+    }
+
+    fn remove(&mut self, dh: &C::PublicKey, n: u32) -> Option<Key32> {
+        let stored = self.by_id.remove(&(dh.clone(), n))?;
+        self.by_seq.remove(&stored.seq);
+        Some(stored.mk)
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((_, id)) = self.by_seq.pop_first() {
+            self.by_id.remove(&id);
+        }
+    }
+
+    fn expire(&mut self, now: Timestamp, max_age: Duration) {
+        while let Some((_, id)) = self.by_seq.first_key_value() {
+            let old = match self.by_id.get(id) {
+                Some(k) => k.stored_at + max_age <= now,
+                None => true,
+            };
+            if !old {
+                break;
+            }
+            self.evict_oldest();
+        }
+    }
+}
+
+/// One Double Ratchet session. Key material is zeroized on drop; `Debug` prints no secret.
+pub struct Session<C: Curve> {
+    dhs: C::SecretKey,
+    dhs_pub: C::PublicKey,
+    dhr: Option<C::PublicKey>,
+    previous_dhr: VecDeque<C::PublicKey>,
+    rk: Key32,
+    cks: Key32,
+    ckr: Key32,
+    ns: u32,
+    nr: u32,
+    pn: u32,
+    keys_count: u64,
+    skipped: SkippedKeys<C>,
+}
+
+impl<C: Curve> Clone for Session<C> {
+    fn clone(&self) -> Self {
+        Session {
+            dhs: self.dhs.clone(),
+            dhs_pub: self.dhs_pub.clone(),
+            dhr: self.dhr.clone(),
+            previous_dhr: self.previous_dhr.clone(),
+            rk: self.rk.clone(),
+            cks: self.cks.clone(),
+            ckr: self.ckr.clone(),
+            ns: self.ns,
+            nr: self.nr,
+            pn: self.pn,
+            keys_count: self.keys_count,
+            skipped: self.skipped.clone(),
+        }
+    }
+}
+
+impl<C: Curve> core::fmt::Debug for Session<C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("curve", &C::NAME)
+            .field("dhs_pub", &self.dhs_pub)
+            .field("dhr", &self.dhr)
+            .field("ns", &self.ns)
+            .field("nr", &self.nr)
+            .field("pn", &self.pn)
+            .field("skipped_keys", &self.skipped.by_id.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a successful decrypt changes, computed before the MAC check.
+struct Staged<C: Curve> {
+    ratchet: Option<StagedRatchet<C>>,
+    ckr: Key32,
+    nr: u32,
+    new_skipped: Vec<(C::PublicKey, u32, Key32)>,
+}
+
+struct StagedRatchet<C: Curve> {
+    dhs: C::SecretKey,
+    dhr: C::PublicKey,
+    rk: Key32,
+    cks: Key32,
+    pn: u32,
+}
+
+/// Advance `ck` from index `from` to `until`, collecting the skipped keys under `dh`.
+fn skip_chain<C: Curve>(
+    ck: &mut Key32,
+    dh: &C::PublicKey,
+    from: u32,
+    until: u32,
+    out: &mut Vec<(C::PublicKey, u32, Key32)>,
+) {
+    for i in from..until {
+        let (next, mk) = kdf::kdf_ck(ck);
+        *ck = next;
+        out.push((dh.clone(), i, mk));
+    }
+}
+
+impl<C: Curve> Session<C> {
+    /// The initiator's session (`NewWithRemoteKey`), drawing its first ratchet key from `rng`.
+    pub fn initiator(
+        sk: &Key32,
+        remote_ratchet_key: C::PublicKey,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Self, SecureError> {
+        Self::initiator_with_key(sk, remote_ratchet_key, C::generate(rng))
+    }
+
+    /// The initiator's session with an explicit first ratchet key (vectors).
+    pub fn initiator_with_key(
+        sk: &Key32,
+        remote_ratchet_key: C::PublicKey,
+        ratchet_key: C::SecretKey,
+    ) -> Result<Self, SecureError> {
+        let dh = C::diffie_hellman(&ratchet_key, &remote_ratchet_key)?;
+        let (rk, cks) = kdf::kdf_rk(sk, &dh);
+        Ok(Session {
+            dhs_pub: C::public_key(&ratchet_key),
+            dhs: ratchet_key,
+            dhr: Some(remote_ratchet_key),
+            previous_dhr: VecDeque::new(),
+            rk,
+            cks,
+            ckr: sk.clone(),
+            ns: 0,
+            nr: 0,
+            pn: 0,
+            keys_count: 0,
+            skipped: SkippedKeys::new(),
+        })
+    }
+
+    /// The responder's session (`New`): `DHs` is the signed prekey pair, `RK = CKs = CKr = SK`.
+    pub fn responder(sk: &Key32, signed_prekey: C::SecretKey) -> Self {
+        Session {
+            dhs_pub: C::public_key(&signed_prekey),
+            dhs: signed_prekey,
+            dhr: None,
+            previous_dhr: VecDeque::new(),
+            rk: sk.clone(),
+            cks: sk.clone(),
+            ckr: sk.clone(),
+            ns: 0,
+            nr: 0,
+            pn: 0,
+            keys_count: 0,
+            skipped: SkippedKeys::new(),
+        }
+    }
+
+    /// Our current ratchet public key.
+    pub fn ratchet_public_key(&self) -> &C::PublicKey {
+        &self.dhs_pub
+    }
+
+    /// Number of stored skipped message keys.
+    pub fn skipped_keys(&self) -> usize {
+        self.skipped.by_id.len()
+    }
+
+    /// Messages sent on the current sending chain.
+    pub fn sent_in_chain(&self) -> u32 {
+        self.ns
+    }
+
+    /// `RatchetEncrypt` (§5.4).
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<(Header<C>, Vec<u8>), SecureError> {
+        let next_ns = self.ns.checked_add(1).ok_or(SecureError::CounterExhausted)?;
+        let header = Header {
+            dh: self.dhs_pub.clone(),
+            n: self.ns,
+            pn: self.pn,
+        };
+        let (cks, mk) = kdf::kdf_ck(&self.cks);
+        let ct = kdf::encrypt(&mk, plaintext, &header.ad());
+        self.cks = cks;
+        self.ns = next_ns;
+        Ok((header, ct))
+    }
+
+    /// `RatchetDecrypt` (§5.5). On any error the session is unchanged (except that expired skipped keys
+    /// may have been dropped); `rng` supplies the next ratchet key when the header starts a new chain.
+    pub fn decrypt(
+        &mut self,
+        header: &Header<C>,
+        ciphertext: &[u8],
+        now: Timestamp,
+        config: &RatchetConfig,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Zeroizing<Vec<u8>>, SecureError> {
+        self.skipped.expire(now, config.skipped_key_max_age);
+        let ad = header.ad();
+        if let Some(stored) = self.skipped.by_id.get(&(header.dh.clone(), header.n)) {
+            let pt = kdf::decrypt(&stored.mk, ciphertext, &ad)?;
+            self.skipped.remove(&header.dh, header.n);
+            return Ok(pt);
+        }
+        let staged = self.stage(header, config, rng)?;
+        let (ckr, mk) = kdf::kdf_ck(&staged.ckr);
+        let pt = kdf::decrypt(&mk, ciphertext, &ad)?;
+        self.commit(staged, ckr, header.n, now, config);
+        Ok(pt)
+    }
+
+    fn stage(
+        &self,
+        header: &Header<C>,
+        config: &RatchetConfig,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Staged<C>, SecureError> {
+        if self.dhr.as_ref() == Some(&header.dh) {
+            if header.n < self.nr {
+                return Err(SecureError::DuplicateOrExpired);
+            }
+            if header.n - self.nr > config.max_skip {
+                return Err(SecureError::TooFarAhead);
+            }
+            let mut ckr = self.ckr.clone();
+            let mut new_skipped = Vec::new();
+            skip_chain::<C>(&mut ckr, &header.dh, self.nr, header.n, &mut new_skipped);
+            return Ok(Staged {
+                ratchet: None,
+                ckr,
+                nr: header.n,
+                new_skipped,
+            });
+        }
+        if self.previous_dhr.contains(&header.dh) {
+            return Err(SecureError::DuplicateOrExpired);
+        }
+        if header.n > config.max_skip {
+            return Err(SecureError::TooFarAhead);
+        }
+        let mut new_skipped = Vec::new();
+        if let Some(dhr) = &self.dhr {
+            if header.pn < self.nr {
+                return Err(SecureError::InvalidHeader);
+            }
+            if header.pn - self.nr > config.max_skip {
+                return Err(SecureError::TooFarAhead);
+            }
+            let mut old = self.ckr.clone();
+            skip_chain::<C>(&mut old, dhr, self.nr, header.pn, &mut new_skipped);
+        }
+        let dh_recv = C::diffie_hellman(&self.dhs, &header.dh)?;
+        let (rk, mut ckr) = kdf::kdf_rk(&self.rk, &dh_recv);
+        let dhs = C::generate(rng);
+        let dh_send = C::diffie_hellman(&dhs, &header.dh)?;
+        let (rk, cks) = kdf::kdf_rk(&rk, &dh_send);
+        skip_chain::<C>(&mut ckr, &header.dh, 0, header.n, &mut new_skipped);
+        Ok(Staged {
+            ratchet: Some(StagedRatchet {
+                dhs,
+                dhr: header.dh.clone(),
+                rk,
+                cks,
+                pn: self.ns,
+            }),
+            ckr,
+            nr: header.n,
+            new_skipped,
+        })
+    }
+
+    fn commit(&mut self, staged: Staged<C>, ckr: Key32, n: u32, now: Timestamp, config: &RatchetConfig) {
+        for (dh, i, mk) in staged.new_skipped {
+            self.skipped.insert(dh, i, mk, self.keys_count, now);
+            self.keys_count = self.keys_count.wrapping_add(1);
+        }
+        if let Some(r) = staged.ratchet {
+            if let Some(old) = self.dhr.replace(r.dhr) {
+                self.previous_dhr.push_back(old);
+                if self.previous_dhr.len() > PREVIOUS_RATCHET_KEYS {
+                    self.previous_dhr.pop_front();
+                }
+            }
+            self.dhs_pub = C::public_key(&r.dhs);
+            self.dhs = r.dhs;
+            self.rk = r.rk;
+            self.cks = r.cks;
+            self.pn = r.pn;
+            self.ns = 0;
+        }
+        debug_assert_eq!(staged.nr, n);
+        self.ckr = ckr;
+        self.nr = n.saturating_add(1);
+        while self.skipped.by_id.len() > config.max_skipped_keys {
+            self.skipped.evict_oldest();
+        }
+    }
+
+    /// Drop skipped keys older than the configured age.
+    pub fn expire(&mut self, now: Timestamp, config: &RatchetConfig) {
+        self.skipped.expire(now, config.skipped_key_max_age);
+    }
+
+    /// When the oldest skipped key expires, if any.
+    pub fn next_expiry(&self, config: &RatchetConfig) -> Option<Timestamp> {
+        let (_, id) = self.skipped.by_seq.first_key_value()?;
+        self.skipped
+            .by_id
+            .get(id)
+            .map(|k| k.stored_at + config.skipped_key_max_age)
+    }
+
+    /// Evict the oldest skipped key (used by a store enforcing a cap across sessions).
+    pub fn evict_oldest_skipped(&mut self) {
+        self.skipped.evict_oldest();
+    }
+
+    /// The session as a protobuf [`pb::RatchetState`] (contains secrets: store it as such).
+    pub fn to_proto(&self) -> pb::RatchetState {
+        pb::RatchetState {
+            format: STATE_FORMAT,
+            dhs_private: Bytes::from(C::secret_to_bytes(&self.dhs).to_vec()),
+            dhr: self
+                .dhr
+                .as_ref()
+                .map(|k| Bytes::from(k.as_ref().to_vec()))
+                .unwrap_or_default(),
+            root_key: Bytes::from(self.rk.as_bytes().to_vec()),
+            send_chain_key: Bytes::from(self.cks.as_bytes().to_vec()),
+            recv_chain_key: Bytes::from(self.ckr.as_bytes().to_vec()),
+            ns: self.ns,
+            nr: self.nr,
+            pn: self.pn,
+            keys_count: self.keys_count,
+            skipped: self
+                .skipped
+                .by_seq
+                .values()
+                .filter_map(|id| {
+                    let k = self.skipped.by_id.get(id)?;
+                    Some(pb::SkippedMessageKey {
+                        ratchet_key: Bytes::from(id.0.as_ref().to_vec()),
+                        n: id.1,
+                        message_key: Bytes::from(k.mk.as_bytes().to_vec()),
+                        seq: k.seq,
+                        stored_at_ms: k.stored_at.as_millis(),
+                    })
+                })
+                .collect(),
+            previous_dhr: self
+                .previous_dhr
+                .iter()
+                .map(|k| Bytes::from(k.as_ref().to_vec()))
+                .collect(),
+        }
+    }
+
+    /// Rebuild a session from [`Session::to_proto`]; the skipped keys are capped by `config`.
+    pub fn from_proto(state: &pb::RatchetState, config: &RatchetConfig) -> Result<Self, SecureError> {
+        let bad = SecureError::InvalidState;
+        if state.format != STATE_FORMAT {
+            return Err(bad);
+        }
+        let dhs = C::secret_from_bytes(&state.dhs_private).ok_or(bad.clone())?;
+        let dhr = if state.dhr.is_empty() {
+            None
+        } else {
+            Some(C::public_from_bytes(&state.dhr).ok_or(bad.clone())?)
+        };
+        let key = |b: &Bytes| Key32::from_slice(b).ok_or(SecureError::InvalidState);
+        let mut skipped = SkippedKeys::new();
+        for s in &state.skipped {
+            let dh = C::public_from_bytes(&s.ratchet_key).ok_or(bad.clone())?;
+            skipped.insert(
+                dh,
+                s.n,
+                key(&s.message_key)?,
+                s.seq,
+                Timestamp::from_millis(s.stored_at_ms),
+            );
+        }
+        while skipped.by_id.len() > config.max_skipped_keys {
+            skipped.evict_oldest();
+        }
+        let mut previous_dhr = VecDeque::new();
+        for k in state.previous_dhr.iter().take(PREVIOUS_RATCHET_KEYS) {
+            previous_dhr.push_back(C::public_from_bytes(k).ok_or(bad.clone())?);
+        }
+        Ok(Session {
+            dhs_pub: C::public_key(&dhs),
+            dhs,
+            dhr,
+            previous_dhr,
+            rk: key(&state.root_key)?,
+            cks: key(&state.send_chain_key)?,
+            ckr: key(&state.recv_chain_key)?,
+            ns: state.ns,
+            nr: state.nr,
+            pn: state.pn,
+            keys_count: state.keys_count,
+            skipped,
+        })
+    }
+
+    /// Export the session as bytes (protobuf `RatchetState`). The result holds secrets and is zeroized on
+    /// drop.
+    pub fn export(&self) -> Zeroizing<Vec<u8>> {
+        let state = self.to_proto();
+        let out = Zeroizing::new(state.encode_to_vec());
+        wipe_ratchet_state(state);
+        out
+    }
+
+    /// Import a session exported by [`Session::export`].
+    pub fn import(bytes: &[u8], config: &RatchetConfig) -> Result<Self, SecureError> {
+        let state = pb::RatchetState::decode(bytes).map_err(|_| SecureError::InvalidState)?;
+        let session = Self::from_proto(&state, config);
+        wipe_ratchet_state(state);
+        session
+    }
+}
+
+/// Overwrite the buffer behind `b` if this is its only owner (best effort for decoded/encoded secrets).
+pub(crate) fn wipe(b: Bytes) {
+    if let Ok(mut m) = b.try_into_mut() {
+        m.as_mut().zeroize();
+    }
+}
+
+/// Wipe the secret fields of a protobuf ratchet state.
+pub(crate) fn wipe_ratchet_state(state: pb::RatchetState) {
+    wipe(state.dhs_private);
+    wipe(state.root_key);
+    wipe(state.send_chain_key);
+    wipe(state.recv_chain_key);
+    for s in state.skipped {
+        wipe(s.message_key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dh::{Secp256k1, X25519};
+    use super::*;
+    use rand_core::SeedableRng;
+
+    fn pair<C: Curve>(rng: &mut rand_chacha::ChaCha20Rng) -> (Session<C>, Session<C>) {
+        let sk = Key32::new([5; 32]);
+        let spk = C::generate(rng);
+        let alice = Session::<C>::initiator(&sk, C::public_key(&spk), rng).unwrap();
+        let bob = Session::<C>::responder(&sk, spk);
+        (alice, bob)
+    }
+
+    fn conversation<C: Curve>() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        let cfg = RatchetConfig::default();
+        let now = Timestamp::from_secs(100);
+        let (mut a, mut b) = pair::<C>(&mut rng);
+        // Bob may send first (responder chain CKs = SK).
+        let (h, c) = b.encrypt(b"early").unwrap();
+        assert_eq!(&a.decrypt(&h, &c, now, &cfg, &mut rng).unwrap()[..], b"early");
+        let m: Vec<_> = (0..3)
+            .map(|i| a.encrypt(format!("a{i}").as_bytes()).unwrap())
+            .collect();
+        assert_eq!(
+            &b.decrypt(&m[2].0, &m[2].1, now, &cfg, &mut rng).unwrap()[..],
+            b"a2"
+        );
+        assert_eq!(b.skipped_keys(), 2);
+        assert_eq!(
+            &b.decrypt(&m[0].0, &m[0].1, now, &cfg, &mut rng).unwrap()[..],
+            b"a0"
+        );
+        // Replays are rejected and change nothing.
+        assert_eq!(
+            b.decrypt(&m[0].0, &m[0].1, now, &cfg, &mut rng),
+            Err(SecureError::DuplicateOrExpired)
+        );
+        assert_eq!(
+            b.decrypt(&m[2].0, &m[2].1, now, &cfg, &mut rng),
+            Err(SecureError::DuplicateOrExpired)
+        );
+        let (h, c) = b.encrypt(b"reply").unwrap();
+        assert_eq!(&a.decrypt(&h, &c, now, &cfg, &mut rng).unwrap()[..], b"reply");
+        let (h2, c2) = a.encrypt(b"after").unwrap();
+        assert_eq!(h2.pn, 3);
+        assert_eq!(&b.decrypt(&h2, &c2, now, &cfg, &mut rng).unwrap()[..], b"after");
+        // The last skipped key from the first chain still opens.
+        assert_eq!(
+            &b.decrypt(&m[1].0, &m[1].1, now, &cfg, &mut rng).unwrap()[..],
+            b"a1"
+        );
+        assert_eq!(b.skipped_keys(), 0);
+        // Export / import mid-conversation.
+        let mut b2 = Session::<C>::import(&b.export(), &cfg).unwrap();
+        let (h, c) = a.encrypt(b"persisted").unwrap();
+        assert_eq!(
+            &b2.decrypt(&h, &c, now, &cfg, &mut rng).unwrap()[..],
+            b"persisted"
+        );
+        assert!(!format!("{b2:?}").contains("rk"));
+    }
+
+    #[test]
+    fn conversation_on_both_curves() {
+        conversation::<Secp256k1>();
+        conversation::<X25519>();
+    }
+
+    fn bad_input_leaves_state<C: Curve>() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
+        let cfg = RatchetConfig::default();
+        let now = Timestamp::from_secs(100);
+        let (mut a, mut b) = pair::<C>(&mut rng);
+        let (h, c) = a.encrypt(b"one").unwrap();
+        b.decrypt(&h, &c, now, &cfg, &mut rng).unwrap();
+        let before = b.export();
+        let (h, mut c) = a.encrypt(b"two").unwrap();
+        let last = c.len() - 1;
+        c[last] ^= 1;
+        assert_eq!(b.decrypt(&h, &c, now, &cfg, &mut rng), Err(SecureError::BadMac));
+        assert_eq!(
+            b.decrypt(&h, &c[..40], now, &cfg, &mut rng),
+            Err(SecureError::CiphertextTooShort)
+        );
+        let far = Header {
+            dh: h.dh.clone(),
+            n: 10_000,
+            pn: 0,
+        };
+        assert_eq!(
+            b.decrypt(&far, &c, now, &cfg, &mut rng),
+            Err(SecureError::TooFarAhead)
+        );
+        let stranger = Header {
+            dh: C::public_key(&C::generate(&mut rng)),
+            n: 0,
+            pn: 10_000,
+        };
+        assert_eq!(
+            b.decrypt(&stranger, &c, now, &cfg, &mut rng),
+            Err(SecureError::TooFarAhead)
+        );
+        let stranger = Header {
+            dh: C::public_key(&C::generate(&mut rng)),
+            n: 0,
+            pn: 0,
+        };
+        assert_eq!(
+            b.decrypt(&stranger, &c, now, &cfg, &mut rng),
+            Err(SecureError::InvalidHeader)
+        );
+        let stranger = Header {
+            dh: C::public_key(&C::generate(&mut rng)),
+            n: 0,
+            pn: 1,
+        };
+        assert_eq!(
+            b.decrypt(&stranger, &c, now, &cfg, &mut rng),
+            Err(SecureError::BadMac)
+        );
+        assert_eq!(*b.export(), *before);
+        c[last] ^= 1;
+        assert_eq!(&b.decrypt(&h, &c, now, &cfg, &mut rng).unwrap()[..], b"two");
+    }
+
+    #[test]
+    fn bad_input_leaves_state_on_both_curves() {
+        bad_input_leaves_state::<Secp256k1>();
+        bad_input_leaves_state::<X25519>();
+    }
+
+    #[test]
+    fn skipped_keys_are_capped_and_expire() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(13);
+        let cfg = RatchetConfig {
+            max_skip: 50,
+            max_skipped_keys: 30,
+            skipped_key_max_age: Duration::from_secs(60),
+        };
+        let t0 = Timestamp::from_secs(1000);
+        let (mut a, mut b) = pair::<X25519>(&mut rng);
+        let msgs: Vec<_> = (0..41).map(|_| a.encrypt(b"x").unwrap()).collect();
+        b.decrypt(&msgs[40].0, &msgs[40].1, t0, &cfg, &mut rng).unwrap();
+        assert_eq!(b.skipped_keys(), 30);
+        // The oldest ten were evicted.
+        assert_eq!(
+            b.decrypt(&msgs[5].0, &msgs[5].1, t0, &cfg, &mut rng),
+            Err(SecureError::DuplicateOrExpired)
+        );
+        assert_eq!(
+            &b.decrypt(&msgs[10].0, &msgs[10].1, t0, &cfg, &mut rng).unwrap()[..],
+            b"x"
+        );
+        assert_eq!(b.next_expiry(&cfg), Some(t0 + Duration::from_secs(60)));
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(
+            b.decrypt(&msgs[11].0, &msgs[11].1, later, &cfg, &mut rng),
+            Err(SecureError::DuplicateOrExpired)
+        );
+        assert_eq!(b.skipped_keys(), 0);
+    }
+}
