@@ -6,5 +6,5 @@
 //! state past the documented caps (the bodies assert what they can).
 pub mod mvds;
 pub mod rlpx;
-pub mod waku;
 pub mod secure;
+pub mod waku;
