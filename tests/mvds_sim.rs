@@ -138,7 +138,7 @@ fn run(s: &Scenario) -> (Sim<TestEngine>, Expected, bool) {
         let config = s.config.clone();
         let broken = s.drops_acks == Some(i);
         sim.add_node(move |_, seed: Seed, now| {
-            let e = MvdsEngine::new(config, &seed, now);
+            let e = MvdsEngine::new(config, &seed, now).unwrap();
             if broken {
                 TestEngine::DropsAcks(e)
             } else {
@@ -384,7 +384,7 @@ fn sharing_in_a_three_member_group_routes_around_a_cut_link() {
     let mut sim: Sim<MvdsEngine> = Sim::new(seed_or(11), at(0), LinkModel::default());
     sim.set_trace_level(TraceLevel::Full);
     for _ in 0..3 {
-        sim.add_node(|_, seed, now| MvdsEngine::new(Config::default(), &seed, now));
+        sim.add_node(|_, seed, now| MvdsEngine::new(Config::default(), &seed, now).unwrap());
     }
     sim.add_fault(Fault::LinkDown {
         a: NodeId(0),

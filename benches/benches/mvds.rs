@@ -60,7 +60,7 @@ fn simulation(nodes: usize, messages: usize, body_len: usize, loss: f64) {
     let mut sim = Sim::new(42, start, LinkModel::lossy(loss));
     sim.set_trace_level(TraceLevel::Off);
     for _ in 0..nodes {
-        sim.add_node(|_, seed, now| MvdsEngine::new(Config::default(), &seed, now));
+        sim.add_node(|_, seed, now| MvdsEngine::new(Config::default(), &seed, now).expect("valid config"));
     }
     let mut rng = Seed::from_u64(43).rng();
     for _ in 0..messages {

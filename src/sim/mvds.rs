@@ -1,7 +1,7 @@
 //! The MVDS adapter: a [`Node`] as a simulated [`Engine`], addressed by [`NodeId`].
 
 use super::{Engine, NodeId, SimOutput};
-use crate::mvds::{Config, Event, Input, Node, Output, PeerId};
+use crate::mvds::{Config, Event, Input, MvdsError, Node, Output, PeerId};
 use crate::rng::Seed;
 use crate::time::Timestamp;
 
@@ -27,12 +27,12 @@ pub struct MvdsEngine {
 }
 
 impl MvdsEngine {
-    /// A node with `config`.
-    pub fn new(config: Config, seed: &Seed, now: Timestamp) -> Self {
-        MvdsEngine {
-            node: Node::new(config, seed, now),
+    /// A node with `config` (`Err` if the configuration is invalid).
+    pub fn new(config: Config, seed: &Seed, now: Timestamp) -> Result<Self, MvdsError> {
+        Ok(MvdsEngine {
+            node: Node::new(config, seed, now)?,
             refused: 0,
-        }
+        })
     }
 }
 
