@@ -1,6 +1,6 @@
 //! The MVDS adapter: a [`Node`] as a simulated [`Engine`], addressed by [`NodeId`].
 
-use super::{Engine, NodeId, SimOutput};
+use super::{trace_bytes, Engine, NodeId, SimOutput, TraceEncode};
 use crate::mvds::{Config, Event, Input, MvdsError, Node, Output, PeerId};
 use crate::rng::Seed;
 use crate::time::Timestamp;
@@ -14,6 +14,70 @@ pub fn peer_id(node: NodeId) -> PeerId {
 pub fn node_id(peer: &PeerId) -> Option<NodeId> {
     let b: [u8; 4] = peer.as_bytes().try_into().ok()?;
     Some(NodeId(u32::from_be_bytes(b) as usize))
+}
+
+impl TraceEncode for Input {
+    fn trace_encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Input::Received { from, bytes } => {
+                out.push(0);
+                trace_bytes(out, from.as_bytes());
+                trace_bytes(out, bytes);
+            }
+            Input::ReceivedPayload { from, payload } => {
+                out.push(1);
+                trace_bytes(out, from.as_bytes());
+                trace_bytes(out, &payload.encode_to_vec());
+            }
+            Input::Send { group, body } => {
+                out.push(2);
+                trace_bytes(out, &group.0);
+                trace_bytes(out, body);
+            }
+            Input::AddPeer { group, peer } => {
+                out.push(3);
+                trace_bytes(out, &group.0);
+                trace_bytes(out, peer.as_bytes());
+            }
+            Input::RemovePeer { group, peer } => {
+                out.push(4);
+                trace_bytes(out, &group.0);
+                trace_bytes(out, peer.as_bytes());
+            }
+        }
+    }
+}
+
+impl TraceEncode for Event {
+    fn trace_encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Event::MessageReceived {
+                from,
+                message_id,
+                message,
+            } => {
+                out.push(0);
+                trace_bytes(out, from.as_bytes());
+                trace_bytes(out, &message_id.0);
+                trace_bytes(out, &message.encode_to_vec());
+            }
+            Event::Delivered { peer, message_id } => {
+                out.push(1);
+                trace_bytes(out, peer.as_bytes());
+                trace_bytes(out, &message_id.0);
+            }
+            Event::DeliveryFailed { peer, message_id } => {
+                out.push(2);
+                trace_bytes(out, peer.as_bytes());
+                trace_bytes(out, &message_id.0);
+            }
+            Event::PayloadIgnored { from, reason } => {
+                out.push(3);
+                trace_bytes(out, from.as_bytes());
+                trace_bytes(out, reason.to_string().as_bytes());
+            }
+        }
+    }
 }
 
 /// An MVDS node driven by the simulator. Payloads travel as their protobuf encoding; refused commands
