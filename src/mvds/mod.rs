@@ -31,7 +31,14 @@
 //!   [`Stats::ids_skipped`]) and the rest of the payload is processed, and the STATUS-HEAD
 //!   `group_offers` (5005), which the node ignores, can never make a payload undecodable (see
 //!   [`payload`]).
-//! * Everything is capped ([`Config`]); the behaviour at each cap is documented there.
+//! * Membership: MESSAGEs are accepted from any sender (a Status receiver has not added the sender of a
+//!   first one-to-one message as a peer) but shared only if the sender is a peer of their group;
+//!   OFFERs are acted on only from senders sharing a group with us; records a peer's payload creates
+//!   have their own quota ([`Config::max_remote_states`]), so peers cannot starve local sends.
+//! * [`Node::send`] to a group without peers fails with [`MvdsError::NoPeers`]; `remove_peer` reports
+//!   each abandoned obligation with [`Event::DeliveryFailed`].
+//! * Everything is capped ([`Config`], checked by [`Config::validate`]); the behaviour at each cap,
+//!   the output queue's included, is documented there.
 
 pub mod node;
 pub mod payload;
