@@ -47,7 +47,7 @@ fn valid_seeds() -> Vec<Vec<u8>> {
         out.push(m.encode_to_vec());
     }
     let now = Timestamp::from_secs(1_700_000_000);
-    let mut node = Node::new(Config::default(), &Seed::from_u64(3), now);
+    let mut node = Node::new(Config::default(), &Seed::from_u64(3), now).unwrap();
     node.add_peer(GroupId([1; 32]), PeerId::new(vec![2u8])).unwrap();
     node.send(now, GroupId([1; 32]), b"persisted".to_vec()).unwrap();
     out.push(node.snapshot(now).encode_to_vec());

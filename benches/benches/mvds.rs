@@ -55,12 +55,14 @@ fn pair_group(a: usize, b: usize) -> GroupId {
     GroupId(g)
 }
 
-fn simulation(nodes: usize, messages: usize, body_len: usize, loss: f64) {
+/// Run the simulation and print its figures; returns whether it settled and the number of
+/// `DeliveryFailed` events.
+fn simulation(nodes: usize, messages: usize, body_len: usize, loss: f64) -> (bool, u64) {
     let start = Timestamp::from_millis(1_700_000_000_000);
     let mut sim = Sim::new(42, start, LinkModel::lossy(loss));
     sim.set_trace_level(TraceLevel::Off);
     for _ in 0..nodes {
-        sim.add_node(|_, seed, now| MvdsEngine::new(Config::default(), &seed, now));
+        sim.add_node(|_, seed, now| MvdsEngine::new(Config::default(), &seed, now).expect("valid config"));
     }
     let mut rng = Seed::from_u64(43).rng();
     for _ in 0..messages {
@@ -120,6 +122,7 @@ fn simulation(nodes: usize, messages: usize, body_len: usize, loss: f64) {
         "  wire bytes per delivered message {per_msg:.1} vs message bytes {body_len}: amplification {:.2}x",
         per_msg / body_len as f64
     );
+    (idle, failed)
 }
 
 fn main() {
@@ -132,7 +135,9 @@ fn main() {
     codec(&mut c);
     c.final_summary();
     if test_mode {
-        simulation(10, 200, 200, 0.2);
+        let (settled, failed) = simulation(10, 200, 200, 0.2);
+        assert!(settled, "the test-mode simulation did not settle");
+        assert_eq!(failed, 0, "deliveries failed in the test-mode simulation");
     } else {
         simulation(100, 10_000, 200, 0.2);
         // Baseline: the same traffic without loss (duplication and reordering remain).

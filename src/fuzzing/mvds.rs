@@ -10,7 +10,8 @@ use crate::rng::Seed;
 use crate::time::Timestamp;
 
 /// Decode arbitrary bytes as a payload, a message and a snapshot; whatever decodes re-encodes to bytes
-/// that decode to the same value.
+/// that decode to the same value, and a node restored from a decoded snapshot runs a few epochs (sends,
+/// timeouts, a removed peer) within its caps.
 pub fn mvds_payload(data: &[u8]) {
     if let Ok(p) = Payload::decode(data) {
         let bytes = p.encode_to_vec();
@@ -24,8 +25,48 @@ pub fn mvds_payload(data: &[u8]) {
     }
     if let Ok(s) = Snapshot::decode(data) {
         assert!(Snapshot::decode(&s.encode_to_vec()).ok().as_ref() == Some(&s));
-        let _ = Node::from_snapshot(small_config(Mode::Batch), &Seed([1; 32]), Timestamp::ZERO, s);
+        let now = Timestamp::from_secs(1_700_000_000);
+        if let Ok(mut node) = Node::from_snapshot(small_config(Mode::Batch), &Seed([1; 32]), now, s.clone()) {
+            run_restored(&mut node, &s, now);
+        }
     }
+}
+
+/// A few steps of a node restored from `snapshot`.
+fn run_restored(node: &mut Node, snapshot: &Snapshot, mut now: Timestamp) {
+    let config = node.config().clone();
+    let groups: Vec<GroupId> = snapshot.groups.iter().map(|(g, _)| *g).collect();
+    for (i, g) in groups.iter().enumerate().take(3) {
+        let _ = node.send(now, *g, vec![i as u8; 3]);
+    }
+    for step in 0..6u64 {
+        if step == 3 {
+            if let Some((g, peers)) = snapshot.groups.first() {
+                if let Some(p) = peers.first() {
+                    node.remove_peer(g, p);
+                }
+            }
+        }
+        now = node.poll_timeout().unwrap_or(now).max(now);
+        node.handle_timeout(now);
+        if let Some(t) = node.poll_timeout() {
+            assert!(t > now);
+        }
+        check_caps(node, &config);
+        while node.poll_output().is_some() {}
+    }
+}
+
+fn check_caps(node: &Node, config: &Config) {
+    assert!(node.queued_outputs() <= config.max_queued_outputs);
+    assert!(node.message_count() <= config.max_messages);
+    let (local, remote) = node.state_counts();
+    assert!(local <= config.max_states && remote <= config.max_remote_states);
+    assert_eq!(local + remote, node.state_count());
+    assert!(node.group_count() <= config.max_groups);
+    let (ack_peers, acks) = node.pending_acks();
+    assert!(ack_peers <= config.max_ack_peers);
+    assert!(acks <= config.max_pending_acks);
 }
 
 fn small_config(mode: Mode) -> Config {
@@ -37,18 +78,21 @@ fn small_config(mode: Mode) -> Config {
             jitter: 3,
         },
         max_send_count: Some(5),
-        max_messages: 8,
+        max_messages: 16,
         max_groups: 3,
         max_peers_per_group: 3,
-        max_states: 16,
-        max_states_per_peer: 6,
+        max_states: 8,
+        max_states_per_peer: 4,
+        max_remote_states: 6,
+        max_remote_states_per_peer: 3,
         max_records_per_payload: 5,
         max_payload_bytes: 2048,
         max_incoming_payload_bytes: 4096,
         max_body_bytes: 16,
         max_pending_acks_per_peer: 4,
         max_ack_peers: 3,
-        max_queued_outputs: 64,
+        max_pending_acks: 7,
+        max_queued_outputs: 12,
         ..Config::default()
     }
 }
@@ -70,9 +114,10 @@ fn peer(u: &mut Unstructured<'_>) -> arbitrary::Result<PeerId> {
 }
 
 /// Drive a node with small caps through arbitrary received bytes, structured payloads, local commands
-/// and timer ticks. Oracle: no panic, `Err` never comes from received data, every cap holds, a payload
-/// never carries more records than allowed, and after `handle_timeout(now)` the next deadline is in the
-/// future.
+/// and timer ticks; the output queue is drained only when the script says so. Oracle: no panic, `Err`
+/// never comes from received data, every cap (the output queue's included) holds after every step, a
+/// payload never carries more records or bytes than allowed, and after `handle_timeout(now)` the next
+/// deadline is in the future.
 pub fn mvds_node(data: &[u8]) {
     let _ = run_node(&mut Unstructured::new(data));
 }
@@ -85,13 +130,16 @@ fn run_node(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     };
     let config = small_config(mode);
     let mut now = Timestamp::from_secs(1_700_000_000);
-    let mut node = Node::new(config.clone(), &Seed([u.arbitrary::<u8>()?; 32]), now);
+    let Ok(mut node) = Node::new(config.clone(), &Seed([u.arbitrary::<u8>()?; 32]), now) else {
+        return Ok(());
+    };
     let mut known: Vec<MessageId> = Vec::new();
     for _ in 0..200 {
         if u.is_empty() {
             break;
         }
-        match u.int_in_range(0..=6u8)? {
+        let mut drain = false;
+        match u.int_in_range(0..=7u8)? {
             0 => {
                 let len = u.int_in_range(0..=48usize)?;
                 let bytes = Bytes::copy_from_slice(u.bytes(len)?);
@@ -159,29 +207,28 @@ fn run_node(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
                     assert!(t > now);
                 }
             }
-            _ => {
+            6 => {
                 if let Some(t) = node.poll_timeout() {
                     now = now.max(t);
                     node.handle_timeout(now);
                 }
             }
+            _ => drain = true,
         }
-        while let Some(out) = node.poll_output() {
-            if let Output::Transmit { payload, .. } = out {
-                let records = payload.acks.len()
-                    + payload.offers.len()
-                    + payload.requests.len()
-                    + payload.messages.len();
-                assert!(records <= config.max_records_per_payload);
-                assert!(payload.is_valid());
+        check_caps(&node, &config);
+        if drain {
+            while let Some(out) = node.poll_output() {
+                if let Output::Transmit { payload, .. } = out {
+                    let records = payload.acks.len()
+                        + payload.offers.len()
+                        + payload.requests.len()
+                        + payload.messages.len();
+                    assert!(records <= config.max_records_per_payload);
+                    assert!(payload.is_valid());
+                    assert!(payload.encoded_len() <= config.max_incoming_payload_bytes);
+                }
             }
         }
-        assert!(node.message_count() <= config.max_messages);
-        assert!(node.state_count() <= config.max_states);
-        assert!(node.group_count() <= config.max_groups);
-        let (ack_peers, acks) = node.pending_acks();
-        assert!(ack_peers <= config.max_ack_peers);
-        assert!(acks <= config.max_ack_peers * config.max_pending_acks_per_peer);
         if known.len() > 64 {
             known.drain(..32);
         }

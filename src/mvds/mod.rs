@@ -27,8 +27,18 @@
 //!   (`max_send_count`) raises [`Event::DeliveryFailed`].
 //! * A received message whose group id is not 32 bytes is skipped without ACK (the reference would
 //!   store it under an unusable group).
-//! * Decoding rejects message ids that are not 32 bytes ([`PayloadError::BadMessageId`]).
-//! * Everything is capped ([`Config`]); the behaviour at each cap is documented there.
+//! * Decoding is lenient: an id that is not 32 bytes is skipped (and counted in
+//!   [`Stats::ids_skipped`]) and the rest of the payload is processed, and the STATUS-HEAD
+//!   `group_offers` (5005), which the node ignores, can never make a payload undecodable (see
+//!   [`payload`]).
+//! * Membership: MESSAGEs are accepted from any sender (a Status receiver has not added the sender of a
+//!   first one-to-one message as a peer) but shared only if the sender is a peer of their group;
+//!   OFFERs are acted on only from senders sharing a group with us; records a peer's payload creates
+//!   have their own quota ([`Config::max_remote_states`]), so peers cannot starve local sends.
+//! * [`Node::send`] to a group without peers fails with [`MvdsError::NoPeers`]; `remove_peer` reports
+//!   each abandoned obligation with [`Event::DeliveryFailed`].
+//! * Everything is capped ([`Config`], checked by [`Config::validate`]); the behaviour at each cap,
+//!   the output queue's included, is documented there.
 
 pub mod node;
 pub mod payload;
@@ -51,6 +61,12 @@ pub enum MvdsError {
     /// Adding the records would exceed `max_states` or `max_states_per_peer`.
     #[error("sync state full")]
     StateFull,
+    /// `send` to a group without peers: nobody to sync the message to, so nothing is stored.
+    #[error("the group has no peers")]
+    NoPeers,
+    /// The configuration is inconsistent ([`Config::validate`]).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
     /// `max_groups` reached.
     #[error("too many groups")]
     TooManyGroups,

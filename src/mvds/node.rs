@@ -107,11 +107,23 @@ struct AckQueue {
     set: BTreeSet<MessageId>,
 }
 
+/// The largest epoch a [`Snapshot`] may carry (2^48 epochs of 300 ms are 2.7 million years); larger
+/// values are rejected by [`Node::from_snapshot`] so that epoch arithmetic never comes near overflow.
+pub const MAX_SNAPSHOT_EPOCH: u64 = 1 << 48;
+
 /// An MVDS node: the per-peer, per-message sync state of one participant.
 ///
 /// Epochs are derived from time: epoch `e` begins at `origin + (e - origin_epoch) * tick`. Each
 /// [`handle_timeout`](Node::handle_timeout) in a new epoch sends, in one payload per peer, the pending
 /// ACKs and every record due in that epoch or before. An idle node has no deadline.
+///
+/// Membership: MESSAGEs are accepted (stored, delivered, ACKed) from any sender, as the reference does
+/// and as Status needs (the receiver of a first one-to-one message has not added its sender as a peer);
+/// they are shared with the other peers of their group only if the sender is a peer of that group.
+/// OFFERs are acted on only from senders that share at least one group with us (others are counted in
+/// [`Stats::offers_from_non_members`]), and REQUESTs only for a message of a group the requester is a
+/// peer of. Every record a peer's payload creates counts against the peer quota
+/// ([`Config::max_remote_states`]), so no sender can exhaust the records local sends need.
 #[derive(Debug)]
 pub struct Node {
     config: Config,
@@ -119,12 +131,17 @@ pub struct Node {
     origin: Timestamp,
     origin_epoch: u64,
     processed_epoch: u64,
-    store: BTreeMap<MessageId, Message>,
-    store_order: BTreeMap<u64, MessageId>,
+    /// Messages with their insertion sequence number.
+    store: BTreeMap<MessageId, (u64, Message)>,
+    /// Stored messages no record refers to, oldest first: the eviction order.
+    evictable: BTreeMap<u64, MessageId>,
     next_seq: u64,
     groups: BTreeMap<GroupId, BTreeSet<PeerId>>,
+    /// Number of groups each peer is in.
+    peer_groups: BTreeMap<PeerId, usize>,
     states: States,
     acks: BTreeMap<PeerId, AckQueue>,
+    acks_total: usize,
     /// The epoch by which the pending ACKs are to be sent.
     ack_epoch: Option<u64>,
     outputs: VecDeque<Output>,
@@ -132,28 +149,35 @@ pub struct Node {
 }
 
 impl Node {
-    /// A fresh node at epoch 0.
-    pub fn new(config: Config, seed: &Seed, now: Timestamp) -> Self {
-        Node {
+    /// A fresh node at epoch 0. Fails with [`MvdsError::InvalidConfig`] if
+    /// [`Config::validate`] does.
+    pub fn new(config: Config, seed: &Seed, now: Timestamp) -> Result<Self, MvdsError> {
+        config.validate()?;
+        Ok(Node {
             config,
             rng: seed.rng(),
             origin: now,
             origin_epoch: 0,
             processed_epoch: 0,
             store: BTreeMap::new(),
-            store_order: BTreeMap::new(),
+            evictable: BTreeMap::new(),
             next_seq: 0,
             groups: BTreeMap::new(),
+            peer_groups: BTreeMap::new(),
             states: States::default(),
             acks: BTreeMap::new(),
+            acks_total: 0,
             ack_epoch: None,
             outputs: VecDeque::new(),
             stats: Stats::default(),
-        }
+        })
     }
 
     /// Restore a node from a [`Snapshot`]; it resumes at the snapshot's epoch at `now`. Fails with
-    /// [`MvdsError::BadSnapshot`] if the snapshot is inconsistent or exceeds the caps of `config`.
+    /// [`MvdsError::InvalidConfig`] for a bad `config`, and with [`MvdsError::BadSnapshot`] if the
+    /// snapshot is inconsistent (an epoch above [`MAX_SNAPSHOT_EPOCH`], an OFFER or MESSAGE record
+    /// without its message or group) or exceeds the caps of `config`. A message listed twice is kept
+    /// once; a record listed twice keeps the last.
     pub fn from_snapshot(
         config: Config,
         seed: &Seed,
@@ -161,13 +185,16 @@ impl Node {
         snapshot: Snapshot,
     ) -> Result<Self, MvdsError> {
         let bad = MvdsError::BadSnapshot;
-        let mut node = Node::new(config, seed, now);
+        let mut node = Node::new(config, seed, now)?;
+        if snapshot.epoch > MAX_SNAPSHOT_EPOCH {
+            return Err(bad("epoch out of range"));
+        }
         node.origin_epoch = snapshot.epoch;
         node.processed_epoch = snapshot.epoch;
-        if snapshot.messages.len() > node.config.max_messages {
-            return Err(bad("too many messages"));
-        }
         for m in snapshot.messages {
+            if node.store.len() >= node.config.max_messages {
+                return Err(bad("too many messages"));
+            }
             let id = m.id();
             node.store_insert(id, m);
         }
@@ -177,36 +204,30 @@ impl Node {
             }
         }
         for (peer, id, s) in snapshot.states {
-            if !node.room_for_state(&peer) {
+            if !node.states.contains(&peer, &id) && !node.room_for_state(&peer, s.local) {
                 return Err(bad("too many states"));
             }
-            if s.kind != RecordKind::Request && !node.store.contains_key(&id) {
-                return Err(bad("record without its message"));
+            if s.kind != RecordKind::Request && (s.group.is_none() || !node.store.contains_key(&id)) {
+                return Err(bad("record without its message or group"));
             }
-            node.states.insert(peer, id, s);
+            node.insert_state(peer, id, s);
         }
         Ok(node)
     }
 
     /// Export the persistent state at `now`.
     pub fn snapshot(&self, now: Timestamp) -> Snapshot {
+        let mut messages: Vec<&(u64, Message)> = self.store.values().collect();
+        messages.sort_by_key(|(seq, _)| *seq);
         Snapshot {
             epoch: self.epoch(now),
-            messages: self
-                .store_order
-                .values()
-                .filter_map(|id| self.store.get(id).cloned())
-                .collect(),
+            messages: messages.into_iter().map(|(_, m)| m.clone()).collect(),
             groups: self
                 .groups
                 .iter()
                 .map(|(g, ps)| (*g, ps.iter().cloned().collect()))
                 .collect(),
-            states: self
-                .states
-                .iter()
-                .map(|((p, i), s)| (p.clone(), *i, *s))
-                .collect(),
+            states: self.states.iter().map(|(p, i, s)| (p.clone(), *i, *s)).collect(),
         }
     }
 
@@ -220,10 +241,11 @@ impl Node {
         self.stats
     }
 
-    /// The epoch at `now`.
+    /// The epoch at `now` (saturating).
     pub fn epoch(&self, now: Timestamp) -> u64 {
         let tick = (self.config.tick.as_millis() as u64).max(1);
-        self.origin_epoch + (now - self.origin).as_millis() as u64 / tick
+        let elapsed = (now - self.origin).as_millis().min(u128::from(u64::MAX)) as u64;
+        self.origin_epoch.saturating_add(elapsed / tick)
     }
 
     fn time_of(&self, epoch: u64) -> Timestamp {
@@ -239,12 +261,17 @@ impl Node {
 
     /// A stored message.
     pub fn message(&self, id: &MessageId) -> Option<&Message> {
-        self.store.get(id)
+        self.store.get(id).map(|(_, m)| m)
     }
 
     /// Sync records in total.
     pub fn state_count(&self) -> usize {
         self.states.len()
+    }
+
+    /// Sync records created by local sends and because of peers' payloads.
+    pub fn state_counts(&self) -> (usize, usize) {
+        self.states.counts()
     }
 
     /// The record for (`peer`, `id`), if any.
@@ -254,7 +281,7 @@ impl Node {
 
     /// Peers with pending ACKs and the number of ACKs pending in total.
     pub fn pending_acks(&self) -> (usize, usize) {
-        (self.acks.len(), self.acks.values().map(|q| q.order.len()).sum())
+        (self.acks.len(), self.acks_total)
     }
 
     /// Groups tracked.
@@ -267,9 +294,17 @@ impl Node {
         self.groups.get(group).into_iter().flatten()
     }
 
-    /// Outputs waiting to be polled.
+    fn is_member(&self, group: &GroupId, peer: &PeerId) -> bool {
+        self.groups.get(group).is_some_and(|ps| ps.contains(peer))
+    }
+
+    /// Outputs waiting to be polled (never more than [`Config::max_queued_outputs`]).
     pub fn queued_outputs(&self) -> usize {
         self.outputs.len()
+    }
+
+    fn queue_full(&self) -> bool {
+        self.outputs.len() >= self.config.max_queued_outputs
     }
 
     /// Feed an input. Faults of the remote peer never return `Err` (they become
@@ -300,50 +335,108 @@ impl Node {
             return Err(MvdsError::TooManyGroups);
         }
         let peers = self.groups.entry(group).or_default();
-        if !peers.contains(&peer) && peers.len() >= self.config.max_peers_per_group {
+        if peers.contains(&peer) {
+            return Ok(());
+        }
+        if peers.len() >= self.config.max_peers_per_group {
+            if peers.is_empty() {
+                self.groups.remove(&group);
+            }
             return Err(MvdsError::TooManyPeers);
         }
-        peers.insert(peer);
+        peers.insert(peer.clone());
+        *self.peer_groups.entry(peer).or_insert(0) += 1;
         Ok(())
     }
 
-    /// Remove `peer` from `group` and drop its OFFER and MESSAGE records of that group.
+    /// Remove `peer` from `group`. Its pending OFFER and MESSAGE records of that group are abandoned:
+    /// each one that reports to the application raises [`Event::DeliveryFailed`], at once while the
+    /// output queue has room, otherwise in the next epoch (the record is made due and abandoned then,
+    /// unless the peer has been added back). If the peer shares no group with us any more, the
+    /// REQUESTs we were sending it are dropped too (silently: they report nothing).
     pub fn remove_peer(&mut self, group: &GroupId, peer: &PeerId) {
         if let Some(peers) = self.groups.get_mut(group) {
-            peers.remove(peer);
+            if peers.remove(peer) {
+                if let Some(n) = self.peer_groups.get_mut(peer) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.peer_groups.remove(peer);
+                    }
+                }
+            }
             if peers.is_empty() {
                 self.groups.remove(group);
             }
         }
+        let shares_a_group = self.peer_groups.contains_key(peer);
         for id in self.states.ids_of_peer(peer) {
-            if self
-                .states
-                .get(peer, &id)
-                .is_some_and(|s| s.group == Some(*group) && s.kind != RecordKind::Request)
-            {
-                self.states.remove(peer, &id);
+            let Some(s) = self.states.get(peer, &id).copied() else {
+                continue;
+            };
+            if s.kind == RecordKind::Request {
+                if !shares_a_group {
+                    self.remove_state(peer, &id);
+                }
+                continue;
+            }
+            if s.group != Some(*group) {
+                continue;
+            }
+            if !s.notify {
+                self.remove_state(peer, &id);
+            } else if !self.queue_full() {
+                self.remove_state(peer, &id);
+                self.outputs.push_back(Output::Event(Event::DeliveryFailed {
+                    peer: peer.clone(),
+                    message_id: id,
+                }));
+            } else {
+                self.stats.deferred += 1;
+                let s = SyncState {
+                    send_epoch: s.send_epoch.min(self.processed_epoch),
+                    ..s
+                };
+                self.insert_state(peer.clone(), id, s);
             }
         }
     }
 
-    fn room_for_state(&self, peer: &PeerId) -> bool {
-        self.states.len() < self.config.max_states
-            && self.states.peer_len(peer) < self.config.max_states_per_peer
+    fn room_for_state(&self, peer: &PeerId, local: bool) -> bool {
+        let (all_local, all_remote) = self.states.counts();
+        let (peer_local, peer_remote) = self.states.peer_counts(peer);
+        if local {
+            all_local < self.config.max_states && peer_local < self.config.max_states_per_peer
+        } else {
+            all_remote < self.config.max_remote_states && peer_remote < self.config.max_remote_states_per_peer
+        }
     }
 
-    /// Make room for one more message; `false` if every stored message is still referenced.
+    fn insert_state(&mut self, peer: PeerId, id: MessageId, s: SyncState) {
+        if self.states.insert(peer, id, s) {
+            if let Some((seq, _)) = self.store.get(&id) {
+                self.evictable.remove(seq);
+            }
+        }
+    }
+
+    fn remove_state(&mut self, peer: &PeerId, id: &MessageId) -> Option<SyncState> {
+        let (s, last) = self.states.remove(peer, id)?;
+        if last {
+            if let Some((seq, _)) = self.store.get(id) {
+                self.evictable.insert(*seq, *id);
+            }
+        }
+        Some(s)
+    }
+
+    /// Make room for one more message by evicting the oldest unreferenced one; `false` if every stored
+    /// message is still referenced (impossible with a valid configuration).
     fn make_room(&mut self) -> bool {
         if self.store.len() < self.config.max_messages {
             return true;
         }
-        let victim = self
-            .store_order
-            .iter()
-            .find(|(_, id)| !self.states.refers_to(id))
-            .map(|(seq, id)| (*seq, *id));
-        match victim {
-            Some((seq, id)) => {
-                self.store_order.remove(&seq);
+        match self.evictable.pop_first() {
+            Some((_, id)) => {
                 self.store.remove(&id);
                 true
             }
@@ -351,16 +444,29 @@ impl Node {
         }
     }
 
+    /// Store a message (no-op if present).
     fn store_insert(&mut self, id: MessageId, message: Message) {
+        if self.store.contains_key(&id) {
+            return;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.store_order.insert(seq, id);
-        self.store.insert(id, message);
+        self.store.insert(id, (seq, message));
+        if !self.states.refers_to(&id) {
+            self.evictable.insert(seq, id);
+        }
     }
 
     /// Append a message created now (timestamp in UNIX seconds) to `group`, to be sent to every peer of
-    /// the group from the next epoch on (mvds.md §5.2). Appending the same body to the same group twice
-    /// within one second yields the same id and is idempotent.
+    /// the group from the next epoch on (mvds.md §5.2).
+    ///
+    /// Fails with [`MvdsError::NoPeers`] if the group has no peers (nothing is stored: add the peers
+    /// first, as status-go's `addToDataSync` does), [`MvdsError::BodyTooLarge`], or
+    /// [`MvdsError::StateFull`] (nothing is added).
+    ///
+    /// Appending the same body to the same group twice within one second yields the same id. Peers that
+    /// still have a pending record for it are not sent it twice; a peer that has already acknowledged it
+    /// gets it again (and ACKs it as a duplicate without delivering it again, unless it has evicted it).
     pub fn send(
         &mut self,
         now: Timestamp,
@@ -371,6 +477,9 @@ impl Node {
         if body.len() > self.config.max_body_bytes {
             return Err(MvdsError::BodyTooLarge(body.len()));
         }
+        if self.peers(&group).next().is_none() {
+            return Err(MvdsError::NoPeers);
+        }
         let message = Message::new(group, now.as_secs() as i64, body);
         let id = message.id();
         let peers: Vec<PeerId> = self
@@ -378,10 +487,10 @@ impl Node {
             .filter(|p| !self.states.contains(p, &id))
             .cloned()
             .collect();
-        if self.states.len() + peers.len() > self.config.max_states
+        if self.states.counts().0.saturating_add(peers.len()) > self.config.max_states
             || peers
                 .iter()
-                .any(|p| self.states.peer_len(p) >= self.config.max_states_per_peer)
+                .any(|p| self.states.peer_counts(p).0 >= self.config.max_states_per_peer)
         {
             return Err(MvdsError::StateFull);
         }
@@ -395,9 +504,9 @@ impl Node {
             Mode::Batch => RecordKind::Message,
             Mode::Interactive => RecordKind::Offer,
         };
-        let send_epoch = self.epoch(now) + 1;
+        let send_epoch = self.epoch(now).saturating_add(1);
         for p in peers {
-            self.states.insert(
+            self.insert_state(
                 p,
                 id,
                 SyncState {
@@ -406,20 +515,20 @@ impl Node {
                     send_count: 0,
                     send_epoch,
                     notify: true,
+                    local: true,
                 },
             );
         }
         Ok(id)
     }
 
-    /// Handle an encoded payload from `from`.
+    /// Handle an encoded payload from `from` (at most [`Config::max_incoming_payload_bytes`]).
     pub fn receive(&mut self, now: Timestamp, from: PeerId, bytes: &[u8]) {
-        if bytes.len() > self.config.max_incoming_payload_bytes {
-            self.ignore(from, PayloadError::TooLarge(bytes.len()));
-            return;
-        }
-        match Payload::decode(bytes) {
-            Ok(p) => self.receive_payload(now, from, p),
+        match Payload::decode_with_limit(bytes, self.config.max_incoming_payload_bytes) {
+            Ok((p, skipped)) => {
+                self.stats.ids_skipped += skipped as u64;
+                self.process(now, from, p);
+            }
             Err(e) => self.ignore(from, e),
         }
     }
@@ -427,78 +536,97 @@ impl Node {
     fn ignore(&mut self, from: PeerId, reason: PayloadError) {
         self.stats.payloads_ignored += 1;
         // Only counted once the output queue is full.
-        if self.outputs.len() < self.config.max_queued_outputs {
+        if !self.queue_full() {
             self.outputs
                 .push_back(Output::Event(Event::PayloadIgnored { from, reason }));
         }
     }
 
     /// Handle a decoded payload from `from` (mvds.md §5.5, in the reference's order: ACKs, REQUESTs,
-    /// OFFERs, MESSAGEs).
+    /// OFFERs, MESSAGEs). A payload whose encoding exceeds [`Config::max_incoming_payload_bytes`] is
+    /// ignored, as it would be by [`Node::receive`].
     pub fn receive_payload(&mut self, now: Timestamp, from: PeerId, payload: Payload) {
-        let next_epoch = self.epoch(now) + 1;
+        let len = payload.encoded_len();
+        if len > self.config.max_incoming_payload_bytes {
+            self.ignore(from, PayloadError::TooLarge(len));
+            return;
+        }
+        self.process(now, from, payload);
+    }
+
+    fn process(&mut self, now: Timestamp, from: PeerId, payload: Payload) {
+        let next_epoch = self.epoch(now).saturating_add(1);
         // 1. ACKs: unknown ids are skipped and the loop goes on (the reference aborted here).
         for id in payload.acks {
             self.proved_held(&from, &id);
         }
         // 2. REQUESTs: answer with the message if the requester is a peer of its group.
         for id in payload.requests {
-            let Some(group) = self.store.get(&id).and_then(Message::group) else {
+            let Some(group) = self.message(&id).and_then(Message::group) else {
                 continue;
             };
-            if !self.groups.get(&group).is_some_and(|ps| ps.contains(&from)) {
+            if !self.is_member(&group, &from) {
                 continue;
             }
-            match self.states.get(&from, &id).copied() {
-                Some(s) if s.kind == RecordKind::Message => {
-                    let s = SyncState {
-                        send_epoch: s.send_epoch.min(next_epoch),
-                        ..s
-                    };
-                    self.states.insert(from.clone(), id, s);
-                }
+            let s = match self.states.get(&from, &id).copied() {
+                // Already pushing it: send it sooner.
+                Some(s) if s.kind == RecordKind::Message => SyncState {
+                    send_epoch: s.send_epoch.min(next_epoch),
+                    ..s
+                },
+                // Answering our OFFER: the MESSAGE inherits the OFFER's quota, report and send count,
+                // so `max_send_count` bounds the obligation's transmissions in total.
+                Some(s) if s.kind == RecordKind::Offer => SyncState {
+                    kind: RecordKind::Message,
+                    send_epoch: next_epoch,
+                    ..s
+                },
                 existing => {
-                    if existing.is_none() && !self.room_for_state(&from) {
+                    if existing.is_none() && !self.room_for_state(&from, false) {
                         self.stats.records_dropped += 1;
                         continue;
                     }
-                    self.states.insert(
-                        from.clone(),
-                        id,
-                        SyncState {
-                            kind: RecordKind::Message,
-                            group: Some(group),
-                            send_count: 0,
-                            send_epoch: next_epoch,
-                            // Answering our own OFFER keeps its report; answering a REQUEST we did
-                            // not solicit (e.g. a stale duplicate after delivery) reports nothing.
-                            notify: existing.is_some_and(|s| s.kind == RecordKind::Offer && s.notify),
-                        },
-                    );
-                }
-            }
-        }
-        // 3. OFFERs: request what we lack; ACK what we hold (a deviation: the reference stays silent,
-        //    which leaves the offerer retransmitting until it gives up).
-        for id in payload.offers {
-            if self.store.contains_key(&id) {
-                self.queue_ack(next_epoch, &from, id);
-            } else if !self.states.contains(&from, &id) {
-                if !self.room_for_state(&from) {
-                    self.stats.records_dropped += 1;
-                    continue;
-                }
-                self.states.insert(
-                    from.clone(),
-                    id,
+                    // A REQUEST we did not solicit (e.g. a stale duplicate after delivery) is answered
+                    // silently.
                     SyncState {
-                        kind: RecordKind::Request,
-                        group: None,
+                        kind: RecordKind::Message,
+                        group: Some(group),
                         send_count: 0,
                         send_epoch: next_epoch,
                         notify: false,
-                    },
-                );
+                        local: false,
+                    }
+                }
+            };
+            self.insert_state(from.clone(), id, s);
+        }
+        // 3. OFFERs, only from senders that share a group with us: request what we lack; ACK what we
+        //    hold (a deviation: the reference stays silent, which leaves the offerer retransmitting
+        //    until it gives up).
+        if !payload.offers.is_empty() && !self.peer_groups.contains_key(&from) {
+            self.stats.offers_from_non_members += payload.offers.len() as u64;
+        } else {
+            for id in payload.offers {
+                if self.store.contains_key(&id) {
+                    self.queue_ack(next_epoch, &from, id);
+                } else if !self.states.contains(&from, &id) {
+                    if !self.room_for_state(&from, false) {
+                        self.stats.records_dropped += 1;
+                        continue;
+                    }
+                    self.insert_state(
+                        from.clone(),
+                        id,
+                        SyncState {
+                            kind: RecordKind::Request,
+                            group: None,
+                            send_count: 0,
+                            send_epoch: next_epoch,
+                            notify: false,
+                            local: false,
+                        },
+                    );
+                }
             }
         }
         // 4. MESSAGEs: store, share with the group's other peers, deliver, ACK. A duplicate is ACKed
@@ -515,33 +643,40 @@ impl Node {
                 self.queue_ack(next_epoch, &from, id);
                 continue;
             }
-            if self.outputs.len() >= self.config.max_queued_outputs || !self.make_room() {
-                // Not ACKed: the sender retries later.
+            if self.queue_full() {
+                // Not stored, not ACKed: the sender retries later.
+                self.stats.deferred += 1;
+                continue;
+            }
+            if !self.make_room() {
                 self.stats.records_dropped += 1;
                 continue;
             }
             self.store_insert(id, message.clone());
-            let others: Vec<PeerId> = self
-                .peers(&group)
-                .filter(|p| **p != from && !self.states.contains(p, &id))
-                .cloned()
-                .collect();
-            for p in others {
-                if !self.room_for_state(&p) {
-                    self.stats.records_dropped += 1;
-                    continue;
+            if self.is_member(&group, &from) {
+                let others: Vec<PeerId> = self
+                    .peers(&group)
+                    .filter(|p| **p != from && !self.states.contains(p, &id))
+                    .cloned()
+                    .collect();
+                for p in others {
+                    if !self.room_for_state(&p, false) {
+                        self.stats.records_dropped += 1;
+                        continue;
+                    }
+                    self.insert_state(
+                        p,
+                        id,
+                        SyncState {
+                            kind: RecordKind::Offer,
+                            group: Some(group),
+                            send_count: 0,
+                            send_epoch: next_epoch,
+                            notify: true,
+                            local: false,
+                        },
+                    );
                 }
-                self.states.insert(
-                    p,
-                    id,
-                    SyncState {
-                        kind: RecordKind::Offer,
-                        group: Some(group),
-                        send_count: 0,
-                        send_epoch: next_epoch,
-                        notify: true,
-                    },
-                );
             }
             self.outputs.push_back(Output::Event(Event::MessageReceived {
                 from: from.clone(),
@@ -552,117 +687,172 @@ impl Node {
         }
     }
 
-    /// `peer` holds message `id`: settle our OFFER, REQUEST or MESSAGE record for it.
+    /// `peer` holds message `id`: settle our OFFER, REQUEST or MESSAGE record for it. A settlement that
+    /// would raise [`Event::Delivered`] while the output queue is full is deferred (the record stays;
+    /// the peer ACKs its next retransmission).
     fn proved_held(&mut self, peer: &PeerId, id: &MessageId) {
-        if let Some(s) = self.states.remove(peer, id) {
-            if s.notify {
-                self.outputs.push_back(Output::Event(Event::Delivered {
-                    peer: peer.clone(),
-                    message_id: *id,
-                }));
+        let Some(s) = self.states.get(peer, id) else {
+            return;
+        };
+        if s.notify {
+            if self.queue_full() {
+                self.stats.deferred += 1;
+                return;
             }
+            self.outputs.push_back(Output::Event(Event::Delivered {
+                peer: peer.clone(),
+                message_id: *id,
+            }));
         }
+        self.remove_state(peer, id);
     }
 
     fn queue_ack(&mut self, next_epoch: u64, peer: &PeerId, id: MessageId) {
-        if !self.acks.contains_key(peer) && self.acks.len() >= self.config.max_ack_peers {
+        let q = self.acks.get(peer);
+        if q.is_some_and(|q| q.set.contains(&id)) {
+            return;
+        }
+        if self.acks_total >= self.config.max_pending_acks
+            || (q.is_none() && self.acks.len() >= self.config.max_ack_peers)
+        {
             self.stats.records_dropped += 1;
             return;
         }
         self.ack_epoch = Some(self.ack_epoch.map_or(next_epoch, |e| e.min(next_epoch)));
         let q = self.acks.entry(peer.clone()).or_default();
-        if q.set.insert(id) {
-            q.order.push_back(id);
-            if q.order.len() > self.config.max_pending_acks_per_peer {
-                if let Some(old) = q.order.pop_front() {
-                    q.set.remove(&old);
-                }
-                self.stats.records_dropped += 1;
+        q.set.insert(id);
+        q.order.push_back(id);
+        self.acks_total += 1;
+        if q.order.len() > self.config.max_pending_acks_per_peer {
+            if let Some(old) = q.order.pop_front() {
+                q.set.remove(&old);
+                self.acks_total -= 1;
             }
+            self.stats.records_dropped += 1;
         }
     }
 
     /// Run the epoch at `now` if it has not run yet: send pending ACKs and every due record, one payload
-    /// per peer (mvds.md §5.3). A call within an epoch already run is a no-op.
+    /// per peer (mvds.md §5.3). A call within an epoch already run is a no-op. The work is proportional
+    /// to what is sent: peers are served earliest-due first, each payload is filled from the peer's
+    /// earliest due record on, and what does not fit (`max_records_per_payload`, `max_payload_bytes`,
+    /// or the output queue) stays due for the next epoch.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let epoch = self.epoch(now);
         if epoch <= self.processed_epoch {
             return;
         }
         self.processed_epoch = epoch;
-        if self.outputs.len() >= self.config.max_queued_outputs {
+        let room = self.config.max_queued_outputs.saturating_sub(self.outputs.len());
+        let mut peers: Vec<PeerId> = self.states.due_peers(epoch).take(room).cloned().collect();
+        if peers.len() < room {
+            let due: BTreeSet<&PeerId> = peers.iter().collect();
+            let ack_only: Vec<PeerId> = self
+                .acks
+                .keys()
+                .filter(|p| !due.contains(p))
+                .take(room - peers.len())
+                .cloned()
+                .collect();
+            peers.extend(ack_only);
+        }
+        for peer in &peers {
+            self.build_payload(peer, epoch);
+        }
+        if self.queue_full() && (self.states.due_peers(epoch).next().is_some() || !self.acks.is_empty()) {
+            self.stats.deferred += 1;
+        }
+        self.ack_epoch = (!self.acks.is_empty()).then_some(epoch.saturating_add(1));
+    }
+
+    /// Build and queue `peer`'s payload for `epoch`: its pending ACKs, then its due records, earliest
+    /// first.
+    fn build_payload(&mut self, peer: &PeerId, epoch: u64) {
+        if self.queue_full() {
             return;
         }
+        let cap = self.config.max_queued_outputs;
         let max_records = self.config.max_records_per_payload.max(1);
-        let mut building: BTreeMap<PeerId, (Payload, usize, usize)> = BTreeMap::new();
+        let mut payload = Payload::default();
+        let mut records = 0;
+        let mut bytes = 0;
         // ACKs first: they are small and never retransmitted.
-        for (peer, q) in self.acks.iter_mut() {
+        if let Some(q) = self.acks.get_mut(peer) {
             let n = q.order.len().min(max_records);
-            let acks: Vec<MessageId> = q.order.drain(..n).collect();
-            for a in &acks {
+            payload.acks = q.order.drain(..n).collect();
+            for a in &payload.acks {
                 q.set.remove(a);
             }
-            let bytes = acks.len() * ENCODED_ID_LEN;
-            let p = Payload {
-                acks,
-                ..Payload::default()
-            };
-            building.insert(peer.clone(), (p, n, bytes));
-        }
-        self.acks.retain(|_, q| !q.order.is_empty());
-        self.ack_epoch = (!self.acks.is_empty()).then_some(epoch + 1);
-
-        for (peer, id) in self.states.due_keys(epoch) {
-            let Some(mut s) = self.states.get(&peer, &id).copied() else {
-                continue;
-            };
-            if self.config.max_send_count.is_some_and(|m| s.send_count >= m) {
-                self.states.remove(&peer, &id);
-                if s.notify {
-                    self.outputs
-                        .push_back(Output::Event(Event::DeliveryFailed { peer, message_id: id }));
-                }
-                continue;
+            if q.order.is_empty() {
+                self.acks.remove(peer);
             }
-            let entry = building.entry(peer.clone()).or_default();
-            let (payload, records, bytes) = entry;
-            if *records >= max_records {
+            self.acks_total -= n;
+            records += n;
+            bytes += n * ENCODED_ID_LEN;
+        }
+        while records < max_records {
+            let Some((due, id)) = self.states.first_due(peer) else {
+                break;
+            };
+            if due > epoch {
+                break;
+            }
+            let Some(mut s) = self.states.get(peer, &id).copied() else {
+                break;
+            };
+            let gave_up = self.config.max_send_count.is_some_and(|m| s.send_count >= m);
+            // An OFFER or MESSAGE record outlives its peer's membership only after `remove_peer` with
+            // a full output queue, or in a restored snapshot: it is abandoned.
+            let orphaned = s.kind != RecordKind::Request
+                && (!s.group.is_some_and(|g| self.is_member(&g, peer)) || !self.store.contains_key(&id));
+            if gave_up || orphaned {
+                if s.notify {
+                    // Keep one slot for this payload.
+                    if self.outputs.len() + 1 >= cap {
+                        self.stats.deferred += 1;
+                        break;
+                    }
+                    self.outputs.push_back(Output::Event(Event::DeliveryFailed {
+                        peer: peer.clone(),
+                        message_id: id,
+                    }));
+                }
+                self.remove_state(peer, &id);
                 continue;
             }
             match s.kind {
                 RecordKind::Offer => {
                     payload.offers.push(id);
-                    *bytes += ENCODED_ID_LEN;
+                    bytes += ENCODED_ID_LEN;
                 }
                 RecordKind::Request => {
                     payload.requests.push(id);
-                    *bytes += ENCODED_ID_LEN;
+                    bytes += ENCODED_ID_LEN;
                 }
                 RecordKind::Message => {
-                    let Some(stored) = self.store.get(&id) else {
-                        self.states.remove(&peer, &id);
-                        continue;
+                    let Some((_, stored)) = self.store.get(&id) else {
+                        break;
                     };
                     let len = stored.encoded_len();
-                    if !payload.messages.is_empty() && *bytes + len > self.config.max_payload_bytes {
-                        continue;
+                    if !payload.messages.is_empty() && bytes + len > self.config.max_payload_bytes {
+                        break;
                     }
                     payload.messages.push(stored.clone());
-                    *bytes += len;
+                    bytes += len;
                     self.stats.messages_sent += 1;
                 }
             }
-            *records += 1;
+            records += 1;
             s.send_count = s.send_count.saturating_add(1);
             s.send_epoch = epoch.saturating_add(self.config.schedule.gap(s.send_count, &mut self.rng));
-            self.states.insert(peer, id, s);
+            self.insert_state(peer.clone(), id, s);
         }
-
-        for (peer, (payload, _, _)) in building {
-            if payload.is_valid() {
-                self.stats.payloads_sent += 1;
-                self.outputs.push_back(Output::Transmit { peer, payload });
-            }
+        if payload.is_valid() {
+            self.stats.payloads_sent += 1;
+            self.outputs.push_back(Output::Transmit {
+                peer: peer.clone(),
+                payload,
+            });
         }
     }
 
@@ -673,7 +863,7 @@ impl Node {
 
     /// The start of the next epoch in which the node has something to send; `None` when idle.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let next = self.processed_epoch + 1;
+        let next = self.processed_epoch.saturating_add(1);
         let due = match (self.states.earliest_due(), self.ack_epoch) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -697,7 +887,7 @@ mod tests {
     }
 
     fn node(n: u64, config: Config) -> Node {
-        Node::new(config, &Seed::from_u64(n), t(0))
+        Node::new(config, &Seed::from_u64(n), t(0)).unwrap()
     }
 
     fn drain(node: &mut Node) -> (Vec<(PeerId, Payload)>, Vec<Event>) {
@@ -952,13 +1142,17 @@ mod tests {
     fn caps_hold() {
         let g = GroupId([5; 32]);
         let config = Config {
-            max_messages: 2,
+            max_messages: 3,
+            max_states: 1,
+            max_remote_states: 1,
             max_groups: 1,
             max_peers_per_group: 1,
             max_body_bytes: 4,
             ..Config::default()
         };
         let mut a = node(1, config);
+        assert_eq!(a.send(t(0), g, b"1".to_vec()), Err(MvdsError::NoPeers));
+        assert_eq!(a.message_count(), 0);
         a.add_peer(g, peer(2)).unwrap();
         assert_eq!(a.add_peer(g, peer(3)), Err(MvdsError::TooManyPeers));
         assert_eq!(
@@ -966,33 +1160,402 @@ mod tests {
             Err(MvdsError::TooManyGroups)
         );
         assert_eq!(a.send(t(0), g, vec![0u8; 5]), Err(MvdsError::BodyTooLarge(5)));
-        a.send(t(0), g, b"1".to_vec()).unwrap();
-        a.send(t(0), g, b"2".to_vec()).unwrap();
-        assert_eq!(a.send(t(0), g, b"3".to_vec()), Err(MvdsError::StoreFull));
-        // Incoming new messages at the cap are not stored and not ACKed.
-        let m = Message::new(g, 1, b"in".to_vec());
+        let first = a.send(t(0), g, b"1".to_vec()).unwrap();
+        assert_eq!(a.send(t(0), g, b"2".to_vec()), Err(MvdsError::StateFull));
+        // Received messages fill the store; the oldest unreferenced ones are evicted, the message
+        // with a pending record never is.
+        for i in 0..5u8 {
+            let m = Message::new(g, 1, vec![i]);
+            a.receive_payload(
+                t(1),
+                peer(2),
+                Payload {
+                    messages: vec![m],
+                    ..Payload::default()
+                },
+            );
+            assert!(a.message_count() <= 3);
+        }
+        assert!(a.message(&first).is_some());
+        assert!(a.message(&Message::new(g, 1, vec![4]).id()).is_some());
+        assert!(a.message(&Message::new(g, 1, vec![0]).id()).is_none());
+    }
+
+    #[test]
+    fn config_validation() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let invalid = [
+            Config {
+                tick: Duration::ZERO,
+                ..Config::default()
+            },
+            Config {
+                max_send_count: Some(0),
+                ..Config::default()
+            },
+            Config {
+                max_messages: 70_000,
+                ..Config::default()
+            },
+            Config {
+                max_payload_bytes: 1024 * 1024,
+                ..Config::default()
+            },
+            Config {
+                max_body_bytes: 512 * 1024,
+                ..Config::default()
+            },
+            Config {
+                max_queued_outputs: 1,
+                ..Config::default()
+            },
+            Config {
+                max_pending_acks: 0,
+                ..Config::default()
+            },
+            Config {
+                schedule: Schedule::Exponential {
+                    initial: 0,
+                    max: 4,
+                    jitter: 0,
+                },
+                ..Config::default()
+            },
+        ];
+        for c in invalid {
+            assert!(
+                matches!(
+                    Node::new(c.clone(), &Seed::from_u64(1), t(0)),
+                    Err(MvdsError::InvalidConfig(_))
+                ),
+                "{c:?}"
+            );
+        }
+    }
+
+    /// The review's attack: OFFERs from many sender ids used to fill the global record table, after
+    /// which every local send failed with `StateFull`.
+    #[test]
+    fn offer_floods_cannot_starve_local_sends() {
+        let g = GroupId([7; 32]);
+        let config = Config {
+            max_states: 10,
+            max_states_per_peer: 5,
+            max_remote_states: 8,
+            max_remote_states_per_peer: 4,
+            ..Config::default()
+        };
+        let mut a = node(1, config);
+        for p in 2..5 {
+            a.add_peer(g, peer(p)).unwrap();
+        }
+        let flood = |k: u8| Payload {
+            offers: (0..50u8).map(|i| MessageId([k ^ i; 32])).collect(),
+            ..Payload::default()
+        };
+        // Strangers (sharing no group with us) create nothing.
+        for p in 10..30 {
+            a.receive_payload(t(1), peer(p), flood(p));
+        }
+        assert_eq!(a.state_count(), 0);
+        assert_eq!(a.stats().offers_from_non_members, 20 * 50);
+        // Members create REQUESTs within the peer quota only.
+        for p in 2..5 {
+            a.receive_payload(t(1), peer(p), flood(p));
+        }
+        assert_eq!(a.state_counts(), (0, 8));
+        // A local send to the whole group still succeeds.
+        let id = a.send(t(2), g, b"mine".to_vec()).unwrap();
+        assert_eq!(a.state_counts(), (3, 8));
+        for p in 2..5 {
+            assert!(a.state(&peer(p), &id).is_some());
+        }
+        // A message from a non-member is accepted and ACKed, but not shared with the group.
+        let m = Message::new(g, 9, b"theirs".to_vec());
         a.receive_payload(
-            t(1),
-            peer(2),
+            t(3),
+            peer(40),
             Payload {
-                messages: vec![m],
+                messages: vec![m.clone()],
                 ..Payload::default()
             },
         );
-        assert_eq!(a.message_count(), 2);
+        assert!(a.message(&m.id()).is_some());
+        assert_eq!(a.pending_acks(), (1, 1));
+        assert_eq!(a.state_counts(), (3, 8));
+    }
+
+    #[test]
+    fn total_pending_acks_are_capped() {
+        let g = GroupId([8; 32]);
+        let config = Config {
+            max_pending_acks: 5,
+            max_pending_acks_per_peer: 3,
+            ..Config::default()
+        };
+        let mut a = node(1, config);
+        for p in 2..6u8 {
+            let messages = (0..3u8).map(|i| Message::new(g, 1, vec![p, i])).collect();
+            a.receive_payload(
+                t(1),
+                peer(p),
+                Payload {
+                    messages,
+                    ..Payload::default()
+                },
+            );
+        }
+        // 12 messages received and delivered; only 5 ACKs queued, the rest dropped.
+        assert_eq!(a.message_count(), 12);
+        assert_eq!(a.pending_acks(), (2, 5));
+        assert_eq!(a.stats().records_dropped, 7);
+        a.handle_timeout(t(300));
+        let (tx, ev) = drain(&mut a);
+        assert_eq!(ev.len(), 12);
+        assert_eq!(tx.iter().map(|(_, p)| p.acks.len()).sum::<usize>(), 5);
         assert_eq!(a.pending_acks(), (0, 0));
-        // Once delivered, old messages are evicted to make room.
-        let ids: Vec<MessageId> = a.snapshot(t(1)).messages.iter().map(Message::id).collect();
+        // A retransmission of a message whose ACK was dropped is ACKed now.
         a.receive_payload(
-            t(2),
-            peer(2),
+            t(400),
+            peer(5),
             Payload {
-                acks: ids,
+                messages: vec![Message::new(g, 1, vec![5, 0])],
                 ..Payload::default()
             },
         );
-        a.send(t(3), g, b"3".to_vec()).unwrap();
-        assert_eq!(a.message_count(), 2);
+        assert_eq!(a.pending_acks(), (1, 1));
+    }
+
+    #[test]
+    fn the_output_queue_never_exceeds_its_cap() {
+        let g = GroupId([9; 32]);
+        let cap = 4;
+        let config = Config {
+            max_queued_outputs: cap,
+            max_send_count: Some(2),
+            ..no_jitter()
+        };
+        let mut a = node(1, config);
+        let mut ids = vec![];
+        for p in 2..12 {
+            a.add_peer(g, peer(p)).unwrap();
+        }
+        for i in 0..3u8 {
+            ids.push(a.send(t(0), g, vec![i]).unwrap());
+        }
+        // Ten peers are due: only `cap` payloads are built; the rest wait.
+        a.handle_timeout(t(300));
+        assert_eq!(a.queued_outputs(), cap);
+        // An ACK payload settling everything while the queue is full: settlements are deferred.
+        for p in 2..12 {
+            a.receive_payload(
+                t(310),
+                peer(p),
+                Payload {
+                    acks: ids.clone(),
+                    messages: vec![Message::new(g, 2, vec![p])],
+                    ..Payload::default()
+                },
+            );
+            assert_eq!(a.queued_outputs(), cap);
+        }
+        a.remove_peer(&g, &peer(11));
+        assert_eq!(a.queued_outputs(), cap);
+        assert!(a.stats().deferred > 0);
+        // Never draining more than one output at a time, everything still completes: each obligation
+        // ends in exactly one Delivered or DeliveryFailed.
+        let mut outcomes = BTreeMap::new();
+        let mut now = t(300);
+        for _ in 0..2000 {
+            if let Some(Output::Event(
+                Event::Delivered { peer, message_id } | Event::DeliveryFailed { peer, message_id },
+            )) = a.poll_output()
+            {
+                *outcomes.entry((peer, message_id)).or_insert(0) += 1;
+            }
+            if let Some(at) = a.poll_timeout() {
+                now = now.max(at);
+                a.handle_timeout(now);
+            }
+            assert!(a.queued_outputs() <= cap);
+        }
+        assert_eq!(outcomes.len(), 30);
+        assert!(outcomes.values().all(|n| *n == 1));
+        assert_eq!(a.state_count(), 0);
+    }
+
+    #[test]
+    fn the_incoming_size_cap_holds_for_decoded_payloads() {
+        let config = Config {
+            max_incoming_payload_bytes: 200 + 10 * 36,
+            max_payload_bytes: 200,
+            max_body_bytes: 100,
+            max_records_per_payload: 10,
+            ..Config::default()
+        };
+        let mut a = node(1, config);
+        let p = Payload {
+            acks: vec![MessageId([1; 32]); 20],
+            ..Payload::default()
+        };
+        a.handle_input(
+            t(0),
+            Input::ReceivedPayload {
+                from: peer(2),
+                payload: p.clone(),
+            },
+        )
+        .unwrap();
+        a.receive(t(0), peer(2), &p.encode_to_vec());
+        let (_, ev) = drain(&mut a);
+        assert_eq!(ev.len(), 2);
+        assert!(ev.iter().all(|e| matches!(
+            e,
+            Event::PayloadIgnored {
+                reason: PayloadError::TooLarge(720),
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn a_bad_id_does_not_stop_the_messages_from_being_acked() {
+        use prost::Message as _;
+        let g = GroupId([2; 32]);
+        let mut a = node(1, Config::default());
+        let m = Message::new(g, 3, b"m".to_vec());
+        let mut bytes = status_proto::mvds::Payload {
+            acks: vec![Bytes::from_static(b"bad")],
+            offers: vec![],
+            requests: vec![Bytes::from_static(b"also bad")],
+            messages: vec![m.to_proto()],
+        }
+        .encode_to_vec();
+        // A STATUS-HEAD group offer with a bad id too.
+        prost::encoding::message::encode(
+            5005,
+            &status_proto::mvds::Offer {
+                group_id: Bytes::new(),
+                message_ids: vec![Bytes::from_static(b"x")],
+            },
+            &mut bytes,
+        );
+        a.receive(t(0), peer(2), &bytes);
+        assert_eq!(a.stats().ids_skipped, 2);
+        let (_, ev) = drain(&mut a);
+        assert!(matches!(&ev[..], [Event::MessageReceived { .. }]));
+        a.handle_timeout(t(300));
+        let (tx, _) = drain(&mut a);
+        assert_eq!(tx[0].1.acks, [m.id()]);
+    }
+
+    #[test]
+    fn snapshots_with_absurd_values_are_rejected_or_cleaned() {
+        let g = GroupId([4; 32]);
+        let m = Message::new(g, 1, b"dup".to_vec());
+        let huge = Snapshot {
+            epoch: u64::MAX - 1,
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            Node::from_snapshot(Config::default(), &Seed::from_u64(1), t(0), huge).err(),
+            Some(MvdsError::BadSnapshot("epoch out of range"))
+        );
+        // The largest accepted epoch, a duplicate message and a record due at u64::MAX.
+        let snap = Snapshot {
+            epoch: MAX_SNAPSHOT_EPOCH,
+            messages: vec![m.clone(), m.clone()],
+            groups: vec![(g, vec![peer(2)])],
+            states: vec![(
+                peer(2),
+                m.id(),
+                SyncState {
+                    kind: RecordKind::Message,
+                    group: Some(g),
+                    send_count: u32::MAX,
+                    send_epoch: u64::MAX,
+                    notify: true,
+                    local: true,
+                },
+            )],
+        };
+        let mut a = Node::from_snapshot(no_jitter(), &Seed::from_u64(1), t(0), snap).unwrap();
+        assert_eq!(a.message_count(), 1);
+        assert_eq!(a.snapshot(t(0)).messages.len(), 1);
+        let id = a.send(t(10), g, b"after".to_vec()).unwrap();
+        a.handle_timeout(t(u64::MAX / 2));
+        a.handle_timeout(Timestamp::from_millis(u64::MAX));
+        let _ = drain(&mut a);
+        assert!(a.poll_timeout().is_some() || a.state(&peer(2), &id).is_none());
+        let orphan = Snapshot {
+            states: vec![(
+                peer(2),
+                MessageId([1; 32]),
+                SyncState {
+                    kind: RecordKind::Offer,
+                    group: Some(g),
+                    send_count: 0,
+                    send_epoch: 0,
+                    notify: true,
+                    local: true,
+                },
+            )],
+            ..Snapshot::default()
+        };
+        assert!(Node::from_snapshot(Config::default(), &Seed::from_u64(1), t(0), orphan).is_err());
+    }
+
+    #[test]
+    fn interactive_send_count_spans_offer_and_message() {
+        let g = GroupId([3; 32]);
+        let config = Config {
+            mode: Mode::Interactive,
+            max_send_count: Some(3),
+            ..no_jitter()
+        };
+        let mut a = node(1, config);
+        a.add_peer(g, peer(2)).unwrap();
+        let id = a.send(t(0), g, b"i".to_vec()).unwrap();
+        a.handle_timeout(t(300));
+        a.handle_timeout(t(900));
+        assert_eq!(drain(&mut a).0.len(), 2);
+        assert_eq!(a.state(&peer(2), &id).unwrap().send_count, 2);
+        let request = Payload {
+            requests: vec![id],
+            ..Payload::default()
+        };
+        a.receive_payload(t(1000), peer(2), request);
+        let s = a.state(&peer(2), &id).unwrap();
+        assert_eq!((s.kind, s.send_count), (RecordKind::Message, 2));
+        // One more transmission (the MESSAGE), then the give-up.
+        let mut sends = 0;
+        let mut failed = 0;
+        while let Some(at) = a.poll_timeout() {
+            a.handle_timeout(at);
+            let (tx, ev) = drain(&mut a);
+            sends += tx.len();
+            failed += ev.len();
+        }
+        assert_eq!((sends, failed), (1, 1));
+    }
+
+    #[test]
+    fn remove_peer_reports_abandoned_obligations() {
+        let g = GroupId([6; 32]);
+        let mut a = node(1, no_jitter());
+        a.add_peer(g, peer(2)).unwrap();
+        a.add_peer(g, peer(3)).unwrap();
+        let id = a.send(t(0), g, b"x".to_vec()).unwrap();
+        a.remove_peer(&g, &peer(2));
+        assert_eq!(
+            drain(&mut a).1,
+            vec![Event::DeliveryFailed {
+                peer: peer(2),
+                message_id: id
+            }]
+        );
+        assert!(a.state(&peer(3), &id).is_some());
+        assert_eq!(a.state_count(), 1);
     }
 
     #[test]

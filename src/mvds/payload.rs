@@ -2,10 +2,24 @@
 //!
 //! [`Payload`] and [`Message`] are the validated forms of the protobuf messages in
 //! `status_proto::mvds` (field numbers 5001–5005 and 6001–6003, as the Status network uses them).
-//! Decoding is strict about what MVDS itself defines: every message id must be 32 bytes. A message's
-//! `group_id` is kept exactly as received, because the message id hashes it as-is.
+//! A message's `group_id` is kept exactly as received, because the message id hashes it as-is.
+//!
+//! Decoding is lenient where one bad entry would otherwise make a whole payload, and the MESSAGEs in it,
+//! unusable (a payload whose MESSAGEs are never ACKed is retransmitted until the sender gives up):
+//! * an ACK, OFFER or REQUEST id (5001–5003) that is not 32 bytes is skipped and the rest of the payload
+//!   is processed. status-go copies such an id into a zero-padded or truncated 32-byte array, which in
+//!   practice matches nothing (or, for a too long id, an unrelated message), so skipping is what it
+//!   effectively does; the number of skipped ids is reported by [`Payload::decode_with_limit`];
+//! * the STATUS-HEAD `group_offers` (5005), which the spec says to ignore, are parsed outside prost:
+//!   an entry that is not a valid `Offer` (or a 5005 field with another wire type) is dropped, bad ids
+//!   inside an entry are dropped, and nothing in 5005 can fail the payload;
+//! * a `Message` (5004) that is not valid protobuf fails the payload, as it does in Go.
+//!
+//! Decoding enforces a size cap ([`MAX_PAYLOAD_BYTES`] by default) on every entry point, so bytes that
+//! would become more records than a node accepts are refused before allocation.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use status_proto::mvds as pb;
@@ -14,6 +28,13 @@ use crate::crypto::{pubkey_to_compressed, PublicKey};
 
 /// Length of a message id and of a group id.
 pub const ID_LEN: usize = 32;
+
+/// The default size cap of [`Payload::decode`], [`Payload::unwrap_datasync`] and [`Message::decode`]:
+/// 1 MiB, the Waku `DefaultMaxMessageSize` that bounds what any Status peer can send (mvds.md §5.6).
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+/// The field number of the STATUS-HEAD `group_offers`.
+const GROUP_OFFERS_FIELD: u32 = 5005;
 
 /// Prefix hashed into every message id.
 const MESSAGE_ID_PREFIX: &[u8] = b"MESSAGE_ID";
@@ -147,8 +168,11 @@ impl Message {
         self.to_proto().encode_to_vec()
     }
 
-    /// Decode a standalone protobuf `Message`.
+    /// Decode a standalone protobuf `Message` of at most [`MAX_PAYLOAD_BYTES`].
     pub fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
+        if bytes.len() > MAX_PAYLOAD_BYTES {
+            return Err(PayloadError::TooLarge(bytes.len()));
+        }
         let m = pb::Message::decode(bytes).map_err(|_| PayloadError::Protobuf)?;
         Ok(Self::from_proto(m))
     }
@@ -176,13 +200,22 @@ impl Message {
     }
 }
 
-/// A STATUS-HEAD offer with its group (field 5005); decoded and re-encoded, never acted on.
+/// A STATUS-HEAD offer with its group (field 5005); decoded leniently and re-encoded, never acted on.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct GroupOffer {
     /// The group, as received.
     pub group_id: Bytes,
-    /// The offered message ids.
+    /// The offered message ids (ids that are not 32 bytes are dropped when decoding).
     pub message_ids: Vec<MessageId>,
+}
+
+impl GroupOffer {
+    fn to_proto(&self) -> pb::Offer {
+        pb::Offer {
+            group_id: self.group_id.clone(),
+            message_ids: raw_ids(&self.message_ids),
+        }
+    }
 }
 
 /// One MVDS payload (mvds.md §2.1).
@@ -196,7 +229,8 @@ pub struct Payload {
     pub requests: Vec<MessageId>,
     /// MESSAGEs (5004).
     pub messages: Vec<Message>,
-    /// STATUS-HEAD group offers (5005), preserved for round trips only.
+    /// STATUS-HEAD group offers (5005), kept for round trips only (decoded leniently, see the module
+    /// docs).
     pub group_offers: Vec<GroupOffer>,
 }
 
@@ -207,18 +241,44 @@ pub enum PayloadError {
     /// Not a protobuf `Payload` at all.
     #[error("not a protobuf payload")]
     Protobuf,
-    /// A message id is not 32 bytes long.
-    #[error("message id of {0} bytes")]
-    BadMessageId(usize),
     /// The payload exceeds the configured size cap.
     #[error("payload of {0} bytes exceeds the cap")]
     TooLarge(usize),
 }
 
-fn ids(raw: Vec<Bytes>) -> Result<Vec<MessageId>, PayloadError> {
-    raw.iter()
-        .map(|b| MessageId::from_slice(b).ok_or(PayloadError::BadMessageId(b.len())))
-        .collect()
+/// The 32-byte ids of `raw`; the others are skipped and counted in `skipped`.
+fn ids(raw: Vec<Bytes>, skipped: &mut usize) -> Vec<MessageId> {
+    let n = raw.len();
+    let out: Vec<MessageId> = raw.iter().filter_map(|b| MessageId::from_slice(b)).collect();
+    *skipped += n - out.len();
+    out
+}
+
+/// The length-delimited values of top-level field 5005 in `bytes`, which prost accepted as a whole
+/// (so the field structure is valid); values of another wire type are ignored.
+fn group_offer_fields(mut buf: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while buf.has_remaining() {
+        let Ok((tag, wire_type)) = decode_key(&mut buf) else {
+            break;
+        };
+        if tag == GROUP_OFFERS_FIELD && wire_type == WireType::LengthDelimited {
+            let Ok(len) = decode_varint(&mut buf) else {
+                break;
+            };
+            let Ok(len) = usize::try_from(len) else {
+                break;
+            };
+            if len > buf.len() {
+                break;
+            }
+            out.push(&buf[..len]);
+            buf.advance(len);
+        } else if skip_field(wire_type, tag, &mut buf, DecodeContext::default()).is_err() {
+            break;
+        }
+    }
+    out
 }
 
 fn raw_ids(ids: &[MessageId]) -> Vec<Bytes> {
@@ -235,26 +295,71 @@ impl Payload {
             && self.messages.is_empty())
     }
 
-    /// Decode a payload. Unknown fields are skipped, as proto3 does.
+    /// Decode a payload of at most [`MAX_PAYLOAD_BYTES`] (see [`Payload::decode_with_limit`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
-        let p = pb::Payload::decode(bytes).map_err(|_| PayloadError::Protobuf)?;
-        Self::from_proto(p)
+        Self::decode_with_limit(bytes, MAX_PAYLOAD_BYTES).map(|(p, _)| p)
     }
 
-    /// The datasync unwrap of status-go: `Some` if `bytes` decode as a valid payload, `None` if they are to
-    /// be handled as a bare application message.
+    /// Decode a payload of at most `max_bytes` (larger input: [`PayloadError::TooLarge`]). Unknown
+    /// fields are skipped, as proto3 does; ACK/OFFER/REQUEST ids that are not 32 bytes are skipped
+    /// and counted (the second value), and `group_offers` are decoded leniently (module docs).
+    pub fn decode_with_limit(bytes: &[u8], max_bytes: usize) -> Result<(Self, usize), PayloadError> {
+        if bytes.len() > max_bytes {
+            return Err(PayloadError::TooLarge(bytes.len()));
+        }
+        let p = pb::Payload::decode(bytes).map_err(|_| PayloadError::Protobuf)?;
+        let mut skipped = 0;
+        let group_offers = group_offer_fields(bytes)
+            .into_iter()
+            .filter_map(|raw| pb::Offer::decode(raw).ok())
+            .map(|o| GroupOffer {
+                group_id: o.group_id,
+                message_ids: ids(o.message_ids, &mut 0),
+            })
+            .collect();
+        let payload = Payload {
+            acks: ids(p.acks, &mut skipped),
+            offers: ids(p.offers, &mut skipped),
+            requests: ids(p.requests, &mut skipped),
+            messages: p.messages.into_iter().map(Message::from_proto).collect(),
+            group_offers,
+        };
+        Ok((payload, skipped))
+    }
+
+    /// The datasync unwrap of status-go: `Some` if `bytes` (at most [`MAX_PAYLOAD_BYTES`]) decode as a
+    /// valid payload, `None` if they are to be handled as a bare application message.
     pub fn unwrap_datasync(bytes: &[u8]) -> Option<Self> {
-        Self::decode(bytes).ok().filter(Payload::is_valid)
+        Self::unwrap_datasync_with_limit(bytes, MAX_PAYLOAD_BYTES)
+    }
+
+    /// [`Payload::unwrap_datasync`] with a size cap of `max_bytes` (pass the node's
+    /// `Config::max_incoming_payload_bytes`).
+    pub fn unwrap_datasync_with_limit(bytes: &[u8], max_bytes: usize) -> Option<Self> {
+        Self::decode_with_limit(bytes, max_bytes)
+            .ok()
+            .map(|(p, _)| p)
+            .filter(Payload::is_valid)
     }
 
     /// Encode, fields in field-number order (as golang/protobuf does).
     pub fn encode_to_vec(&self) -> Vec<u8> {
-        self.to_proto().encode_to_vec()
+        let mut out = self.to_proto().encode_to_vec();
+        for o in &self.group_offers {
+            prost::encoding::message::encode(GROUP_OFFERS_FIELD, &o.to_proto(), &mut out);
+        }
+        out
     }
 
-    /// The length of [`Payload::encode_to_vec`].
+    /// The length of [`Payload::encode_to_vec`], computed without encoding.
     pub fn encoded_len(&self) -> usize {
-        self.to_proto().encoded_len()
+        let ids = self.acks.len() + self.offers.len() + self.requests.len();
+        let offers: usize = self
+            .group_offers
+            .iter()
+            .map(|o| prost::encoding::message::encoded_len(GROUP_OFFERS_FIELD, &o.to_proto()))
+            .sum();
+        ids * ENCODED_ID_LEN + self.messages.iter().map(Message::encoded_len).sum::<usize>() + offers
     }
 
     fn to_proto(&self) -> pb::Payload {
@@ -263,35 +368,7 @@ impl Payload {
             offers: raw_ids(&self.offers),
             requests: raw_ids(&self.requests),
             messages: self.messages.iter().map(Message::to_proto).collect(),
-            group_offers: self
-                .group_offers
-                .iter()
-                .map(|o| pb::Offer {
-                    group_id: o.group_id.clone(),
-                    message_ids: raw_ids(&o.message_ids),
-                })
-                .collect(),
         }
-    }
-
-    fn from_proto(p: pb::Payload) -> Result<Self, PayloadError> {
-        let group_offers = p
-            .group_offers
-            .into_iter()
-            .map(|o| {
-                Ok(GroupOffer {
-                    group_id: o.group_id,
-                    message_ids: ids(o.message_ids)?,
-                })
-            })
-            .collect::<Result<_, PayloadError>>()?;
-        Ok(Payload {
-            acks: ids(p.acks)?,
-            offers: ids(p.offers)?,
-            requests: ids(p.requests)?,
-            messages: p.messages.into_iter().map(Message::from_proto).collect(),
-            group_offers,
-        })
     }
 }
 
@@ -315,16 +392,76 @@ mod tests {
     }
 
     #[test]
-    fn bad_id_length_is_rejected() {
+    fn bad_ids_are_skipped_and_the_rest_is_kept() {
+        let m = Message::new(GroupId([7; 32]), 5, b"x".to_vec());
         let raw = pb::Payload {
-            acks: vec![Bytes::from_static(b"short")],
-            ..Default::default()
+            acks: vec![Bytes::from_static(b"short"), Bytes::copy_from_slice(&[1; 32])],
+            offers: vec![Bytes::copy_from_slice(&[2; 33])],
+            requests: vec![Bytes::new()],
+            messages: vec![m.to_proto()],
         };
-        assert_eq!(
-            Payload::decode(&raw.encode_to_vec()),
-            Err(PayloadError::BadMessageId(5))
-        );
+        let (p, skipped) = Payload::decode_with_limit(&raw.encode_to_vec(), MAX_PAYLOAD_BYTES).unwrap();
+        assert_eq!(skipped, 3);
+        assert_eq!(p.acks, [MessageId([1; 32])]);
+        assert!(p.offers.is_empty() && p.requests.is_empty());
+        assert_eq!(p.messages, [m]);
         assert_eq!(Payload::unwrap_datasync(b"\x0a\x00"), None);
         assert_eq!(Payload::decode(&[0xff]), Err(PayloadError::Protobuf));
+    }
+
+    #[test]
+    fn group_offers_are_decoded_leniently() {
+        let m = Message::new(GroupId([7; 32]), 5, b"x".to_vec());
+        let good = GroupOffer {
+            group_id: Bytes::from_static(b"g"),
+            message_ids: vec![MessageId([3; 32])],
+        };
+        let mut bytes = Payload {
+            messages: vec![m.clone()],
+            group_offers: vec![good.clone()],
+            ..Payload::default()
+        }
+        .encode_to_vec();
+        // An Offer with a bad id, one that is not protobuf, and 5005 as a varint.
+        let bad_id = pb::Offer {
+            group_id: Bytes::new(),
+            message_ids: vec![Bytes::from_static(b"short"), Bytes::copy_from_slice(&[4; 32])],
+        };
+        prost::encoding::message::encode(GROUP_OFFERS_FIELD, &bad_id, &mut bytes);
+        prost::encoding::bytes::encode(GROUP_OFFERS_FIELD, &Bytes::from_static(&[0xff]), &mut bytes);
+        prost::encoding::uint64::encode(GROUP_OFFERS_FIELD, &7, &mut bytes);
+        let p = Payload::decode(&bytes).unwrap();
+        assert_eq!(p.messages, [m]);
+        assert_eq!(
+            p.group_offers,
+            [
+                good,
+                GroupOffer {
+                    group_id: Bytes::new(),
+                    message_ids: vec![MessageId([4; 32])],
+                }
+            ]
+        );
+        assert_eq!(Payload::decode(&p.encode_to_vec()).unwrap(), p);
+        assert_eq!(p.encode_to_vec().len(), p.encoded_len());
+    }
+
+    #[test]
+    fn every_decoder_enforces_the_size_cap() {
+        let p = Payload {
+            acks: vec![MessageId([1; 32]); 4],
+            ..Payload::default()
+        };
+        let bytes = p.encode_to_vec();
+        assert_eq!(
+            Payload::decode_with_limit(&bytes, bytes.len() - 1),
+            Err(PayloadError::TooLarge(bytes.len()))
+        );
+        assert_eq!(Payload::unwrap_datasync_with_limit(&bytes, bytes.len() - 1), None);
+        assert!(Payload::unwrap_datasync_with_limit(&bytes, bytes.len()).is_some());
+        let big = vec![0u8; MAX_PAYLOAD_BYTES + 1];
+        assert_eq!(Payload::decode(&big), Err(PayloadError::TooLarge(big.len())));
+        assert_eq!(Payload::unwrap_datasync(&big), None);
+        assert_eq!(Message::decode(&big), Err(PayloadError::TooLarge(big.len())));
     }
 }

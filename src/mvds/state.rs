@@ -87,52 +87,92 @@ pub(crate) fn uniform(rng: &mut impl RngCore, n: u64) -> u64 {
     ((u128::from(rng.next_u64()) * u128::from(n)) >> 64) as u64
 }
 
-/// Node configuration. Every collection the node keeps is capped here.
+/// Node configuration. Every collection the node keeps is capped here; [`Config::validate`] (run by
+/// [`Node::new`](super::Node::new)) rejects inconsistent values.
+///
+/// How the caps interact:
+/// * Sync records have two separate quotas: records created by local sends (`max_states`,
+///   `max_states_per_peer`) and records a peer's payload makes the node create (REQUESTs for its OFFERs,
+///   MESSAGEs answering its REQUESTs, OFFERs sharing its messages with the group:
+///   `max_remote_states`, `max_remote_states_per_peer`). Peers can therefore never make a local send
+///   fail with [`MvdsError::StateFull`]. At most `max_states + max_remote_states` records exist.
+/// * `max_messages` must exceed `max_states + max_remote_states`: a record pins one message in the
+///   store, so the store always holds an evictable message and neither a send nor a received message
+///   is ever refused for lack of store space.
+/// * `max_payload_bytes + max_records_per_payload * 36` must not exceed `max_incoming_payload_bytes`,
+///   so that a node accepts every payload a node with the same configuration sends; a message with a
+///   body of `max_body_bytes` must fit in `max_payload_bytes`.
+/// * The output queue (`max_queued_outputs`) is never exceeded: work that would produce an output while
+///   it is full is deferred (see there), so a caller that does not drain the queue slows the node down
+///   but never makes it grow.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Record rules.
     pub mode: Mode,
-    /// Length of one epoch (status-go's `DatasyncTicker`: 300 ms).
+    /// Length of one epoch (status-go's `DatasyncTicker`: 300 ms). At least 1 ms.
     pub tick: Duration,
     /// Retransmission schedule.
     pub schedule: Schedule,
-    /// Give up on a record after this many transmissions (`None`: never, as STATUS-2020). When a
-    /// record would be sent once more, it is dropped instead, and if it reports to the application
-    /// ([`SyncState::notify`]) the application gets
-    /// [`Event::DeliveryFailed`](super::Event::DeliveryFailed).
+    /// Give up on a record after this many transmissions (`None`: never, as STATUS-2020; `Some(0)` is
+    /// invalid). When a record would be sent once more, it is dropped instead, and if it reports to the
+    /// application ([`SyncState::notify`]) the application gets
+    /// [`Event::DeliveryFailed`](super::Event::DeliveryFailed). In interactive mode the OFFER and the
+    /// MESSAGE that follows a REQUEST share one count, so an obligation is transmitted at most this many
+    /// times in total.
     pub max_send_count: Option<u32>,
-    /// Messages kept in the store. At the cap the oldest message that no record refers to is evicted;
-    /// if every stored message is still referenced, [`send`](super::Node::send) fails with
-    /// [`MvdsError::StoreFull`] and a received new message is ignored without ACK (the sender retries).
-    /// The store doubles as the duplicate filter, so a message evicted and then received again is
-    /// delivered again.
+    /// Messages kept in the store. At the cap the oldest message that no record refers to is evicted
+    /// (in O(log n)). The store doubles as the duplicate filter, so a message evicted and then received
+    /// again is delivered again. Must exceed `max_states + max_remote_states` (see above), so the store
+    /// never fills with referenced messages; should it anyway (it cannot with a valid configuration),
+    /// [`send`](super::Node::send) fails with [`MvdsError::StoreFull`] and a received new message is
+    /// ignored without ACK.
     pub max_messages: usize,
     /// Groups the node tracks; `add_peer` beyond fails with [`MvdsError::TooManyGroups`].
     pub max_groups: usize,
     /// Peers per group; `add_peer` beyond fails with [`MvdsError::TooManyPeers`].
     pub max_peers_per_group: usize,
-    /// Sync records in total. At the cap, records that would be added are not: a local send fails with
-    /// [`MvdsError::StateFull`]; a remote OFFER or REQUEST, or an OFFER to share a received message, is
-    /// skipped (counted in [`Stats::records_dropped`]).
+    /// Records created by local sends, in total. A send that would exceed it fails with
+    /// [`MvdsError::StateFull`] and adds nothing.
     pub max_states: usize,
-    /// Sync records per peer, with the same behaviour at the cap as `max_states`.
+    /// Records created by local sends, per peer, with the same behaviour.
     pub max_states_per_peer: usize,
-    /// Records (ids plus messages) put in one outgoing payload; the rest wait for the next epoch.
+    /// Records created because of peers' payloads, in total. At the cap such records are not created
+    /// (counted in [`Stats::records_dropped`]): an OFFER is not REQUESTed (the offerer repeats it), a
+    /// REQUEST is not answered (the requester repeats it), a received message is not shared.
+    pub max_remote_states: usize,
+    /// Records created because of peers' payloads, per peer, with the same behaviour.
+    pub max_remote_states_per_peer: usize,
+    /// Records (ids plus messages) put in one outgoing payload (at least 1); the rest wait for the next
+    /// epoch.
     pub max_records_per_payload: usize,
-    /// Bytes of messages put in one outgoing payload (at least one message is always sent).
+    /// Bytes of messages put in one outgoing payload (at least one message is always sent). Filling
+    /// stops at the first due message that does not fit; it goes first in the next epoch.
     pub max_payload_bytes: usize,
-    /// Incoming payloads larger than this are ignored.
+    /// Incoming payloads larger than this (encoded) are ignored with
+    /// [`PayloadError::TooLarge`](super::PayloadError::TooLarge), on every path:
+    /// [`Input::Received`](super::Input::Received) before decoding and
+    /// [`Input::ReceivedPayload`](super::Input::ReceivedPayload) by its encoded length.
     pub max_incoming_payload_bytes: usize,
     /// Message bodies larger than this are refused by `send` ([`MvdsError::BodyTooLarge`]).
     pub max_body_bytes: usize,
-    /// ACKs waiting to be sent to one peer; beyond it the oldest are forgotten (the peer's
+    /// ACKs waiting to be sent to one peer (at least 1); beyond it the oldest are forgotten (the peer's
     /// retransmission gets a fresh ACK).
     pub max_pending_acks_per_peer: usize,
-    /// Peers with pending ACKs; ACKs for further peers are forgotten the same way.
+    /// Peers with pending ACKs (at least 1); ACKs for further peers are not queued (the peer's
+    /// retransmission gets a fresh ACK).
     pub max_ack_peers: usize,
-    /// Outputs waiting in the queue. While it is full, received new messages are ignored without ACK
-    /// (back-pressure; the sender retries), due transmissions are postponed and
-    /// [`PayloadIgnored`](super::Event::PayloadIgnored) events are only counted.
+    /// ACKs waiting to be sent in total (at least 1). At the cap a new ACK is not queued (counted in
+    /// [`Stats::records_dropped`]); the message itself is still stored and delivered, and the peer's
+    /// retransmission is ACKed once there is room. Pending ACKs are sent every epoch, so the queue
+    /// drains at up to `max_records_per_payload` ACKs per peer per epoch.
+    pub max_pending_acks: usize,
+    /// Outputs waiting in the queue (at least 2). The queue never grows beyond it; while it is full:
+    /// received new messages are ignored without ACK (back-pressure; the sender retries), a received
+    /// ACK whose settlement would raise [`Delivered`](super::Event::Delivered) is left unprocessed (the
+    /// record is retransmitted and ACKed again), due transmissions and give-ups
+    /// ([`DeliveryFailed`](super::Event::DeliveryFailed)) wait for the next epoch, and
+    /// [`PayloadIgnored`](super::Event::PayloadIgnored) events are only counted. Deferrals are counted
+    /// in [`Stats::deferred`].
     pub max_queued_outputs: usize,
 }
 
@@ -146,17 +186,74 @@ impl Default for Config {
             max_messages: 100_000,
             max_groups: 10_000,
             max_peers_per_group: 1_000,
-            max_states: 200_000,
-            max_states_per_peer: 20_000,
+            max_states: 50_000,
+            max_states_per_peer: 10_000,
+            max_remote_states: 20_000,
+            max_remote_states_per_peer: 2_000,
             max_records_per_payload: 1_000,
             max_payload_bytes: 512 * 1024,
             max_incoming_payload_bytes: 1024 * 1024,
-            max_body_bytes: 512 * 1024,
+            max_body_bytes: 512 * 1024 - 128,
             max_pending_acks_per_peer: 10_000,
             max_ack_peers: 10_000,
+            max_pending_acks: 100_000,
             max_queued_outputs: 10_000,
         }
     }
+}
+
+impl Config {
+    /// Check the values and their interactions (see the type's docs); `Err` names the first problem.
+    pub fn validate(&self) -> Result<(), MvdsError> {
+        let bad = MvdsError::InvalidConfig;
+        if self.tick < Duration::from_millis(1) {
+            return Err(bad("tick below 1 ms"));
+        }
+        match self.schedule {
+            Schedule::Linear { step: 0 } => return Err(bad("linear schedule with step 0")),
+            Schedule::Exponential { initial, max, .. } if initial == 0 || max < initial => {
+                return Err(bad("exponential schedule needs 1 <= initial <= max"))
+            }
+            _ => {}
+        }
+        if self.max_send_count == Some(0) {
+            return Err(bad("max_send_count of 0"));
+        }
+        if self.max_messages <= self.max_states.saturating_add(self.max_remote_states) {
+            return Err(bad("max_messages must exceed max_states + max_remote_states"));
+        }
+        if self.max_records_per_payload == 0 {
+            return Err(bad("max_records_per_payload of 0"));
+        }
+        let ids = self
+            .max_records_per_payload
+            .saturating_mul(super::payload::ENCODED_ID_LEN);
+        if self.max_payload_bytes.saturating_add(ids) > self.max_incoming_payload_bytes {
+            return Err(bad(
+                "max_payload_bytes + max_records_per_payload * 36 exceeds max_incoming_payload_bytes",
+            ));
+        }
+        if max_message_len(self.max_body_bytes) > self.max_payload_bytes {
+            return Err(bad(
+                "a message of max_body_bytes does not fit in max_payload_bytes",
+            ));
+        }
+        if self.max_pending_acks_per_peer == 0 || self.max_ack_peers == 0 || self.max_pending_acks == 0 {
+            return Err(bad("ACK caps must be at least 1"));
+        }
+        if self.max_queued_outputs < 2 {
+            return Err(bad("max_queued_outputs below 2"));
+        }
+        Ok(())
+    }
+}
+
+/// The largest encoded size, inside a payload, of a message with a body of `body` bytes (32-byte group,
+/// a 10-byte timestamp varint).
+fn max_message_len(body: usize) -> usize {
+    use prost::encoding::encoded_len_varint;
+    let inner = (3 + 1 + 32) + (3 + 10) + 3 + encoded_len_varint(body as u64) + body;
+    3 + encoded_len_varint(inner as u64) + inner
 }
 
 /// Counters, for tests and benchmarks.
@@ -172,6 +269,12 @@ pub struct Stats {
     pub records_dropped: u64,
     /// Received payloads ignored (malformed or too large).
     pub payloads_ignored: u64,
+    /// Received ACK/OFFER/REQUEST ids skipped because they are not 32 bytes.
+    pub ids_skipped: u64,
+    /// Received OFFERs ignored because the sender shares no group with us.
+    pub offers_from_non_members: u64,
+    /// Steps postponed because the output queue was full (see [`Config::max_queued_outputs`]).
+    pub deferred: u64,
 }
 
 /// Kind of a sync record (the reference's encoding: OFFER 0, REQUEST 1, MESSAGE 2).
@@ -219,79 +322,141 @@ pub struct SyncState {
     /// [`Event::DeliveryFailed`](super::Event::DeliveryFailed): true for records of messages we send or
     /// share, false for REQUESTs and for MESSAGEs answering a REQUEST we did not solicit.
     pub notify: bool,
+    /// Created by a local send (counted against [`Config::max_states`]) rather than because of a peer's
+    /// payload (counted against [`Config::max_remote_states`]).
+    pub local: bool,
 }
 
-/// The sync records with an index by due epoch.
+/// One peer's records, with their due-time index.
+#[derive(Clone, Debug, Default)]
+struct PeerRecords {
+    records: BTreeMap<MessageId, SyncState>,
+    due: BTreeSet<(u64, MessageId)>,
+    local: usize,
+    remote: usize,
+}
+
+/// The sync records, indexed per peer by due epoch, and the peers by their earliest due epoch, so that
+/// an epoch touches only the records it sends (O(log n) each), never every due record.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct States {
-    by_key: BTreeMap<(PeerId, MessageId), SyncState>,
-    due: BTreeSet<(u64, PeerId, MessageId)>,
-    per_peer: BTreeMap<PeerId, usize>,
+    peers: BTreeMap<PeerId, PeerRecords>,
+    peer_due: BTreeSet<(u64, PeerId)>,
     refs: BTreeMap<MessageId, usize>,
+    local: usize,
+    remote: usize,
 }
 
 impl States {
     pub(crate) fn len(&self) -> usize {
-        self.by_key.len()
+        self.local + self.remote
     }
 
-    pub(crate) fn peer_len(&self, peer: &PeerId) -> usize {
-        self.per_peer.get(peer).copied().unwrap_or(0)
+    /// Records of local sends / because of peers.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.local, self.remote)
+    }
+
+    /// `peer`'s records of local sends / because of peers.
+    pub(crate) fn peer_counts(&self, peer: &PeerId) -> (usize, usize) {
+        self.peers.get(peer).map_or((0, 0), |r| (r.local, r.remote))
     }
 
     pub(crate) fn get(&self, peer: &PeerId, id: &MessageId) -> Option<&SyncState> {
-        self.by_key.get(&(peer.clone(), *id))
+        self.peers.get(peer)?.records.get(id)
     }
 
     pub(crate) fn contains(&self, peer: &PeerId, id: &MessageId) -> bool {
-        self.by_key.contains_key(&(peer.clone(), *id))
+        self.get(peer, id).is_some()
     }
 
-    /// Insert or replace.
-    pub(crate) fn insert(&mut self, peer: PeerId, id: MessageId, s: SyncState) {
-        self.due.insert((s.send_epoch, peer.clone(), id));
-        match self.by_key.insert((peer.clone(), id), s) {
-            Some(old) => {
-                if old.send_epoch != s.send_epoch {
-                    self.due.remove(&(old.send_epoch, peer, id));
-                }
+    fn reindex(&mut self, peer: &PeerId, before: Option<u64>) {
+        let after = self.peers.get(peer).and_then(|r| r.due.first()).map(|(e, _)| *e);
+        if before != after {
+            if let Some(e) = before {
+                self.peer_due.remove(&(e, peer.clone()));
             }
-            None => {
-                *self.per_peer.entry(peer).or_insert(0) += 1;
-                *self.refs.entry(id).or_insert(0) += 1;
+            if let Some(e) = after {
+                self.peer_due.insert((e, peer.clone()));
             }
         }
     }
 
-    pub(crate) fn remove(&mut self, peer: &PeerId, id: &MessageId) -> Option<SyncState> {
-        let s = self.by_key.remove(&(peer.clone(), *id))?;
-        self.due.remove(&(s.send_epoch, peer.clone(), *id));
-        if let Some(n) = self.per_peer.get_mut(peer) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_peer.remove(peer);
+    /// Insert or replace. Returns `true` if `id` had no record before (it is now referenced).
+    pub(crate) fn insert(&mut self, peer: PeerId, id: MessageId, s: SyncState) -> bool {
+        let r = self.peers.entry(peer.clone()).or_default();
+        let before = r.due.first().map(|(e, _)| *e);
+        let old = r.records.insert(id, s);
+        if let Some(old) = old {
+            r.due.remove(&(old.send_epoch, id));
+            if old.local {
+                r.local -= 1;
+                self.local -= 1;
+            } else {
+                r.remote -= 1;
+                self.remote -= 1;
             }
         }
+        r.due.insert((s.send_epoch, id));
+        if s.local {
+            r.local += 1;
+            self.local += 1;
+        } else {
+            r.remote += 1;
+            self.remote += 1;
+        }
+        self.reindex(&peer, before);
+        if old.is_some() {
+            return false;
+        }
+        let n = self.refs.entry(id).or_insert(0);
+        *n += 1;
+        *n == 1
+    }
+
+    /// Remove; the flag says whether it was the last record referring to `id`.
+    pub(crate) fn remove(&mut self, peer: &PeerId, id: &MessageId) -> Option<(SyncState, bool)> {
+        let r = self.peers.get_mut(peer)?;
+        let before = r.due.first().map(|(e, _)| *e);
+        let s = r.records.remove(id)?;
+        r.due.remove(&(s.send_epoch, *id));
+        if s.local {
+            r.local -= 1;
+            self.local -= 1;
+        } else {
+            r.remote -= 1;
+            self.remote -= 1;
+        }
+        if r.records.is_empty() {
+            self.peers.remove(peer);
+        }
+        self.reindex(peer, before);
+        let mut last = false;
         if let Some(n) = self.refs.get_mut(id) {
             *n -= 1;
             if *n == 0 {
                 self.refs.remove(id);
+                last = true;
             }
         }
-        Some(s)
+        Some((s, last))
     }
 
-    /// The records due at `epoch` or earlier, earliest first.
-    pub(crate) fn due_keys(&self, epoch: u64) -> Vec<(PeerId, MessageId)> {
-        self.due
+    /// Peers with a record due at `epoch` or earlier, earliest first.
+    pub(crate) fn due_peers(&self, epoch: u64) -> impl Iterator<Item = &PeerId> {
+        self.peer_due
             .iter()
-            .take_while(|(e, _, _)| *e <= epoch)
-            .map(|(_, p, i)| (p.clone(), *i))
-            .collect()
+            .take_while(move |(e, _)| *e <= epoch)
+            .map(|(_, p)| p)
+    }
+
+    /// `peer`'s earliest due record.
+    pub(crate) fn first_due(&self, peer: &PeerId) -> Option<(u64, MessageId)> {
+        self.peers.get(peer)?.due.first().copied()
     }
 
     pub(crate) fn earliest_due(&self) -> Option<u64> {
-        self.due.first().map(|(e, _, _)| *e)
+        self.peer_due.first().map(|(e, _)| *e)
     }
 
     /// Whether any record refers to `id`.
@@ -301,13 +466,16 @@ impl States {
 
     /// The message ids of `peer`'s records.
     pub(crate) fn ids_of_peer(&self, peer: &PeerId) -> Vec<MessageId> {
-        let lo = (peer.clone(), MessageId([0; 32]));
-        let hi = (peer.clone(), MessageId([0xff; 32]));
-        self.by_key.range(lo..=hi).map(|((_, i), _)| *i).collect()
+        self.peers
+            .get(peer)
+            .map(|r| r.records.keys().copied().collect())
+            .unwrap_or_default()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&(PeerId, MessageId), &SyncState)> {
-        self.by_key.iter()
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&PeerId, &MessageId, &SyncState)> {
+        self.peers
+            .iter()
+            .flat_map(|(p, r)| r.records.iter().map(move |(i, s)| (p, i, s)))
     }
 }
 
@@ -351,6 +519,7 @@ impl Snapshot {
                     send_count: s.send_count,
                     send_epoch: s.send_epoch,
                     notify: s.notify,
+                    local: s.local,
                 })
                 .collect(),
         }
@@ -389,6 +558,7 @@ impl Snapshot {
                         send_count: st.send_count,
                         send_epoch: st.send_epoch,
                         notify: st.notify,
+                        local: st.local,
                     },
                 ))
             })
@@ -437,16 +607,34 @@ mod tests {
             send_count: 0,
             send_epoch: 5,
             notify: true,
+            local: true,
         };
-        st.insert(p.clone(), MessageId([1; 32]), s);
-        st.insert(p.clone(), MessageId([1; 32]), SyncState { send_epoch: 9, ..s });
+        assert!(st.insert(p.clone(), MessageId([1; 32]), s));
+        let moved = SyncState {
+            send_epoch: 9,
+            local: false,
+            ..s
+        };
+        assert!(!st.insert(p.clone(), MessageId([1; 32]), moved));
         assert_eq!(st.len(), 1);
-        assert_eq!(st.peer_len(&p), 1);
+        assert_eq!((st.counts(), st.peer_counts(&p)), ((0, 1), (0, 1)));
         assert_eq!(st.earliest_due(), Some(9));
-        assert!(st.due_keys(8).is_empty());
-        assert_eq!(st.due_keys(9).len(), 1);
-        assert!(st.remove(&p, &MessageId([1; 32])).is_some());
-        assert_eq!(st.peer_len(&p), 0);
+        assert_eq!(st.due_peers(8).count(), 0);
+        assert_eq!(st.due_peers(9).count(), 1);
+        let q = PeerId::new(vec![2u8]);
+        st.insert(q.clone(), MessageId([1; 32]), SyncState { send_epoch: 3, ..s });
+        assert_eq!(st.due_peers(9).collect::<Vec<_>>(), [&q, &p]);
+        assert_eq!(st.first_due(&q), Some((3, MessageId([1; 32]))));
+        assert_eq!(
+            st.remove(&p, &MessageId([1; 32])).map(|(_, last)| last),
+            Some(false)
+        );
+        assert_eq!(
+            st.remove(&q, &MessageId([1; 32])).map(|(_, last)| last),
+            Some(true)
+        );
+        assert_eq!((st.len(), st.peer_counts(&p)), (0, (0, 0)));
         assert_eq!(st.earliest_due(), None);
+        assert!(!st.refers_to(&MessageId([1; 32])));
     }
 }

@@ -4,8 +4,10 @@
 //! model ([`LinkModel`] per directed link: latency distribution, loss, duplication, reordering, optional
 //! in-order delivery for byte streams; scheduled [`Fault`]s: partitions and nodes going offline). Every
 //! random choice, including the seed each engine gets, comes from the one `u64` seed, so a run is
-//! reproducible byte for byte: [`Sim::trace_digest`] hashes everything that happened (and
-//! [`TraceLevel::Full`] keeps it as text). If the thread panics while a `Sim` is alive (a failed
+//! reproducible byte for byte: [`Sim::trace_digest`] hashes a canonical binary encoding of everything
+//! that happened (times as milliseconds, node indices, datagram bytes, and commands and events through
+//! [`TraceEncode`], never `Debug` output, so the digest is stable across builds and dependency
+//! versions), and [`TraceLevel::Full`] also keeps a text line per step. If the thread panics while a `Sim` is alive (a failed
 //! assertion in a scenario), the seed is printed so the run can be replayed.
 //!
 //! The simulator is generic: [`mvds::MvdsEngine`] adapts an MVDS [`Node`](crate::mvds::Node) now; full
@@ -45,12 +47,49 @@ pub enum SimOutput<E> {
     Event(E),
 }
 
+/// A canonical byte encoding of a command or event for the trace digest (independent of `Debug`).
+pub trait TraceEncode {
+    /// Append the encoding to `out`.
+    fn trace_encode(&self, out: &mut Vec<u8>);
+}
+
+impl TraceEncode for () {
+    fn trace_encode(&self, _: &mut Vec<u8>) {}
+}
+
+impl TraceEncode for u32 {
+    fn trace_encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+/// Append `bytes` with a little-endian `u64` length prefix (for [`TraceEncode`] implementations).
+pub fn trace_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// What a trace record is about (the first byte of its canonical encoding).
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Record {
+    Timeout = 1,
+    Cut = 2,
+    Deliver = 3,
+    Command = 4,
+    Wake = 5,
+    Event = 6,
+    Lost = 7,
+    CutAtSend = 8,
+    NoSuchNode = 9,
+}
+
 /// An engine the simulator can drive: the sans-IO shape of every state machine in the crate.
 pub trait Engine {
     /// Application commands (send a message, add a peer, ...).
-    type Command: Debug;
+    type Command: Debug + TraceEncode;
     /// Application events.
-    type Event: Debug;
+    type Event: Debug + TraceEncode;
     /// Apply an application command.
     fn handle_command(&mut self, now: Timestamp, command: Self::Command);
     /// Bytes arrived from `from`.
@@ -252,19 +291,21 @@ impl<E: Engine> Sim<E> {
         self.faults.iter().any(|f| f.cuts(a, b, at))
     }
 
-    fn record(&mut self, line: impl FnOnce() -> String, bytes: &[u8]) {
-        match self.level {
-            TraceLevel::Off => {}
-            TraceLevel::Digest | TraceLevel::Full => {
-                let l = line();
-                self.digest.update((l.len() as u64).to_le_bytes());
-                self.digest.update(l.as_bytes());
-                self.digest.update((bytes.len() as u64).to_le_bytes());
-                self.digest.update(bytes);
-                if self.level == TraceLevel::Full {
-                    self.lines.push(l);
-                }
-            }
+    /// Record one step: its kind, the nodes involved, and `data` (datagram bytes or a canonical
+    /// command/event encoding) at the current time; `line` renders it for [`TraceLevel::Full`].
+    fn record(&mut self, kind: Record, nodes: &[usize], data: &[u8], line: impl FnOnce() -> String) {
+        if self.level == TraceLevel::Off {
+            return;
+        }
+        self.digest.update([kind as u8]);
+        self.digest.update(self.now.as_millis().to_le_bytes());
+        for n in nodes {
+            self.digest.update((*n as u64).to_le_bytes());
+        }
+        self.digest.update((data.len() as u64).to_le_bytes());
+        self.digest.update(data);
+        if self.level == TraceLevel::Full {
+            self.lines.push(line());
         }
     }
 
@@ -301,7 +342,7 @@ impl<E: Engine> Sim<E> {
         for i in 0..self.nodes.len() {
             if self.timers[i].is_some_and(|t| t <= at) && self.offline_until(NodeId(i), at).is_none() {
                 let now = self.now;
-                self.record(|| format!("{now:?} n{i} timeout"), &[]);
+                self.record(Record::Timeout, &[i], &[], || format!("{now:?} n{i} timeout"));
                 if let Some(n) = self.nodes.get_mut(i) {
                     n.handle_timeout(now);
                 }
@@ -317,11 +358,15 @@ impl<E: Engine> Sim<E> {
             Kind::Deliver { from, to, bytes } => {
                 if self.offline_until(to, now).is_some() || self.cut(from, to, now) {
                     self.stats.cut += 1;
-                    self.record(|| format!("{now:?} n{}->n{} cut", from.0, to.0), &[]);
+                    self.record(Record::Cut, &[from.0, to.0], &[], || {
+                        format!("{now:?} n{}->n{} cut", from.0, to.0)
+                    });
                     return;
                 }
                 self.stats.delivered += 1;
-                self.record(|| format!("{now:?} n{}->n{} deliver", from.0, to.0), &bytes);
+                self.record(Record::Deliver, &[from.0, to.0], &bytes, || {
+                    format!("{now:?} n{}->n{} deliver", from.0, to.0)
+                });
                 if let Some(n) = self.nodes.get_mut(to.0) {
                     n.handle_receive(now, from, bytes);
                 }
@@ -332,7 +377,11 @@ impl<E: Engine> Sim<E> {
                     self.push(until, Kind::Command { node, command });
                     return;
                 }
-                self.record(|| format!("{now:?} n{} command {command:?}", node.0), &[]);
+                let mut data = Vec::new();
+                command.trace_encode(&mut data);
+                self.record(Record::Command, &[node.0], &data, || {
+                    format!("{now:?} n{} command {command:?}", node.0)
+                });
                 if let Some(n) = self.nodes.get_mut(node.0) {
                     n.handle_command(now, command);
                 }
@@ -342,7 +391,9 @@ impl<E: Engine> Sim<E> {
                 if self.offline_until(node, now).is_some() {
                     return;
                 }
-                self.record(|| format!("{now:?} n{} wake", node.0), &[]);
+                self.record(Record::Wake, &[node.0], &[], || {
+                    format!("{now:?} n{} wake", node.0)
+                });
                 if let Some(n) = self.nodes.get_mut(node.0) {
                     n.handle_timeout(now);
                 }
@@ -361,7 +412,11 @@ impl<E: Engine> Sim<E> {
             match out {
                 SimOutput::Transmit { to, bytes } => self.transmit(node, to, bytes),
                 SimOutput::Event(e) => {
-                    self.record(|| format!("{now:?} n{} event {e:?}", node.0), &[]);
+                    let mut data = Vec::new();
+                    e.trace_encode(&mut data);
+                    self.record(Record::Event, &[node.0], &data, || {
+                        format!("{now:?} n{} event {e:?}", node.0)
+                    });
                     self.events.push((now, node, e));
                 }
             }
@@ -376,14 +431,26 @@ impl<E: Engine> Sim<E> {
         let now = self.now;
         self.stats.sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
-        if to.0 >= self.nodes.len() || self.cut(from, to, now) {
+        if to.0 >= self.nodes.len() {
             self.stats.cut += 1;
+            self.record(Record::NoSuchNode, &[from.0, to.0], &bytes, || {
+                format!("{now:?} n{}->n{} no such node", from.0, to.0)
+            });
+            return;
+        }
+        if self.cut(from, to, now) {
+            self.stats.cut += 1;
+            self.record(Record::CutAtSend, &[from.0, to.0], &bytes, || {
+                format!("{now:?} n{}->n{} cut at send", from.0, to.0)
+            });
             return;
         }
         let link = self.links.get(&(from, to)).copied().unwrap_or(self.default_link);
         if network::chance(&mut self.rng, link.loss) {
             self.stats.lost += 1;
-            self.record(|| format!("{now:?} n{}->n{} lost", from.0, to.0), &[]);
+            self.record(Record::Lost, &[from.0, to.0], &[], || {
+                format!("{now:?} n{}->n{} lost", from.0, to.0)
+            });
             return;
         }
         let copies = if network::chance(&mut self.rng, link.duplicate) {

@@ -1,7 +1,7 @@
 //! The MVDS adapter: a [`Node`] as a simulated [`Engine`], addressed by [`NodeId`].
 
-use super::{Engine, NodeId, SimOutput};
-use crate::mvds::{Config, Event, Input, Node, Output, PeerId};
+use super::{trace_bytes, Engine, NodeId, SimOutput, TraceEncode};
+use crate::mvds::{Config, Event, Input, MvdsError, Node, Output, PeerId};
 use crate::rng::Seed;
 use crate::time::Timestamp;
 
@@ -16,6 +16,70 @@ pub fn node_id(peer: &PeerId) -> Option<NodeId> {
     Some(NodeId(u32::from_be_bytes(b) as usize))
 }
 
+impl TraceEncode for Input {
+    fn trace_encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Input::Received { from, bytes } => {
+                out.push(0);
+                trace_bytes(out, from.as_bytes());
+                trace_bytes(out, bytes);
+            }
+            Input::ReceivedPayload { from, payload } => {
+                out.push(1);
+                trace_bytes(out, from.as_bytes());
+                trace_bytes(out, &payload.encode_to_vec());
+            }
+            Input::Send { group, body } => {
+                out.push(2);
+                trace_bytes(out, &group.0);
+                trace_bytes(out, body);
+            }
+            Input::AddPeer { group, peer } => {
+                out.push(3);
+                trace_bytes(out, &group.0);
+                trace_bytes(out, peer.as_bytes());
+            }
+            Input::RemovePeer { group, peer } => {
+                out.push(4);
+                trace_bytes(out, &group.0);
+                trace_bytes(out, peer.as_bytes());
+            }
+        }
+    }
+}
+
+impl TraceEncode for Event {
+    fn trace_encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Event::MessageReceived {
+                from,
+                message_id,
+                message,
+            } => {
+                out.push(0);
+                trace_bytes(out, from.as_bytes());
+                trace_bytes(out, &message_id.0);
+                trace_bytes(out, &message.encode_to_vec());
+            }
+            Event::Delivered { peer, message_id } => {
+                out.push(1);
+                trace_bytes(out, peer.as_bytes());
+                trace_bytes(out, &message_id.0);
+            }
+            Event::DeliveryFailed { peer, message_id } => {
+                out.push(2);
+                trace_bytes(out, peer.as_bytes());
+                trace_bytes(out, &message_id.0);
+            }
+            Event::PayloadIgnored { from, reason } => {
+                out.push(3);
+                trace_bytes(out, from.as_bytes());
+                trace_bytes(out, reason.to_string().as_bytes());
+            }
+        }
+    }
+}
+
 /// An MVDS node driven by the simulator. Payloads travel as their protobuf encoding; refused commands
 /// are counted in [`MvdsEngine::refused`].
 #[derive(Debug)]
@@ -27,12 +91,12 @@ pub struct MvdsEngine {
 }
 
 impl MvdsEngine {
-    /// A node with `config`.
-    pub fn new(config: Config, seed: &Seed, now: Timestamp) -> Self {
-        MvdsEngine {
-            node: Node::new(config, seed, now),
+    /// A node with `config` (`Err` if the configuration is invalid).
+    pub fn new(config: Config, seed: &Seed, now: Timestamp) -> Result<Self, MvdsError> {
+        Ok(MvdsEngine {
+            node: Node::new(config, seed, now)?,
             refused: 0,
-        }
+        })
     }
 }
 
