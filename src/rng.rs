@@ -55,3 +55,46 @@ mod tests {
         assert_eq!(format!("{:?}", Seed([9; 32])), "Seed(..)");
     }
 }
+
+/// A [`std::hash::BuildHasher`] whose SipHash keys come from a seeded RNG.
+///
+/// The core may not use `std`'s `RandomState` (it reads OS randomness). Tables keyed by peer-chosen
+/// values (envelope ids, for example) still need keys peers cannot predict, or a peer could aim hash
+/// collisions at them; drawing the keys from the state machine's own seed gives both: unpredictable to
+/// peers, reproducible from the seed.
+#[derive(Clone, Copy, Default)]
+pub struct SeededState {
+    k0: u64,
+    k1: u64,
+}
+
+impl SeededState {
+    /// Keys drawn from `rng`.
+    pub fn new(rng: &mut ChaCha20Rng) -> Self {
+        SeededState {
+            k0: rng.next_u64(),
+            k1: rng.next_u64(),
+        }
+    }
+}
+
+impl core::fmt::Debug for SeededState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SeededState(..)")
+    }
+}
+
+impl core::hash::BuildHasher for SeededState {
+    #[allow(deprecated)]
+    type Hasher = core::hash::SipHasher;
+
+    #[allow(deprecated)]
+    fn build_hasher(&self) -> Self::Hasher {
+        core::hash::SipHasher::new_with_keys(self.k0, self.k1)
+    }
+}
+
+/// A `HashMap` keyed with a [`SeededState`].
+pub type SeededHashMap<K, V> = std::collections::HashMap<K, V, SeededState>;
+/// A `HashSet` keyed with a [`SeededState`].
+pub type SeededHashSet<T> = std::collections::HashSet<T, SeededState>;

@@ -204,7 +204,7 @@ impl Ours {
                                 Input::Packet {
                                     peer: PEER,
                                     code,
-                                    data: &payload,
+                                    data: payload,
                                 },
                             )
                             .unwrap();

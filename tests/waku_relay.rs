@@ -384,7 +384,7 @@ fn node_with_peer(cfg: WakuConfig) -> (WakuNode, Timestamp) {
         Input::Packet {
             peer: PeerId(7),
             code: packet::STATUS,
-            data: &status,
+            data: bytes::Bytes::copy_from_slice(&status),
         },
     )
     .unwrap();
@@ -424,7 +424,7 @@ fn pow_is_enforced_in_both_directions() {
         Input::Packet {
             peer: PeerId(7),
             code: packet::MESSAGES,
-            data: &data,
+            data: bytes::Bytes::copy_from_slice(&data),
         },
     )
     .unwrap();
@@ -499,7 +499,7 @@ fn handshake_rules() {
         Input::Packet {
             peer: PeerId(1),
             code: packet::MESSAGES,
-            data: &[0xc0],
+            data: bytes::Bytes::copy_from_slice(&[0xc0]),
         },
     )
     .unwrap();
@@ -550,7 +550,7 @@ fn handshake_rules() {
         Input::Packet {
             peer: PeerId(3),
             code: packet::STATUS,
-            data: &[0x05],
+            data: bytes::Bytes::copy_from_slice(&[0x05]),
         },
     )
     .unwrap();
@@ -569,7 +569,7 @@ fn handshake_rules() {
             Input::Packet {
                 peer: PeerId(99),
                 code: 1,
-                data: &[]
+                data: bytes::Bytes::copy_from_slice(&[])
             }
         ),
         Err(WakuError::UnknownPeer)
@@ -588,7 +588,7 @@ fn repeated_malformed_packets_end_the_peer() {
             Input::Packet {
                 peer: PeerId(7),
                 code: packet::MESSAGES,
-                data: &[0x81, 0x01],
+                data: bytes::Bytes::copy_from_slice(&[0x81, 0x01]),
             },
         )
         .unwrap();
@@ -627,7 +627,7 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
         Input::Packet {
             peer: PeerId(7),
             code: packet::P2P_MESSAGE,
-            data: &data,
+            data: bytes::Bytes::copy_from_slice(&data),
         },
     )
     .unwrap();
@@ -645,7 +645,7 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
         Input::Packet {
             peer: PeerId(7),
             code: packet::P2P_MESSAGE,
-            data: &data,
+            data: bytes::Bytes::copy_from_slice(&data),
         },
     )
     .unwrap();
@@ -654,7 +654,7 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
         Input::Packet {
             peer: PeerId(7),
             code: packet::P2P_MESSAGE,
-            data: &data,
+            data: bytes::Bytes::copy_from_slice(&data),
         },
     )
     .unwrap();
@@ -671,7 +671,7 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
         Input::Packet {
             peer: PeerId(7),
             code: packet::P2P_REQUEST_COMPLETE,
-            data: &packet::encode_request_complete(&[1; 64]),
+            data: bytes::Bytes::copy_from_slice(&packet::encode_request_complete(&[1; 64])),
         },
     )
     .unwrap();

@@ -182,7 +182,7 @@ fn envelopes() {
             c["messages_packet_msg_data"].as_str().unwrap()
         );
         match Packet::decode(Dialect::Waku1, MESSAGES, &msg_data, 16).unwrap() {
-            Packet::Messages { envelopes, .. } => assert_eq!(envelopes, vec![env]),
+            Packet::Messages(envelopes) => assert_eq!(envelopes, vec![env]),
             p => panic!("{p:?}"),
         }
     }

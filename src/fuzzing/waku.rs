@@ -25,7 +25,7 @@ pub fn waku_envelope(data: &[u8]) {
     }
     for dialect in [Dialect::Waku1, Dialect::Whisper6] {
         for code in [0u64, 1, 2, 3, 11, 12, 22, 125, 126, 127] {
-            if let Ok(Packet::Messages { envelopes, .. } | Packet::P2PMessage(envelopes)) =
+            if let Ok(Packet::Messages(envelopes) | Packet::P2PMessage(envelopes)) =
                 Packet::decode(dialect, code, data, 64)
             {
                 assert!(envelopes.len() <= 64, "the per-packet cap holds");
@@ -120,7 +120,7 @@ pub fn waku_node(data: &[u8]) {
                     Input::Packet {
                         peer,
                         code: u64::from(code % 130),
-                        data: &body,
+                        data: bytes::Bytes::copy_from_slice(&body),
                     },
                 );
                 assert!(!known || r.is_ok(), "packets from connected peers are never Err");
@@ -134,7 +134,7 @@ pub fn waku_node(data: &[u8]) {
                             Input::Packet {
                                 peer,
                                 code: 0,
-                                data: &status
+                                data: bytes::Bytes::copy_from_slice(&status)
                             }
                         )
                         .is_ok());

@@ -46,6 +46,74 @@ impl core::fmt::Debug for Envelope {
     }
 }
 
+/// The RLP header of a list (`list = true`) or byte string whose payload is `len` bytes long.
+///
+/// The `rlp` crate writes a list's payload first and then inserts the header, moving the whole payload;
+/// on the relay path (every envelope, every outgoing batch) we write the header first instead. Tests check
+/// these bytes against the `rlp` crate's own encoding at every length boundary.
+pub(crate) fn rlp_header(len: usize, list: bool) -> ([u8; 9], usize) {
+    let (short, long) = if list { (0xc0u8, 0xf7u8) } else { (0x80u8, 0xb7u8) };
+    let mut out = [0u8; 9];
+    if len <= 55 {
+        out[0] = short + len as u8;
+        return (out, 1);
+    }
+    let be = (len as u64).to_be_bytes();
+    let skip = be.iter().take_while(|b| **b == 0).count();
+    out[0] = long + (8 - skip) as u8;
+    out[1..1 + 8 - skip].copy_from_slice(&be[skip..]);
+    (out, 1 + 8 - skip)
+}
+
+/// Length of the RLP encoding of a byte string `data`.
+fn string_len(data: &[u8]) -> usize {
+    if data.len() == 1 && data[0] < 0x80 {
+        1
+    } else {
+        rlp_header(data.len(), false).1 + data.len()
+    }
+}
+
+/// Feed the RLP encoding of byte string `data` to `f` without copying it.
+fn feed_string(data: &[u8], f: &mut impl FnMut(&[u8])) {
+    if data.len() == 1 && data[0] < 0x80 {
+        f(data);
+    } else {
+        let (h, n) = rlp_header(data.len(), false);
+        f(&h[..n]);
+        f(data);
+    }
+}
+
+/// Minimal big-endian bytes of an integer (empty for 0), as RLP encodes integers.
+fn int_bytes(v: u64) -> ([u8; 8], usize) {
+    let be = v.to_be_bytes();
+    let skip = be.iter().take_while(|b| **b == 0).count();
+    (be, skip)
+}
+
+impl Envelope {
+    /// Feed the RLP of the first four fields (or all five) to `f`, header first, without copying `data`.
+    fn feed_rlp(&self, with_nonce: bool, f: &mut impl FnMut(&[u8])) {
+        let (e, es) = int_bytes(u64::from(self.expiry));
+        let (t, ts) = int_bytes(u64::from(self.ttl));
+        let (n, ns) = int_bytes(self.nonce);
+        let mut payload = string_len(&e[es..]) + string_len(&t[ts..]) + 5 + string_len(&self.data);
+        if with_nonce {
+            payload += string_len(&n[ns..]);
+        }
+        let (h, hl) = rlp_header(payload, true);
+        f(&h[..hl]);
+        feed_string(&e[es..], f);
+        feed_string(&t[ts..], f);
+        feed_string(&self.topic.0, f);
+        feed_string(&self.data, f);
+        if with_nonce {
+            feed_string(&n[ns..], f);
+        }
+    }
+}
+
 fn append_short(s: &mut RlpStream, e: &Envelope) {
     s.append(&e.expiry);
     s.append(&e.ttl);
@@ -56,9 +124,9 @@ fn append_short(s: &mut RlpStream, e: &Envelope) {
 impl Envelope {
     /// RLP of the whole envelope.
     pub fn encode(&self) -> Vec<u8> {
-        let mut s = RlpStream::new();
-        self.append_to(&mut s);
-        s.out().to_vec()
+        let mut out = Vec::with_capacity(self.data.len() + 32);
+        self.feed_rlp(true, &mut |b| out.extend_from_slice(b));
+        out
     }
 
     /// Append this envelope as one item of an enclosing RLP list.
@@ -70,43 +138,67 @@ impl Envelope {
 
     /// RLP of the first four fields (the PoW input prefix).
     pub fn short_rlp(&self) -> Vec<u8> {
-        let mut s = RlpStream::new_list(4);
-        append_short(&mut s, self);
-        s.out().to_vec()
+        let mut out = Vec::with_capacity(self.data.len() + 24);
+        self.feed_rlp(false, &mut |b| out.extend_from_slice(b));
+        out
     }
 
     /// Decode one envelope from an RLP item.
     pub fn decode(r: &Rlp<'_>) -> Result<Envelope, WakuError> {
+        Envelope::decode_in(r, None)
+    }
+
+    /// Decode one envelope from an RLP item that lies inside `base`; `data` then shares `base`'s buffer
+    /// instead of being copied.
+    pub fn decode_shared(r: &Rlp<'_>, base: &Bytes) -> Result<Envelope, WakuError> {
+        Envelope::decode_in(r, Some(base))
+    }
+
+    fn decode_in(r: &Rlp<'_>, base: Option<&Bytes>) -> Result<Envelope, WakuError> {
         let bad = |_| WakuError::MalformedEnvelope("bad RLP");
-        if !r.is_list() || r.item_count().map_err(bad)? != 5 {
+        if !r.is_list() {
             return Err(WakuError::MalformedEnvelope("not a 5-field list"));
         }
-        // The rlp crate does not check that the items fill the list exactly; Go's decoder does.
-        let info = r.payload_info().map_err(bad)?;
+        // One pass over the items. The rlp crate does not check that the items fill the list exactly;
+        // Go's decoder does, so we add their lengths up.
+        let mut items: [Option<Rlp<'_>>; 5] = [None, None, None, None, None];
         let mut used = 0usize;
-        for i in 0..5 {
-            used += r.at(i).map_err(bad)?.as_raw().len();
+        for (k, item) in r.iter().enumerate() {
+            if k >= 5 {
+                return Err(WakuError::MalformedEnvelope("not a 5-field list"));
+            }
+            used += item.as_raw().len();
+            items[k] = Some(item);
         }
-        if used != info.value_len {
+        let [Some(e), Some(t), Some(tp), Some(d), Some(n)] = items else {
+            return Err(WakuError::MalformedEnvelope("not a 5-field list"));
+        };
+        if used != r.payload_info().map_err(bad)?.value_len {
             return Err(WakuError::MalformedEnvelope(
                 "list length does not match its items",
             ));
         }
-        let topic = r.at(2).and_then(|t| t.data()).map_err(bad)?;
-        let topic: [u8; 4] = topic
+        let topic: [u8; 4] = tp
+            .data()
+            .map_err(bad)?
             .try_into()
             .map_err(|_| WakuError::MalformedEnvelope("topic is not 4 bytes"))?;
-        let data = r.at(3).map_err(bad)?;
-        if data.is_list() {
+        if d.is_list() {
             return Err(WakuError::MalformedEnvelope("data is a list"));
         }
         Ok(Envelope {
-            expiry: r.val_at(0).map_err(bad)?,
-            ttl: r.val_at(1).map_err(bad)?,
+            expiry: e.as_val().map_err(bad)?,
+            ttl: t.as_val().map_err(bad)?,
             topic: Topic(topic),
-            data: Bytes::copy_from_slice(data.data().map_err(bad)?),
-            nonce: r.val_at(4).map_err(bad)?,
+            data: share_or_copy(base, d.data().map_err(bad)?),
+            nonce: n.as_val().map_err(bad)?,
         })
+    }
+
+    /// Length of the RLP encoding of the nonce (as the last field of the envelope).
+    pub(crate) fn nonce_rlp_len(&self) -> usize {
+        let (b, skip) = int_bytes(self.nonce);
+        string_len(&b[skip..])
     }
 
     /// Decode an envelope from its RLP bytes (no trailing bytes allowed).
@@ -206,6 +298,22 @@ impl Stamp {
 /// `2^bits / len(short) / ttl` in f64, as Go computes it (a TTL of 0 gives +∞, as in Go).
 fn pow_value(bits: u32, short_len: f64, ttl: u64) -> f64 {
     2f64.powi(bits as i32) / short_len / ttl as f64
+}
+
+/// A `Bytes` for `sub`: a slice of `base` if `sub` lies inside it, a copy otherwise.
+fn share_or_copy(base: Option<&Bytes>, sub: &[u8]) -> Bytes {
+    match base {
+        Some(b) => {
+            let (start, end) = (b.as_ptr() as usize, b.as_ptr() as usize + b.len());
+            let s = sub.as_ptr() as usize;
+            if s >= start && s + sub.len() <= end {
+                b.slice_ref(sub)
+            } else {
+                Bytes::copy_from_slice(sub)
+            }
+        }
+        None => Bytes::copy_from_slice(sub),
+    }
 }
 
 /// Number of leading zero bits of a 32-byte big-endian value.
@@ -359,6 +467,52 @@ mod tests {
         assert_eq!(e.pow_bits(), 1);
         assert!((e.pow() - 0.001379310344827586).abs() < 1e-18);
         assert_eq!(Envelope::decode_bytes(&e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn streamed_rlp_matches_the_rlp_crate() {
+        for len in [0usize, 1, 2, 55, 56, 57, 255, 256, 65_535, 65_536, 1 << 20] {
+            let data = vec![0x90u8; len];
+            let mut s = RlpStream::new();
+            s.append(&data.as_slice());
+            let (h, n) = rlp_header(len, false);
+            let mut ours = h[..n].to_vec();
+            ours.extend_from_slice(&data);
+            assert_eq!(ours, s.out().to_vec(), "string of {len}");
+            let mut l = RlpStream::new_list(1);
+            l.append_raw(&data, 1);
+            let (h, n) = rlp_header(len, true);
+            let mut ours = h[..n].to_vec();
+            ours.extend_from_slice(&data);
+            assert_eq!(ours, l.out().to_vec(), "list of {len}");
+        }
+        for (expiry, ttl, nonce, len) in [
+            (0u32, 0u32, 0u64, 0usize),
+            (1, 127, 128, 1),
+            (u32::MAX, 50, u64::MAX, 60),
+            (1_700_000_000, 15, 77, 4000),
+        ] {
+            for first in [0u8, 0x7f, 0x80] {
+                let mut data = vec![first; len];
+                if len > 1 {
+                    data[1] = 9;
+                }
+                let e = Envelope {
+                    expiry,
+                    ttl,
+                    topic: Topic([1, 2, 3, 4]),
+                    data: Bytes::from(data),
+                    nonce,
+                };
+                let mut s = RlpStream::new();
+                e.append_to(&mut s);
+                assert_eq!(e.encode(), s.out().to_vec());
+                let mut s = RlpStream::new_list(4);
+                append_short(&mut s, &e);
+                assert_eq!(e.short_rlp(), s.out().to_vec());
+                assert_eq!(e.stamp().short_len, e.short_rlp().len());
+            }
+        }
     }
 
     #[test]

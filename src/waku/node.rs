@@ -13,9 +13,10 @@
 //!   20 s past expiry: time-sync error; slightly expired: dropped silently; too large or below our PoW:
 //!   error; outside our interest: dropped silently), de-duplicated by hash, delivered to the filters and
 //!   queued for relay. A peer never gets back what it sent.
-//! * **Relay**: every `transmission_cycle` (300 ms), each active peer gets the envelopes it does not know
-//!   that meet its PoW requirement and its topic interest (or bloom). A light node relays only its own
-//!   envelopes.
+//! * **Relay**: every `transmission_cycle` (300 ms), each active peer gets the envelopes that arrived since
+//!   the last cycle, that it did not send us, and that meet its PoW requirement and its topic interest (or
+//!   bloom). When a peer changes its interest, the pool is scanned again for it from the start (it may
+//!   then get an envelope twice; it de-duplicates). A light node relays only its own envelopes.
 //! * **Confirmations**: with `confirmations` on, each Messages packet is answered with a Message Response
 //!   (listing invalid envelopes) and a Batch Ack; confirmations a peer sends us come out as
 //!   [`Event::Confirmed`] naming the envelopes of that batch.
@@ -28,7 +29,7 @@
 //!   marked trusted; their envelopes skip the expiry and PoW checks, go to filters with `p2p` set, and are
 //!   never relayed. P2P Request (126) is surfaced only when `mailserver` is on.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,7 +45,7 @@ use super::pool::{Insert, Pool, PoolConfig};
 use super::topic::{Bloom, Topic};
 use super::WakuError;
 use crate::rlpx::DisconnectReason;
-use crate::rng::Seed;
+use crate::rng::{Seed, SeededHashSet, SeededState};
 use crate::time::{earliest, Timestamp};
 
 /// What a node advertises as its interest.
@@ -141,7 +142,7 @@ impl Default for WakuConfig {
 
 /// Inputs.
 #[derive(Debug)]
-pub enum Input<'a> {
+pub enum Input {
     /// A connection now carries this dialect; we send our Status.
     PeerConnected {
         /// The caller's id for the connection.
@@ -155,8 +156,8 @@ pub enum Input<'a> {
         peer: PeerId,
         /// Packet code.
         code: u64,
-        /// msg-data.
-        data: &'a [u8],
+        /// msg-data (envelopes share this buffer while they are processed; the pool keeps its own copy).
+        data: Bytes,
     },
     /// The connection ended.
     PeerDisconnected {
@@ -330,9 +331,10 @@ pub struct WakuNode {
     pool: Pool,
     filters: Filters,
     /// Hashes of envelopes we posted ourselves (relayed even when we are light).
-    own: HashSet<[u8; 32]>,
+    own: SeededHashSet<[u8; 32]>,
     p2p_seen: BTreeSet<(u32, [u8; 32])>,
-    p2p_seen_set: HashSet<[u8; 32]>,
+    p2p_seen_set: SeededHashSet<[u8; 32]>,
+    hasher: SeededState,
     pending: VecDeque<PendingPost>,
     outputs: VecDeque<Output>,
     next_cycle: Option<Timestamp>,
@@ -358,14 +360,17 @@ const EXPIRED_GRACE: u64 = 20;
 impl WakuNode {
     /// A node with `config`, drawing randomness (padding, nonces, ECIES keys) from `seed`.
     pub fn new(config: WakuConfig, seed: Seed) -> Self {
+        let mut rng = seed.rng();
+        let hasher = SeededState::new(&mut rng);
         WakuNode {
-            rng: seed.rng(),
+            rng,
+            hasher,
             peers: BTreeMap::new(),
-            pool: Pool::new(config.pool),
+            pool: Pool::new(config.pool, hasher),
             filters: Filters::new(config.max_filters),
-            own: HashSet::new(),
+            own: SeededHashSet::with_hasher(hasher),
             p2p_seen: BTreeSet::new(),
-            p2p_seen_set: HashSet::new(),
+            p2p_seen_set: SeededHashSet::with_hasher(hasher),
             pending: VecDeque::new(),
             outputs: VecDeque::new(),
             next_cycle: None,
@@ -539,7 +544,7 @@ impl WakuNode {
 
     /// Feed an input. `Err` only for misuse: an unknown or duplicate peer, a full peer table or post
     /// queue, or a send to a peer whose handshake is not done.
-    pub fn handle_input(&mut self, now: Timestamp, input: Input<'_>) -> Result<(), WakuError> {
+    pub fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), WakuError> {
         match input {
             Input::PeerConnected { peer, dialect } => {
                 if self.peers.contains_key(&peer) {
@@ -548,7 +553,7 @@ impl WakuNode {
                 if self.peers.len() >= self.config.max_peers {
                     return Err(WakuError::LimitReached("peers"));
                 }
-                let p = WakuPeer::new(dialect, now, now + self.config.status_timeout);
+                let p = WakuPeer::new(dialect, now, now + self.config.status_timeout, self.hasher);
                 self.peers.insert(peer, p);
                 let status = match dialect {
                     Dialect::Waku1 => self.local_options().encode(),
@@ -572,7 +577,7 @@ impl WakuNode {
                 if !self.peers.contains_key(&peer) {
                     return Err(WakuError::UnknownPeer);
                 }
-                self.on_packet(now, peer, code, data);
+                self.on_packet(now, peer, code, &data);
                 Ok(())
             }
             Input::PeerDisconnected { peer } => {
@@ -729,11 +734,11 @@ impl WakuNode {
         }
     }
 
-    fn on_packet(&mut self, now: Timestamp, peer: PeerId, code: u64, data: &[u8]) {
+    fn on_packet(&mut self, now: Timestamp, peer: PeerId, code: u64, data: &Bytes) {
         let Some(p) = self.peers.get(&peer) else { return };
         let dialect = p.dialect;
         let awaiting = !p.is_active();
-        let decoded = Packet::decode(dialect, code, data, self.config.max_envelopes_per_packet);
+        let decoded = Packet::decode_bytes(dialect, code, data, self.config.max_envelopes_per_packet);
         let packet = match decoded {
             Ok(p) => p,
             Err(e) => {
@@ -800,10 +805,7 @@ impl WakuNode {
                 }
                 self.schedule_cycle(now);
             }
-            Packet::Messages {
-                envelopes,
-                batch_hash,
-            } => self.on_messages(now, peer, envelopes, batch_hash, data.len()),
+            Packet::Messages(envelopes) => self.on_messages(now, peer, envelopes, data),
             Packet::BatchAck(batch_hash) => {
                 let envelopes = self
                     .peers
@@ -895,14 +897,8 @@ impl WakuNode {
         Ok(self.we_want(&env.topic))
     }
 
-    fn on_messages(
-        &mut self,
-        now: Timestamp,
-        peer: PeerId,
-        envelopes: Vec<Envelope>,
-        batch_hash: [u8; 32],
-        bytes: usize,
-    ) {
+    fn on_messages(&mut self, now: Timestamp, peer: PeerId, envelopes: Vec<Envelope>, data: &[u8]) {
+        let bytes = data.len();
         let (max_e, max_b) = (self.config.max_envelopes_per_sec, self.config.max_bytes_per_sec);
         let tolerance = self.config.rate_limit_tolerance;
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -961,6 +957,7 @@ impl WakuNode {
             }
         }
         if self.config.confirmations {
+            let batch_hash = crate::crypto::keccak256(data);
             self.send(
                 peer,
                 packet::MESSAGE_RESPONSE,
@@ -1064,10 +1061,13 @@ impl WakuNode {
         }
     }
 
-    /// One relay cycle: each active peer gets what it lacks and wants.
+    /// One relay cycle: each active peer gets what it lacks and wants. Peers whose selection is identical
+    /// (common on relays: many full-bloom peers) share the same encoded packets.
     fn broadcast(&mut self) {
         let mark = self.pool.next_seq();
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        // Packets built this cycle, by (selection, confirming).
+        let mut built: Vec<(Vec<[u8; 32]>, bool, Vec<OutBatch>)> = Vec::new();
         for id in ids {
             let Some(p) = self.peers.get(&id) else { continue };
             if !p.is_active() {
@@ -1075,10 +1075,8 @@ impl WakuNode {
             }
             let pow_req = p.pow_requirement();
             let confirming = p.remote.confirmations == Some(true);
-            let mut packets: Vec<OutBatch> = Vec::new();
-            let mut batch: Vec<&Bytes> = Vec::new();
-            let mut ids_in = Vec::new();
-            let mut size = 0usize;
+            let mut selected: Vec<[u8; 32]> = Vec::new();
+            let mut wires: Vec<&Bytes> = Vec::new();
             for (_, eid, entry) in self.pool.iter_from(p.cursor) {
                 if p.knows(eid) || !p.wants(&entry.envelope.topic) || entry.pow < pow_req {
                     continue;
@@ -1086,33 +1084,49 @@ impl WakuNode {
                 if self.config.light_node && !self.own.contains(eid) {
                     continue;
                 }
-                if !batch.is_empty() && size + entry.wire.len() > self.config.max_packet_size {
-                    packets.push(OutBatch::build(&mut batch, &mut ids_in, confirming));
-                    size = 0;
+                selected.push(*eid);
+                wires.push(&entry.wire);
+            }
+            let packets: Vec<OutBatch> = match built
+                .iter()
+                .find(|(s, c, _)| *c == confirming && *s == selected)
+            {
+                Some((_, _, packets)) => packets.clone(),
+                None => {
+                    let mut packets = Vec::new();
+                    let (mut start, mut size) = (0usize, 0usize);
+                    for (k, w) in wires.iter().enumerate() {
+                        if k > start && size + w.len() > self.config.max_packet_size {
+                            packets.push(OutBatch::build(&wires[start..k], &selected[start..k], confirming));
+                            start = k;
+                            size = 0;
+                        }
+                        size += w.len();
+                    }
+                    if start < wires.len() {
+                        packets.push(OutBatch::build(&wires[start..], &selected[start..], confirming));
+                    }
+                    if !selected.is_empty() {
+                        built.push((selected, confirming, packets.clone()));
+                    }
+                    packets
                 }
-                batch.push(&entry.wire);
-                ids_in.push(*eid);
-                size += entry.wire.len();
-            }
-            if !batch.is_empty() {
-                packets.push(OutBatch::build(&mut batch, &mut ids_in, confirming));
-            }
+            };
             let Some(p) = self.peers.get_mut(&id) else {
                 continue;
             };
             p.cursor = mark;
             for b in packets {
-                for h in &b.ids {
-                    p.mark_known(*h);
-                }
-                self.stats.relayed += b.ids.len() as u64;
+                // Not marked known: the cursor already keeps each envelope from being considered twice
+                // (until the peer's interest changes and the cursor rewinds; the peer de-duplicates).
+                self.stats.relayed += b.ids as u64;
                 if confirming {
                     p.record_batch(crate::crypto::keccak256(&b.data), b.hashes);
                 }
                 self.outputs.push_back(Output::Send {
                     peer: id,
                     code: packet::MESSAGES,
-                    data: Bytes::from(b.data),
+                    data: b.data,
                 });
             }
         }
@@ -1145,29 +1159,33 @@ impl WakuNode {
     }
 }
 
-/// A Messages packet being built for one peer.
+/// A Messages packet built for one or more peers.
+#[derive(Clone)]
 struct OutBatch {
-    data: Vec<u8>,
-    ids: Vec<[u8; 32]>,
+    data: Bytes,
+    /// Number of envelopes in it.
+    ids: usize,
     /// Wire hashes of the envelopes, only when the peer sends confirmations.
     hashes: Vec<[u8; 32]>,
 }
 
 impl OutBatch {
-    fn build(batch: &mut Vec<&Bytes>, ids: &mut Vec<[u8; 32]>, confirming: bool) -> OutBatch {
-        let mut s = rlp::RlpStream::new_list(batch.len());
-        for w in batch.iter() {
-            s.append_raw(w, 1);
+    fn build(wires: &[&Bytes], ids: &[[u8; 32]], confirming: bool) -> OutBatch {
+        let payload: usize = wires.iter().map(|w| w.len()).sum();
+        let (h, n) = super::envelope::rlp_header(payload, true);
+        let mut data = Vec::with_capacity(n + payload);
+        data.extend_from_slice(&h[..n]);
+        for w in wires {
+            data.extend_from_slice(w);
         }
         let hashes = if confirming {
-            batch.iter().map(|w| crate::crypto::keccak256(w)).collect()
+            wires.iter().map(|w| crate::crypto::keccak256(w)).collect()
         } else {
             vec![]
         };
-        batch.clear();
         OutBatch {
-            data: s.out().to_vec(),
-            ids: std::mem::take(ids),
+            data: Bytes::from(data),
+            ids: ids.len(),
             hashes,
         }
     }

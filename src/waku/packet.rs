@@ -83,13 +83,9 @@ pub enum Packet {
     Status(StatusOptions),
     /// shh/6 Status.
     WhisperStatus(WhisperStatus),
-    /// Envelopes, with the raw msg-data's hash (the batch id for confirmations).
-    Messages {
-        /// The envelopes.
-        envelopes: Vec<Envelope>,
-        /// keccak256 of the msg-data.
-        batch_hash: [u8; 32],
-    },
+    /// Envelopes. (The batch id for confirmations is `keccak256(msg-data)`; the node computes it only
+    /// when it sends confirmations.)
+    Messages(Vec<Envelope>),
     /// waku/1 Status Update.
     StatusUpdate(StatusOptions),
     /// shh/6 PoW requirement.
@@ -115,7 +111,7 @@ pub enum Packet {
     Unknown(u64),
 }
 
-fn decode_envelope_list(r: &Rlp<'_>, max: usize) -> Result<Vec<Envelope>, WakuError> {
+fn decode_envelope_list(r: &Rlp<'_>, base: &Bytes, max: usize) -> Result<Vec<Envelope>, WakuError> {
     if !r.is_list() {
         return Err(WakuError::MalformedPacket("envelopes are not a list"));
     }
@@ -124,7 +120,7 @@ fn decode_envelope_list(r: &Rlp<'_>, max: usize) -> Result<Vec<Envelope>, WakuEr
         if out.len() >= max {
             return Err(WakuError::MalformedPacket("too many envelopes in one packet"));
         }
-        out.push(Envelope::decode(&item)?);
+        out.push(Envelope::decode_shared(&item, base)?);
     }
     Ok(out)
 }
@@ -144,15 +140,22 @@ impl Packet {
         data: &[u8],
         max_envelopes: usize,
     ) -> Result<Packet, WakuError> {
+        Packet::decode_bytes(dialect, code, &Bytes::copy_from_slice(data), max_envelopes)
+    }
+
+    /// As [`Packet::decode`], with envelope data sharing `data`'s buffer instead of being copied.
+    pub fn decode_bytes(
+        dialect: Dialect,
+        code: u64,
+        data: &Bytes,
+        max_envelopes: usize,
+    ) -> Result<Packet, WakuError> {
         let r = Rlp::new(data);
         let bad = |_| WakuError::MalformedPacket("bad RLP");
         Ok(match (dialect, code) {
             (Dialect::Waku1, STATUS) => Packet::Status(StatusOptions::decode(&r)?),
             (Dialect::Whisper6, STATUS) => Packet::WhisperStatus(WhisperStatus::decode(&r)?),
-            (_, MESSAGES) => Packet::Messages {
-                envelopes: decode_envelope_list(&r, max_envelopes)?,
-                batch_hash: crate::crypto::keccak256(data),
-            },
+            (_, MESSAGES) => Packet::Messages(decode_envelope_list(&r, data, max_envelopes)?),
             (Dialect::Waku1, STATUS_UPDATE) => Packet::StatusUpdate(StatusOptions::decode(&r)?),
             (Dialect::Whisper6, POW_REQUIREMENT) => {
                 let bits: u64 = r.as_val().map_err(bad)?;
@@ -185,12 +188,12 @@ impl Packet {
                 }
                 Packet::MessageResponse { batch_hash, errors }
             }
-            (_, P2P_REQUEST) => Packet::P2PRequest(Bytes::copy_from_slice(data)),
+            (_, P2P_REQUEST) => Packet::P2PRequest(data.clone()),
             (_, P2P_MESSAGE) => {
                 // status-go: a list of envelopes; older peers: one bare envelope.
-                match decode_envelope_list(&r, max_envelopes) {
+                match decode_envelope_list(&r, data, max_envelopes) {
                     Ok(list) => Packet::P2PMessage(list),
-                    Err(_) => Packet::P2PMessage(vec![Envelope::decode(&r)?]),
+                    Err(_) => Packet::P2PMessage(vec![Envelope::decode_shared(&r, data)?]),
                 }
             }
             (_, P2P_REQUEST_COMPLETE) => {

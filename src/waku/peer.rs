@@ -2,7 +2,9 @@
 //! requirement, bloom or topic interest, light node, confirmations), which envelopes it already knows,
 //! its rate-limit window and its misbehaviour count. [`super::node::WakuNode`] drives one per connection.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use crate::rng::{SeededHashSet, SeededState};
 
 use super::options::{StatusOptions, WhisperStatus};
 use super::packet::Dialect;
@@ -36,8 +38,10 @@ pub struct WakuPeer {
     pub remote: StatusOptions,
     /// Trusted (a mailserver we use): its P2P messages and completions are accepted.
     pub trusted: bool,
-    /// Hashes this peer knows (sent to it or received from it), so nothing is sent twice or echoed.
-    known: HashSet<[u8; 32]>,
+    /// Ids of envelopes this peer sent us, so they are never echoed back.
+    known: SeededHashSet<[u8; 32]>,
+    /// The remote's topic interest as a set, for O(1) matching.
+    interest: Option<BTreeSet<Topic>>,
     /// Pool sequence number up to which the broadcast cycle has considered envelopes for this peer.
     pub cursor: u64,
     /// Batches we sent: (batch hash, envelope hashes), newest last, bounded.
@@ -56,13 +60,14 @@ pub const MAX_SENT_BATCHES: usize = 64;
 
 impl WakuPeer {
     /// A new peer whose Status must arrive by `deadline`.
-    pub fn new(dialect: Dialect, now: Timestamp, deadline: Timestamp) -> Self {
+    pub fn new(dialect: Dialect, now: Timestamp, deadline: Timestamp, hasher: SeededState) -> Self {
         WakuPeer {
             dialect,
             state: PeerState::AwaitStatus { deadline },
             remote: StatusOptions::default().with_defaults(),
             trusted: false,
-            known: HashSet::new(),
+            known: SeededHashSet::with_hasher(hasher),
+            interest: None,
             cursor: 0,
             sent_batches: VecDeque::new(),
             window_start: now,
@@ -82,6 +87,11 @@ impl WakuPeer {
     /// Record the remote's Status.
     pub fn set_status(&mut self, options: StatusOptions) {
         self.remote = options.with_defaults();
+        self.interest = self
+            .remote
+            .topic_interest
+            .as_ref()
+            .map(|t| t.iter().copied().collect());
         self.state = PeerState::Active;
     }
 
@@ -102,6 +112,11 @@ impl WakuPeer {
     pub fn update_status(&mut self, u: &StatusOptions) -> bool {
         let before = (self.remote.bloom, self.remote.topic_interest.clone());
         self.remote.update(u);
+        self.interest = self
+            .remote
+            .topic_interest
+            .as_ref()
+            .map(|t| t.iter().copied().collect());
         (self.remote.bloom, self.remote.topic_interest.clone()) != before
     }
 
@@ -114,7 +129,7 @@ impl WakuPeer {
 
     /// True if the remote wants envelopes on `topic` (topic interest if set, else bloom).
     pub fn wants(&self, topic: &Topic) -> bool {
-        match &self.remote.topic_interest {
+        match &self.interest {
             Some(topics) => topics.contains(topic),
             None => self.remote.bloom.unwrap_or(Bloom::FULL).matches_topic(topic),
         }
@@ -132,7 +147,7 @@ impl WakuPeer {
 
     /// True if this peer knows `hash`.
     pub fn knows(&self, hash: &[u8; 32]) -> bool {
-        self.known.contains(hash)
+        !self.known.is_empty() && self.known.contains(hash)
     }
 
     /// Forget hashes that left the pool (keeps `known` bounded by the pool).

@@ -177,7 +177,7 @@ impl Net {
                                 Input::Packet {
                                     peer,
                                     code,
-                                    data: &payload,
+                                    data: payload,
                                 },
                             )
                             .unwrap();
@@ -262,7 +262,7 @@ impl Net {
         }
     }
 
-    pub fn input(&mut self, host: usize, input: Input<'_>) {
+    pub fn input(&mut self, host: usize, input: Input) {
         let now = self.now;
         self.hosts[host].waku.handle_input(now, input).unwrap();
         self.settle();
