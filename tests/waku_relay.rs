@@ -562,14 +562,55 @@ fn handshake_rules() {
         }
     )));
     assert!(n.peer(PeerId(3)).is_none());
-    // Misuse is Err.
+    // A packet from a peer that is gone (a race with the transport) is ignored, not an error.
+    let data = bytes::Bytes::copy_from_slice(&[0xc0]);
     assert_eq!(
         n.handle_input(
             now,
             Input::Packet {
-                peer: PeerId(99),
+                peer: PeerId(3),
                 code: 1,
-                data: bytes::Bytes::copy_from_slice(&[])
+                data
+            }
+        ),
+        Ok(())
+    );
+    assert!(events(&mut n).is_empty());
+    // Misuse is Err.
+    n.handle_input(
+        now,
+        Input::PeerConnected {
+            peer: PeerId(4),
+            dialect: Dialect::Waku1,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        n.handle_input(
+            now,
+            Input::PeerConnected {
+                peer: PeerId(4),
+                dialect: Dialect::Waku1
+            }
+        ),
+        Err(WakuError::UnknownPeer)
+    );
+    assert_eq!(
+        n.handle_input(
+            now,
+            Input::SendP2PRequest {
+                peer: PeerId(4),
+                data: vec![]
+            }
+        ),
+        Err(WakuError::NotReady)
+    );
+    assert_eq!(
+        n.handle_input(
+            now,
+            Input::SendP2PRequest {
+                peer: PeerId(99),
+                data: vec![]
             }
         ),
         Err(WakuError::UnknownPeer)

@@ -542,8 +542,9 @@ impl WakuNode {
         }
     }
 
-    /// Feed an input. `Err` only for misuse: an unknown or duplicate peer, a full peer table or post
-    /// queue, or a send to a peer whose handshake is not done.
+    /// Feed an input. `Err` only for misuse: a duplicate `PeerConnected`, a full peer table or post
+    /// queue, or a command for an unknown peer or one whose handshake is not done. Packets from a peer
+    /// that is not (or no longer) connected are ignored.
     pub fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), WakuError> {
         match input {
             Input::PeerConnected { peer, dialect } => {
@@ -574,10 +575,11 @@ impl WakuNode {
                 Ok(())
             }
             Input::Packet { peer, code, data } => {
-                if !self.peers.contains_key(&peer) {
-                    return Err(WakuError::UnknownPeer);
+                // A packet for a peer we already dropped is a benign race with the transport (it was read
+                // before the disconnect took effect): ignore it.
+                if self.peers.contains_key(&peer) {
+                    self.on_packet(now, peer, code, &data);
                 }
-                self.on_packet(now, peer, code, &data);
                 Ok(())
             }
             Input::PeerDisconnected { peer } => {
