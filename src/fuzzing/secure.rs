@@ -183,6 +183,64 @@ pub fn secure_bundle(data: &[u8]) {
     }
 }
 
+/// An exported [`SecureTransport`] state, unchanged or mutated: a byte flipped, truncated, or decoded and
+/// given repeated or out-of-order skipped keys, a small `keys_count`, repeated sessions or installations.
+pub fn mutate_state(u: &mut Unstructured<'_>, saved: &[u8]) -> Vec<u8> {
+    let mut bytes = saved.to_vec();
+    match u.int_in_range(0..=7u8).unwrap_or(0) {
+        0 => return bytes,
+        1 => {
+            if !bytes.is_empty() {
+                let j = u.choose_index(bytes.len()).unwrap_or(0);
+                bytes[j] ^= u.arbitrary::<u8>().unwrap_or(1);
+            }
+            return bytes;
+        }
+        2 => {
+            let keep = u.int_in_range(0..=bytes.len()).unwrap_or(0);
+            bytes.truncate(keep);
+            return bytes;
+        }
+        _ => {}
+    }
+    let Ok(mut st) = pb::SecureState::decode(saved) else {
+        return bytes;
+    };
+    let op = u.int_in_range(0..=4u8).unwrap_or(0);
+    if op == 3 {
+        if let Some(s) = st.sessions.first().cloned() {
+            st.sessions.push(s);
+        }
+    } else if op == 4 {
+        if let Some(i) = st.installations.first().cloned() {
+            st.installations.push(i);
+        }
+    } else if !st.sessions.is_empty() {
+        let i = u.choose_index(st.sessions.len()).unwrap_or(0);
+        if let Some(r) = st.sessions[i].ratchet.as_mut() {
+            match op {
+                0 => r.keys_count = u.int_in_range(0..=8u64).unwrap_or(0),
+                1 => {
+                    for k in &mut r.skipped {
+                        k.seq = u.int_in_range(0..=4u64).unwrap_or(0);
+                    }
+                }
+                _ => {
+                    let copies = u.int_in_range(1..=200usize).unwrap_or(1);
+                    if let Some(k) = r.skipped.first().cloned() {
+                        for c in 0..copies {
+                            let mut k = k.clone();
+                            k.n = k.n.wrapping_add(u32::try_from(c % 3).unwrap_or(0));
+                            r.skipped.push(k);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    st.encode_to_vec()
+}
+
 /// Drive the state machine with arbitrary inputs.
 pub fn secure_machine(data: &[u8]) {
     let mut u = Unstructured::new(data);
@@ -248,8 +306,14 @@ pub fn secure_machine(data: &[u8]) {
                 bob.handle_timeout(now);
             }
             _ => {
+                // Re-import the exported state, often mutated: a rejected import changes nothing, an
+                // accepted one keeps every cap (checked below) and a consistent skipped-key store.
                 let saved = bob.export();
-                let _ = bob.import(&saved);
+                let state = mutate_state(&mut u, &saved);
+                let before = bob.export();
+                if bob.import(&state).is_err() {
+                    assert!(*bob.export() == *before, "a rejected import changed the state");
+                }
             }
         }
         assert!(bob.session_count() <= config.max_sessions);

@@ -734,17 +734,20 @@ impl SecureTransport {
         self.enforce_total_skipped();
     }
 
+    /// Evict skipped keys (oldest first, from the session holding most) until the total is within
+    /// [`Config::max_total_skipped_keys`]. Every iteration removes one key or stops, so the loop runs at
+    /// most `total - cap` times.
     fn enforce_total_skipped(&mut self) {
         let mut total = self.skipped_key_count();
         while total > self.config.max_total_skipped_keys {
-            let Some(biggest) = self
+            let evicted = self
                 .sessions
                 .values_mut()
                 .max_by_key(|s| s.ratchet.skipped_keys())
-            else {
+                .is_some_and(|s| s.ratchet.evict_oldest_skipped());
+            if !evicted {
                 break;
-            };
-            biggest.ratchet.evict_oldest_skipped();
+            }
             total -= 1;
         }
     }
@@ -974,8 +977,13 @@ impl SecureTransport {
         out
     }
 
-    /// Replace every store with an [`SecureTransport::export`]ed state (caps of the current config apply).
-    /// On error nothing is changed.
+    /// Replace every store with an [`SecureTransport::export`]ed state. The state is validated against
+    /// the current [`Config`], never repaired: a malformed key, a repeated record (prekey, installation,
+    /// session, agreed installation, skipped key), an installation id longer than
+    /// [`bundle::MAX_INSTALLATION_ID_LEN`], any count above its cap (own prekeys, installations per identity,
+    /// identities, sessions in total and per installation, skipped keys per session and in total, agreed
+    /// installations) or an inconsistent skipped-key store gives [`SecureError::InvalidState`]. Import into
+    /// a machine whose limits are at least those of the exporter. On error nothing is changed.
     pub fn import(&mut self, bytes: &[u8]) -> Result<(), SecureError> {
         let state = pb::SecureState::decode(bytes).map_err(|_| SecureError::InvalidState)?;
         let result = self.import_state(&state);
@@ -989,11 +997,18 @@ impl SecureTransport {
             return Err(bad);
         }
         let key33 = |b: &Bytes| Secp256k1::public_from_bytes(b).ok_or(SecureError::InvalidState);
+        let id_ok = |id: &str| id.len() <= bundle::MAX_INSTALLATION_ID_LEN;
+        if state.own_pre_keys.len() > self.config.own_prekeys_kept.max(1) {
+            return Err(bad);
+        }
         let mut own = OwnPrekeys::default();
         for k in &state.own_pre_keys {
             let secret = Secp256k1::secret_from_bytes(&k.private_key).ok_or(bad.clone())?;
             let mut prekey =
                 OwnSignedPreKey::from_secret(secret, k.version, Timestamp::from_millis(k.created_ms));
+            if own.find(prekey.public()).is_some() {
+                return Err(bad);
+            }
             prekey.expired = k.expired;
             own.push_raw(prekey, self.config.own_prekeys_kept);
         }
@@ -1007,6 +1022,9 @@ impl SecureTransport {
             } else {
                 Some((key33(&i.signed_pre_key)?, i.signed_pre_key_version))
             };
+            if i.installation_id.is_empty() || !id_ok(&i.installation_id) {
+                return Err(bad);
+            }
             installations.restore(
                 key33(&i.identity)?,
                 Installation {
@@ -1016,40 +1034,62 @@ impl SecureTransport {
                     protocol_version: i.protocol_version,
                     signed_pre_key: spk,
                 },
-            );
+            )?;
+        }
+        if state.sessions.len() > self.config.max_sessions.max(1) {
+            return Err(bad);
         }
         let mut sessions = BTreeMap::new();
-        for s in state.sessions.iter().take(self.config.max_sessions) {
+        let mut per_installation: BTreeMap<(CompressedKey, &str), usize> = BTreeMap::new();
+        let mut total_skipped = 0usize;
+        for s in &state.sessions {
             let ratchet = s.ratchet.as_ref().ok_or(bad.clone())?;
+            if !id_ok(&s.peer_installation_id) {
+                return Err(bad);
+            }
             let key = SessionKey {
                 peer: key33(&s.peer_identity)?,
                 installation: s.peer_installation_id.clone(),
                 bundle_id: key33(&s.bundle_id)?,
             };
+            let count = per_installation
+                .entry((key.peer, s.peer_installation_id.as_str()))
+                .or_default();
+            *count += 1;
+            if *count > self.config.max_sessions_per_installation.max(1) {
+                return Err(bad);
+            }
             let pending = if s.pending_ephemeral_key.is_empty() {
                 None
             } else {
                 Some(key33(&s.pending_ephemeral_key)?)
             };
-            sessions.insert(
-                key,
-                SessionEntry {
-                    ratchet: Session::from_proto(ratchet, &self.config.ratchet)?,
-                    pending_ephemeral: pending,
-                    initiator: s.initiator,
-                    last_used: Timestamp::from_millis(s.last_used_ms),
-                },
-            );
+            let ratchet = Session::from_proto(ratchet, &self.config.ratchet)?;
+            total_skipped += ratchet.skipped_keys();
+            if total_skipped > self.config.max_total_skipped_keys {
+                return Err(bad);
+            }
+            let entry = SessionEntry {
+                ratchet,
+                pending_ephemeral: pending,
+                initiator: s.initiator,
+                last_used: Timestamp::from_millis(s.last_used_ms),
+            };
+            if sessions.insert(key, entry).is_some() {
+                return Err(bad);
+            }
         }
         let mut agreed = BTreeSet::new();
         for a in &state.agreed {
-            agreed.insert((key33(&a.identity)?, a.installation_id.clone()));
+            if !id_ok(&a.installation_id) || !agreed.insert((key33(&a.identity)?, a.installation_id.clone()))
+            {
+                return Err(bad);
+            }
         }
         self.own_prekeys = own;
         self.installations = installations;
         self.sessions = sessions;
         self.agreed = agreed;
-        self.enforce_total_skipped();
         Ok(())
     }
 }
@@ -1433,6 +1473,90 @@ mod tests {
             vec![b"c".to_vec()]
         );
         assert!(!format!("{bob2:?}").contains("secret"));
+    }
+
+    /// Regression: an imported state whose skipped-key store is inconsistent (repeated sequence numbers,
+    /// `keys_count` below them) or over a cap is rejected quickly and leaves the machine as it was.
+    #[test]
+    fn import_rejects_inconsistent_or_oversized_state() {
+        let now = Timestamp::from_secs(1_700_000_000);
+        let (mut alice, mut bob) = established(now);
+        for p in [b"1", b"2", b"3"] {
+            alice
+                .handle_input(
+                    now,
+                    Input::Encrypt {
+                        recipient: *bob.identity(),
+                        payload: p.to_vec(),
+                    },
+                )
+                .unwrap();
+        }
+        let last = drain(&mut alice).0.pop().unwrap();
+        assert_eq!(
+            decrypted(&deliver(&mut bob, &alice, &last, now)),
+            vec![b"3".to_vec()]
+        );
+        assert_eq!(bob.skipped_key_count(), 2);
+        let saved = bob.export();
+        let good = pb::SecureState::decode(&saved[..]).unwrap();
+        let tight = Config {
+            ratchet: RatchetConfig {
+                max_skipped_keys: 1,
+                ..RatchetConfig::default()
+            },
+            ..Config::default()
+        };
+        let mut small = SecureTransport::new(identity(2), "bob-1".into(), Seed::from_u64(3), tight, now);
+        let small_before = small.export();
+        let before = bob.export();
+        let check = |m: &mut SecureTransport, st: &pb::SecureState, expect_before: &[u8]| {
+            let t = std::time::Instant::now();
+            assert_eq!(m.import(&st.encode_to_vec()), Err(SecureError::InvalidState));
+            assert!(t.elapsed() < Duration::from_secs(1));
+            assert_eq!(&m.export()[..], expect_before);
+        };
+
+        // Five skipped keys, all with seq 0, into a cap of 1 (used to hang) and of 2000.
+        let mut st = good.clone();
+        let r = st.sessions[0].ratchet.as_mut().unwrap();
+        let k = r.skipped[0].clone();
+        r.skipped = (0..5)
+            .map(|n| pb::SkippedMessageKey {
+                n: 100 + n,
+                seq: 0,
+                ..k.clone()
+            })
+            .collect();
+        check(&mut small, &st, &small_before);
+        check(&mut bob, &st, &before);
+        // keys_count below the stored sequence numbers (used to create untracked keys later).
+        let mut st = good.clone();
+        st.sessions[0].ratchet.as_mut().unwrap().keys_count = 0;
+        check(&mut bob, &st, &before);
+        // Over the per-session cap of the importing machine.
+        check(&mut small, &good, &small_before);
+        // Repeated records.
+        let mut st = good.clone();
+        st.sessions.push(st.sessions[0].clone());
+        check(&mut bob, &st, &before);
+        let mut st = good.clone();
+        st.installations.push(st.installations[0].clone());
+        check(&mut bob, &st, &before);
+        let mut st = good.clone();
+        st.own_pre_keys.push(st.own_pre_keys[0].clone());
+        check(&mut bob, &st, &before);
+        let mut st = good.clone();
+        st.agreed.push(st.agreed[0].clone());
+        check(&mut bob, &st, &before);
+        // An installation id over the limit.
+        let mut st = good.clone();
+        st.sessions[0].peer_installation_id = "x".repeat(bundle::MAX_INSTALLATION_ID_LEN + 1);
+        check(&mut bob, &st, &before);
+
+        // The genuine state still imports and round-trips.
+        bob.import(&saved).unwrap();
+        assert_eq!(*bob.export(), *saved);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use super::bundle::{Bundle, SignedPreKey};
 use super::dh::CompressedKey;
+use super::SecureError;
 
 /// One installation of an identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,12 +158,18 @@ impl Installations {
         }
     }
 
-    /// Insert a record as it was exported (import path).
-    pub fn restore(&mut self, identity: CompressedKey, inst: Installation) {
-        let map = self.by_identity.entry(identity).or_default();
-        if map.len() < self.max_per_identity || map.contains_key(&inst.id) {
-            map.insert(inst.id.clone(), inst);
+    /// Insert a record as it was exported (import path). A repeated record, or one beyond the caps
+    /// (installations per identity, identities), is rejected with [`SecureError::InvalidState`].
+    pub fn restore(&mut self, identity: CompressedKey, inst: Installation) -> Result<(), SecureError> {
+        if !self.by_identity.contains_key(&identity) && self.by_identity.len() >= self.max_identities {
+            return Err(SecureError::InvalidState);
         }
+        let map = self.by_identity.entry(identity).or_default();
+        if map.len() >= self.max_per_identity || map.contains_key(&inst.id) {
+            return Err(SecureError::InvalidState);
+        }
+        map.insert(inst.id.clone(), inst);
+        Ok(())
     }
 
     /// All records, for export.
