@@ -11,7 +11,8 @@
 //! `Err`: it becomes [`Event::Rejected`] and leaves every store as it was (bundles in a message are only
 //! applied once they all verified; a session is only written back after its message decrypted).
 //!
-//! Bounds (all in [`Config`]): message size, bundles and entries per message, installations per identity
+//! Bounds (in [`Config`], plus [`bundle::MAX_INSTALLATION_ID_LEN`] for every installation id a peer or an
+//! imported state introduces): message size, bundles and entries per message, installations per identity
 //! and identities, sessions in total (least recently used evicted) and per peer installation, skipped keys
 //! per session and in total (oldest evicted from the session holding most), own prekeys kept, advert
 //! rate-limit records, and queued outputs.
@@ -759,6 +760,11 @@ impl SecureTransport {
             return Err(SecureError::LimitExceeded);
         }
         let msg = pb::ProtocolMessage::decode(bytes).map_err(|_| SecureError::Decode)?;
+        // The sender's installation id keys sessions and agreed records and is copied into events: the
+        // same cap as the ids inside bundles.
+        if msg.installation_id.len() > bundle::MAX_INSTALLATION_ID_LEN {
+            return Err(SecureError::InvalidInstallationId);
+        }
         if msg.bundles.len() > self.config.max_bundles_per_message
             || msg.encrypted_message.len() > self.config.max_entries_per_message
         {
@@ -1557,6 +1563,87 @@ mod tests {
         // The genuine state still imports and round-trips.
         bob.import(&saved).unwrap();
         assert_eq!(*bob.export(), *saved);
+    }
+
+    /// Regression: a sender's installation id is capped like the ids inside bundles, on every path (a
+    /// stranger's DH-only message without bundles, an established session).
+    #[test]
+    fn long_sender_installation_ids_are_rejected() {
+        let now = Timestamp::from_secs(1_700_000_000);
+        let (mut alice, mut bob) = established(now);
+        let long = "i".repeat(bundle::MAX_INSTALLATION_ID_LEN + 1);
+        // A stranger without bundles, DH-only.
+        let mut eve = machine(9, "eve-1", now);
+        eve.handle_input(
+            now,
+            Input::EncryptDhOnly {
+                recipient: *bob.identity(),
+                payload: b"x".to_vec(),
+            },
+        )
+        .unwrap();
+        let m = drain(&mut eve).0.remove(0);
+        let mut w = pb::ProtocolMessage::decode(&m.bytes[..]).unwrap();
+        w.bundles.clear();
+        w.installation_id = long.clone();
+        let before = bob.export();
+        let ev = deliver(
+            &mut bob,
+            &eve,
+            &Outgoing {
+                bytes: w.encode_to_vec(),
+                ..m.clone()
+            },
+            now,
+        );
+        assert_eq!(
+            ev,
+            vec![Event::Rejected {
+                sender: *eve.identity(),
+                error: SecureError::InvalidInstallationId
+            }]
+        );
+        // Exactly at the limit is accepted.
+        w.installation_id = "i".repeat(bundle::MAX_INSTALLATION_ID_LEN);
+        let ev = deliver(
+            &mut bob,
+            &eve,
+            &Outgoing {
+                bytes: w.encode_to_vec(),
+                ..m
+            },
+            now,
+        );
+        assert_eq!(decrypted(&ev), vec![b"x".to_vec()]);
+        assert_eq!(*bob.export(), *before, "no bundle, no agreement: nothing stored");
+        // An established session.
+        alice
+            .handle_input(
+                now,
+                Input::Encrypt {
+                    recipient: *bob.identity(),
+                    payload: b"y".to_vec(),
+                },
+            )
+            .unwrap();
+        let m = drain(&mut alice).0.remove(0);
+        let mut w = pb::ProtocolMessage::decode(&m.bytes[..]).unwrap();
+        w.installation_id = long;
+        let ev = deliver(
+            &mut bob,
+            &alice,
+            &Outgoing {
+                bytes: w.encode_to_vec(),
+                ..m.clone()
+            },
+            now,
+        );
+        assert_eq!(rejected(&ev), vec![SecureError::InvalidInstallationId]);
+        assert_eq!(*bob.export(), *before);
+        assert_eq!(
+            decrypted(&deliver(&mut bob, &alice, &m, now)),
+            vec![b"y".to_vec()]
+        );
     }
 
     #[test]

@@ -106,4 +106,7 @@ pub enum SecureError {
     /// The message exceeds a configured limit (size, bundles, entries).
     #[error("message exceeds a configured limit")]
     LimitExceeded,
+    /// The sender's installation id is longer than [`bundle::MAX_INSTALLATION_ID_LEN`] bytes.
+    #[error("installation id too long")]
+    InvalidInstallationId,
 }
