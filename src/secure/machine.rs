@@ -14,7 +14,8 @@
 //! Bounds (in [`Config`], plus [`bundle::MAX_INSTALLATION_ID_LEN`] for every installation id a peer or an
 //! imported state introduces): message size, bundles and entries per message, installations per identity
 //! and identities, sessions in total (least recently used evicted) and per peer installation, skipped keys
-//! per session and in total (oldest evicted from the session holding most), own prekeys kept, advert
+//! per session and in total (oldest evicted from the session holding most), agreed installations per
+//! identity and in total (least recently recorded dropped), own prekeys kept, advert
 //! rate-limit records, and queued outputs.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -30,7 +31,7 @@ use zeroize::Zeroizing;
 use super::bundle::{self, Bundle, OwnPrekeys, OwnSignedPreKey, SignedPreKey, PROTOCOL_VERSION};
 use super::dh::{CompressedKey, Curve, Secp256k1};
 use super::kdf::{self, GCM_NONCE_LEN};
-use super::multidevice::{Installation, Installations};
+use super::multidevice::{AgreedInstallations, Installation, Installations};
 use super::ratchet::{self, Header, RatchetConfig, Session};
 use super::sharedsecret::NegotiatedSecret;
 use super::{x3dh, SecureError};
@@ -59,6 +60,10 @@ pub struct Config {
     pub max_sessions_per_installation: usize,
     /// Skipped message keys over all sessions.
     pub max_total_skipped_keys: usize,
+    /// Installations recorded as having written to us (negotiated-topic agreement, §11.2), in total; per
+    /// identity the cap is [`Config::max_installations_per_identity`]. The least recently recorded is
+    /// dropped.
+    pub max_agreed_installations: usize,
     /// Own signed prekey rotation interval (reference `BundleRefreshInterval`, 24 h).
     pub bundle_refresh_interval: Duration,
     /// Own signed prekeys kept (the current one plus recently rotated ones still accepted for X3DH).
@@ -85,6 +90,7 @@ impl Default for Config {
             max_sessions: 4096,
             max_sessions_per_installation: 4,
             max_total_skipped_keys: 50_000,
+            max_agreed_installations: 4096,
             bundle_refresh_interval: Duration::from_secs(24 * 3600),
             own_prekeys_kept: 4,
             max_message_size: 1 << 20,
@@ -274,7 +280,7 @@ pub struct SecureTransport {
     own_prekeys: OwnPrekeys,
     installations: Installations,
     sessions: BTreeMap<SessionKey, SessionEntry>,
-    agreed: BTreeSet<(CompressedKey, String)>,
+    agreed: AgreedInstallations,
     announced: BTreeSet<CompressedKey>,
     last_advert: BTreeMap<CompressedKey, Timestamp>,
     outputs: VecDeque<Output>,
@@ -315,6 +321,10 @@ impl SecureTransport {
         let identity_pub = identity.public_key();
         SecureTransport {
             installations: Installations::new(config.max_installations_per_identity, config.max_identities),
+            agreed: AgreedInstallations::new(
+                config.max_installations_per_identity,
+                config.max_agreed_installations,
+            ),
             config,
             identity_c: CompressedKey::from_public(&identity_pub),
             identity_pub,
@@ -323,7 +333,6 @@ impl SecureTransport {
             rng: seed.rng(),
             own_prekeys: OwnPrekeys::default(),
             sessions: BTreeMap::new(),
-            agreed: BTreeSet::new(),
             announced: BTreeSet::new(),
             last_advert: BTreeMap::new(),
             outputs: VecDeque::new(),
@@ -588,6 +597,7 @@ impl SecureTransport {
     ) -> Result<(), SecureError> {
         self.announce(recipient);
         let recipient_c = CompressedKey::from_public(recipient);
+        self.installations.touch(&recipient_c);
         let bundle = self.bundle(now)?;
         let limit = if recipient_c == self.identity_c {
             self.config.max_installations_used.saturating_sub(1)
@@ -616,10 +626,7 @@ impl SecureTransport {
                 self.dh_only_entry(recipient, payload)?,
             );
             Route::Partitioned
-        } else if map
-            .keys()
-            .all(|id| self.agreed.contains(&(recipient_c, id.clone())))
-        {
+        } else if map.keys().all(|id| self.agreed.contains(&recipient_c, id)) {
             Route::Negotiated {
                 secret: NegotiatedSecret::derive(&self.identity, recipient),
             }
@@ -833,12 +840,7 @@ impl SecureTransport {
             .max()
             .unwrap_or(0);
         if version >= 1 && !is_me {
-            let fresh = self.agreed.insert((sender_c, msg.installation_id.clone()));
-            if fresh && self.agreed.len() > self.config.max_sessions {
-                if let Some(k) = self.agreed.iter().find(|k| k.0 != sender_c).cloned() {
-                    self.agreed.remove(&k);
-                }
-            }
+            self.agreed.record(&sender_c, &msg.installation_id);
             self.announce(sender);
         }
         self.push(Output::Event(Event::Decrypted {
@@ -1085,12 +1087,15 @@ impl SecureTransport {
                 return Err(bad);
             }
         }
-        let mut agreed = BTreeSet::new();
+        let mut agreed = AgreedInstallations::new(
+            self.config.max_installations_per_identity,
+            self.config.max_agreed_installations,
+        );
         for a in &state.agreed {
-            if !id_ok(&a.installation_id) || !agreed.insert((key33(&a.identity)?, a.installation_id.clone()))
-            {
+            if !id_ok(&a.installation_id) {
                 return Err(bad);
             }
+            agreed.restore(key33(&a.identity)?, a.installation_id.clone())?;
         }
         self.own_prekeys = own;
         self.installations = installations;
