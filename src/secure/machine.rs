@@ -8,8 +8,25 @@
 //! memory; [`SecureTransport::export`] / [`SecureTransport::import`] move them to and from bytes.
 //!
 //! A fault caused by a peer (bad bundle signature, bad MAC, replay, unknown installation, ...) never returns
-//! `Err`: it becomes [`Event::Rejected`] and leaves every store as it was (bundles in a message are only
-//! applied once they all verified; a session is only written back after its message decrypted).
+//! `Err`: it becomes [`Event::Rejected`]. What a rejected message may still change, exactly:
+//! * the installation registry, from the message's bundles once they *all* verified (each is signed by its
+//!   identity and applied as §8.2 step 2 does, whatever happens to the entry), with the
+//!   [`Event::NewInstallations`] this reports;
+//! * for [`SecureError::NoEntryForInstallation`] from another identity (§8.3): the advert rate-limit
+//!   record and the advert `Send` (building it draws from the RNG and rotates our prekey if that was due);
+//! * the output queue (the `Rejected` event itself; at the cap the oldest output is dropped).
+//!
+//! Nothing else: sessions (chains, skipped keys, their expiry), agreed installations, announced secrets,
+//! own prekeys and the RNG are untouched (a ratchet decrypt commits, and draws its next ratchet key, only
+//! after the MAC verified; a new responder session is stored only after its first message decrypted).
+//!
+//! Work a peer can make us do before a MAC fails: decoding and bundle verification (at most
+//! [`Config::max_bundles_per_message`] signature recoveries), then per message at most `2 × max_skip + 1`
+//! chain steps (two HMAC-SHA256 each), one DH and two HKDF for an existing session, plus one X3DH (three
+//! DH) for a new one ([`Session::decrypt`]).
+//!
+//! As in status-go, DH-only entries (§6) and public messages carry no replay protection: a re-delivered
+//! copy decrypts again and is reported again (the transport or the application deduplicates).
 //!
 //! Bounds (in [`Config`], plus [`bundle::MAX_INSTALLATION_ID_LEN`] for every installation id a peer or an
 //! imported state introduces): message size, bundles and entries per message, installations per identity
@@ -224,7 +241,8 @@ pub enum Event {
         /// The negotiated secret `S`.
         secret: NegotiatedSecret,
     },
-    /// A received message was rejected; nothing was changed.
+    /// A received message was rejected. Sessions, agreed installations and the RNG are unchanged; verified
+    /// bundles it carried may have been applied (see the module documentation for the exact list).
     Rejected {
         /// The transport sender.
         sender: PublicKey,
@@ -267,6 +285,19 @@ struct SessionEntry {
     pending_ephemeral: Option<CompressedKey>,
     initiator: bool,
     last_used: Timestamp,
+}
+
+/// A session change computed by [`SecureTransport::plan`], applied by [`SecureTransport::commit_plan`].
+enum SessionChange {
+    Advance(SessionKey, ratchet::SendStep),
+    New(SessionKey, Box<SessionEntry>),
+}
+
+/// One outgoing message, computed but not committed.
+struct Plan {
+    changes: Vec<SessionChange>,
+    bundle_requested: bool,
+    outgoing: Outgoing,
 }
 
 /// The secure-transport state machine for one installation of one identity.
@@ -432,13 +463,7 @@ impl SecureTransport {
         match input {
             Input::Encrypt { recipient, payload } => {
                 self.check_size(payload.len())?;
-                self.encrypt_for(now, &recipient, &payload)?;
-                let me = self.identity_pub;
-                let paired = !self.installations.active(&self.identity_c, 1).is_empty();
-                if recipient != me && paired {
-                    self.encrypt_for(now, &me, &payload)?;
-                }
-                Ok(())
+                self.encrypt(now, &recipient, &payload)
             }
             Input::EncryptDhOnly { recipient, payload } => {
                 self.check_size(payload.len())?;
@@ -540,14 +565,14 @@ impl SecureTransport {
     // ---- sending -------------------------------------------------------------------------------------
 
     fn dh_only_entry(
-        &mut self,
+        rng: &mut ChaCha20Rng,
         recipient: &PublicKey,
         payload: &[u8],
     ) -> Result<pb::EncryptedMessageProtocol, SecureError> {
-        let eph = Secp256k1::generate(&mut self.rng);
+        let eph = Secp256k1::generate(rng);
         let key = crate::crypto::ecdh_x(&eph, recipient);
         let mut nonce = [0u8; GCM_NONCE_LEN];
-        rand_core::RngCore::fill_bytes(&mut self.rng, &mut nonce);
+        rand_core::RngCore::fill_bytes(rng, &mut nonce);
         let sealed = kdf::gcm_seal(&key, &nonce, payload)?;
         Ok(pb::EncryptedMessageProtocol {
             dh_header: Some(pb::DhHeader {
@@ -564,10 +589,11 @@ impl SecureTransport {
         recipient: &PublicKey,
         payload: &[u8],
     ) -> Result<(), SecureError> {
-        let entry = self.dh_only_entry(recipient, payload)?;
+        let bundle = self.bundle(now)?.to_proto();
+        let entry = Self::dh_only_entry(&mut self.rng, recipient, payload)?;
         let msg = pb::ProtocolMessage {
             installation_id: self.installation_id.clone(),
-            bundles: vec![self.bundle(now)?.to_proto()],
+            bundles: vec![bundle],
             encrypted_message: [(NO_INSTALLATION.to_string(), entry)].into_iter().collect(),
             public_message: Bytes::new(),
         };
@@ -589,41 +615,63 @@ impl SecureTransport {
         }
     }
 
-    fn encrypt_for(
-        &mut self,
+    /// `Input::Encrypt`, all or nothing: the message to `recipient` and, when we have paired devices, the
+    /// copy to our own identity are both computed first (on a copy of the RNG, without touching any
+    /// session) and only then committed: chains advanced, new sessions stored, events and `Send`s queued.
+    /// An error leaves sessions, RNG and queue as they were (the own prekey may have been rotated if it was
+    /// due, as [`SecureTransport::handle_timeout`] would have).
+    fn encrypt(&mut self, now: Timestamp, recipient: &PublicKey, payload: &[u8]) -> Result<(), SecureError> {
+        let bundle = self.bundle(now)?.to_proto();
+        let mut rng = self.rng.clone();
+        let mut plans = vec![self.plan(now, &mut rng, recipient, payload, &bundle)?];
+        let me = self.identity_pub;
+        let paired = !self.installations.active(&self.identity_c, 1).is_empty();
+        if *recipient != me && paired {
+            plans.push(self.plan(now, &mut rng, &me, payload, &bundle)?);
+        }
+        self.rng = rng;
+        for plan in plans {
+            self.commit_plan(now, plan);
+        }
+        Ok(())
+    }
+
+    /// Compute the message for every targeted installation of `recipient` without changing any store.
+    fn plan(
+        &self,
         now: Timestamp,
+        rng: &mut ChaCha20Rng,
         recipient: &PublicKey,
         payload: &[u8],
-    ) -> Result<(), SecureError> {
-        self.announce(recipient);
+        bundle: &pb::Bundle,
+    ) -> Result<Plan, SecureError> {
         let recipient_c = CompressedKey::from_public(recipient);
-        self.installations.touch(&recipient_c);
-        let bundle = self.bundle(now)?;
         let limit = if recipient_c == self.identity_c {
             self.config.max_installations_used.saturating_sub(1)
         } else {
             self.config.max_installations_used
         };
-        let targets: Vec<Installation> = self
+        let targets: Vec<&Installation> = self
             .installations
             .active(&recipient_c, limit)
             .into_iter()
             .filter(|i| !(recipient_c == self.identity_c && i.id == self.installation_id))
-            .cloned()
             .collect();
         let mut map = BTreeMap::new();
-        for inst in &targets {
-            if let Some(entry) = self.encrypt_to_installation(now, &recipient_c, recipient, inst, payload)? {
+        let mut changes = Vec::new();
+        for inst in targets {
+            if let Some((entry, change)) =
+                self.encrypt_to_installation(now, rng, &recipient_c, recipient, inst, payload)?
+            {
                 map.insert(inst.id.clone(), entry);
+                changes.push(change);
             }
         }
+        let bundle_requested = map.is_empty() && recipient_c != self.identity_c;
         let route = if map.is_empty() {
-            if recipient_c != self.identity_c {
-                self.push(Output::Event(Event::BundleRequested { identity: *recipient }));
-            }
             map.insert(
                 NO_INSTALLATION.to_string(),
-                self.dh_only_entry(recipient, payload)?,
+                Self::dh_only_entry(rng, recipient, payload)?,
             );
             Route::Partitioned
         } else if map.keys().all(|id| self.agreed.contains(&recipient_c, id)) {
@@ -635,70 +683,95 @@ impl SecureTransport {
         };
         let msg = pb::ProtocolMessage {
             installation_id: self.installation_id.clone(),
-            bundles: vec![bundle.to_proto()],
+            bundles: vec![bundle.clone()],
             encrypted_message: map,
             public_message: Bytes::new(),
         };
-        self.push(Output::Send(Outgoing {
-            recipient: *recipient,
-            bytes: msg.encode_to_vec(),
-            route,
-        }));
-        Ok(())
+        Ok(Plan {
+            changes,
+            bundle_requested,
+            outgoing: Outgoing {
+                recipient: *recipient,
+                bytes: msg.encode_to_vec(),
+                route,
+            },
+        })
+    }
+
+    fn commit_plan(&mut self, now: Timestamp, plan: Plan) {
+        let recipient = plan.outgoing.recipient;
+        self.announce(&recipient);
+        self.installations.touch(&CompressedKey::from_public(&recipient));
+        for change in plan.changes {
+            match change {
+                SessionChange::Advance(key, step) => {
+                    if let Some(e) = self.sessions.get_mut(&key) {
+                        e.ratchet.apply_send(step);
+                        e.last_used = now;
+                    }
+                }
+                SessionChange::New(key, entry) => self.insert_session(key, *entry),
+            }
+        }
+        if plan.bundle_requested {
+            self.push(Output::Event(Event::BundleRequested { identity: recipient }));
+        }
+        self.push(Output::Send(plan.outgoing));
     }
 
     fn encrypt_to_installation(
-        &mut self,
+        &self,
         now: Timestamp,
+        rng: &mut ChaCha20Rng,
         recipient_c: &CompressedKey,
         recipient: &PublicKey,
         inst: &Installation,
         payload: &[u8],
-    ) -> Result<Option<pb::EncryptedMessageProtocol>, SecureError> {
+    ) -> Result<Option<(pb::EncryptedMessageProtocol, SessionChange)>, SecureError> {
         let existing = self
             .sessions
             .iter()
             .filter(|(k, e)| {
                 &k.peer == recipient_c && k.installation == inst.id && self.usable_for_sending(k, e, inst)
             })
-            .max_by_key(|(_, e)| e.last_used)
-            .map(|(k, _)| k.clone());
-        let key = match existing {
-            Some(k) => k,
+            .max_by_key(|(_, e)| e.last_used);
+        let (key, header, ct, pending, change) = match existing {
+            Some((key, entry)) => {
+                let (header, ct, step) = entry.ratchet.encrypt_staged(payload)?;
+                let change = SessionChange::Advance(key.clone(), step);
+                (key.clone(), header, ct, entry.pending_ephemeral, change)
+            }
             None => {
                 let Some((spk, _)) = inst.signed_pre_key else {
                     return Ok(None);
                 };
-                let eph = Secp256k1::generate(&mut self.rng);
+                let eph = Secp256k1::generate(rng);
                 let sk = x3dh::initiate::<Secp256k1>(
                     &self.identity,
                     &eph,
                     &CompressedKey::from_public(recipient),
                     &spk,
                 )?;
-                let ratchet = Session::initiator(&sk, spk, &mut self.rng)?;
+                let mut ratchet = Session::initiator(&sk, spk, rng)?;
+                let (header, ct) = ratchet.encrypt(payload)?;
                 let key = SessionKey {
                     peer: *recipient_c,
                     installation: inst.id.clone(),
                     bundle_id: spk,
                 };
+                let pending = Some(Secp256k1::public_key(&eph));
                 let entry = SessionEntry {
                     ratchet,
-                    pending_ephemeral: Some(Secp256k1::public_key(&eph)),
+                    pending_ephemeral: pending,
                     initiator: true,
                     last_used: now,
                 };
-                self.insert_session(key.clone(), entry);
-                key
+                let change = SessionChange::New(key.clone(), Box::new(entry));
+                (key, header, ct, pending, change)
             }
         };
-        let Some(entry) = self.sessions.get_mut(&key) else {
-            return Ok(None);
-        };
-        let (header, ct) = entry.ratchet.encrypt(payload)?;
-        entry.last_used = now;
-        Ok(Some(pb::EncryptedMessageProtocol {
-            x3dh_header: entry.pending_ephemeral.map(|eph| pb::X3dhHeader {
+        let entry = pb::EncryptedMessageProtocol {
+            x3dh_header: pending.map(|eph| pb::X3dhHeader {
                 key: bytes33(&eph),
                 id: bytes33(&key.bundle_id),
             }),
@@ -711,7 +784,8 @@ impl SecureTransport {
             dh_header: None,
             hr_header: None,
             payload: ct.into(),
-        }))
+        };
+        Ok(Some((entry, change)))
     }
 
     fn insert_session(&mut self, key: SessionKey, entry: SessionEntry) {
@@ -924,6 +998,19 @@ impl SecureTransport {
         }
         self.last_advert.insert(key, now);
         self.send_dh_only(now, sender, &[])
+    }
+
+    /// Everything a rejected message must not change, for tests: the exported stores, the advert records,
+    /// the announced set and the RNG position.
+    #[cfg(test)]
+    #[allow(clippy::type_complexity)]
+    fn snapshot(&self) -> (Vec<u8>, Vec<(CompressedKey, Timestamp)>, Vec<CompressedKey>, u128) {
+        (
+            self.export().to_vec(),
+            self.last_advert.iter().map(|(k, t)| (*k, *t)).collect(),
+            self.announced.iter().copied().collect(),
+            self.rng.get_word_pos(),
+        )
     }
 
     // ---- persistence ---------------------------------------------------------------------------------
@@ -1328,7 +1415,7 @@ mod tests {
             vec![b"one".to_vec()]
         );
         let m2 = send(&mut alice, *bob.identity(), b"two");
-        let before = bob.export();
+        let before = bob.snapshot();
 
         let mut wire = pb::ProtocolMessage::decode(&m2.bytes[..]).unwrap();
         let orig = wire.clone();
@@ -1347,6 +1434,7 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&wire), now)),
             vec![SecureError::BadMac]
         );
+        assert_eq!(bob.snapshot(), before);
         // Truncated payload and truncated header key.
         let mut w = orig.clone();
         w.encrypted_message.get_mut("bob-1").unwrap().payload = Bytes::from_static(&[1, 2, 3]);
@@ -1354,6 +1442,7 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&w), now)),
             vec![SecureError::CiphertextTooShort]
         );
+        assert_eq!(bob.snapshot(), before);
         let mut w = orig.clone();
         w.encrypted_message
             .get_mut("bob-1")
@@ -1366,6 +1455,7 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&w), now)),
             vec![SecureError::InvalidPublicKey]
         );
+        assert_eq!(bob.snapshot(), before);
         // 10,000 steps ahead.
         let mut w = orig.clone();
         w.encrypted_message
@@ -1379,12 +1469,18 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&w), now)),
             vec![SecureError::TooFarAhead]
         );
+        assert_eq!(bob.snapshot(), before);
         // Unknown installation: an entry only for someone else.
         let mut w = orig.clone();
         let e = w.encrypted_message.remove("bob-1").unwrap();
         w.encrypted_message.insert("somebody-else".into(), e);
         let ev = deliver(&mut bob, &alice, &tamper(&w), now);
         assert_eq!(rejected(&ev), vec![SecureError::NoEntryForInstallation]);
+        // The documented exception: the device-not-found advert (rate-limit record, RNG).
+        let after = bob.snapshot();
+        assert_eq!((&after.0, &after.2), (&before.0, &before.2));
+        assert_ne!(after.1, before.1);
+        let before = after;
         // A bundle with a bad signature.
         let mut w = orig.clone();
         let mut sig = w.bundles[0].signature.to_vec();
@@ -1394,6 +1490,7 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&w), now)),
             vec![SecureError::BadBundleSignature]
         );
+        assert_eq!(bob.snapshot(), before);
         // Garbage.
         let ev = deliver(
             &mut bob,
@@ -1406,7 +1503,7 @@ mod tests {
             now,
         );
         assert_eq!(rejected(&ev), vec![SecureError::Decode]);
-        assert_eq!(*bob.export(), *before, "no rejected input changed the state");
+        assert_eq!(bob.snapshot(), before, "no rejected input changed the state");
         drain(&mut bob);
 
         // The genuine message still opens; its replay is rejected.
@@ -1414,12 +1511,12 @@ mod tests {
             decrypted(&deliver(&mut bob, &alice, &m2, now)),
             vec![b"two".to_vec()]
         );
-        let after = bob.export();
+        let after = bob.snapshot();
         assert_eq!(
             rejected(&deliver(&mut bob, &alice, &m2, now)),
             vec![SecureError::DuplicateOrExpired]
         );
-        assert_eq!(*bob.export(), *after);
+        assert_eq!(bob.snapshot(), after);
     }
 
     #[test]
@@ -1649,6 +1746,65 @@ mod tests {
             decrypted(&deliver(&mut bob, &alice, &m, now)),
             vec![b"y".to_vec()]
         );
+    }
+
+    /// `Input::Encrypt` is all or nothing: when the copy to our paired device fails, the message to the
+    /// recipient is not queued and no chain, session or RNG moved.
+    #[test]
+    fn failed_encrypt_changes_nothing() {
+        let now = Timestamp::from_secs(1_700_000_000);
+        let (mut a1, bob) = established(now);
+        let mut a2 = SecureTransport::new(
+            identity(1),
+            "a2".into(),
+            Seed::from_u64(77),
+            Config::default(),
+            now,
+        );
+        let me = *a1.identity();
+        a2.handle_input(
+            now,
+            Input::EncryptDhOnly {
+                recipient: me,
+                payload: b"pair".to_vec(),
+            },
+        )
+        .unwrap();
+        let m = drain(&mut a2).0.remove(0);
+        deliver(&mut a1, &a2, &m, now);
+        a1.handle_input(
+            now,
+            Input::SetInstallationEnabled {
+                identity: me,
+                installation_id: "a2".into(),
+                enabled: true,
+            },
+        )
+        .unwrap();
+        let send = |a1: &mut SecureTransport| {
+            a1.handle_input(
+                now,
+                Input::Encrypt {
+                    recipient: *bob.identity(),
+                    payload: b"x".to_vec(),
+                },
+            )
+        };
+        send(&mut a1).unwrap();
+        assert_eq!(drain(&mut a1).0.len(), 2);
+        // Exhaust the sending chain of the session to a2 (through export/import).
+        let mut st = pb::SecureState::decode(&a1.export()[..]).unwrap();
+        let s = st
+            .sessions
+            .iter_mut()
+            .find(|s| s.peer_installation_id == "a2")
+            .unwrap();
+        s.ratchet.as_mut().unwrap().ns = u32::MAX;
+        a1.import(&st.encode_to_vec()).unwrap();
+        let before = a1.snapshot();
+        assert_eq!(send(&mut a1), Err(SecureError::CounterExhausted));
+        assert_eq!(a1.queued_outputs(), 0, "the message to bob was not queued");
+        assert_eq!(a1.snapshot(), before);
     }
 
     #[test]

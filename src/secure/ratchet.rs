@@ -315,6 +315,12 @@ impl<C: Curve> core::fmt::Debug for Session<C> {
     }
 }
 
+/// The sending-chain advance of one encrypted message, computed by `Session::encrypt_staged`.
+pub(crate) struct SendStep {
+    cks: Key32,
+    ns: u32,
+}
+
 /// Everything a successful decrypt changes, computed before the MAC check.
 struct Staged<C: Curve> {
     ratchet: Option<StagedRatchet<C>>,
@@ -437,6 +443,17 @@ impl<C: Curve> Session<C> {
 
     /// `RatchetEncrypt` (§5.4).
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<(Header<C>, Vec<u8>), SecureError> {
+        let (header, ct, step) = self.encrypt_staged(plaintext)?;
+        self.apply_send(step);
+        Ok((header, ct))
+    }
+
+    /// `RatchetEncrypt` without changing the session: the ciphertext and the chain step to apply with
+    /// [`Session::apply_send`] (on this session, unchanged in between) once the message is committed.
+    pub(crate) fn encrypt_staged(
+        &self,
+        plaintext: &[u8],
+    ) -> Result<(Header<C>, Vec<u8>, SendStep), SecureError> {
         let next_ns = self.ns.checked_add(1).ok_or(SecureError::CounterExhausted)?;
         let header = Header {
             dh: self.dhs_pub.clone(),
@@ -445,9 +462,13 @@ impl<C: Curve> Session<C> {
         };
         let (cks, mk) = kdf::kdf_ck(&self.cks);
         let ct = kdf::encrypt(&mk, plaintext, &header.ad());
-        self.cks = cks;
-        self.ns = next_ns;
-        Ok((header, ct))
+        Ok((header, ct, SendStep { cks, ns: next_ns }))
+    }
+
+    /// Apply a step computed by [`Session::encrypt_staged`].
+    pub(crate) fn apply_send(&mut self, step: SendStep) {
+        self.cks = step.cks;
+        self.ns = step.ns;
     }
 
     /// `RatchetDecrypt` (§5.5). On any error the session is unchanged and `rng` is not used; on success
