@@ -199,8 +199,8 @@ pub enum Route {
     Public,
 }
 
-/// What the machine reports to the application.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the machine reports to the application. `Debug` prints payload lengths, never plaintexts.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Event {
     /// A private payload decrypted.
     Decrypted {
@@ -249,6 +249,50 @@ pub enum Event {
         /// Why.
         error: SecureError,
     },
+}
+
+impl core::fmt::Debug for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Event::Decrypted {
+                sender,
+                installation_id,
+                plaintext,
+            } => f
+                .debug_struct("Decrypted")
+                .field("sender", &CompressedKey::from_public(sender))
+                .field("installation_id", installation_id)
+                .field("plaintext_len", &plaintext.len())
+                .finish(),
+            Event::Public { sender, payload } => f
+                .debug_struct("Public")
+                .field("sender", &CompressedKey::from_public(sender))
+                .field("payload_len", &payload.len())
+                .finish(),
+            Event::NewInstallations {
+                identity,
+                installation_ids,
+            } => f
+                .debug_struct("NewInstallations")
+                .field("identity", &CompressedKey::from_public(identity))
+                .field("installation_ids", installation_ids)
+                .finish(),
+            Event::BundleRequested { identity } => f
+                .debug_struct("BundleRequested")
+                .field("identity", &CompressedKey::from_public(identity))
+                .finish(),
+            Event::NegotiatedSecret { peer, secret } => f
+                .debug_struct("NegotiatedSecret")
+                .field("peer", &CompressedKey::from_public(peer))
+                .field("secret", secret)
+                .finish(),
+            Event::Rejected { sender, error } => f
+                .debug_struct("Rejected")
+                .field("sender", &CompressedKey::from_public(sender))
+                .field("error", error)
+                .finish(),
+        }
+    }
 }
 
 /// An outgoing message.
@@ -1750,6 +1794,19 @@ mod tests {
 
     /// `Input::Encrypt` is all or nothing: when the copy to our paired device fails, the message to the
     /// recipient is not queued and no chain, session or RNG moved.
+    #[test]
+    fn event_debug_redacts_plaintexts() {
+        let ev = Event::Decrypted {
+            sender: identity(1).public_key(),
+            installation_id: "i".into(),
+            plaintext: b"attack at dawn".to_vec(),
+        };
+        let dbg = format!("{ev:?}");
+        assert!(dbg.contains("plaintext_len: 14"), "{dbg}");
+        assert!(!dbg.contains(&format!("{:?}", b"attack at dawn").replace(['[', ']'], "")));
+        assert!(!dbg.contains("attack"));
+    }
+
     #[test]
     fn failed_encrypt_changes_nothing() {
         let now = Timestamp::from_secs(1_700_000_000);

@@ -604,8 +604,10 @@ impl<C: Curve> Session<C> {
         self.skipped.evict_oldest()
     }
 
-    /// The session as a protobuf [`pb::RatchetState`] (contains secrets: store it as such).
-    pub fn to_proto(&self) -> pb::RatchetState {
+    /// The session as a protobuf [`pb::RatchetState`]. It holds every secret of the session in plain
+    /// `Bytes` (not zeroized on drop): crate-internal; callers outside use [`Session::export`], whose
+    /// buffer is zeroized.
+    pub(crate) fn to_proto(&self) -> pb::RatchetState {
         pb::RatchetState {
             format: STATE_FORMAT,
             dhs_private: Bytes::from(C::secret_to_bytes(&self.dhs).to_vec()),
@@ -787,7 +789,19 @@ mod tests {
             &b2.decrypt(&h, &c, now, &cfg, &mut rng).unwrap()[..],
             b"persisted"
         );
-        assert!(!format!("{b2:?}").contains("rk"));
+        let dbg = format!("{b2:?}");
+        for secret in [
+            &b2.rk.as_bytes()[..],
+            &b2.cks.as_bytes()[..],
+            &b2.ckr.as_bytes()[..],
+            &C::secret_to_bytes(&b2.dhs)[..],
+        ] {
+            assert!(!dbg.contains(&hex::encode(secret)), "{dbg}");
+            assert!(
+                !dbg.contains(&format!("{secret:?}").replace(['[', ']'], "")),
+                "{dbg}"
+            );
+        }
     }
 
     #[test]
