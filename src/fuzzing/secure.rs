@@ -4,8 +4,10 @@
 //!   established ratchet session: never a panic, a rejected message leaves the session byte-identical, and
 //!   the skipped-key store stays within its cap.
 //! * [`secure_bundle`]: bundle and `ProtocolMessage` decoding; an accepted bundle verifies and re-encodes.
-//! * [`secure_machine`]: the [`SecureTransport`] fed arbitrary and mutated messages, timeouts and sends:
-//!   `handle_input` never returns `Err` for received bytes and every store stays within its cap.
+//! * [`secure_machine`]: the [`SecureTransport`] fed arbitrary and mutated messages (from varying senders,
+//!   with varying installation ids), timeouts, sends and mutated exported state: `handle_input` never
+//!   returns `Err` for received bytes, a rejected import changes nothing, and every store stays within its
+//!   cap.
 
 use core::time::Duration;
 
@@ -256,7 +258,13 @@ pub fn secure_machine(data: &[u8]) {
             0 => {
                 let len = u.int_in_range(0..=512usize).unwrap_or(0);
                 let bytes = u.bytes(len).map(|b| b.to_vec()).unwrap_or_default();
-                let res = bob.handle_input(now, Input::Received { sender: a, bytes });
+                // The transport sender varies: Alice, Bob himself (own installations), or strangers.
+                let sender = match u.int_in_range(0..=2u8).unwrap_or(0) {
+                    0 => a,
+                    1 => b,
+                    _ => fixed_key(u.int_in_range(3..=10u64).unwrap_or(3)).public_key(),
+                };
+                let res = bob.handle_input(now, Input::Received { sender, bytes });
                 assert!(res.is_ok(), "received bytes returned Err");
             }
             1 | 2 => {
@@ -277,6 +285,15 @@ pub fn secure_machine(data: &[u8]) {
                         if u.arbitrary().unwrap_or(false) {
                             let keep = u.int_in_range(0..=bytes.len()).unwrap_or(0);
                             bytes.truncate(keep);
+                        }
+                        // Vary the sender's installation id (fresh, empty, over the length cap).
+                        if u.arbitrary().unwrap_or(false) {
+                            if let Ok(mut m) = pb::ProtocolMessage::decode(&bytes[..]) {
+                                let n = u.int_in_range(0..=160usize).unwrap_or(0);
+                                let c = char::from(b'a' + u.int_in_range(0..=25u8).unwrap_or(0));
+                                m.installation_id = c.to_string().repeat(n);
+                                bytes = m.encode_to_vec();
+                            }
                         }
                         let res = bob.handle_input(
                             now,
