@@ -95,7 +95,10 @@ pub fn sign_recoverable(sk: &SecretKey, digest: &[u8; 32]) -> Result<[u8; 65], S
     Ok(out)
 }
 
-/// Recover the public key that made a 65-byte `r‖s‖v` signature over `digest`. `v` may be 0/1 or 27/28.
+/// Recover the public key that made a 65-byte `r‖s‖v` signature over `digest`. `v` may be a recovery id
+/// `0..=3` or the legacy `27..=30` (Waku/Whisper signatures may carry 27/28; go-ethereum's `SigToPub`
+/// accepts only `0..=3`). High-S signatures (`s > n/2`) are rejected, as go-ethereum's `crypto.Sign`
+/// never makes them. Callers compare the recovered key with the expected signer.
 pub fn recover(sig: &[u8], digest: &[u8; 32]) -> Result<PublicKey, SignatureError> {
     if sig.len() != 65 {
         return Err(SignatureError);

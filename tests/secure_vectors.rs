@@ -501,3 +501,24 @@ fn negotiated_secret_and_topic_names() {
         c["topics"]["bob_partitioned"]["name"].as_str().unwrap()
     );
 }
+
+/// The signature rules documented in `secure` (module doc): recovery ids 0..=3 and 27..=30, high-S rejected.
+#[test]
+fn recover_accepts_legacy_v_and_rejects_high_s() {
+    use k256::ecdsa::Signature;
+    let key = status_sansio::fuzzing::secure::fixed_key(5);
+    let digest = status_sansio::crypto::keccak256(b"bundle");
+    let sig = status_sansio::crypto::sign_recoverable(&key, &digest).unwrap();
+    let me = key.public_key();
+    assert_eq!(status_sansio::crypto::recover(&sig, &digest).unwrap(), me);
+    let mut legacy = sig;
+    legacy[64] += 27;
+    assert_eq!(status_sansio::crypto::recover(&legacy, &digest).unwrap(), me);
+    // The same signature with s replaced by n - s (and the parity flipped) is valid ECDSA but high-S.
+    let s = Signature::from_slice(&sig[..64]).unwrap();
+    let high = Signature::from_scalars(s.r().to_bytes(), (-*s.s().as_ref()).to_bytes()).unwrap();
+    let mut h = [0u8; 65];
+    h[..64].copy_from_slice(&high.to_bytes());
+    h[64] = sig[64] ^ 1;
+    assert!(status_sansio::crypto::recover(&h, &digest).is_err());
+}

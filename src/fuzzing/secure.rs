@@ -4,8 +4,10 @@
 //!   established ratchet session: never a panic, a rejected message leaves the session byte-identical, and
 //!   the skipped-key store stays within its cap.
 //! * [`secure_bundle`]: bundle and `ProtocolMessage` decoding; an accepted bundle verifies and re-encodes.
-//! * [`secure_machine`]: the [`SecureTransport`] fed arbitrary and mutated messages, timeouts and sends:
-//!   `handle_input` never returns `Err` for received bytes and every store stays within its cap.
+//! * [`secure_machine`]: the [`SecureTransport`] fed arbitrary and mutated messages (from varying senders,
+//!   with varying installation ids), timeouts, sends and mutated exported state: `handle_input` never
+//!   returns `Err` for received bytes, a rejected import changes nothing, and every store stays within its
+//!   cap.
 
 use core::time::Duration;
 
@@ -183,6 +185,64 @@ pub fn secure_bundle(data: &[u8]) {
     }
 }
 
+/// An exported [`SecureTransport`] state, unchanged or mutated: a byte flipped, truncated, or decoded and
+/// given repeated or out-of-order skipped keys, a small `keys_count`, repeated sessions or installations.
+pub fn mutate_state(u: &mut Unstructured<'_>, saved: &[u8]) -> Vec<u8> {
+    let mut bytes = saved.to_vec();
+    match u.int_in_range(0..=7u8).unwrap_or(0) {
+        0 => return bytes,
+        1 => {
+            if !bytes.is_empty() {
+                let j = u.choose_index(bytes.len()).unwrap_or(0);
+                bytes[j] ^= u.arbitrary::<u8>().unwrap_or(1);
+            }
+            return bytes;
+        }
+        2 => {
+            let keep = u.int_in_range(0..=bytes.len()).unwrap_or(0);
+            bytes.truncate(keep);
+            return bytes;
+        }
+        _ => {}
+    }
+    let Ok(mut st) = pb::SecureState::decode(saved) else {
+        return bytes;
+    };
+    let op = u.int_in_range(0..=4u8).unwrap_or(0);
+    if op == 3 {
+        if let Some(s) = st.sessions.first().cloned() {
+            st.sessions.push(s);
+        }
+    } else if op == 4 {
+        if let Some(i) = st.installations.first().cloned() {
+            st.installations.push(i);
+        }
+    } else if !st.sessions.is_empty() {
+        let i = u.choose_index(st.sessions.len()).unwrap_or(0);
+        if let Some(r) = st.sessions[i].ratchet.as_mut() {
+            match op {
+                0 => r.keys_count = u.int_in_range(0..=8u64).unwrap_or(0),
+                1 => {
+                    for k in &mut r.skipped {
+                        k.seq = u.int_in_range(0..=4u64).unwrap_or(0);
+                    }
+                }
+                _ => {
+                    let copies = u.int_in_range(1..=200usize).unwrap_or(1);
+                    if let Some(k) = r.skipped.first().cloned() {
+                        for c in 0..copies {
+                            let mut k = k.clone();
+                            k.n = k.n.wrapping_add(u32::try_from(c % 3).unwrap_or(0));
+                            r.skipped.push(k);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    st.encode_to_vec()
+}
+
 /// Drive the state machine with arbitrary inputs.
 pub fn secure_machine(data: &[u8]) {
     let mut u = Unstructured::new(data);
@@ -198,7 +258,13 @@ pub fn secure_machine(data: &[u8]) {
             0 => {
                 let len = u.int_in_range(0..=512usize).unwrap_or(0);
                 let bytes = u.bytes(len).map(|b| b.to_vec()).unwrap_or_default();
-                let res = bob.handle_input(now, Input::Received { sender: a, bytes });
+                // The transport sender varies: Alice, Bob himself (own installations), or strangers.
+                let sender = match u.int_in_range(0..=2u8).unwrap_or(0) {
+                    0 => a,
+                    1 => b,
+                    _ => fixed_key(u.int_in_range(3..=10u64).unwrap_or(3)).public_key(),
+                };
+                let res = bob.handle_input(now, Input::Received { sender, bytes });
                 assert!(res.is_ok(), "received bytes returned Err");
             }
             1 | 2 => {
@@ -219,6 +285,15 @@ pub fn secure_machine(data: &[u8]) {
                         if u.arbitrary().unwrap_or(false) {
                             let keep = u.int_in_range(0..=bytes.len()).unwrap_or(0);
                             bytes.truncate(keep);
+                        }
+                        // Vary the sender's installation id (fresh, empty, over the length cap).
+                        if u.arbitrary().unwrap_or(false) {
+                            if let Ok(mut m) = pb::ProtocolMessage::decode(&bytes[..]) {
+                                let n = u.int_in_range(0..=160usize).unwrap_or(0);
+                                let c = char::from(b'a' + u.int_in_range(0..=25u8).unwrap_or(0));
+                                m.installation_id = c.to_string().repeat(n);
+                                bytes = m.encode_to_vec();
+                            }
                         }
                         let res = bob.handle_input(
                             now,
@@ -248,8 +323,14 @@ pub fn secure_machine(data: &[u8]) {
                 bob.handle_timeout(now);
             }
             _ => {
+                // Re-import the exported state, often mutated: a rejected import changes nothing, an
+                // accepted one keeps every cap (checked below) and a consistent skipped-key store.
                 let saved = bob.export();
-                let _ = bob.import(&saved);
+                let state = mutate_state(&mut u, &saved);
+                let before = bob.export();
+                if bob.import(&state).is_err() {
+                    assert!(*bob.export() == *before, "a rejected import changed the state");
+                }
             }
         }
         assert!(bob.session_count() <= config.max_sessions);

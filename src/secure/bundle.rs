@@ -387,6 +387,11 @@ mod tests {
         assert_eq!(own.all().len(), 3);
         assert!(own.find(&first).is_none());
         assert_eq!(own.current().unwrap().version, 6);
-        assert!(!format!("{own:?}").contains("secret"));
+        let dbg = format!("{own:?}");
+        for k in own.all() {
+            let secret = Secp256k1::secret_to_bytes(k.secret());
+            assert!(!dbg.contains(&hex::encode(&secret[..])), "{dbg}");
+            assert!(!dbg.contains(&format!("{:?}", &secret[..]).replace(['[', ']'], "")));
+        }
     }
 }

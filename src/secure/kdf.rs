@@ -39,9 +39,18 @@ pub const GCM_NONCE_LEN: usize = 12;
 
 type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
 
-/// 32 bytes of secret key material (root, chain or message key): zeroized on drop, never printed.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+/// 32 bytes of secret key material (root, chain or message key): zeroized on drop, never printed, compared
+/// in constant time.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Key32(pub(crate) [u8; 32]);
+
+impl PartialEq for Key32 {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Key32 {}
 
 impl Key32 {
     /// Wrap 32 bytes.
@@ -66,12 +75,23 @@ impl fmt::Debug for Key32 {
     }
 }
 
-fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
     let mut mac = crate::rlpx::ecies::hmac_sha256(key);
     for p in parts {
         mac.update(p);
     }
-    mac.finalize().into_bytes().into()
+    let mut out = Zeroizing::new([0u8; 32]);
+    let mut tag = mac.finalize().into_bytes();
+    out.copy_from_slice(&tag);
+    tag.zeroize();
+    out
+}
+
+/// A key made from `bytes[..32]`, written in place (no unzeroized copy left on the stack).
+fn key_from(bytes: &[u8]) -> Key32 {
+    let mut k = Key32([0u8; 32]);
+    k.0.copy_from_slice(&bytes[..32]);
+    k
 }
 
 fn hkdf_sha256<const L: usize>(ikm: &[u8], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; L]> {
@@ -85,18 +105,14 @@ fn hkdf_sha256<const L: usize>(ikm: &[u8], salt: &[u8], info: &[u8]) -> Zeroizin
 /// `KDF_RK(rk, dh_out)` → (new root key, new chain key). The third output (header key) is unused.
 pub fn kdf_rk(rk: &Key32, dh_out: &[u8; 32]) -> (Key32, Key32) {
     let okm = hkdf_sha256::<96>(dh_out, &rk.0, ROOT_KDF_INFO);
-    let mut root = [0u8; 32];
-    let mut chain = [0u8; 32];
-    root.copy_from_slice(&okm[..32]);
-    chain.copy_from_slice(&okm[32..64]);
-    (Key32(root), Key32(chain))
+    (key_from(&okm[..32]), key_from(&okm[32..64]))
 }
 
 /// `KDF_CK(ck)` → (next chain key, message key).
 pub fn kdf_ck(ck: &Key32) -> (Key32, Key32) {
     (
-        Key32(hmac_sha256(&ck.0, &[&[CHAIN_KEY_CONSTANT]])),
-        Key32(hmac_sha256(&ck.0, &[&[MESSAGE_KEY_CONSTANT]])),
+        key_from(&hmac_sha256(&ck.0, &[&[CHAIN_KEY_CONSTANT]])[..]),
+        key_from(&hmac_sha256(&ck.0, &[&[MESSAGE_KEY_CONSTANT]])[..]),
     )
 }
 
@@ -111,20 +127,16 @@ impl MessageKeys {
     /// Expand `mk` (HKDF with the zero salt and [`MESSAGE_KDF_INFO`]).
     pub fn derive(mk: &Key32) -> Self {
         let okm = hkdf_sha256::<80>(&mk.0, &[0u8; 32], MESSAGE_KDF_INFO);
-        let mut enc = [0u8; 32];
-        let mut auth = [0u8; 32];
         let mut iv = [0u8; IV_LEN];
-        enc.copy_from_slice(&okm[..32]);
-        auth.copy_from_slice(&okm[32..64]);
         iv.copy_from_slice(&okm[64..80]);
         MessageKeys {
-            enc: Key32(enc),
-            auth: Key32(auth),
+            enc: key_from(&okm[..32]),
+            auth: key_from(&okm[32..64]),
             iv,
         }
     }
 
-    /// The three parts, for vectors.
+    /// The three parts, for vectors. Exposes the AES and HMAC keys of one message: do not log or keep them.
     pub fn parts(&self) -> (&[u8; 32], &[u8; 32], &[u8; IV_LEN]) {
         (&self.enc.0, &self.auth.0, &self.iv)
     }
@@ -144,7 +156,7 @@ pub fn encrypt(mk: &Key32, plaintext: &[u8], ad: &[u8]) -> Vec<u8> {
     out.extend_from_slice(plaintext);
     Aes256Ctr::new((&keys.enc.0).into(), (&keys.iv).into()).apply_keystream(&mut out[IV_LEN..]);
     let tag = hmac_sha256(&keys.auth.0, &[ad, &out]);
-    out.extend_from_slice(&tag);
+    out.extend_from_slice(&tag[..]);
     out
 }
 
@@ -156,7 +168,7 @@ pub fn decrypt(mk: &Key32, data: &[u8], ad: &[u8]) -> Result<Zeroizing<Vec<u8>>,
     let keys = MessageKeys::derive(mk);
     let (body, tag) = data.split_at(data.len() - TAG_LEN);
     let expected = hmac_sha256(&keys.auth.0, &[ad, body]);
-    if !bool::from(expected.ct_eq(tag)) {
+    if !bool::from(expected[..].ct_eq(tag)) {
         return Err(SecureError::BadMac);
     }
     let (iv, ct) = body.split_at(IV_LEN);
@@ -205,7 +217,7 @@ pub fn header_ad(dh: &[u8], n: u32, pn: u32) -> Vec<u8> {
 
 /// HMAC-SHA256 over one message, exposed for benches comparing against the primitive.
 pub fn hmac(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
-    hmac_sha256(key, &[msg])
+    *hmac_sha256(key, &[msg])
 }
 
 #[cfg(test)]

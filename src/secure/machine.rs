@@ -8,12 +8,31 @@
 //! memory; [`SecureTransport::export`] / [`SecureTransport::import`] move them to and from bytes.
 //!
 //! A fault caused by a peer (bad bundle signature, bad MAC, replay, unknown installation, ...) never returns
-//! `Err`: it becomes [`Event::Rejected`] and leaves every store as it was (bundles in a message are only
-//! applied once they all verified; a session is only written back after its message decrypted).
+//! `Err`: it becomes [`Event::Rejected`]. What a rejected message may still change, exactly:
+//! * the installation registry, from the message's bundles once they *all* verified (each is signed by its
+//!   identity and applied as §8.2 step 2 does, whatever happens to the entry), with the
+//!   [`Event::NewInstallations`] this reports;
+//! * for [`SecureError::NoEntryForInstallation`] from another identity (§8.3): the advert rate-limit
+//!   record and the advert `Send` (building it draws from the RNG and rotates our prekey if that was due);
+//! * the output queue (the `Rejected` event itself; at the cap the oldest output is dropped).
 //!
-//! Bounds (all in [`Config`]): message size, bundles and entries per message, installations per identity
+//! Nothing else: sessions (chains, skipped keys, their expiry), agreed installations, announced secrets,
+//! own prekeys and the RNG are untouched (a ratchet decrypt commits, and draws its next ratchet key, only
+//! after the MAC verified; a new responder session is stored only after its first message decrypted).
+//!
+//! Work a peer can make us do before a MAC fails: decoding and bundle verification (at most
+//! [`Config::max_bundles_per_message`] signature recoveries), then per message at most `2 × max_skip + 1`
+//! chain steps (two HMAC-SHA256 each), one DH and two HKDF for an existing session, plus one X3DH (three
+//! DH) for a new one ([`Session::decrypt`]).
+//!
+//! As in status-go, DH-only entries (§6) and public messages carry no replay protection: a re-delivered
+//! copy decrypts again and is reported again (the transport or the application deduplicates).
+//!
+//! Bounds (in [`Config`], plus [`bundle::MAX_INSTALLATION_ID_LEN`] for every installation id a peer or an
+//! imported state introduces): message size, bundles and entries per message, installations per identity
 //! and identities, sessions in total (least recently used evicted) and per peer installation, skipped keys
-//! per session and in total (oldest evicted from the session holding most), own prekeys kept, advert
+//! per session and in total (oldest evicted from the session holding most), agreed installations per
+//! identity and in total (least recently recorded dropped), own prekeys kept, advert
 //! rate-limit records, and queued outputs.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -29,7 +48,7 @@ use zeroize::Zeroizing;
 use super::bundle::{self, Bundle, OwnPrekeys, OwnSignedPreKey, SignedPreKey, PROTOCOL_VERSION};
 use super::dh::{CompressedKey, Curve, Secp256k1};
 use super::kdf::{self, GCM_NONCE_LEN};
-use super::multidevice::{Installation, Installations};
+use super::multidevice::{AgreedInstallations, Installation, Installations};
 use super::ratchet::{self, Header, RatchetConfig, Session};
 use super::sharedsecret::NegotiatedSecret;
 use super::{x3dh, SecureError};
@@ -58,6 +77,10 @@ pub struct Config {
     pub max_sessions_per_installation: usize,
     /// Skipped message keys over all sessions.
     pub max_total_skipped_keys: usize,
+    /// Installations recorded as having written to us (negotiated-topic agreement, §11.2), in total; per
+    /// identity the cap is [`Config::max_installations_per_identity`]. The least recently recorded is
+    /// dropped.
+    pub max_agreed_installations: usize,
     /// Own signed prekey rotation interval (reference `BundleRefreshInterval`, 24 h).
     pub bundle_refresh_interval: Duration,
     /// Own signed prekeys kept (the current one plus recently rotated ones still accepted for X3DH).
@@ -84,6 +107,7 @@ impl Default for Config {
             max_sessions: 4096,
             max_sessions_per_installation: 4,
             max_total_skipped_keys: 50_000,
+            max_agreed_installations: 4096,
             bundle_refresh_interval: Duration::from_secs(24 * 3600),
             own_prekeys_kept: 4,
             max_message_size: 1 << 20,
@@ -175,8 +199,8 @@ pub enum Route {
     Public,
 }
 
-/// What the machine reports to the application.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the machine reports to the application. `Debug` prints payload lengths, never plaintexts.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Event {
     /// A private payload decrypted.
     Decrypted {
@@ -217,13 +241,58 @@ pub enum Event {
         /// The negotiated secret `S`.
         secret: NegotiatedSecret,
     },
-    /// A received message was rejected; nothing was changed.
+    /// A received message was rejected. Sessions, agreed installations and the RNG are unchanged; verified
+    /// bundles it carried may have been applied (see the module documentation for the exact list).
     Rejected {
         /// The transport sender.
         sender: PublicKey,
         /// Why.
         error: SecureError,
     },
+}
+
+impl core::fmt::Debug for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Event::Decrypted {
+                sender,
+                installation_id,
+                plaintext,
+            } => f
+                .debug_struct("Decrypted")
+                .field("sender", &CompressedKey::from_public(sender))
+                .field("installation_id", installation_id)
+                .field("plaintext_len", &plaintext.len())
+                .finish(),
+            Event::Public { sender, payload } => f
+                .debug_struct("Public")
+                .field("sender", &CompressedKey::from_public(sender))
+                .field("payload_len", &payload.len())
+                .finish(),
+            Event::NewInstallations {
+                identity,
+                installation_ids,
+            } => f
+                .debug_struct("NewInstallations")
+                .field("identity", &CompressedKey::from_public(identity))
+                .field("installation_ids", installation_ids)
+                .finish(),
+            Event::BundleRequested { identity } => f
+                .debug_struct("BundleRequested")
+                .field("identity", &CompressedKey::from_public(identity))
+                .finish(),
+            Event::NegotiatedSecret { peer, secret } => f
+                .debug_struct("NegotiatedSecret")
+                .field("peer", &CompressedKey::from_public(peer))
+                .field("secret", secret)
+                .finish(),
+            Event::Rejected { sender, error } => f
+                .debug_struct("Rejected")
+                .field("sender", &CompressedKey::from_public(sender))
+                .field("error", error)
+                .finish(),
+        }
+    }
 }
 
 /// An outgoing message.
@@ -262,6 +331,19 @@ struct SessionEntry {
     last_used: Timestamp,
 }
 
+/// A session change computed by [`SecureTransport::plan`], applied by [`SecureTransport::commit_plan`].
+enum SessionChange {
+    Advance(SessionKey, ratchet::SendStep),
+    New(SessionKey, Box<SessionEntry>),
+}
+
+/// One outgoing message, computed but not committed.
+struct Plan {
+    changes: Vec<SessionChange>,
+    bundle_requested: bool,
+    outgoing: Outgoing,
+}
+
 /// The secure-transport state machine for one installation of one identity.
 pub struct SecureTransport {
     config: Config,
@@ -273,7 +355,7 @@ pub struct SecureTransport {
     own_prekeys: OwnPrekeys,
     installations: Installations,
     sessions: BTreeMap<SessionKey, SessionEntry>,
-    agreed: BTreeSet<(CompressedKey, String)>,
+    agreed: AgreedInstallations,
     announced: BTreeSet<CompressedKey>,
     last_advert: BTreeMap<CompressedKey, Timestamp>,
     outputs: VecDeque<Output>,
@@ -314,6 +396,10 @@ impl SecureTransport {
         let identity_pub = identity.public_key();
         SecureTransport {
             installations: Installations::new(config.max_installations_per_identity, config.max_identities),
+            agreed: AgreedInstallations::new(
+                config.max_installations_per_identity,
+                config.max_agreed_installations,
+            ),
             config,
             identity_c: CompressedKey::from_public(&identity_pub),
             identity_pub,
@@ -322,7 +408,6 @@ impl SecureTransport {
             rng: seed.rng(),
             own_prekeys: OwnPrekeys::default(),
             sessions: BTreeMap::new(),
-            agreed: BTreeSet::new(),
             announced: BTreeSet::new(),
             last_advert: BTreeMap::new(),
             outputs: VecDeque::new(),
@@ -422,13 +507,7 @@ impl SecureTransport {
         match input {
             Input::Encrypt { recipient, payload } => {
                 self.check_size(payload.len())?;
-                self.encrypt_for(now, &recipient, &payload)?;
-                let me = self.identity_pub;
-                let paired = !self.installations.active(&self.identity_c, 1).is_empty();
-                if recipient != me && paired {
-                    self.encrypt_for(now, &me, &payload)?;
-                }
-                Ok(())
+                self.encrypt(now, &recipient, &payload)
             }
             Input::EncryptDhOnly { recipient, payload } => {
                 self.check_size(payload.len())?;
@@ -530,14 +609,14 @@ impl SecureTransport {
     // ---- sending -------------------------------------------------------------------------------------
 
     fn dh_only_entry(
-        &mut self,
+        rng: &mut ChaCha20Rng,
         recipient: &PublicKey,
         payload: &[u8],
     ) -> Result<pb::EncryptedMessageProtocol, SecureError> {
-        let eph = Secp256k1::generate(&mut self.rng);
+        let eph = Secp256k1::generate(rng);
         let key = crate::crypto::ecdh_x(&eph, recipient);
         let mut nonce = [0u8; GCM_NONCE_LEN];
-        rand_core::RngCore::fill_bytes(&mut self.rng, &mut nonce);
+        rand_core::RngCore::fill_bytes(rng, &mut nonce);
         let sealed = kdf::gcm_seal(&key, &nonce, payload)?;
         Ok(pb::EncryptedMessageProtocol {
             dh_header: Some(pb::DhHeader {
@@ -554,10 +633,11 @@ impl SecureTransport {
         recipient: &PublicKey,
         payload: &[u8],
     ) -> Result<(), SecureError> {
-        let entry = self.dh_only_entry(recipient, payload)?;
+        let bundle = self.bundle(now)?.to_proto();
+        let entry = Self::dh_only_entry(&mut self.rng, recipient, payload)?;
         let msg = pb::ProtocolMessage {
             installation_id: self.installation_id.clone(),
-            bundles: vec![self.bundle(now)?.to_proto()],
+            bundles: vec![bundle],
             encrypted_message: [(NO_INSTALLATION.to_string(), entry)].into_iter().collect(),
             public_message: Bytes::new(),
         };
@@ -579,46 +659,66 @@ impl SecureTransport {
         }
     }
 
-    fn encrypt_for(
-        &mut self,
+    /// `Input::Encrypt`, all or nothing: the message to `recipient` and, when we have paired devices, the
+    /// copy to our own identity are both computed first (on a copy of the RNG, without touching any
+    /// session) and only then committed: chains advanced, new sessions stored, events and `Send`s queued.
+    /// An error leaves sessions, RNG and queue as they were (the own prekey may have been rotated if it was
+    /// due, as [`SecureTransport::handle_timeout`] would have).
+    fn encrypt(&mut self, now: Timestamp, recipient: &PublicKey, payload: &[u8]) -> Result<(), SecureError> {
+        let bundle = self.bundle(now)?.to_proto();
+        let mut rng = self.rng.clone();
+        let mut plans = vec![self.plan(now, &mut rng, recipient, payload, &bundle)?];
+        let me = self.identity_pub;
+        let paired = !self.installations.active(&self.identity_c, 1).is_empty();
+        if *recipient != me && paired {
+            plans.push(self.plan(now, &mut rng, &me, payload, &bundle)?);
+        }
+        self.rng = rng;
+        for plan in plans {
+            self.commit_plan(now, plan);
+        }
+        Ok(())
+    }
+
+    /// Compute the message for every targeted installation of `recipient` without changing any store.
+    fn plan(
+        &self,
         now: Timestamp,
+        rng: &mut ChaCha20Rng,
         recipient: &PublicKey,
         payload: &[u8],
-    ) -> Result<(), SecureError> {
-        self.announce(recipient);
+        bundle: &pb::Bundle,
+    ) -> Result<Plan, SecureError> {
         let recipient_c = CompressedKey::from_public(recipient);
-        let bundle = self.bundle(now)?;
         let limit = if recipient_c == self.identity_c {
             self.config.max_installations_used.saturating_sub(1)
         } else {
             self.config.max_installations_used
         };
-        let targets: Vec<Installation> = self
+        let targets: Vec<&Installation> = self
             .installations
             .active(&recipient_c, limit)
             .into_iter()
             .filter(|i| !(recipient_c == self.identity_c && i.id == self.installation_id))
-            .cloned()
             .collect();
         let mut map = BTreeMap::new();
-        for inst in &targets {
-            if let Some(entry) = self.encrypt_to_installation(now, &recipient_c, recipient, inst, payload)? {
+        let mut changes = Vec::new();
+        for inst in targets {
+            if let Some((entry, change)) =
+                self.encrypt_to_installation(now, rng, &recipient_c, recipient, inst, payload)?
+            {
                 map.insert(inst.id.clone(), entry);
+                changes.push(change);
             }
         }
+        let bundle_requested = map.is_empty() && recipient_c != self.identity_c;
         let route = if map.is_empty() {
-            if recipient_c != self.identity_c {
-                self.push(Output::Event(Event::BundleRequested { identity: *recipient }));
-            }
             map.insert(
                 NO_INSTALLATION.to_string(),
-                self.dh_only_entry(recipient, payload)?,
+                Self::dh_only_entry(rng, recipient, payload)?,
             );
             Route::Partitioned
-        } else if map
-            .keys()
-            .all(|id| self.agreed.contains(&(recipient_c, id.clone())))
-        {
+        } else if map.keys().all(|id| self.agreed.contains(&recipient_c, id)) {
             Route::Negotiated {
                 secret: NegotiatedSecret::derive(&self.identity, recipient),
             }
@@ -627,70 +727,95 @@ impl SecureTransport {
         };
         let msg = pb::ProtocolMessage {
             installation_id: self.installation_id.clone(),
-            bundles: vec![bundle.to_proto()],
+            bundles: vec![bundle.clone()],
             encrypted_message: map,
             public_message: Bytes::new(),
         };
-        self.push(Output::Send(Outgoing {
-            recipient: *recipient,
-            bytes: msg.encode_to_vec(),
-            route,
-        }));
-        Ok(())
+        Ok(Plan {
+            changes,
+            bundle_requested,
+            outgoing: Outgoing {
+                recipient: *recipient,
+                bytes: msg.encode_to_vec(),
+                route,
+            },
+        })
+    }
+
+    fn commit_plan(&mut self, now: Timestamp, plan: Plan) {
+        let recipient = plan.outgoing.recipient;
+        self.announce(&recipient);
+        self.installations.touch(&CompressedKey::from_public(&recipient));
+        for change in plan.changes {
+            match change {
+                SessionChange::Advance(key, step) => {
+                    if let Some(e) = self.sessions.get_mut(&key) {
+                        e.ratchet.apply_send(step);
+                        e.last_used = now;
+                    }
+                }
+                SessionChange::New(key, entry) => self.insert_session(key, *entry),
+            }
+        }
+        if plan.bundle_requested {
+            self.push(Output::Event(Event::BundleRequested { identity: recipient }));
+        }
+        self.push(Output::Send(plan.outgoing));
     }
 
     fn encrypt_to_installation(
-        &mut self,
+        &self,
         now: Timestamp,
+        rng: &mut ChaCha20Rng,
         recipient_c: &CompressedKey,
         recipient: &PublicKey,
         inst: &Installation,
         payload: &[u8],
-    ) -> Result<Option<pb::EncryptedMessageProtocol>, SecureError> {
+    ) -> Result<Option<(pb::EncryptedMessageProtocol, SessionChange)>, SecureError> {
         let existing = self
             .sessions
             .iter()
             .filter(|(k, e)| {
                 &k.peer == recipient_c && k.installation == inst.id && self.usable_for_sending(k, e, inst)
             })
-            .max_by_key(|(_, e)| e.last_used)
-            .map(|(k, _)| k.clone());
-        let key = match existing {
-            Some(k) => k,
+            .max_by_key(|(_, e)| e.last_used);
+        let (key, header, ct, pending, change) = match existing {
+            Some((key, entry)) => {
+                let (header, ct, step) = entry.ratchet.encrypt_staged(payload)?;
+                let change = SessionChange::Advance(key.clone(), step);
+                (key.clone(), header, ct, entry.pending_ephemeral, change)
+            }
             None => {
                 let Some((spk, _)) = inst.signed_pre_key else {
                     return Ok(None);
                 };
-                let eph = Secp256k1::generate(&mut self.rng);
+                let eph = Secp256k1::generate(rng);
                 let sk = x3dh::initiate::<Secp256k1>(
                     &self.identity,
                     &eph,
                     &CompressedKey::from_public(recipient),
                     &spk,
                 )?;
-                let ratchet = Session::initiator(&sk, spk, &mut self.rng)?;
+                let mut ratchet = Session::initiator(&sk, spk, rng)?;
+                let (header, ct) = ratchet.encrypt(payload)?;
                 let key = SessionKey {
                     peer: *recipient_c,
                     installation: inst.id.clone(),
                     bundle_id: spk,
                 };
+                let pending = Some(Secp256k1::public_key(&eph));
                 let entry = SessionEntry {
                     ratchet,
-                    pending_ephemeral: Some(Secp256k1::public_key(&eph)),
+                    pending_ephemeral: pending,
                     initiator: true,
                     last_used: now,
                 };
-                self.insert_session(key.clone(), entry);
-                key
+                let change = SessionChange::New(key.clone(), Box::new(entry));
+                (key, header, ct, pending, change)
             }
         };
-        let Some(entry) = self.sessions.get_mut(&key) else {
-            return Ok(None);
-        };
-        let (header, ct) = entry.ratchet.encrypt(payload)?;
-        entry.last_used = now;
-        Ok(Some(pb::EncryptedMessageProtocol {
-            x3dh_header: entry.pending_ephemeral.map(|eph| pb::X3dhHeader {
+        let entry = pb::EncryptedMessageProtocol {
+            x3dh_header: pending.map(|eph| pb::X3dhHeader {
                 key: bytes33(&eph),
                 id: bytes33(&key.bundle_id),
             }),
@@ -703,7 +828,8 @@ impl SecureTransport {
             dh_header: None,
             hr_header: None,
             payload: ct.into(),
-        }))
+        };
+        Ok(Some((entry, change)))
     }
 
     fn insert_session(&mut self, key: SessionKey, entry: SessionEntry) {
@@ -734,17 +860,20 @@ impl SecureTransport {
         self.enforce_total_skipped();
     }
 
+    /// Evict skipped keys (oldest first, from the session holding most) until the total is within
+    /// [`Config::max_total_skipped_keys`]. Every iteration removes one key or stops, so the loop runs at
+    /// most `total - cap` times.
     fn enforce_total_skipped(&mut self) {
         let mut total = self.skipped_key_count();
         while total > self.config.max_total_skipped_keys {
-            let Some(biggest) = self
+            let evicted = self
                 .sessions
                 .values_mut()
                 .max_by_key(|s| s.ratchet.skipped_keys())
-            else {
+                .is_some_and(|s| s.ratchet.evict_oldest_skipped());
+            if !evicted {
                 break;
-            };
-            biggest.ratchet.evict_oldest_skipped();
+            }
             total -= 1;
         }
     }
@@ -756,6 +885,11 @@ impl SecureTransport {
             return Err(SecureError::LimitExceeded);
         }
         let msg = pb::ProtocolMessage::decode(bytes).map_err(|_| SecureError::Decode)?;
+        // The sender's installation id keys sessions and agreed records and is copied into events: the
+        // same cap as the ids inside bundles.
+        if msg.installation_id.len() > bundle::MAX_INSTALLATION_ID_LEN {
+            return Err(SecureError::InvalidInstallationId);
+        }
         if msg.bundles.len() > self.config.max_bundles_per_message
             || msg.encrypted_message.len() > self.config.max_entries_per_message
         {
@@ -824,12 +958,7 @@ impl SecureTransport {
             .max()
             .unwrap_or(0);
         if version >= 1 && !is_me {
-            let fresh = self.agreed.insert((sender_c, msg.installation_id.clone()));
-            if fresh && self.agreed.len() > self.config.max_sessions {
-                if let Some(k) = self.agreed.iter().find(|k| k.0 != sender_c).cloned() {
-                    self.agreed.remove(&k);
-                }
-            }
+            self.agreed.record(&sender_c, &msg.installation_id);
             self.announce(sender);
         }
         self.push(Output::Event(Event::Decrypted {
@@ -915,6 +1044,19 @@ impl SecureTransport {
         self.send_dh_only(now, sender, &[])
     }
 
+    /// Everything a rejected message must not change, for tests: the exported stores, the advert records,
+    /// the announced set and the RNG position.
+    #[cfg(test)]
+    #[allow(clippy::type_complexity)]
+    fn snapshot(&self) -> (Vec<u8>, Vec<(CompressedKey, Timestamp)>, Vec<CompressedKey>, u128) {
+        (
+            self.export().to_vec(),
+            self.last_advert.iter().map(|(k, t)| (*k, *t)).collect(),
+            self.announced.iter().copied().collect(),
+            self.rng.get_word_pos(),
+        )
+    }
+
     // ---- persistence ---------------------------------------------------------------------------------
 
     /// Every store (own prekeys, installations, sessions, agreed installations) as bytes (protobuf
@@ -974,8 +1116,13 @@ impl SecureTransport {
         out
     }
 
-    /// Replace every store with an [`SecureTransport::export`]ed state (caps of the current config apply).
-    /// On error nothing is changed.
+    /// Replace every store with an [`SecureTransport::export`]ed state. The state is validated against
+    /// the current [`Config`], never repaired: a malformed key, a repeated record (prekey, installation,
+    /// session, agreed installation, skipped key), an installation id longer than
+    /// [`bundle::MAX_INSTALLATION_ID_LEN`], any count above its cap (own prekeys, installations per identity,
+    /// identities, sessions in total and per installation, skipped keys per session and in total, agreed
+    /// installations) or an inconsistent skipped-key store gives [`SecureError::InvalidState`]. Import into
+    /// a machine whose limits are at least those of the exporter. On error nothing is changed.
     pub fn import(&mut self, bytes: &[u8]) -> Result<(), SecureError> {
         let state = pb::SecureState::decode(bytes).map_err(|_| SecureError::InvalidState)?;
         let result = self.import_state(&state);
@@ -989,11 +1136,18 @@ impl SecureTransport {
             return Err(bad);
         }
         let key33 = |b: &Bytes| Secp256k1::public_from_bytes(b).ok_or(SecureError::InvalidState);
+        let id_ok = |id: &str| id.len() <= bundle::MAX_INSTALLATION_ID_LEN;
+        if state.own_pre_keys.len() > self.config.own_prekeys_kept.max(1) {
+            return Err(bad);
+        }
         let mut own = OwnPrekeys::default();
         for k in &state.own_pre_keys {
             let secret = Secp256k1::secret_from_bytes(&k.private_key).ok_or(bad.clone())?;
             let mut prekey =
                 OwnSignedPreKey::from_secret(secret, k.version, Timestamp::from_millis(k.created_ms));
+            if own.find(prekey.public()).is_some() {
+                return Err(bad);
+            }
             prekey.expired = k.expired;
             own.push_raw(prekey, self.config.own_prekeys_kept);
         }
@@ -1007,6 +1161,9 @@ impl SecureTransport {
             } else {
                 Some((key33(&i.signed_pre_key)?, i.signed_pre_key_version))
             };
+            if i.installation_id.is_empty() || !id_ok(&i.installation_id) {
+                return Err(bad);
+            }
             installations.restore(
                 key33(&i.identity)?,
                 Installation {
@@ -1016,40 +1173,65 @@ impl SecureTransport {
                     protocol_version: i.protocol_version,
                     signed_pre_key: spk,
                 },
-            );
+            )?;
+        }
+        if state.sessions.len() > self.config.max_sessions.max(1) {
+            return Err(bad);
         }
         let mut sessions = BTreeMap::new();
-        for s in state.sessions.iter().take(self.config.max_sessions) {
+        let mut per_installation: BTreeMap<(CompressedKey, &str), usize> = BTreeMap::new();
+        let mut total_skipped = 0usize;
+        for s in &state.sessions {
             let ratchet = s.ratchet.as_ref().ok_or(bad.clone())?;
+            if !id_ok(&s.peer_installation_id) {
+                return Err(bad);
+            }
             let key = SessionKey {
                 peer: key33(&s.peer_identity)?,
                 installation: s.peer_installation_id.clone(),
                 bundle_id: key33(&s.bundle_id)?,
             };
+            let count = per_installation
+                .entry((key.peer, s.peer_installation_id.as_str()))
+                .or_default();
+            *count += 1;
+            if *count > self.config.max_sessions_per_installation.max(1) {
+                return Err(bad);
+            }
             let pending = if s.pending_ephemeral_key.is_empty() {
                 None
             } else {
                 Some(key33(&s.pending_ephemeral_key)?)
             };
-            sessions.insert(
-                key,
-                SessionEntry {
-                    ratchet: Session::from_proto(ratchet, &self.config.ratchet)?,
-                    pending_ephemeral: pending,
-                    initiator: s.initiator,
-                    last_used: Timestamp::from_millis(s.last_used_ms),
-                },
-            );
+            let ratchet = Session::from_proto(ratchet, &self.config.ratchet)?;
+            total_skipped += ratchet.skipped_keys();
+            if total_skipped > self.config.max_total_skipped_keys {
+                return Err(bad);
+            }
+            let entry = SessionEntry {
+                ratchet,
+                pending_ephemeral: pending,
+                initiator: s.initiator,
+                last_used: Timestamp::from_millis(s.last_used_ms),
+            };
+            if sessions.insert(key, entry).is_some() {
+                return Err(bad);
+            }
         }
-        let mut agreed = BTreeSet::new();
+        let mut agreed = AgreedInstallations::new(
+            self.config.max_installations_per_identity,
+            self.config.max_agreed_installations,
+        );
         for a in &state.agreed {
-            agreed.insert((key33(&a.identity)?, a.installation_id.clone()));
+            if !id_ok(&a.installation_id) {
+                return Err(bad);
+            }
+            agreed.restore(key33(&a.identity)?, a.installation_id.clone())?;
         }
         self.own_prekeys = own;
         self.installations = installations;
         self.sessions = sessions;
         self.agreed = agreed;
-        self.enforce_total_skipped();
         Ok(())
     }
 }
@@ -1277,7 +1459,7 @@ mod tests {
             vec![b"one".to_vec()]
         );
         let m2 = send(&mut alice, *bob.identity(), b"two");
-        let before = bob.export();
+        let before = bob.snapshot();
 
         let mut wire = pb::ProtocolMessage::decode(&m2.bytes[..]).unwrap();
         let orig = wire.clone();
@@ -1296,6 +1478,7 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&wire), now)),
             vec![SecureError::BadMac]
         );
+        assert_eq!(bob.snapshot(), before);
         // Truncated payload and truncated header key.
         let mut w = orig.clone();
         w.encrypted_message.get_mut("bob-1").unwrap().payload = Bytes::from_static(&[1, 2, 3]);
@@ -1303,6 +1486,7 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&w), now)),
             vec![SecureError::CiphertextTooShort]
         );
+        assert_eq!(bob.snapshot(), before);
         let mut w = orig.clone();
         w.encrypted_message
             .get_mut("bob-1")
@@ -1315,6 +1499,7 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&w), now)),
             vec![SecureError::InvalidPublicKey]
         );
+        assert_eq!(bob.snapshot(), before);
         // 10,000 steps ahead.
         let mut w = orig.clone();
         w.encrypted_message
@@ -1328,12 +1513,18 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&w), now)),
             vec![SecureError::TooFarAhead]
         );
+        assert_eq!(bob.snapshot(), before);
         // Unknown installation: an entry only for someone else.
         let mut w = orig.clone();
         let e = w.encrypted_message.remove("bob-1").unwrap();
         w.encrypted_message.insert("somebody-else".into(), e);
         let ev = deliver(&mut bob, &alice, &tamper(&w), now);
         assert_eq!(rejected(&ev), vec![SecureError::NoEntryForInstallation]);
+        // The documented exception: the device-not-found advert (rate-limit record, RNG).
+        let after = bob.snapshot();
+        assert_eq!((&after.0, &after.2), (&before.0, &before.2));
+        assert_ne!(after.1, before.1);
+        let before = after;
         // A bundle with a bad signature.
         let mut w = orig.clone();
         let mut sig = w.bundles[0].signature.to_vec();
@@ -1343,6 +1534,7 @@ mod tests {
             rejected(&deliver(&mut bob, &alice, &tamper(&w), now)),
             vec![SecureError::BadBundleSignature]
         );
+        assert_eq!(bob.snapshot(), before);
         // Garbage.
         let ev = deliver(
             &mut bob,
@@ -1355,7 +1547,7 @@ mod tests {
             now,
         );
         assert_eq!(rejected(&ev), vec![SecureError::Decode]);
-        assert_eq!(*bob.export(), *before, "no rejected input changed the state");
+        assert_eq!(bob.snapshot(), before, "no rejected input changed the state");
         drain(&mut bob);
 
         // The genuine message still opens; its replay is rejected.
@@ -1363,12 +1555,12 @@ mod tests {
             decrypted(&deliver(&mut bob, &alice, &m2, now)),
             vec![b"two".to_vec()]
         );
-        let after = bob.export();
+        let after = bob.snapshot();
         assert_eq!(
             rejected(&deliver(&mut bob, &alice, &m2, now)),
             vec![SecureError::DuplicateOrExpired]
         );
-        assert_eq!(*bob.export(), *after);
+        assert_eq!(bob.snapshot(), after);
     }
 
     #[test]
@@ -1433,6 +1625,243 @@ mod tests {
             vec![b"c".to_vec()]
         );
         assert!(!format!("{bob2:?}").contains("secret"));
+    }
+
+    /// Regression: an imported state whose skipped-key store is inconsistent (repeated sequence numbers,
+    /// `keys_count` below them) or over a cap is rejected quickly and leaves the machine as it was.
+    #[test]
+    fn import_rejects_inconsistent_or_oversized_state() {
+        let now = Timestamp::from_secs(1_700_000_000);
+        let (mut alice, mut bob) = established(now);
+        for p in [b"1", b"2", b"3"] {
+            alice
+                .handle_input(
+                    now,
+                    Input::Encrypt {
+                        recipient: *bob.identity(),
+                        payload: p.to_vec(),
+                    },
+                )
+                .unwrap();
+        }
+        let last = drain(&mut alice).0.pop().unwrap();
+        assert_eq!(
+            decrypted(&deliver(&mut bob, &alice, &last, now)),
+            vec![b"3".to_vec()]
+        );
+        assert_eq!(bob.skipped_key_count(), 2);
+        let saved = bob.export();
+        let good = pb::SecureState::decode(&saved[..]).unwrap();
+        let tight = Config {
+            ratchet: RatchetConfig {
+                max_skipped_keys: 1,
+                ..RatchetConfig::default()
+            },
+            ..Config::default()
+        };
+        let mut small = SecureTransport::new(identity(2), "bob-1".into(), Seed::from_u64(3), tight, now);
+        let small_before = small.export();
+        let before = bob.export();
+        let check = |m: &mut SecureTransport, st: &pb::SecureState, expect_before: &[u8]| {
+            let t = std::time::Instant::now();
+            assert_eq!(m.import(&st.encode_to_vec()), Err(SecureError::InvalidState));
+            assert!(t.elapsed() < Duration::from_secs(1));
+            assert_eq!(&m.export()[..], expect_before);
+        };
+
+        // Five skipped keys, all with seq 0, into a cap of 1 (used to hang) and of 2000.
+        let mut st = good.clone();
+        let r = st.sessions[0].ratchet.as_mut().unwrap();
+        let k = r.skipped[0].clone();
+        r.skipped = (0..5)
+            .map(|n| pb::SkippedMessageKey {
+                n: 100 + n,
+                seq: 0,
+                ..k.clone()
+            })
+            .collect();
+        check(&mut small, &st, &small_before);
+        check(&mut bob, &st, &before);
+        // keys_count below the stored sequence numbers (used to create untracked keys later).
+        let mut st = good.clone();
+        st.sessions[0].ratchet.as_mut().unwrap().keys_count = 0;
+        check(&mut bob, &st, &before);
+        // Over the per-session cap of the importing machine.
+        check(&mut small, &good, &small_before);
+        // Repeated records.
+        let mut st = good.clone();
+        st.sessions.push(st.sessions[0].clone());
+        check(&mut bob, &st, &before);
+        let mut st = good.clone();
+        st.installations.push(st.installations[0].clone());
+        check(&mut bob, &st, &before);
+        let mut st = good.clone();
+        st.own_pre_keys.push(st.own_pre_keys[0].clone());
+        check(&mut bob, &st, &before);
+        let mut st = good.clone();
+        st.agreed.push(st.agreed[0].clone());
+        check(&mut bob, &st, &before);
+        // An installation id over the limit.
+        let mut st = good.clone();
+        st.sessions[0].peer_installation_id = "x".repeat(bundle::MAX_INSTALLATION_ID_LEN + 1);
+        check(&mut bob, &st, &before);
+
+        // The genuine state still imports and round-trips.
+        bob.import(&saved).unwrap();
+        assert_eq!(*bob.export(), *saved);
+    }
+
+    /// Regression: a sender's installation id is capped like the ids inside bundles, on every path (a
+    /// stranger's DH-only message without bundles, an established session).
+    #[test]
+    fn long_sender_installation_ids_are_rejected() {
+        let now = Timestamp::from_secs(1_700_000_000);
+        let (mut alice, mut bob) = established(now);
+        let long = "i".repeat(bundle::MAX_INSTALLATION_ID_LEN + 1);
+        // A stranger without bundles, DH-only.
+        let mut eve = machine(9, "eve-1", now);
+        eve.handle_input(
+            now,
+            Input::EncryptDhOnly {
+                recipient: *bob.identity(),
+                payload: b"x".to_vec(),
+            },
+        )
+        .unwrap();
+        let m = drain(&mut eve).0.remove(0);
+        let mut w = pb::ProtocolMessage::decode(&m.bytes[..]).unwrap();
+        w.bundles.clear();
+        w.installation_id = long.clone();
+        let before = bob.export();
+        let ev = deliver(
+            &mut bob,
+            &eve,
+            &Outgoing {
+                bytes: w.encode_to_vec(),
+                ..m.clone()
+            },
+            now,
+        );
+        assert_eq!(
+            ev,
+            vec![Event::Rejected {
+                sender: *eve.identity(),
+                error: SecureError::InvalidInstallationId
+            }]
+        );
+        // Exactly at the limit is accepted.
+        w.installation_id = "i".repeat(bundle::MAX_INSTALLATION_ID_LEN);
+        let ev = deliver(
+            &mut bob,
+            &eve,
+            &Outgoing {
+                bytes: w.encode_to_vec(),
+                ..m
+            },
+            now,
+        );
+        assert_eq!(decrypted(&ev), vec![b"x".to_vec()]);
+        assert_eq!(*bob.export(), *before, "no bundle, no agreement: nothing stored");
+        // An established session.
+        alice
+            .handle_input(
+                now,
+                Input::Encrypt {
+                    recipient: *bob.identity(),
+                    payload: b"y".to_vec(),
+                },
+            )
+            .unwrap();
+        let m = drain(&mut alice).0.remove(0);
+        let mut w = pb::ProtocolMessage::decode(&m.bytes[..]).unwrap();
+        w.installation_id = long;
+        let ev = deliver(
+            &mut bob,
+            &alice,
+            &Outgoing {
+                bytes: w.encode_to_vec(),
+                ..m.clone()
+            },
+            now,
+        );
+        assert_eq!(rejected(&ev), vec![SecureError::InvalidInstallationId]);
+        assert_eq!(*bob.export(), *before);
+        assert_eq!(
+            decrypted(&deliver(&mut bob, &alice, &m, now)),
+            vec![b"y".to_vec()]
+        );
+    }
+
+    /// `Input::Encrypt` is all or nothing: when the copy to our paired device fails, the message to the
+    /// recipient is not queued and no chain, session or RNG moved.
+    #[test]
+    fn event_debug_redacts_plaintexts() {
+        let ev = Event::Decrypted {
+            sender: identity(1).public_key(),
+            installation_id: "i".into(),
+            plaintext: b"attack at dawn".to_vec(),
+        };
+        let dbg = format!("{ev:?}");
+        assert!(dbg.contains("plaintext_len: 14"), "{dbg}");
+        assert!(!dbg.contains(&format!("{:?}", b"attack at dawn").replace(['[', ']'], "")));
+        assert!(!dbg.contains("attack"));
+    }
+
+    #[test]
+    fn failed_encrypt_changes_nothing() {
+        let now = Timestamp::from_secs(1_700_000_000);
+        let (mut a1, bob) = established(now);
+        let mut a2 = SecureTransport::new(
+            identity(1),
+            "a2".into(),
+            Seed::from_u64(77),
+            Config::default(),
+            now,
+        );
+        let me = *a1.identity();
+        a2.handle_input(
+            now,
+            Input::EncryptDhOnly {
+                recipient: me,
+                payload: b"pair".to_vec(),
+            },
+        )
+        .unwrap();
+        let m = drain(&mut a2).0.remove(0);
+        deliver(&mut a1, &a2, &m, now);
+        a1.handle_input(
+            now,
+            Input::SetInstallationEnabled {
+                identity: me,
+                installation_id: "a2".into(),
+                enabled: true,
+            },
+        )
+        .unwrap();
+        let send = |a1: &mut SecureTransport| {
+            a1.handle_input(
+                now,
+                Input::Encrypt {
+                    recipient: *bob.identity(),
+                    payload: b"x".to_vec(),
+                },
+            )
+        };
+        send(&mut a1).unwrap();
+        assert_eq!(drain(&mut a1).0.len(), 2);
+        // Exhaust the sending chain of the session to a2 (through export/import).
+        let mut st = pb::SecureState::decode(&a1.export()[..]).unwrap();
+        let s = st
+            .sessions
+            .iter_mut()
+            .find(|s| s.peer_installation_id == "a2")
+            .unwrap();
+        s.ratchet.as_mut().unwrap().ns = u32::MAX;
+        a1.import(&st.encode_to_vec()).unwrap();
+        let before = a1.snapshot();
+        assert_eq!(send(&mut a1), Err(SecureError::CounterExhausted));
+        assert_eq!(a1.queued_outputs(), 0, "the message to bob was not queued");
+        assert_eq!(a1.snapshot(), before);
     }
 
     #[test]

@@ -28,6 +28,15 @@
 //! * the hash ratchet of communities (§12, `HRHeader`) is decoded but not implemented: such an entry is
 //!   rejected with [`SecureError::NoKey`];
 //! * the PBKDF2 symmetric keys of topic names belong to the transport layer and are not derived here.
+//! * §8.2 step 7 records every installation that wrote to us as "agreed"; we skip our own identity, so
+//!   copies to our paired devices always go on the partitioned topic (asymmetric to our own key, which all
+//!   our devices listen to) and no negotiated secret with ourselves is announced. Delivery is unaffected;
+//!   only the topic differs from a reference client that would use `S = DH(IK, IK)`.
+//! * signatures (bundles here; the Waku layer uses the same [`crate::crypto::recover`]) are checked by
+//!   public-key recovery, which accepts `v` in `0..=3` and also `27..=30`, and rejects high-S signatures
+//!   (`s > n/2`) as go-ethereum's `crypto.Sign` never produces them. go-ethereum's `SigToPub` for bundles
+//!   accepts only `v ∈ {0, 1}`; accepting the legacy offsets as well admits no second signer, since the
+//!   recovered key must still equal the bundle's identity.
 //!
 //! The ratchet and X3DH are generic over [`dh::Curve`] and tested on secp256k1 and X25519; the
 //! [`SecureTransport`] machine is secp256k1 only, because X3DH mixes the ratchet curve with the identity
@@ -106,4 +115,7 @@ pub enum SecureError {
     /// The message exceeds a configured limit (size, bundles, entries).
     #[error("message exceeds a configured limit")]
     LimitExceeded,
+    /// The sender's installation id is longer than [`bundle::MAX_INSTALLATION_ID_LEN`] bytes.
+    #[error("installation id too long")]
+    InvalidInstallationId,
 }

@@ -8,13 +8,21 @@
 //!   and protocol version only move forward.
 //!
 //! Bounds: at most `max_per_identity` installations per identity (the one with the oldest timestamp is
-//! evicted for a newer one) and at most `max_identities` identities (the least recently active identity is
-//! evicted).
+//! evicted for a newer one: those timestamps are signed by that identity itself, so only it can order its
+//! own devices) and at most `max_identities` identities. The identity evicted for a new one is the one
+//! least recently used *locally*: identities are ordered by a local counter bumped when a verified bundle
+//! of theirs is processed and when we send to them ([`Installations::touch`]); nothing a peer signs (such
+//! as a far-future bundle timestamp) affects that order. Our own identity is never evicted.
+//!
+//! [`AgreedInstallations`] records which installations have written to us (§11.2), with the same local
+//! recency order and caps per identity and in total.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use super::bundle::{Bundle, SignedPreKey};
 use super::dh::CompressedKey;
+use super::SecureError;
 
 /// One installation of an identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +39,77 @@ pub struct Installation {
     pub signed_pre_key: Option<(CompressedKey, u32)>,
 }
 
+/// Keys ordered by a local use counter (least recently used first). Two indexes kept in step by every
+/// method: `stamp[k] == s` iff `order[s] == k`, and every stamp is below `clock`.
+#[derive(Debug, Clone)]
+struct Recency<K: Ord + Clone> {
+    stamp: BTreeMap<K, u64>,
+    order: BTreeMap<u64, K>,
+    clock: u64,
+}
+
+impl<K: Ord + Clone> Recency<K> {
+    fn new() -> Self {
+        Recency {
+            stamp: BTreeMap::new(),
+            order: BTreeMap::new(),
+            clock: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.stamp.len()
+    }
+
+    fn contains(&self, k: &K) -> bool {
+        self.stamp.contains_key(k)
+    }
+
+    /// Insert `k` or mark it most recently used.
+    fn touch(&mut self, k: K) {
+        if self.clock == u64::MAX {
+            let order = core::mem::take(&mut self.order);
+            for (s, key) in (0u64..).zip(order.into_values()) {
+                self.stamp.insert(key.clone(), s);
+                self.order.insert(s, key);
+            }
+            self.clock = self.order.len() as u64;
+        }
+        let s = self.clock;
+        self.clock += 1;
+        if let Some(old) = self.stamp.insert(k.clone(), s) {
+            self.order.remove(&old);
+        }
+        self.order.insert(s, k);
+    }
+
+    fn remove(&mut self, k: &K) -> bool {
+        match self.stamp.remove(k) {
+            Some(s) => {
+                self.order.remove(&s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The least recently used key accepted by `pred`.
+    fn oldest_where(&self, pred: impl Fn(&K) -> bool) -> Option<&K> {
+        self.order.values().find(|k| pred(k))
+    }
+
+    /// Keys, least recently used first.
+    fn iter(&self) -> impl Iterator<Item = &K> {
+        self.order.values()
+    }
+}
+
 /// The installation registry.
 #[derive(Debug, Clone)]
 pub struct Installations {
     by_identity: BTreeMap<CompressedKey, BTreeMap<String, Installation>>,
+    /// The identities of `by_identity` (exactly), by local use.
+    recency: Recency<CompressedKey>,
     max_per_identity: usize,
     max_identities: usize,
 }
@@ -44,6 +119,7 @@ impl Installations {
     pub fn new(max_per_identity: usize, max_identities: usize) -> Self {
         Installations {
             by_identity: BTreeMap::new(),
+            recency: Recency::new(),
             max_per_identity: max_per_identity.max(1),
             max_identities,
         }
@@ -58,12 +134,14 @@ impl Installations {
         own_installation: &str,
     ) -> Vec<String> {
         let is_own = &bundle.identity == own_identity;
-        if !self.by_identity.contains_key(&bundle.identity) && self.by_identity.len() >= self.max_identities {
-            self.evict_identity();
+        if !self.by_identity.contains_key(&bundle.identity) {
+            while self.by_identity.len() >= self.max_identities {
+                if !self.evict_identity(own_identity) {
+                    return Vec::new();
+                }
+            }
         }
-        if self.max_identities == 0 {
-            return Vec::new();
-        }
+        self.recency.touch(bundle.identity);
         let max = self.max_per_identity;
         let map = self.by_identity.entry(bundle.identity).or_default();
         let mut new = Vec::new();
@@ -109,15 +187,20 @@ impl Installations {
         new
     }
 
-    fn evict_identity(&mut self) {
-        let victim = self
-            .by_identity
-            .iter()
-            .map(|(k, m)| (m.values().map(|i| i.timestamp).max().unwrap_or(i64::MIN), *k))
-            .min()
-            .map(|(_, k)| k);
-        if let Some(k) = victim {
-            self.by_identity.remove(&k);
+    /// Evict the least recently used identity other than ours; false if there is none.
+    fn evict_identity(&mut self, own_identity: &CompressedKey) -> bool {
+        let Some(victim) = self.recency.oldest_where(|k| k != own_identity).copied() else {
+            return false;
+        };
+        self.recency.remove(&victim);
+        self.by_identity.remove(&victim);
+        true
+    }
+
+    /// Mark `identity` as just used by us (we sent to it), if it is stored.
+    pub fn touch(&mut self, identity: &CompressedKey) {
+        if self.recency.contains(identity) {
+            self.recency.touch(*identity);
         }
     }
 
@@ -157,19 +240,36 @@ impl Installations {
         }
     }
 
-    /// Insert a record as it was exported (import path).
-    pub fn restore(&mut self, identity: CompressedKey, inst: Installation) {
-        let map = self.by_identity.entry(identity).or_default();
-        if map.len() < self.max_per_identity || map.contains_key(&inst.id) {
-            map.insert(inst.id.clone(), inst);
+    /// Insert a record as it was exported (import path). A repeated record, or one beyond the caps
+    /// (installations per identity, identities), is rejected with [`SecureError::InvalidState`].
+    pub fn restore(&mut self, identity: CompressedKey, inst: Installation) -> Result<(), SecureError> {
+        if !self.by_identity.contains_key(&identity) && self.by_identity.len() >= self.max_identities {
+            return Err(SecureError::InvalidState);
         }
+        let map = self.by_identity.entry(identity).or_default();
+        if map.len() >= self.max_per_identity || map.contains_key(&inst.id) {
+            return Err(SecureError::InvalidState);
+        }
+        map.insert(inst.id.clone(), inst);
+        if !self.recency.contains(&identity) {
+            self.recency.touch(identity);
+        }
+        Ok(())
     }
 
-    /// All records, for export.
+    /// All records, identities least recently used first (the order [`Installations::restore`] rebuilds).
     pub fn iter(&self) -> impl Iterator<Item = (&CompressedKey, &Installation)> {
-        self.by_identity
-            .iter()
-            .flat_map(|(k, m)| m.values().map(move |i| (k, i)))
+        self.recency.iter().flat_map(|k| {
+            self.by_identity
+                .get(k)
+                .into_iter()
+                .flat_map(move |m| m.values().map(move |i| (k, i)))
+        })
+    }
+
+    /// Number of identities stored.
+    pub fn identities(&self) -> usize {
+        self.by_identity.len()
     }
 
     /// Total number of installations stored.
@@ -180,6 +280,90 @@ impl Installations {
     /// Whether nothing is stored.
     pub fn is_empty(&self) -> bool {
         self.by_identity.is_empty()
+    }
+}
+
+/// Installations that have written to us (§11.2 "agreed"), bounded per identity and in total. Recording an
+/// installation again marks it most recently used; beyond `max_per_identity` records of one identity the
+/// least recently used of that identity is dropped, beyond `max_total` the least recently used overall.
+/// A dropped record only means the next message to that identity goes on the partitioned topic until the
+/// installation writes again.
+#[derive(Debug, Clone)]
+pub struct AgreedInstallations {
+    set: Recency<(CompressedKey, String)>,
+    max_per_identity: usize,
+    max_total: usize,
+}
+
+impl AgreedInstallations {
+    /// An empty set with its caps.
+    pub fn new(max_per_identity: usize, max_total: usize) -> Self {
+        AgreedInstallations {
+            set: Recency::new(),
+            max_per_identity: max_per_identity.max(1),
+            max_total: max_total.max(1),
+        }
+    }
+
+    /// Whether `installation` of `identity` has written to us.
+    pub fn contains(&self, identity: &CompressedKey, installation: &str) -> bool {
+        self.set.contains(&(*identity, installation.to_string()))
+    }
+
+    fn of(&self, identity: CompressedKey) -> impl Iterator<Item = (&(CompressedKey, String), &u64)> {
+        let start = (identity, String::new());
+        self.set
+            .stamp
+            .range((Bound::Included(start), Bound::Unbounded))
+            .take_while(move |((k, _), _)| *k == identity)
+    }
+
+    /// Record that `installation` of `identity` wrote to us, evicting as described on the type.
+    pub fn record(&mut self, identity: &CompressedKey, installation: &str) {
+        self.set.touch((*identity, installation.to_string()));
+        if self.of(*identity).count() > self.max_per_identity {
+            let oldest = self
+                .of(*identity)
+                .min_by_key(|(_, s)| **s)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.set.remove(&k);
+            }
+        }
+        while self.set.len() > self.max_total {
+            let Some(k) = self.set.oldest_where(|_| true).cloned() else {
+                break;
+            };
+            self.set.remove(&k);
+        }
+    }
+
+    /// Insert an exported record (import path); a repeated record or one beyond a cap is rejected.
+    pub fn restore(&mut self, identity: CompressedKey, installation: String) -> Result<(), SecureError> {
+        let key = (identity, installation);
+        if self.set.contains(&key)
+            || self.set.len() >= self.max_total
+            || self.of(identity).count() >= self.max_per_identity
+        {
+            return Err(SecureError::InvalidState);
+        }
+        self.set.touch(key);
+        Ok(())
+    }
+
+    /// Records, least recently used first.
+    pub fn iter(&self) -> impl Iterator<Item = &(CompressedKey, String)> {
+        self.set.iter()
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.set.len() == 0
     }
 }
 
@@ -255,5 +439,100 @@ mod tests {
         reg.process_bundle(&bundle(&peer, &[("p3", &k1, 1)], 60), &me_pub, "mine");
         let ids: Vec<_> = reg.active(&peer_pub, 3).iter().map(|i| i.id.clone()).collect();
         assert_eq!(ids, vec!["p3".to_string(), "p2".to_string()]);
+    }
+
+    /// Regression: the identity evicted at the cap is the least recently used locally, whatever timestamp
+    /// its bundle was signed with, and never our own; `restore` enforces the identity cap.
+    #[test]
+    fn identity_eviction_ignores_signed_timestamps_and_spares_our_own() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(6);
+        let key = |rng: &mut rand_chacha::ChaCha20Rng| Secp256k1::generate(rng);
+        let me = key(&mut rng);
+        let me_pub = Secp256k1::public_key(&me);
+        let k = Secp256k1::public_key(&key(&mut rng));
+        let (a, b) = (key(&mut rng), key(&mut rng));
+        let (a_pub, b_pub) = (Secp256k1::public_key(&a), Secp256k1::public_key(&b));
+        let mut reg = Installations::new(4, 3);
+        // Our paired device, learned first and with an old timestamp.
+        reg.process_bundle(
+            &bundle(&me, &[("mine", &k, 1), ("paired", &k, 1)], 1),
+            &me_pub,
+            "mine",
+        );
+        reg.process_bundle(&bundle(&a, &[("a1", &k, 1)], 5), &me_pub, "mine");
+        reg.process_bundle(&bundle(&b, &[("b1", &k, 1)], 5), &me_pub, "mine");
+        reg.touch(&a_pub);
+        // Strangers with far-future timestamps: each evicts the least recently used other identity.
+        let x = key(&mut rng);
+        let x_pub = Secp256k1::public_key(&x);
+        reg.process_bundle(&bundle(&x, &[("x1", &k, 1)], i64::MAX), &me_pub, "mine");
+        assert!(reg.get(&b_pub, "b1").is_none(), "b was least recently used");
+        assert!(reg.get(&a_pub, "a1").is_some(), "a was used by us more recently");
+        assert!(reg.get(&me_pub, "paired").is_some());
+        let y = key(&mut rng);
+        reg.process_bundle(&bundle(&y, &[("y1", &k, 1)], 1), &me_pub, "mine");
+        assert!(reg.get(&a_pub, "a1").is_none());
+        assert!(reg.get(&x_pub, "x1").is_some(), "a signed timestamp buys nothing");
+        for _ in 0..10 {
+            let z = key(&mut rng);
+            reg.process_bundle(&bundle(&z, &[("z1", &k, 1)], i64::MAX), &me_pub, "mine");
+            assert!(
+                reg.get(&me_pub, "paired").is_some(),
+                "our own identity is never evicted"
+            );
+            assert_eq!(reg.identities(), 3);
+        }
+        // Export order is least recently used first; restore rebuilds it and enforces the caps.
+        let mut back = Installations::new(4, 3);
+        for (id, inst) in reg.iter() {
+            back.restore(*id, inst.clone()).unwrap();
+        }
+        let order = |r: &Installations| r.iter().map(|(k, i)| (*k, i.id.clone())).collect::<Vec<_>>();
+        assert_eq!(order(&back), order(&reg));
+        let mut small = Installations::new(4, 2);
+        let mut res = Ok(());
+        for (id, inst) in reg.iter() {
+            res = res.and(small.restore(*id, inst.clone()));
+        }
+        assert_eq!(res, Err(SecureError::InvalidState));
+        // With a cap of one identity and our own stored, strangers are not stored at all.
+        let mut one = Installations::new(4, 1);
+        one.process_bundle(&bundle(&me, &[("paired", &k, 1)], 1), &me_pub, "mine");
+        assert!(one
+            .process_bundle(&bundle(&x, &[("x1", &k, 1)], 9), &me_pub, "mine")
+            .is_empty());
+        assert!(one.get(&me_pub, "paired").is_some());
+    }
+
+    /// Regression: one sender cannot grow the agreed set without bound.
+    #[test]
+    fn agreed_installations_are_capped_per_identity_and_in_total() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let ids: Vec<CompressedKey> = (0..4)
+            .map(|_| Secp256k1::public_key(&Secp256k1::generate(&mut rng)))
+            .collect();
+        let mut agreed = AgreedInstallations::new(3, 5);
+        for i in 0..1000 {
+            agreed.record(&ids[0], &format!("fresh-{i}"));
+        }
+        assert_eq!(agreed.len(), 3);
+        assert!(agreed.contains(&ids[0], "fresh-999") && !agreed.contains(&ids[0], "fresh-996"));
+        agreed.record(&ids[1], "b");
+        agreed.record(&ids[2], "c");
+        // Refreshing a record makes it most recent; the total cap drops the least recently recorded.
+        agreed.record(&ids[0], "fresh-997");
+        agreed.record(&ids[3], "d");
+        assert_eq!(agreed.len(), 5);
+        assert!(!agreed.contains(&ids[0], "fresh-998"));
+        assert!(agreed.contains(&ids[0], "fresh-997"));
+        let mut back = AgreedInstallations::new(3, 5);
+        for (k, i) in agreed.iter() {
+            back.restore(*k, i.clone()).unwrap();
+        }
+        assert_eq!(back.iter().collect::<Vec<_>>(), agreed.iter().collect::<Vec<_>>());
+        assert_eq!(back.restore(ids[3], "d".into()), Err(SecureError::InvalidState));
+        let mut small = AgreedInstallations::new(1, 5);
+        small.restore(ids[0], "x".into()).unwrap();
+        assert_eq!(small.restore(ids[0], "y".into()), Err(SecureError::InvalidState));
     }
 }

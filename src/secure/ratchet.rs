@@ -4,15 +4,17 @@
 //!   `DH(DHs, SPK_B)` and sets `CKr = SK`; the responder starts with `DHs = SPK_B` and
 //!   `RK = CKs = CKr = SK` (the reference's non-standard responder state, kept for interop).
 //! * The header `(dh, n, pn)` is the associated data `le_u32(n) ‖ le_u32(pn) ‖ dh` (§5.3).
-//! * Decryption is staged: every new chain key, skipped key and ratchet key is computed aside and committed
-//!   only once the MAC verified, so a bad message leaves the session exactly as it was.
+//! * Decryption is staged: every new chain key and skipped key is computed aside and committed only once the
+//!   MAC verified, so a bad message leaves the session exactly as it was (and does not touch the RNG: the
+//!   next ratchet key is drawn after the MAC check).
 //!
 //! Skipped message keys (§5.6) are stored per session under `(ratchet key, n)`:
 //! * at most [`RatchetConfig::max_skip`] keys are skipped per chain by one message (`MaxSkip`, 1000);
 //!   a header further ahead is rejected with [`SecureError::TooFarAhead`] before any key is derived;
 //! * at most [`RatchetConfig::max_skipped_keys`] are kept (`MaxMessageKeysPerSession`, 2000); beyond that
 //!   the oldest are evicted first;
-//! * a key older than [`RatchetConfig::skipped_key_max_age`] is dropped (the reference has no time limit).
+//! * a key older than [`RatchetConfig::skipped_key_max_age`] no longer opens anything and is dropped on the
+//!   next successful decrypt or [`Session::expire`] (the reference has no time limit).
 //!
 //! Deliberate deviation: a message key is deleted as soon as it has opened its message, so a replayed
 //! message is rejected ([`SecureError::DuplicateOrExpired`]). The reference keeps the current message key
@@ -101,9 +103,17 @@ struct StoredKey {
     stored_at: Timestamp,
 }
 
+/// The skipped-key store: two indexes over the same keys, by id `(ratchet key, n)` and by insertion
+/// sequence number (oldest first).
+///
+/// Invariant (kept by every method, checked by [`SkippedKeys::is_consistent`] in tests): `by_id` and
+/// `by_seq` hold exactly the same keys (`by_seq[k.seq] == id` for every `(id, k)` in `by_id`), and every
+/// `seq` is below `next_seq`. Sequence numbers are assigned here, never taken from outside except through
+/// [`SkippedKeys::restore`], which checks them; an existing key is never overwritten.
 struct SkippedKeys<C: Curve> {
     by_id: BTreeMap<(C::PublicKey, u32), StoredKey>,
     by_seq: BTreeMap<u64, (C::PublicKey, u32)>,
+    next_seq: u64,
 }
 
 impl<C: Curve> Clone for SkippedKeys<C> {
@@ -124,6 +134,7 @@ impl<C: Curve> Clone for SkippedKeys<C> {
                 })
                 .collect(),
             by_seq: self.by_seq.clone(),
+            next_seq: self.next_seq,
         }
     }
 }
@@ -133,17 +144,73 @@ impl<C: Curve> SkippedKeys<C> {
         SkippedKeys {
             by_id: BTreeMap::new(),
             by_seq: BTreeMap::new(),
+            next_seq: 0,
         }
     }
 
-    fn insert(&mut self, dh: C::PublicKey, n: u32, mk: Key32, seq: u64, stored_at: Timestamp) {
-        if let Some(old) = self
-            .by_id
-            .insert((dh.clone(), n), StoredKey { mk, seq, stored_at })
-        {
-            self.by_seq.remove(&old.seq);
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Store a key under the next sequence number. A key already stored under `(dh, n)` is kept and the
+    /// new one dropped (only a misbehaving peer reusing a ratchet key can cause this); returns whether it
+    /// was stored.
+    fn insert(&mut self, dh: C::PublicKey, n: u32, mk: Key32, stored_at: Timestamp) -> bool {
+        let id = (dh, n);
+        if self.by_id.contains_key(&id) {
+            return false;
         }
-        self.by_seq.insert(seq, (dh, n));
+        if self.next_seq == u64::MAX {
+            self.renumber();
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_seq.insert(seq, id.clone());
+        self.by_id.insert(id, StoredKey { mk, seq, stored_at });
+        true
+    }
+
+    /// Reassign sequence numbers `0..len` in the current order (only reachable after 2^64 insertions or
+    /// from an imported counter near the top).
+    fn renumber(&mut self) {
+        let order = core::mem::take(&mut self.by_seq);
+        for (seq, id) in (0u64..).zip(order.into_values()) {
+            if let Some(k) = self.by_id.get_mut(&id) {
+                k.seq = seq;
+            }
+            self.by_seq.insert(seq, id);
+        }
+        self.next_seq = self.by_seq.len() as u64;
+    }
+
+    /// Rebuild from exported entries `(ratchet key, n, key, seq, stored_at)` listed oldest first. Rejects
+    /// (`InvalidState`) more than `cap` entries, a repeated id, sequence numbers that do not strictly
+    /// increase, and any `seq >= next_seq`.
+    fn restore(
+        entries: impl Iterator<Item = (C::PublicKey, u32, Key32, u64, Timestamp)>,
+        next_seq: u64,
+        cap: usize,
+    ) -> Result<Self, SecureError> {
+        let mut s = SkippedKeys::new();
+        s.next_seq = next_seq;
+        let mut last: Option<u64> = None;
+        for (dh, n, mk, seq, stored_at) in entries {
+            if s.by_id.len() >= cap || seq >= next_seq || last.is_some_and(|l| seq <= l) {
+                return Err(SecureError::InvalidState);
+            }
+            let id = (dh, n);
+            if s.by_id.contains_key(&id) {
+                return Err(SecureError::InvalidState);
+            }
+            last = Some(seq);
+            s.by_seq.insert(seq, id.clone());
+            s.by_id.insert(id, StoredKey { mk, seq, stored_at });
+        }
+        Ok(s)
+    }
+
+    fn get(&self, dh: &C::PublicKey, n: u32) -> Option<&StoredKey> {
+        self.by_id.get(&(dh.clone(), n))
     }
 
     fn remove(&mut self, dh: &C::PublicKey, n: u32) -> Option<Key32> {
@@ -152,23 +219,52 @@ impl<C: Curve> SkippedKeys<C> {
         Some(stored.mk)
     }
 
-    fn evict_oldest(&mut self) {
-        if let Some((_, id)) = self.by_seq.pop_first() {
-            self.by_id.remove(&id);
+    /// Remove the oldest key; false if the store is empty.
+    fn evict_oldest(&mut self) -> bool {
+        match self.by_seq.pop_first() {
+            Some((_, id)) => {
+                self.by_id.remove(&id);
+                true
+            }
+            None => false,
         }
     }
 
+    /// Evict the oldest keys until at most `cap` remain (at most `len - cap` iterations).
+    fn truncate(&mut self, cap: usize) {
+        while self.len() > cap && self.evict_oldest() {}
+    }
+
+    /// Drop keys stored at least `max_age` before `now`, oldest first (stops at the first younger key; every
+    /// iteration removes one entry, so the loop ends).
     fn expire(&mut self, now: Timestamp, max_age: Duration) {
         while let Some((_, id)) = self.by_seq.first_key_value() {
-            let old = match self.by_id.get(id) {
-                Some(k) => k.stored_at + max_age <= now,
-                None => true,
-            };
-            if !old {
+            let old = self.by_id.get(id).map_or(true, |k| k.stored_at + max_age <= now);
+            if !old || !self.evict_oldest() {
                 break;
             }
-            self.evict_oldest();
         }
+    }
+
+    fn next_expiry(&self, max_age: Duration) -> Option<Timestamp> {
+        let (_, id) = self.by_seq.first_key_value()?;
+        self.by_id.get(id).map(|k| k.stored_at + max_age)
+    }
+
+    /// Entries oldest first, for export.
+    fn iter(&self) -> impl Iterator<Item = (&(C::PublicKey, u32), &StoredKey)> {
+        self.by_seq
+            .values()
+            .filter_map(|id| self.by_id.get(id).map(|k| (id, k)))
+    }
+
+    #[cfg(test)]
+    fn is_consistent(&self) -> bool {
+        self.by_id.len() == self.by_seq.len()
+            && self
+                .by_id
+                .iter()
+                .all(|(id, k)| k.seq < self.next_seq && self.by_seq.get(&k.seq) == Some(id))
     }
 }
 
@@ -184,7 +280,6 @@ pub struct Session<C: Curve> {
     ns: u32,
     nr: u32,
     pn: u32,
-    keys_count: u64,
     skipped: SkippedKeys<C>,
 }
 
@@ -201,7 +296,6 @@ impl<C: Curve> Clone for Session<C> {
             ns: self.ns,
             nr: self.nr,
             pn: self.pn,
-            keys_count: self.keys_count,
             skipped: self.skipped.clone(),
         }
     }
@@ -216,25 +310,55 @@ impl<C: Curve> core::fmt::Debug for Session<C> {
             .field("ns", &self.ns)
             .field("nr", &self.nr)
             .field("pn", &self.pn)
-            .field("skipped_keys", &self.skipped.by_id.len())
+            .field("skipped_keys", &self.skipped.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The sending-chain advance of one encrypted message, computed by `Session::encrypt_staged`.
+pub(crate) struct SendStep {
+    cks: Key32,
+    ns: u32,
 }
 
 /// Everything a successful decrypt changes, computed before the MAC check.
 struct Staged<C: Curve> {
     ratchet: Option<StagedRatchet<C>>,
     ckr: Key32,
-    nr: u32,
     new_skipped: Vec<(C::PublicKey, u32, Key32)>,
 }
 
+/// The receiving half of a DH ratchet step, computed before the MAC check.
 struct StagedRatchet<C: Curve> {
+    dhr: C::PublicKey,
+    /// The root key after `KDF_RK(RK, DH(DHs, DHr))`.
+    rk: Key32,
+    pn: u32,
+}
+
+/// The sending half of a DH ratchet step, computed only after the MAC verified (it draws the new ratchet
+/// key from the RNG, so a rejected message does not advance the RNG).
+struct FinishedRatchet<C: Curve> {
     dhs: C::SecretKey,
     dhr: C::PublicKey,
     rk: Key32,
     cks: Key32,
     pn: u32,
+}
+
+impl<C: Curve> StagedRatchet<C> {
+    fn finish(self, rng: &mut dyn CryptoRngCore) -> Result<FinishedRatchet<C>, SecureError> {
+        let dhs = C::generate(rng);
+        let dh_send = C::diffie_hellman(&dhs, &self.dhr)?;
+        let (rk, cks) = kdf::kdf_rk(&self.rk, &dh_send);
+        Ok(FinishedRatchet {
+            dhs,
+            dhr: self.dhr,
+            rk,
+            cks,
+            pn: self.pn,
+        })
+    }
 }
 
 /// Advance `ck` from index `from` to `until`, collecting the skipped keys under `dh`.
@@ -281,7 +405,6 @@ impl<C: Curve> Session<C> {
             ns: 0,
             nr: 0,
             pn: 0,
-            keys_count: 0,
             skipped: SkippedKeys::new(),
         })
     }
@@ -299,7 +422,6 @@ impl<C: Curve> Session<C> {
             ns: 0,
             nr: 0,
             pn: 0,
-            keys_count: 0,
             skipped: SkippedKeys::new(),
         }
     }
@@ -311,7 +433,7 @@ impl<C: Curve> Session<C> {
 
     /// Number of stored skipped message keys.
     pub fn skipped_keys(&self) -> usize {
-        self.skipped.by_id.len()
+        self.skipped.len()
     }
 
     /// Messages sent on the current sending chain.
@@ -321,6 +443,17 @@ impl<C: Curve> Session<C> {
 
     /// `RatchetEncrypt` (§5.4).
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<(Header<C>, Vec<u8>), SecureError> {
+        let (header, ct, step) = self.encrypt_staged(plaintext)?;
+        self.apply_send(step);
+        Ok((header, ct))
+    }
+
+    /// `RatchetEncrypt` without changing the session: the ciphertext and the chain step to apply with
+    /// [`Session::apply_send`] (on this session, unchanged in between) once the message is committed.
+    pub(crate) fn encrypt_staged(
+        &self,
+        plaintext: &[u8],
+    ) -> Result<(Header<C>, Vec<u8>, SendStep), SecureError> {
         let next_ns = self.ns.checked_add(1).ok_or(SecureError::CounterExhausted)?;
         let header = Header {
             dh: self.dhs_pub.clone(),
@@ -329,13 +462,23 @@ impl<C: Curve> Session<C> {
         };
         let (cks, mk) = kdf::kdf_ck(&self.cks);
         let ct = kdf::encrypt(&mk, plaintext, &header.ad());
-        self.cks = cks;
-        self.ns = next_ns;
-        Ok((header, ct))
+        Ok((header, ct, SendStep { cks, ns: next_ns }))
     }
 
-    /// `RatchetDecrypt` (§5.5). On any error the session is unchanged (except that expired skipped keys
-    /// may have been dropped); `rng` supplies the next ratchet key when the header starts a new chain.
+    /// Apply a step computed by [`Session::encrypt_staged`].
+    pub(crate) fn apply_send(&mut self, step: SendStep) {
+        self.cks = step.cks;
+        self.ns = step.ns;
+    }
+
+    /// `RatchetDecrypt` (§5.5). On any error the session is unchanged and `rng` is not used; on success
+    /// `rng` supplies the next ratchet key when the header starts a new chain, and skipped keys older than
+    /// [`RatchetConfig::skipped_key_max_age`] are dropped.
+    ///
+    /// Work done before the MAC is checked (what an attacker can make us spend per message): at most
+    /// `2 × max_skip + 1` chain steps (two HMAC-SHA256 each), one DH and two HKDF-SHA256 expansions, plus
+    /// the MAC itself. The new ratchet key and the second DH of a ratchet step are computed only after the
+    /// MAC verified.
     pub fn decrypt(
         &mut self,
         header: &Header<C>,
@@ -344,26 +487,28 @@ impl<C: Curve> Session<C> {
         config: &RatchetConfig,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<Zeroizing<Vec<u8>>, SecureError> {
-        self.skipped.expire(now, config.skipped_key_max_age);
         let ad = header.ad();
-        if let Some(stored) = self.skipped.by_id.get(&(header.dh.clone(), header.n)) {
+        if let Some(stored) = self.skipped.get(&header.dh, header.n) {
+            if stored.stored_at + config.skipped_key_max_age <= now {
+                return Err(SecureError::DuplicateOrExpired);
+            }
             let pt = kdf::decrypt(&stored.mk, ciphertext, &ad)?;
             self.skipped.remove(&header.dh, header.n);
+            self.skipped.expire(now, config.skipped_key_max_age);
             return Ok(pt);
         }
-        let staged = self.stage(header, config, rng)?;
+        let staged = self.stage(header, config)?;
         let (ckr, mk) = kdf::kdf_ck(&staged.ckr);
         let pt = kdf::decrypt(&mk, ciphertext, &ad)?;
-        self.commit(staged, ckr, header.n, now, config);
+        let ratchet = match staged.ratchet {
+            Some(r) => Some(r.finish(rng)?),
+            None => None,
+        };
+        self.commit(ratchet, staged.new_skipped, ckr, header.n, now, config);
         Ok(pt)
     }
 
-    fn stage(
-        &self,
-        header: &Header<C>,
-        config: &RatchetConfig,
-        rng: &mut dyn CryptoRngCore,
-    ) -> Result<Staged<C>, SecureError> {
+    fn stage(&self, header: &Header<C>, config: &RatchetConfig) -> Result<Staged<C>, SecureError> {
         if self.dhr.as_ref() == Some(&header.dh) {
             if header.n < self.nr {
                 return Err(SecureError::DuplicateOrExpired);
@@ -377,7 +522,6 @@ impl<C: Curve> Session<C> {
             return Ok(Staged {
                 ratchet: None,
                 ckr,
-                nr: header.n,
                 new_skipped,
             });
         }
@@ -400,30 +544,32 @@ impl<C: Curve> Session<C> {
         }
         let dh_recv = C::diffie_hellman(&self.dhs, &header.dh)?;
         let (rk, mut ckr) = kdf::kdf_rk(&self.rk, &dh_recv);
-        let dhs = C::generate(rng);
-        let dh_send = C::diffie_hellman(&dhs, &header.dh)?;
-        let (rk, cks) = kdf::kdf_rk(&rk, &dh_send);
         skip_chain::<C>(&mut ckr, &header.dh, 0, header.n, &mut new_skipped);
         Ok(Staged {
             ratchet: Some(StagedRatchet {
-                dhs,
                 dhr: header.dh.clone(),
                 rk,
-                cks,
                 pn: self.ns,
             }),
             ckr,
-            nr: header.n,
             new_skipped,
         })
     }
 
-    fn commit(&mut self, staged: Staged<C>, ckr: Key32, n: u32, now: Timestamp, config: &RatchetConfig) {
-        for (dh, i, mk) in staged.new_skipped {
-            self.skipped.insert(dh, i, mk, self.keys_count, now);
-            self.keys_count = self.keys_count.wrapping_add(1);
+    fn commit(
+        &mut self,
+        ratchet: Option<FinishedRatchet<C>>,
+        new_skipped: Vec<(C::PublicKey, u32, Key32)>,
+        ckr: Key32,
+        n: u32,
+        now: Timestamp,
+        config: &RatchetConfig,
+    ) {
+        self.skipped.expire(now, config.skipped_key_max_age);
+        for (dh, i, mk) in new_skipped {
+            self.skipped.insert(dh, i, mk, now);
         }
-        if let Some(r) = staged.ratchet {
+        if let Some(r) = ratchet {
             if let Some(old) = self.dhr.replace(r.dhr) {
                 self.previous_dhr.push_back(old);
                 if self.previous_dhr.len() > PREVIOUS_RATCHET_KEYS {
@@ -437,12 +583,9 @@ impl<C: Curve> Session<C> {
             self.pn = r.pn;
             self.ns = 0;
         }
-        debug_assert_eq!(staged.nr, n);
         self.ckr = ckr;
         self.nr = n.saturating_add(1);
-        while self.skipped.by_id.len() > config.max_skipped_keys {
-            self.skipped.evict_oldest();
-        }
+        self.skipped.truncate(config.max_skipped_keys);
     }
 
     /// Drop skipped keys older than the configured age.
@@ -452,20 +595,19 @@ impl<C: Curve> Session<C> {
 
     /// When the oldest skipped key expires, if any.
     pub fn next_expiry(&self, config: &RatchetConfig) -> Option<Timestamp> {
-        let (_, id) = self.skipped.by_seq.first_key_value()?;
-        self.skipped
-            .by_id
-            .get(id)
-            .map(|k| k.stored_at + config.skipped_key_max_age)
+        self.skipped.next_expiry(config.skipped_key_max_age)
     }
 
-    /// Evict the oldest skipped key (used by a store enforcing a cap across sessions).
-    pub fn evict_oldest_skipped(&mut self) {
-        self.skipped.evict_oldest();
+    /// Evict the oldest skipped key (used by a store enforcing a cap across sessions); false if there was
+    /// none.
+    pub fn evict_oldest_skipped(&mut self) -> bool {
+        self.skipped.evict_oldest()
     }
 
-    /// The session as a protobuf [`pb::RatchetState`] (contains secrets: store it as such).
-    pub fn to_proto(&self) -> pb::RatchetState {
+    /// The session as a protobuf [`pb::RatchetState`]. It holds every secret of the session in plain
+    /// `Bytes` (not zeroized on drop): crate-internal; callers outside use [`Session::export`], whose
+    /// buffer is zeroized.
+    pub(crate) fn to_proto(&self) -> pb::RatchetState {
         pb::RatchetState {
             format: STATE_FORMAT,
             dhs_private: Bytes::from(C::secret_to_bytes(&self.dhs).to_vec()),
@@ -480,20 +622,16 @@ impl<C: Curve> Session<C> {
             ns: self.ns,
             nr: self.nr,
             pn: self.pn,
-            keys_count: self.keys_count,
+            keys_count: self.skipped.next_seq,
             skipped: self
                 .skipped
-                .by_seq
-                .values()
-                .filter_map(|id| {
-                    let k = self.skipped.by_id.get(id)?;
-                    Some(pb::SkippedMessageKey {
-                        ratchet_key: Bytes::from(id.0.as_ref().to_vec()),
-                        n: id.1,
-                        message_key: Bytes::from(k.mk.as_bytes().to_vec()),
-                        seq: k.seq,
-                        stored_at_ms: k.stored_at.as_millis(),
-                    })
+                .iter()
+                .map(|(id, k)| pb::SkippedMessageKey {
+                    ratchet_key: Bytes::from(id.0.as_ref().to_vec()),
+                    n: id.1,
+                    message_key: Bytes::from(k.mk.as_bytes().to_vec()),
+                    seq: k.seq,
+                    stored_at_ms: k.stored_at.as_millis(),
                 })
                 .collect(),
             previous_dhr: self
@@ -504,10 +642,14 @@ impl<C: Curve> Session<C> {
         }
     }
 
-    /// Rebuild a session from [`Session::to_proto`]; the skipped keys are capped by `config`.
+    /// Rebuild a session from [`Session::to_proto`]. The state is validated, not repaired: a bad key, more
+    /// than [`RatchetConfig::max_skipped_keys`] skipped keys or more than the remembered number of previous
+    /// ratchet keys, a repeated skipped-key id, skipped-key sequence numbers that do not strictly increase
+    /// or are not below `keys_count` are all rejected with [`SecureError::InvalidState`]. (A state exported
+    /// under larger limits must be imported with limits at least as large.)
     pub fn from_proto(state: &pb::RatchetState, config: &RatchetConfig) -> Result<Self, SecureError> {
         let bad = SecureError::InvalidState;
-        if state.format != STATE_FORMAT {
+        if state.format != STATE_FORMAT || state.previous_dhr.len() > PREVIOUS_RATCHET_KEYS {
             return Err(bad);
         }
         let dhs = C::secret_from_bytes(&state.dhs_private).ok_or(bad.clone())?;
@@ -517,22 +659,22 @@ impl<C: Curve> Session<C> {
             Some(C::public_from_bytes(&state.dhr).ok_or(bad.clone())?)
         };
         let key = |b: &Bytes| Key32::from_slice(b).ok_or(SecureError::InvalidState);
-        let mut skipped = SkippedKeys::new();
+        if state.skipped.len() > config.max_skipped_keys {
+            return Err(bad);
+        }
+        let mut entries = Vec::with_capacity(state.skipped.len());
         for s in &state.skipped {
-            let dh = C::public_from_bytes(&s.ratchet_key).ok_or(bad.clone())?;
-            skipped.insert(
-                dh,
+            entries.push((
+                C::public_from_bytes(&s.ratchet_key).ok_or(bad.clone())?,
                 s.n,
                 key(&s.message_key)?,
                 s.seq,
                 Timestamp::from_millis(s.stored_at_ms),
-            );
+            ));
         }
-        while skipped.by_id.len() > config.max_skipped_keys {
-            skipped.evict_oldest();
-        }
+        let skipped = SkippedKeys::restore(entries.into_iter(), state.keys_count, config.max_skipped_keys)?;
         let mut previous_dhr = VecDeque::new();
-        for k in state.previous_dhr.iter().take(PREVIOUS_RATCHET_KEYS) {
+        for k in &state.previous_dhr {
             previous_dhr.push_back(C::public_from_bytes(k).ok_or(bad.clone())?);
         }
         Ok(Session {
@@ -546,7 +688,6 @@ impl<C: Curve> Session<C> {
             ns: state.ns,
             nr: state.nr,
             pn: state.pn,
-            keys_count: state.keys_count,
             skipped,
         })
     }
@@ -648,7 +789,19 @@ mod tests {
             &b2.decrypt(&h, &c, now, &cfg, &mut rng).unwrap()[..],
             b"persisted"
         );
-        assert!(!format!("{b2:?}").contains("rk"));
+        let dbg = format!("{b2:?}");
+        for secret in [
+            &b2.rk.as_bytes()[..],
+            &b2.cks.as_bytes()[..],
+            &b2.ckr.as_bytes()[..],
+            &C::secret_to_bytes(&b2.dhs)[..],
+        ] {
+            assert!(!dbg.contains(&hex::encode(secret)), "{dbg}");
+            assert!(
+                !dbg.contains(&format!("{secret:?}").replace(['[', ']'], "")),
+                "{dbg}"
+            );
+        }
     }
 
     #[test]
@@ -744,10 +897,107 @@ mod tests {
         );
         assert_eq!(b.next_expiry(&cfg), Some(t0 + Duration::from_secs(60)));
         let later = t0 + Duration::from_secs(61);
+        let before = b.export();
         assert_eq!(
             b.decrypt(&msgs[11].0, &msgs[11].1, later, &cfg, &mut rng),
             Err(SecureError::DuplicateOrExpired)
         );
+        assert_eq!(*b.export(), *before, "a rejected message drops nothing");
+        b.expire(later, &cfg);
         assert_eq!(b.skipped_keys(), 0);
+        assert!(b.skipped.is_consistent());
+    }
+
+    fn skipped_entry(dh: &[u8], n: u32, seq: u64) -> pb::SkippedMessageKey {
+        pb::SkippedMessageKey {
+            ratchet_key: Bytes::from(dh.to_vec()),
+            n,
+            message_key: Bytes::from(vec![7u8; 32]),
+            seq,
+            stored_at_ms: 1000,
+        }
+    }
+
+    /// Regression: duplicate sequence numbers and a `keys_count` below the stored sequence numbers used to
+    /// desynchronise the two indexes of the skipped-key store (and hang the import loop).
+    #[test]
+    fn import_rejects_inconsistent_skipped_keys() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(14);
+        let tight = RatchetConfig {
+            max_skipped_keys: 1,
+            ..RatchetConfig::default()
+        };
+        let cfg = RatchetConfig::default();
+        let (mut a, mut b) = pair::<X25519>(&mut rng);
+        let msgs: Vec<_> = (0..4).map(|_| a.encrypt(b"x").unwrap()).collect();
+        b.decrypt(&msgs[3].0, &msgs[3].1, Timestamp::from_secs(1), &cfg, &mut rng)
+            .unwrap();
+        let good = b.to_proto();
+        assert_eq!(good.skipped.len(), 3);
+        assert!(Session::<X25519>::from_proto(&good, &cfg).is_ok());
+        let dh = good.skipped[0].ratchet_key.to_vec();
+
+        // Five keys all with seq 0 and a cap of 1: rejected at once (used to loop forever).
+        let mut st = good.clone();
+        st.skipped = (0..5).map(|n| skipped_entry(&dh, 100 + n, 0)).collect();
+        let t = std::time::Instant::now();
+        assert_eq!(
+            Session::<X25519>::from_proto(&st, &tight).err(),
+            Some(SecureError::InvalidState)
+        );
+        assert_eq!(
+            Session::<X25519>::from_proto(&st, &cfg).err(),
+            Some(SecureError::InvalidState)
+        );
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // Over the cap.
+        assert_eq!(
+            Session::<X25519>::from_proto(&good, &tight).err(),
+            Some(SecureError::InvalidState)
+        );
+        // keys_count below the stored sequence numbers.
+        let mut st = good.clone();
+        st.keys_count = 1;
+        assert_eq!(
+            Session::<X25519>::from_proto(&st, &cfg).err(),
+            Some(SecureError::InvalidState)
+        );
+        // A repeated id under distinct sequence numbers, and decreasing sequence numbers.
+        let mut st = good.clone();
+        st.skipped = vec![skipped_entry(&dh, 1, 0), skipped_entry(&dh, 1, 1)];
+        assert_eq!(
+            Session::<X25519>::from_proto(&st, &cfg).err(),
+            Some(SecureError::InvalidState)
+        );
+        st.skipped = vec![skipped_entry(&dh, 1, 1), skipped_entry(&dh, 2, 0)];
+        assert_eq!(
+            Session::<X25519>::from_proto(&st, &cfg).err(),
+            Some(SecureError::InvalidState)
+        );
+        // Too many previous ratchet keys.
+        let mut st = good.clone();
+        st.previous_dhr = vec![Bytes::from(dh.clone()); PREVIOUS_RATCHET_KEYS + 1];
+        assert_eq!(
+            Session::<X25519>::from_proto(&st, &cfg).err(),
+            Some(SecureError::InvalidState)
+        );
+
+        // A counter at the top of its range renumbers instead of overflowing; the store stays consistent
+        // through further decrypts, evictions and export/import.
+        let mut st = good.clone();
+        st.keys_count = u64::MAX;
+        for (i, k) in st.skipped.iter_mut().enumerate() {
+            k.seq = u64::MAX - 3 + i as u64;
+        }
+        let mut b2 = Session::<X25519>::from_proto(&st, &cfg).unwrap();
+        let more: Vec<_> = (0..3).map(|_| a.encrypt(b"y").unwrap()).collect();
+        b2.decrypt(&more[2].0, &more[2].1, Timestamp::from_secs(2), &cfg, &mut rng)
+            .unwrap();
+        assert!(b2.skipped.is_consistent());
+        assert_eq!(b2.skipped_keys(), 5);
+        assert_eq!(b2.to_proto().keys_count, 5);
+        let b3 = Session::<X25519>::import(&b2.export(), &cfg).unwrap();
+        assert!(b3.skipped.is_consistent());
+        assert_eq!(*b3.export(), *b2.export());
     }
 }

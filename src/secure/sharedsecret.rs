@@ -13,9 +13,18 @@ pub fn negotiated_secret(own_identity: &SecretKey, peer_identity: &PublicKey) ->
     crypto::ecdh_x(own_identity, peer_identity)
 }
 
-/// A negotiated secret as the machine hands it to the transport: zeroized on drop, never printed.
-#[derive(Clone, PartialEq, Eq)]
+/// A negotiated secret as the machine hands it to the transport: zeroized on drop, never printed, compared
+/// in constant time.
+#[derive(Clone)]
 pub struct NegotiatedSecret(Zeroizing<[u8; 32]>);
+
+impl PartialEq for NegotiatedSecret {
+    fn eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]).into()
+    }
+}
+
+impl Eq for NegotiatedSecret {}
 
 impl NegotiatedSecret {
     /// `S` between our identity and `peer_identity`.
