@@ -1,1 +1,2 @@
+pub mod engine_net;
 pub mod waku_net;

@@ -1,0 +1,551 @@
+//! The node engine: RLPx connections and the Waku node composed into one sans-IO state machine
+//! (status-client.md: relayer and mobile-node roles, static peers).
+//!
+//! The driver owns sockets: it dials when asked ([`Output::Dial`]), reports the outcome
+//! ([`Input::Connected`] / [`Input::DialFailed`]), reports inbound connections ([`Input::Accepted`]), moves
+//! bytes ([`Input::Received`] / [`Output::Transmit`]) and closes when asked ([`Output::Close`]) or when the
+//! socket ends ([`Input::Closed`]). Everything else is here:
+//!
+//! * one [`Connection`] per socket; when its Hello completes, the highest shared dialect (`waku/1`, else
+//!   `shh/6`) is attached to the [`WakuNode`] as a peer;
+//! * static peers are dialled at start and redialled after a failure or a disconnect, with exponential
+//!   backoff (`reconnect_min` doubling to `reconnect_max`, with jitter from the seeded RNG), reset once a
+//!   connection has lasted `stable_after`;
+//! * a second connection to a node we are already connected to is refused with reason 0x05, and an
+//!   inbound connection beyond `max_peers` with 0x04;
+//! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
+//!   out as [`Event::Waku`].
+//!
+//! Connection ids are chosen by the engine for dials and by the driver for accepted sockets; the two
+//! ranges never meet (dials use ids with the top bit set).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand_chacha::ChaCha20Rng;
+use rand_core::RngCore;
+
+use crate::crypto::PublicKey;
+use crate::enode::Enode;
+use crate::rlpx::{self, Connection, DisconnectReason};
+use crate::rng::{fork, Seed};
+use crate::time::{earliest, Timestamp};
+use crate::waku::{self, Dialect, Filter, FilterId, PeerId, WakuConfig, WakuError, WakuNode};
+
+/// Identifies one socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Ids the engine assigns to its dials have this bit set; the driver must use ids without it.
+pub const DIAL_ID_BIT: u64 = 1 << 63;
+
+/// Engine configuration.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// RLPx: identity, client id, capabilities (include `waku/1`; `shh/6` for old peers) and limits.
+    pub rlpx: Arc<rlpx::Config>,
+    /// The Waku node.
+    pub waku: WakuConfig,
+    /// Peers to keep connected.
+    pub static_peers: Vec<Enode>,
+    /// Most simultaneous connections, in and out. Default 32.
+    pub max_peers: usize,
+    /// First redial delay. Default 1 s.
+    pub reconnect_min: Duration,
+    /// Longest redial delay. Default 2 min.
+    pub reconnect_max: Duration,
+    /// A connection that lasts this long resets the backoff. Default 30 s.
+    pub stable_after: Duration,
+}
+
+impl EngineConfig {
+    /// Defaults around an RLPx configuration.
+    pub fn new(rlpx: Arc<rlpx::Config>) -> Self {
+        EngineConfig {
+            rlpx,
+            waku: WakuConfig::default(),
+            static_peers: vec![],
+            max_peers: 32,
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(120),
+            stable_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Inputs.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// The driver accepted an inbound socket and named it `conn` (top bit clear).
+    Accepted {
+        /// The id.
+        conn: ConnId,
+    },
+    /// A dial we asked for connected.
+    Connected {
+        /// The id from [`Output::Dial`].
+        conn: ConnId,
+    },
+    /// A dial we asked for failed.
+    DialFailed {
+        /// The id from [`Output::Dial`].
+        conn: ConnId,
+    },
+    /// Bytes read from a socket.
+    Received {
+        /// From which.
+        conn: ConnId,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// A socket ended (EOF or error).
+    Closed {
+        /// Which.
+        conn: ConnId,
+    },
+    /// Keep this peer connected from now on.
+    AddStaticPeer(Enode),
+    /// A Waku command (post, broadcast, trust, P2P requests, PoW requirement).
+    Waku(waku::Input),
+}
+
+/// Outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Open a TCP connection to `addr`; report [`Input::Connected`] or [`Input::DialFailed`] with `conn`.
+    Dial {
+        /// The id the engine gives this socket.
+        conn: ConnId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Write bytes to a socket.
+    Transmit {
+        /// Which.
+        conn: ConnId,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// Close a socket (after writing what was transmitted before).
+    Close {
+        /// Which.
+        conn: ConnId,
+    },
+    /// Something happened.
+    Event(Event),
+}
+
+/// Events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A peer completed the RLPx handshake and Hello.
+    PeerConnected {
+        /// Its socket.
+        conn: ConnId,
+        /// Its identity.
+        id: PublicKey,
+        /// Its client id.
+        client: String,
+        /// The Waku dialect attached.
+        dialect: Option<Dialect>,
+    },
+    /// A peer went away.
+    PeerDisconnected {
+        /// Its socket.
+        conn: ConnId,
+        /// Its identity, if the handshake got that far.
+        id: Option<PublicKey>,
+        /// The Disconnect reason.
+        reason: DisconnectReason,
+        /// True if the remote ended it.
+        remote: bool,
+    },
+    /// A Waku event.
+    Waku(waku::Event),
+}
+
+struct Conn {
+    rlpx: Connection,
+    id: Option<PublicKey>,
+    dialect: Option<Dialect>,
+    /// Index into the static peers, for dials.
+    static_peer: Option<usize>,
+    since: Timestamp,
+    /// Dial requested, socket not yet connected.
+    dialing: bool,
+    /// Refuse this connection with this reason as soon as frames can carry it.
+    refuse: Option<DisconnectReason>,
+}
+
+struct StaticPeer {
+    enode: Enode,
+    conn: Option<ConnId>,
+    next_dial: Option<Timestamp>,
+    backoff: Duration,
+}
+
+/// The engine. See the [module docs](self).
+pub struct Engine {
+    config: EngineConfig,
+    rng: ChaCha20Rng,
+    waku: WakuNode,
+    conns: BTreeMap<ConnId, Conn>,
+    statics: Vec<StaticPeer>,
+    outputs: std::collections::VecDeque<Output>,
+    next_dial_id: u64,
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("conns", &self.conns.len())
+            .field("waku", &self.waku)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A new engine; static peers are dialled on the first `handle_timeout` at or after `now`.
+    pub fn new(now: Timestamp, config: EngineConfig, seed: Seed) -> Self {
+        let mut rng = seed.rng();
+        let waku = WakuNode::new(config.waku.clone(), fork(&mut rng));
+        let statics = config
+            .static_peers
+            .iter()
+            .map(|e| StaticPeer {
+                enode: e.clone(),
+                conn: None,
+                next_dial: Some(now),
+                backoff: config.reconnect_min,
+            })
+            .collect();
+        Engine {
+            config,
+            rng,
+            waku,
+            conns: BTreeMap::new(),
+            statics,
+            outputs: Default::default(),
+            next_dial_id: DIAL_ID_BIT,
+        }
+    }
+
+    /// The Waku node (read-only: pool, peers, stats).
+    pub fn waku(&self) -> &WakuNode {
+        &self.waku
+    }
+
+    /// Our node identity.
+    pub fn public_key(&self) -> PublicKey {
+        self.config.rlpx.public_key()
+    }
+
+    /// Subscribe a Waku filter.
+    pub fn subscribe(&mut self, filter: Filter) -> Result<FilterId, WakuError> {
+        let r = self.waku.subscribe(filter);
+        self.pump(Timestamp::ZERO);
+        r
+    }
+
+    /// Remove a Waku filter.
+    pub fn unsubscribe(&mut self, id: FilterId) -> bool {
+        let r = self.waku.unsubscribe(id);
+        self.pump(Timestamp::ZERO);
+        r
+    }
+
+    /// Number of sockets with a completed Hello.
+    pub fn connected_peers(&self) -> usize {
+        self.conns.values().filter(|c| c.rlpx.is_active()).count()
+    }
+
+    /// Feed an input. `Err` only for misuse: an unknown connection id, an accepted id with the dial bit,
+    /// or an invalid Waku command.
+    pub fn handle_input(&mut self, now: Timestamp, input: Input<'_>) -> Result<(), crate::Error> {
+        match input {
+            Input::Accepted { conn } => {
+                if conn.0 & DIAL_ID_BIT != 0 || self.conns.contains_key(&conn) {
+                    return Err(crate::Error::Rlpx(rlpx::RlpxError::InvalidConfig(
+                        "accepted id in use or with the dial bit",
+                    )));
+                }
+                let seed = fork(&mut self.rng);
+                let c = Connection::recipient(now, self.config.rlpx.clone(), seed)?;
+                // Over the cap: the handshake goes on until frames exist, so the peer is told why (0x04).
+                let refuse =
+                    (self.conns.len() >= self.config.max_peers).then_some(DisconnectReason::TooManyPeers);
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        rlpx: c,
+                        id: None,
+                        dialect: None,
+                        static_peer: None,
+                        since: now,
+                        dialing: false,
+                        refuse,
+                    },
+                );
+            }
+            Input::Connected { conn } => {
+                let c = self.conns.get_mut(&conn).ok_or(rlpx::RlpxError::NotReady)?;
+                c.dialing = false;
+                c.since = now;
+            }
+            Input::DialFailed { conn } => {
+                let c = self.conns.remove(&conn).ok_or(rlpx::RlpxError::NotReady)?;
+                if let Some(i) = c.static_peer {
+                    self.schedule_redial(now, i);
+                }
+            }
+            Input::Received { conn, data } => {
+                // Bytes for a socket we already closed are a benign race with the driver: ignored.
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.rlpx.handle_input(now, rlpx::Input::Receive(data))?;
+                }
+            }
+            Input::Closed { conn } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.rlpx.handle_input(now, rlpx::Input::TransportClosed)?;
+                }
+            }
+            Input::AddStaticPeer(enode) => {
+                if !self.statics.iter().any(|s| s.enode.id == enode.id) {
+                    let backoff = self.config.reconnect_min;
+                    self.statics.push(StaticPeer {
+                        enode,
+                        conn: None,
+                        next_dial: Some(now),
+                        backoff,
+                    });
+                }
+            }
+            Input::Waku(w) => self.waku.handle_input(now, w)?,
+        }
+        self.pump(now);
+        Ok(())
+    }
+
+    fn schedule_redial(&mut self, now: Timestamp, i: usize) {
+        let jitter_ms = self.rng.next_u64() % 1000;
+        let Some(s) = self.statics.get_mut(i) else { return };
+        s.conn = None;
+        s.next_dial = Some(now + s.backoff + Duration::from_millis(jitter_ms));
+        s.backoff = (s.backoff * 2).min(self.config.reconnect_max);
+    }
+
+    /// Fire every deadline `<= now`: dials, RLPx timers, Waku timers.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        for i in 0..self.statics.len() {
+            let due = self.statics[i].conn.is_none() && self.statics[i].next_dial.is_some_and(|t| t <= now);
+            if !due {
+                continue;
+            }
+            let s = &self.statics[i];
+            let connected = self.conns.values().any(|c| c.id == Some(s.enode.id));
+            if connected || self.conns.len() >= self.config.max_peers {
+                // Already connected (it dialled us) or no room: look again later.
+                let retry = self.config.reconnect_max;
+                self.statics[i].next_dial = Some(now + retry);
+                continue;
+            }
+            let conn = ConnId(self.next_dial_id);
+            self.next_dial_id += 1;
+            let seed = fork(&mut self.rng);
+            let (remote, addr) = (s.enode.id, s.enode.addr);
+            match Connection::initiator(now, self.config.rlpx.clone(), remote, seed) {
+                Ok(c) => {
+                    self.conns.insert(
+                        conn,
+                        Conn {
+                            rlpx: c,
+                            id: Some(remote),
+                            dialect: None,
+                            static_peer: Some(i),
+                            since: now,
+                            dialing: true,
+                            refuse: None,
+                        },
+                    );
+                    self.statics[i].conn = Some(conn);
+                    self.statics[i].next_dial = None;
+                    self.outputs.push_back(Output::Dial { conn, addr });
+                }
+                Err(_) => self.statics[i].next_dial = None,
+            }
+        }
+        for c in self.conns.values_mut() {
+            c.rlpx.handle_timeout(now);
+        }
+        self.waku.handle_timeout(now);
+        self.pump(now);
+    }
+
+    /// The earliest pending deadline.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let mut t = self.waku.poll_timeout();
+        for c in self.conns.values() {
+            t = earliest(t, c.rlpx.poll_timeout());
+        }
+        for s in &self.statics {
+            if s.conn.is_none() {
+                t = earliest(t, s.next_dial);
+            }
+        }
+        t
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Move outputs between the connections and the Waku node until both are quiet.
+    fn pump(&mut self, now: Timestamp) {
+        loop {
+            let mut moved = false;
+            let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+            for id in ids {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    if c.refuse.is_some() && c.rlpx.remote_id().is_some() {
+                        let reason = c.refuse.take().unwrap_or(DisconnectReason::TooManyPeers);
+                        let _ = c.rlpx.handle_input(now, rlpx::Input::Disconnect(reason));
+                    }
+                }
+                while let Some(o) =
+                    self.conns
+                        .get_mut(&id)
+                        .and_then(|c| if c.dialing { None } else { c.rlpx.poll_output() })
+                {
+                    moved = true;
+                    self.on_rlpx_output(now, id, o);
+                }
+            }
+            while let Some(o) = self.waku.poll_output() {
+                moved = true;
+                match o {
+                    waku::Output::Send { peer, code, data } => {
+                        let conn = ConnId(peer.0);
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            let cap = c.dialect.map_or("waku", |d| d.capability());
+                            // A full output queue drops the packet (the RLPx cap is the backpressure).
+                            let _ = c.rlpx.handle_input(
+                                now,
+                                rlpx::Input::Send {
+                                    capability: cap,
+                                    code,
+                                    payload: &data,
+                                },
+                            );
+                        }
+                    }
+                    waku::Output::Disconnect { peer, reason } => {
+                        if let Some(c) = self.conns.get_mut(&ConnId(peer.0)) {
+                            let _ = c.rlpx.handle_input(now, rlpx::Input::Disconnect(reason));
+                        }
+                    }
+                    waku::Output::Event(e) => self.outputs.push_back(Output::Event(Event::Waku(e))),
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn on_rlpx_output(&mut self, now: Timestamp, conn: ConnId, o: rlpx::Output) {
+        match o {
+            rlpx::Output::Transmit(data) => self.outputs.push_back(Output::Transmit { conn, data }),
+            rlpx::Output::Close => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    if let Some(i) = c.static_peer {
+                        if now.saturating_duration_since(c.since) >= self.config.stable_after {
+                            if let Some(s) = self.statics.get_mut(i) {
+                                s.backoff = self.config.reconnect_min;
+                            }
+                        }
+                        self.schedule_redial(now, i);
+                    }
+                }
+                self.outputs.push_back(Output::Close { conn });
+            }
+            rlpx::Output::Event(rlpx::Event::Connected {
+                remote_id,
+                hello,
+                capabilities,
+            }) => {
+                let duplicate = self
+                    .conns
+                    .iter()
+                    .any(|(k, c)| *k != conn && c.id == Some(remote_id) && c.rlpx.is_active());
+                if duplicate {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        let _ = c
+                            .rlpx
+                            .handle_input(now, rlpx::Input::Disconnect(DisconnectReason::AlreadyConnected));
+                    }
+                    return;
+                }
+                let dialect = if capabilities
+                    .iter()
+                    .any(|c| c.name.as_str() == "waku" && c.version == 1)
+                {
+                    Some(Dialect::Waku1)
+                } else if capabilities
+                    .iter()
+                    .any(|c| c.name.as_str() == "shh" && c.version == 6)
+                {
+                    Some(Dialect::Whisper6)
+                } else {
+                    None
+                };
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.id = Some(remote_id);
+                    c.dialect = dialect;
+                    c.since = now;
+                }
+                if let Some(d) = dialect {
+                    let _ = self.waku.handle_input(
+                        now,
+                        waku::Input::PeerConnected {
+                            peer: PeerId(conn.0),
+                            dialect: d,
+                        },
+                    );
+                }
+                self.outputs.push_back(Output::Event(Event::PeerConnected {
+                    conn,
+                    id: remote_id,
+                    client: hello.client_id,
+                    dialect,
+                }));
+            }
+            rlpx::Output::Event(rlpx::Event::Message { code, payload, .. }) => {
+                let _ = self.waku.handle_input(
+                    now,
+                    waku::Input::Packet {
+                        peer: PeerId(conn.0),
+                        code,
+                        data: payload,
+                    },
+                );
+            }
+            rlpx::Output::Event(rlpx::Event::Disconnected { reason, remote, .. }) => {
+                let id = self.conns.get(&conn).and_then(|c| c.id);
+                let _ = self
+                    .waku
+                    .handle_input(now, waku::Input::PeerDisconnected { peer: PeerId(conn.0) });
+                self.outputs.push_back(Output::Event(Event::PeerDisconnected {
+                    conn,
+                    id,
+                    reason,
+                    remote,
+                }));
+            }
+            rlpx::Output::Event(rlpx::Event::Pong { .. }) => {}
+        }
+    }
+}

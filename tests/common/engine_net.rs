@@ -1,0 +1,230 @@
+//! An in-memory network for node engines: dials, accepted sockets, ordered byte pipes with a fixed
+//! latency, and hosts that go offline and come back. Deterministic.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use status_sansio::crypto::SecretKey;
+use status_sansio::enode::Enode;
+use status_sansio::node::{ConnId, Engine, EngineConfig, Event, Input, Output};
+use status_sansio::rlpx::{self, Protocol};
+use status_sansio::{Seed, Timestamp};
+
+pub struct Host {
+    pub engine: Engine,
+    pub addr: SocketAddr,
+    pub enode: Enode,
+    pub events: Vec<Event>,
+    pub dials: Vec<Timestamp>,
+    pub online: bool,
+    next_accept: u64,
+}
+
+enum Deliver {
+    Connected(ConnId),
+    DialFailed(ConnId),
+    Accepted(ConnId),
+    Bytes(ConnId, Vec<u8>),
+    Closed(ConnId),
+}
+
+pub struct Net {
+    pub now: Timestamp,
+    pub hosts: Vec<Host>,
+    latency: Duration,
+    queue: VecDeque<(Timestamp, usize, Deliver)>,
+    /// (host, conn) → (host, conn) for live sockets.
+    links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+}
+
+pub fn rlpx_config(seed: u64) -> Arc<rlpx::Config> {
+    let key = SecretKey::random(&mut Seed::from_u64(seed).rng());
+    Arc::new(rlpx::Config::new(
+        key,
+        vec![
+            Protocol::new("waku", 1, 128).unwrap(),
+            Protocol::new("shh", 6, 128).unwrap(),
+        ],
+    ))
+}
+
+impl Net {
+    /// Hosts from configs built by `make(index, enodes_of_all_hosts)`.
+    pub fn new(n: usize, make: impl Fn(usize, &[Enode]) -> EngineConfig) -> Net {
+        let now = Timestamp::from_secs(1_700_000_000);
+        let rlpx: Vec<_> = (0..n).map(|i| rlpx_config(500 + i as u64)).collect();
+        let enodes: Vec<Enode> = (0..n)
+            .map(|i| {
+                Enode::new(
+                    rlpx[i].public_key(),
+                    format!("10.0.0.{}:30303", i + 1).parse().unwrap(),
+                )
+            })
+            .collect();
+        let hosts = (0..n)
+            .map(|i| {
+                let mut cfg = make(i, &enodes);
+                cfg.rlpx = rlpx[i].clone();
+                Host {
+                    engine: Engine::new(now, cfg, Seed::from_u64(900 + i as u64)),
+                    addr: enodes[i].addr,
+                    enode: enodes[i].clone(),
+                    events: vec![],
+                    dials: vec![],
+                    online: true,
+                    next_accept: 1,
+                }
+            })
+            .collect();
+        Net {
+            now,
+            hosts,
+            latency: Duration::from_millis(15),
+            queue: VecDeque::new(),
+            links: BTreeMap::new(),
+        }
+    }
+
+    fn push(&mut self, host: usize, d: Deliver) {
+        let at = self.now + self.latency;
+        self.queue.push_back((at, host, d));
+    }
+
+    fn drain(&mut self, i: usize) -> bool {
+        let mut moved = false;
+        while let Some(o) = self.hosts[i].engine.poll_output() {
+            moved = true;
+            match o {
+                Output::Dial { conn, addr } => {
+                    self.hosts[i].dials.push(self.now);
+                    match self.hosts.iter().position(|h| h.addr == addr && h.online) {
+                        Some(j) => {
+                            let acc = ConnId(self.hosts[j].next_accept);
+                            self.hosts[j].next_accept += 1;
+                            self.links.insert((i, conn), (j, acc));
+                            self.links.insert((j, acc), (i, conn));
+                            self.push(j, Deliver::Accepted(acc));
+                            self.push(i, Deliver::Connected(conn));
+                        }
+                        None => self.push(i, Deliver::DialFailed(conn)),
+                    }
+                }
+                Output::Transmit { conn, data } => {
+                    if let Some(&(j, c)) = self.links.get(&(i, conn)) {
+                        self.push(j, Deliver::Bytes(c, data.to_vec()));
+                    }
+                }
+                Output::Close { conn } => {
+                    if let Some((j, c)) = self.links.remove(&(i, conn)) {
+                        self.links.remove(&(j, c));
+                        self.push(j, Deliver::Closed(c));
+                    }
+                }
+                Output::Event(e) => self.hosts[i].events.push(e),
+            }
+        }
+        moved
+    }
+
+    pub fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.hosts.len() {
+                moved |= self.drain(i);
+            }
+            let now = self.now;
+            let mut rest = VecDeque::new();
+            let mut due = vec![];
+            while let Some(q) = self.queue.pop_front() {
+                if q.0 <= now {
+                    due.push(q);
+                } else {
+                    rest.push_back(q);
+                }
+            }
+            self.queue = rest;
+            for (_, h, d) in due {
+                moved = true;
+                if !self.hosts[h].online {
+                    continue;
+                }
+                let e = &mut self.hosts[h].engine;
+                let _ = match d {
+                    Deliver::Connected(c) => e.handle_input(now, Input::Connected { conn: c }),
+                    Deliver::DialFailed(c) => e.handle_input(now, Input::DialFailed { conn: c }),
+                    Deliver::Accepted(c) => e.handle_input(now, Input::Accepted { conn: c }),
+                    Deliver::Bytes(c, b) => e.handle_input(now, Input::Received { conn: c, data: &b }),
+                    Deliver::Closed(c) => e.handle_input(now, Input::Closed { conn: c }),
+                };
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    pub fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            self.settle();
+            let mut next = end;
+            for q in &self.queue {
+                next = next.min(q.0);
+            }
+            for h in self.hosts.iter().filter(|h| h.online) {
+                if let Some(t) = h.engine.poll_timeout() {
+                    next = next.min(t.max(self.now + Duration::from_millis(1)));
+                }
+            }
+            if next > end {
+                break;
+            }
+            self.now = next;
+            for h in self.hosts.iter_mut().filter(|h| h.online) {
+                h.engine.handle_timeout(self.now);
+            }
+            if self.now >= end {
+                self.settle();
+                break;
+            }
+        }
+        self.now = end;
+    }
+
+    /// Take a host offline: its sockets die (peers see them close); it keeps its state.
+    pub fn kill(&mut self, i: usize) {
+        self.hosts[i].online = false;
+        let dead: Vec<_> = self.links.keys().filter(|(h, _)| *h == i).copied().collect();
+        for k in dead {
+            if let Some((j, c)) = self.links.remove(&k) {
+                self.links.remove(&(j, c));
+                self.push(j, Deliver::Closed(c));
+            }
+        }
+    }
+
+    /// Bring a host back with a fresh engine (a restart), built by `make`.
+    pub fn revive(&mut self, i: usize, engine: Engine) {
+        self.hosts[i].engine = engine;
+        self.hosts[i].online = true;
+    }
+
+    pub fn input(&mut self, i: usize, input: Input<'_>) {
+        self.hosts[i].engine.handle_input(self.now, input).unwrap();
+        self.settle();
+    }
+
+    pub fn messages(&self, i: usize) -> Vec<Vec<u8>> {
+        self.hosts[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Waku(status_sansio::waku::Event::Message(m)) => Some(m.payload.to_vec()),
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,150 @@
+//! The node engine over an in-memory network: static peers dialled and kept, a message relayed between
+//! two clients through a relay, reconnection with backoff after the relay goes away and comes back,
+//! duplicate connections, and the peer cap.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::engine_net::{rlpx_config, Net};
+use status_sansio::crypto::SecretKey;
+use status_sansio::node::{Engine, EngineConfig, Event, Input};
+use status_sansio::rlpx::DisconnectReason;
+use status_sansio::waku::message::{NewMessage, PostKey};
+use status_sansio::waku::{self, status, Filter};
+use status_sansio::Seed;
+
+fn post(text: &str) -> Input<'static> {
+    Input::Waku(waku::Input::Post(Box::new(NewMessage {
+        topic: status::public_chat_topic("engine"),
+        payload: text.as_bytes().to_vec(),
+        key: PostKey::Symmetric(status::public_chat_key("engine")),
+        signer: Some(SecretKey::random(&mut Seed::from_u64(1).rng())),
+        ttl: 20,
+        pow_target: 0.002,
+        padding: None,
+    })))
+}
+
+fn subscribe(net: &mut Net, i: usize) {
+    let f = Filter::symmetric(
+        vec![status::public_chat_topic("engine")],
+        *status::public_chat_key("engine"),
+    );
+    net.hosts[i].engine.subscribe(f).unwrap();
+}
+
+/// Host 0 is a relay; hosts 1.. are clients with the relay as their static peer.
+fn star(n: usize) -> Net {
+    Net::new(n, |i, enodes| {
+        let mut c = EngineConfig::new(rlpx_config(0));
+        if i > 0 {
+            c.static_peers = vec![enodes[0].clone()];
+        }
+        c
+    })
+}
+
+#[test]
+fn clients_reach_each_other_through_a_relay() {
+    let mut net = star(3);
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.hosts[0].engine.connected_peers(), 2);
+    for i in 1..3 {
+        assert_eq!(net.hosts[i].engine.connected_peers(), 1);
+        assert!(net.hosts[i].events.iter().any(|e| matches!(
+            e,
+            Event::PeerConnected {
+                dialect: Some(waku::Dialect::Waku1),
+                ..
+            }
+        )));
+    }
+    subscribe(&mut net, 2);
+    net.input(1, post("hi from 1"));
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.messages(2), vec![b"hi from 1".to_vec()]);
+    assert_eq!(
+        net.hosts[0].engine.waku().stats().accepted,
+        1,
+        "the relay carried it"
+    );
+}
+
+#[test]
+fn static_peers_are_redialled_with_backoff_and_reconnect() {
+    let mut net = star(3);
+    net.run(Duration::from_secs(2));
+    net.kill(0);
+    net.run(Duration::from_secs(40));
+    for i in 1..3 {
+        assert!(net.hosts[i]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::PeerDisconnected { remote: true, .. })));
+        assert_eq!(net.hosts[i].engine.connected_peers(), 0);
+        // Redials while the relay is down back off: 1 s, 2 s, 4 s, 8 s, 16 s (+ up to 1 s jitter each).
+        let d = &net.hosts[i].dials;
+        assert!(d.len() >= 4 && d.len() <= 7, "{} dials", d.len());
+        let gaps: Vec<u64> = d.windows(2).map(|w| (w[1] - w[0]).as_millis() as u64).collect();
+        for w in gaps.windows(2).skip(1) {
+            assert!(w[1] > w[0], "gaps grow: {gaps:?}");
+        }
+    }
+    // The relay comes back (restarted, same identity): clients reconnect and traffic flows again.
+    let cfg = EngineConfig::new(rlpx_config(500));
+    net.revive(0, Engine::new(net.now, cfg, Seed::from_u64(77)));
+    net.run(Duration::from_secs(40));
+    assert_eq!(net.hosts[0].engine.connected_peers(), 2);
+    subscribe(&mut net, 1);
+    net.input(2, post("after the restart"));
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.messages(1), vec![b"after the restart".to_vec()]);
+}
+
+#[test]
+fn two_nodes_dialling_each_other_end_with_one_connection() {
+    let mut net = Net::new(2, |i, enodes| {
+        let mut c = EngineConfig::new(rlpx_config(0));
+        c.static_peers = vec![enodes[1 - i].clone()];
+        c
+    });
+    net.run(Duration::from_secs(60));
+    assert_eq!(net.hosts[0].engine.connected_peers(), 1);
+    assert_eq!(net.hosts[1].engine.connected_peers(), 1);
+    subscribe(&mut net, 1);
+    net.input(0, post("one link"));
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.messages(1), vec![b"one link".to_vec()]);
+}
+
+#[test]
+fn the_peer_cap_refuses_with_too_many_peers() {
+    let mut net = Net::new(3, |i, enodes| {
+        let mut c = EngineConfig::new(rlpx_config(0));
+        if i == 0 {
+            c.max_peers = 1;
+        } else {
+            c.static_peers = vec![enodes[0].clone()];
+        }
+        c
+    });
+    net.run(Duration::from_secs(3));
+    assert_eq!(net.hosts[0].engine.connected_peers(), 1);
+    let refused = (1..3)
+        .filter(|&i| {
+            net.hosts[i].events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::PeerDisconnected {
+                        reason: DisconnectReason::TooManyPeers,
+                        remote: true,
+                        ..
+                    }
+                )
+            })
+        })
+        .count();
+    assert!(refused >= 1, "one client was told 'too many peers'");
+}
