@@ -252,3 +252,212 @@ pub fn spawn(mut stream: RlpxStream, capacity: usize) -> Handle {
         events: ev_rx,
     }
 }
+
+pub mod node {
+    //! Drive a [`status_sansio::node::Engine`] on tokio: one task owns the engine and sleeps until its
+    //! deadline; each socket has a reader task (bytes into the engine's channel) and a writer task (a
+    //! bounded queue out of it), so a slow peer never stalls the others. The application talks to the
+    //! node through [`NodeHandle`].
+
+    use std::collections::BTreeMap;
+    use std::io;
+
+    use status_io_std::Clock;
+    use status_sansio::enode::Enode;
+    use status_sansio::node::{ConnId, Engine, Event, Input, Output};
+    use status_sansio::waku::{self, Filter, FilterId, WakuError};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::{mpsc, oneshot};
+
+    /// Per-socket write queue depth (chunks); a peer that falls this far behind is disconnected.
+    const WRITE_QUEUE: usize = 1024;
+
+    /// A command for the node task.
+    #[derive(Debug)]
+    pub enum NodeCommand {
+        /// A Waku command (post, broadcast, trust, ...).
+        Waku(waku::Input),
+        /// Subscribe a filter.
+        Subscribe(Filter, oneshot::Sender<Result<FilterId, WakuError>>),
+        /// Keep this peer connected.
+        AddStaticPeer(Enode),
+        /// Stop the node.
+        Shutdown,
+    }
+
+    /// Handle to a running node.
+    pub struct NodeHandle {
+        /// Commands to the node.
+        pub commands: mpsc::Sender<NodeCommand>,
+        /// Events from the node; closed when it stops.
+        pub events: mpsc::Receiver<Event>,
+    }
+
+    impl NodeHandle {
+        /// Subscribe a Waku filter.
+        pub async fn subscribe(&self, filter: Filter) -> io::Result<Result<FilterId, WakuError>> {
+            let (tx, rx) = oneshot::channel();
+            self.commands
+                .send(NodeCommand::Subscribe(filter, tx))
+                .await
+                .map_err(io::Error::other)?;
+            rx.await.map_err(io::Error::other)
+        }
+
+        /// Send a Waku command.
+        pub async fn waku(&self, input: waku::Input) -> io::Result<()> {
+            self.commands
+                .send(NodeCommand::Waku(input))
+                .await
+                .map_err(io::Error::other)
+        }
+    }
+
+    enum Net {
+        Read(ConnId, Vec<u8>),
+        Eof(ConnId),
+        Dialed(ConnId, io::Result<TcpStream>),
+    }
+
+    /// Run `engine` in its own task, accepting on `listener` if given. `events` bounds the event queue.
+    pub fn spawn_node(engine: Engine, listener: Option<TcpListener>, events: usize) -> NodeHandle {
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (ev_tx, ev_rx) = mpsc::channel(events);
+        tokio::spawn(run(engine, listener, cmd_rx, ev_tx));
+        NodeHandle {
+            commands: cmd_tx,
+            events: ev_rx,
+        }
+    }
+
+    fn start_socket(
+        stream: TcpStream,
+        conn: ConnId,
+        net: &mpsc::Sender<Net>,
+        writers: &mut BTreeMap<ConnId, mpsc::Sender<bytes::Bytes>>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let (mut r, mut w) = stream.into_split();
+        let net = net.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = net.send(Net::Eof(conn)).await;
+                        break;
+                    }
+                    Ok(n) => {
+                        if net.send(Net::Read(conn, buf[..n].to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(WRITE_QUEUE);
+        tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if w.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+            let _ = w.shutdown().await;
+        });
+        writers.insert(conn, tx);
+    }
+
+    async fn run(
+        mut engine: Engine,
+        listener: Option<TcpListener>,
+        mut cmds: mpsc::Receiver<NodeCommand>,
+        events: mpsc::Sender<Event>,
+    ) {
+        let clock = Clock::new();
+        let (net_tx, mut net_rx) = mpsc::channel::<Net>(1024);
+        let mut writers: BTreeMap<ConnId, mpsc::Sender<bytes::Bytes>> = BTreeMap::new();
+        let mut next_accept = 1u64;
+        loop {
+            // Carry out what the engine asked for.
+            while let Some(o) = engine.poll_output() {
+                match o {
+                    Output::Dial { conn, addr } => {
+                        let tx = net_tx.clone();
+                        tokio::spawn(async move {
+                            let r = tokio::time::timeout(
+                                std::time::Duration::from_secs(10),
+                                TcpStream::connect(addr),
+                            )
+                            .await
+                            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "dial timeout")));
+                            let _ = tx.send(Net::Dialed(conn, r)).await;
+                        });
+                    }
+                    Output::Transmit { conn, data } => {
+                        let full = match writers.get(&conn) {
+                            Some(w) => w.try_send(data).is_err(),
+                            None => false,
+                        };
+                        if full {
+                            // The peer is not reading: drop it rather than buffer without bound.
+                            writers.remove(&conn);
+                            let _ = engine.handle_input(clock.now(), Input::Closed { conn });
+                        }
+                    }
+                    Output::Close { conn } => {
+                        writers.remove(&conn);
+                    }
+                    Output::Event(e) => {
+                        if events.send(e).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let deadline = engine.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep(clock.until(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let accept = async {
+                match &listener {
+                    Some(l) => l.accept().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = cmds.recv() => {
+                    let now = clock.now();
+                    match cmd {
+                        Some(NodeCommand::Waku(w)) => { let _ = engine.handle_input(now, Input::Waku(w)); }
+                        Some(NodeCommand::Subscribe(f, reply)) => { let _ = reply.send(engine.subscribe(f)); }
+                        Some(NodeCommand::AddStaticPeer(e)) => { let _ = engine.handle_input(now, Input::AddStaticPeer(e)); }
+                        Some(NodeCommand::Shutdown) | None => return,
+                    }
+                }
+                Some(ev) = net_rx.recv() => {
+                    let now = clock.now();
+                    match ev {
+                        Net::Read(conn, bytes) => { let _ = engine.handle_input(now, Input::Received { conn, data: &bytes }); }
+                        Net::Eof(conn) => { let _ = engine.handle_input(now, Input::Closed { conn }); }
+                        Net::Dialed(conn, Ok(stream)) => {
+                            start_socket(stream, conn, &net_tx, &mut writers);
+                            let _ = engine.handle_input(now, Input::Connected { conn });
+                        }
+                        Net::Dialed(conn, Err(_)) => { let _ = engine.handle_input(now, Input::DialFailed { conn }); }
+                    }
+                }
+                Ok((stream, _)) = accept => {
+                    let conn = ConnId(next_accept);
+                    next_accept += 1;
+                    start_socket(stream, conn, &net_tx, &mut writers);
+                    let _ = engine.handle_input(clock.now(), Input::Accepted { conn });
+                }
+                _ = sleep => engine.handle_timeout(clock.now()),
+            }
+        }
+    }
+}

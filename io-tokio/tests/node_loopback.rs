@@ -1,0 +1,97 @@
+//! The node engine on the tokio driver over real loopback TCP: a relay and two clients that have it as
+//! their static peer; a public-chat message from one client reaches the other through the relay.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use status_io_std::os_seed;
+use status_io_tokio::node::{spawn_node, NodeHandle};
+use status_sansio::crypto::SecretKey;
+use status_sansio::enode::Enode;
+use status_sansio::node::{Engine, EngineConfig, Event};
+use status_sansio::rlpx::{self, Protocol};
+use status_sansio::waku::message::{NewMessage, PostKey};
+use status_sansio::waku::{self, status, Filter};
+use status_sansio::Seed;
+use tokio::net::TcpListener;
+
+fn rlpx_config(n: u64) -> Arc<rlpx::Config> {
+    let key = SecretKey::random(&mut Seed::from_u64(n).rng());
+    Arc::new(rlpx::Config::new(
+        key,
+        vec![Protocol::new("waku", 1, 128).unwrap()],
+    ))
+}
+
+async fn wait_for(h: &mut NodeHandle, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout_at(deadline, h.events.recv()).await {
+            Ok(Some(e)) if pred(&e) => return e,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("node stopped while waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_clients_chat_through_a_relay_over_tcp() {
+    let now = status_io_std::Clock::new().now();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_cfg = EngineConfig::new(rlpx_config(1));
+    let relay_enode = Enode::new(relay_cfg.rlpx.public_key(), listener.local_addr().unwrap());
+    let mut relay = spawn_node(Engine::new(now, relay_cfg, os_seed()), Some(listener), 256);
+
+    let client = |n| {
+        let mut c = EngineConfig::new(rlpx_config(n));
+        c.static_peers = vec![relay_enode.clone()];
+        spawn_node(Engine::new(now, c, os_seed()), None, 256)
+    };
+    let (mut a, mut b) = (client(2), client(3));
+    for h in [&mut a, &mut b] {
+        wait_for(h, "connection to the relay", |e| {
+            matches!(e, Event::PeerConnected { .. })
+        })
+        .await;
+    }
+    wait_for(&mut relay, "first client", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+    wait_for(&mut relay, "second client", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+
+    let chat = "tcp-loopback";
+    let filter = Filter::symmetric(
+        vec![status::public_chat_topic(chat)],
+        *status::public_chat_key(chat),
+    );
+    b.subscribe(filter).await.unwrap().unwrap();
+    let signer = SecretKey::random(&mut Seed::from_u64(9).rng());
+    a.waku(waku::Input::Post(Box::new(NewMessage {
+        topic: status::public_chat_topic(chat),
+        payload: b"over real sockets".to_vec(),
+        key: PostKey::Symmetric(status::public_chat_key(chat)),
+        signer: Some(signer.clone()),
+        ttl: 20,
+        pow_target: 0.002,
+        padding: None,
+    })))
+    .await
+    .unwrap();
+    let got = wait_for(&mut b, "the message", |e| {
+        matches!(e, Event::Waku(waku::Event::Message(_)))
+    })
+    .await;
+    match got {
+        Event::Waku(waku::Event::Message(m)) => {
+            assert_eq!(&m.payload[..], b"over real sockets");
+            assert_eq!(m.sender, Some(signer.public_key()));
+        }
+        e => panic!("{e:?}"),
+    }
+}
