@@ -297,3 +297,190 @@ pub mod demo {
         }
     }
 }
+
+pub mod node {
+    //! Drive a [`status_sansio::node::Engine`] with blocking `std::net`: a reader thread per socket feeds
+    //! one channel; the calling thread owns the engine, waits on that channel with a timeout equal to the
+    //! engine's next deadline, and writes to sockets directly. The same concepts as
+    //! `status_io_tokio::node`, for programs without an async runtime.
+
+    use std::collections::BTreeMap;
+    use std::io::{self, Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+    use std::time::Duration;
+
+    use status_sansio::node::{ConnId, Engine, Event, Input, Output};
+
+    use crate::Clock;
+
+    enum Net {
+        Read(ConnId, Vec<u8>),
+        Eof(ConnId),
+        Accepted(TcpStream),
+        Dialed(ConnId, io::Result<TcpStream>),
+    }
+
+    /// A blocking node: call [`BlockingNode::step`] in a loop (or [`BlockingNode::run_until`]).
+    pub struct BlockingNode {
+        engine: Engine,
+        clock: Clock,
+        tx: Sender<Net>,
+        rx: Receiver<Net>,
+        sockets: BTreeMap<ConnId, TcpStream>,
+        next_accept: u64,
+    }
+
+    fn reader(mut s: TcpStream, conn: ConnId, tx: Sender<Net>) {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(Net::Eof(conn));
+                        break;
+                    }
+                    Ok(n) => {
+                        if tx.send(Net::Read(conn, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    impl BlockingNode {
+        /// Wrap `engine`; if `listener` is given, a thread accepts on it.
+        pub fn new(engine: Engine, listener: Option<TcpListener>) -> Self {
+            let (tx, rx) = mpsc::channel();
+            if let Some(l) = listener {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for s in l.incoming().flatten() {
+                        if tx.send(Net::Accepted(s)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            BlockingNode {
+                engine,
+                clock: Clock::new(),
+                tx,
+                rx,
+                sockets: BTreeMap::new(),
+                next_accept: 1,
+            }
+        }
+
+        /// The engine (for subscriptions and inspection).
+        pub fn engine(&mut self) -> &mut Engine {
+            &mut self.engine
+        }
+
+        /// The driver's clock.
+        pub fn clock(&self) -> Clock {
+            self.clock
+        }
+
+        /// Feed an application input now.
+        pub fn input(&mut self, input: Input<'_>) -> Result<(), status_sansio::Error> {
+            let now = self.clock.now();
+            self.engine.handle_input(now, input)
+        }
+
+        fn start(&mut self, s: TcpStream, conn: ConnId) {
+            let _ = s.set_nodelay(true);
+            if let Ok(r) = s.try_clone() {
+                reader(r, conn, self.tx.clone());
+                self.sockets.insert(conn, s);
+            }
+        }
+
+        /// Carry out the engine's outputs, wait at most `max_wait` for the network or the next deadline,
+        /// and return the events that came out.
+        pub fn step(&mut self, max_wait: Duration) -> Vec<Event> {
+            let mut events = Vec::new();
+            while let Some(o) = self.engine.poll_output() {
+                match o {
+                    Output::Dial { conn, addr } => {
+                        let tx = self.tx.clone();
+                        std::thread::spawn(move || {
+                            let r = TcpStream::connect_timeout(&addr, Duration::from_secs(10));
+                            let _ = tx.send(Net::Dialed(conn, r));
+                        });
+                    }
+                    Output::Transmit { conn, data } => {
+                        let failed = self
+                            .sockets
+                            .get_mut(&conn)
+                            .is_some_and(|s| s.write_all(&data).is_err());
+                        if failed {
+                            self.sockets.remove(&conn);
+                            let _ = self.engine.handle_input(self.clock.now(), Input::Closed { conn });
+                        }
+                    }
+                    Output::Close { conn } => {
+                        if let Some(s) = self.sockets.remove(&conn) {
+                            let _ = s.shutdown(Shutdown::Both);
+                        }
+                    }
+                    Output::Event(e) => events.push(e),
+                }
+            }
+            let wait = match self.engine.poll_timeout() {
+                Some(d) => self.clock.until(d).min(max_wait),
+                None => max_wait,
+            };
+            let now_msg = self.rx.recv_timeout(wait);
+            let now = self.clock.now();
+            match now_msg {
+                Ok(Net::Read(conn, bytes)) => {
+                    let _ = self
+                        .engine
+                        .handle_input(now, Input::Received { conn, data: &bytes });
+                }
+                Ok(Net::Eof(conn)) => {
+                    self.sockets.remove(&conn);
+                    let _ = self.engine.handle_input(now, Input::Closed { conn });
+                }
+                Ok(Net::Accepted(s)) => {
+                    let conn = ConnId(self.next_accept);
+                    self.next_accept += 1;
+                    self.start(s, conn);
+                    let _ = self.engine.handle_input(now, Input::Accepted { conn });
+                }
+                Ok(Net::Dialed(conn, Ok(s))) => {
+                    self.start(s, conn);
+                    let _ = self.engine.handle_input(now, Input::Connected { conn });
+                }
+                Ok(Net::Dialed(conn, Err(_))) => {
+                    let _ = self.engine.handle_input(now, Input::DialFailed { conn });
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            }
+            self.engine.handle_timeout(self.clock.now());
+            events
+        }
+
+        /// Step until `done` returns true for some event or `limit` passes; returns every event seen.
+        pub fn run_until(
+            &mut self,
+            limit: Duration,
+            mut done: impl FnMut(&Event) -> bool,
+        ) -> (bool, Vec<Event>) {
+            let start = std::time::Instant::now();
+            let mut all = Vec::new();
+            while start.elapsed() < limit {
+                let evs = self.step(Duration::from_millis(50));
+                let hit = evs.iter().any(&mut done);
+                all.extend(evs);
+                if hit {
+                    return (true, all);
+                }
+            }
+            (false, all)
+        }
+    }
+}
