@@ -22,6 +22,7 @@
 //! | [`secure`] | Secure transport: prekey bundles, X3DH, Double Ratchet, DH-only messages, multi-device |
 //! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
 //! | [`enode`] | `enode://` URLs |
+//! | [`mailserver`] | the mailserver server: archive, history requests with cursors, retention |
 //! | [`node`] | the engine composing RLPx connections and the Waku node; static peers with backoff |
 //! | [`waku`] | Waku v1 / Whisper v6: envelopes, PoW, bloom, message crypto, options, packets |
 //! | [`mvds`] | MVDS data sync: payload codec, message and group ids, the sync node |
@@ -33,6 +34,7 @@ pub mod crypto;
 pub mod enode;
 pub mod error;
 pub mod fuzzing;
+pub mod mailserver;
 pub mod mvds;
 pub mod node;
 pub mod rlpx;
