@@ -148,3 +148,75 @@ fn the_peer_cap_refuses_with_too_many_peers() {
         .count();
     assert!(refused >= 1, "one client was told 'too many peers'");
 }
+
+#[test]
+fn an_offline_client_fetches_what_it_missed_from_a_mailserver() {
+    // Host 0: relay and mailserver. Host 1: a client that posts. Host 2: a client that was offline.
+    let mut net = Net::new(3, |i, enodes| {
+        let mut c = EngineConfig::new(rlpx_config(0));
+        if i == 0 {
+            c.mailserver = Some(status_sansio::mailserver::server::MailServerConfig::default());
+        } else {
+            c.static_peers = vec![enodes[0].clone()];
+        }
+        c
+    });
+    net.kill(2);
+    net.run(Duration::from_secs(2));
+    for k in 0..5 {
+        net.input(1, post(&format!("missed {k}")));
+        net.run(Duration::from_secs(1));
+    }
+    assert_eq!(
+        net.hosts[0].store.len(),
+        5,
+        "the mailserver archived what it relayed"
+    );
+    net.run(Duration::from_secs(60));
+
+    // The client comes online after the envelopes expired (TTL 20 s): relay cannot help, history can.
+    let mut cfg = EngineConfig::new(rlpx_config(502));
+    cfg.static_peers = vec![net.hosts[0].enode.clone()];
+    net.revive(2, Engine::new(net.now, cfg, Seed::from_u64(55)));
+    net.run(Duration::from_secs(3));
+    subscribe(&mut net, 2);
+    let conn = net.hosts[2]
+        .events
+        .iter()
+        .find_map(|e| {
+            if let Event::PeerConnected { conn, .. } = e {
+                Some(*conn)
+            } else {
+                None
+            }
+        })
+        .unwrap();
+    let peer = waku::PeerId(conn.0);
+    net.input(2, Input::Waku(waku::Input::SetTrusted { peer, trusted: true }));
+    let to = net.now.as_secs() as u32;
+    let request = waku::request::MessagesRequest {
+        id: bytes::Bytes::from(vec![b'7'; 32]),
+        from: to - 3600,
+        to,
+        limit: 100,
+        cursor: bytes::Bytes::new(),
+        bloom: bytes::Bytes::new(),
+        topics: vec![status::public_chat_topic("engine")],
+    };
+    net.input(
+        2,
+        Input::Waku(waku::Input::SendP2PRequest {
+            peer,
+            data: request.encode(),
+        }),
+    );
+    net.run(Duration::from_secs(2));
+    let mut got = net.messages(2);
+    got.sort();
+    let want: Vec<Vec<u8>> = (0..5).map(|k| format!("missed {k}").into_bytes()).collect();
+    assert_eq!(got, want, "every missed message, exactly once");
+    assert!(net.hosts[2]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Waku(waku::Event::RequestComplete { .. }))));
+}

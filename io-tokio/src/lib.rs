@@ -322,9 +322,24 @@ pub mod node {
 
     /// Run `engine` in its own task, accepting on `listener` if given. `events` bounds the event queue.
     pub fn spawn_node(engine: Engine, listener: Option<TcpListener>, events: usize) -> NodeHandle {
+        spawn_node_with_store(
+            engine,
+            listener,
+            events,
+            Box::new(status_io_std::store::MemoryStore::default()),
+        )
+    }
+
+    /// As [`spawn_node`], with the mailserver's envelopes in `store`.
+    pub fn spawn_node_with_store(
+        engine: Engine,
+        listener: Option<TcpListener>,
+        events: usize,
+        store: Box<dyn status_io_std::store::Store>,
+    ) -> NodeHandle {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(events);
-        tokio::spawn(run(engine, listener, cmd_rx, ev_tx));
+        tokio::spawn(run(engine, listener, cmd_rx, ev_tx, store));
         NodeHandle {
             commands: cmd_tx,
             events: ev_rx,
@@ -373,6 +388,7 @@ pub mod node {
         listener: Option<TcpListener>,
         mut cmds: mpsc::Receiver<NodeCommand>,
         events: mpsc::Sender<Event>,
+        mut store: Box<dyn status_io_std::store::Store>,
     ) {
         let clock = Clock::new();
         let (net_tx, mut net_rx) = mpsc::channel::<Net>(1024);
@@ -408,6 +424,17 @@ pub mod node {
                     Output::Close { conn } => {
                         writers.remove(&conn);
                     }
+                    Output::Store { key, value } => store.put(key, value),
+                    Output::Query {
+                        query,
+                        start,
+                        end,
+                        limit,
+                    } => {
+                        let entries = store.range(start, end, limit);
+                        let _ = engine.handle_input(clock.now(), Input::QueryResult { query, entries });
+                    }
+                    Output::Prune { before } => store.prune(before),
                     Output::Event(e) => {
                         if events.send(e).await.is_err() {
                             return;

@@ -14,7 +14,10 @@
 //! * a second connection to a node we are already connected to is refused with reason 0x05, and an
 //!   inbound connection beyond `max_peers` with 0x04;
 //! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
-//!   out as [`Event::Waku`].
+//!   out as [`Event::Waku`];
+//! * with `mailserver` set, every accepted envelope is archived and history requests are answered by the
+//!   [`MailServer`], whose storage actions come out as [`Output::Store`] / [`Output::Query`] /
+//!   [`Output::Prune`] for the driver to carry out.
 //!
 //! Connection ids are chosen by the engine for dials and by the driver for accepted sockets; the two
 //! ranges never meet (dials use ids with the top bit set).
@@ -30,6 +33,7 @@ use rand_core::RngCore;
 
 use crate::crypto::PublicKey;
 use crate::enode::Enode;
+use crate::mailserver::server::{self as mailserver, MailServer, MailServerConfig, QueryId, KEY_LEN};
 use crate::rlpx::{self, Connection, DisconnectReason};
 use crate::rng::{fork, Seed};
 use crate::time::{earliest, Timestamp};
@@ -59,6 +63,9 @@ pub struct EngineConfig {
     pub reconnect_max: Duration,
     /// A connection that lasts this long resets the backoff. Default 30 s.
     pub stable_after: Duration,
+    /// Run a mailserver: archive every envelope and answer history requests (storage goes through
+    /// [`Output::Store`], [`Output::Query`], [`Output::Prune`]). Default off.
+    pub mailserver: Option<MailServerConfig>,
 }
 
 impl EngineConfig {
@@ -72,6 +79,7 @@ impl EngineConfig {
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(120),
             stable_after: Duration::from_secs(30),
+            mailserver: None,
         }
     }
 }
@@ -108,6 +116,13 @@ pub enum Input<'a> {
     },
     /// Keep this peer connected from now on.
     AddStaticPeer(Enode),
+    /// The store's answer to [`Output::Query`] (mailserver only).
+    QueryResult {
+        /// The query.
+        query: QueryId,
+        /// `(key, envelope RLP)` in ascending key order.
+        entries: Vec<([u8; KEY_LEN], Bytes)>,
+    },
     /// A Waku command (post, broadcast, trust, P2P requests, PoW requirement).
     Waku(waku::Input),
 }
@@ -133,6 +148,29 @@ pub enum Output {
     Close {
         /// Which.
         conn: ConnId,
+    },
+    /// Mailserver storage: store `value` under `key`.
+    Store {
+        /// The 40-byte key.
+        key: [u8; KEY_LEN],
+        /// The envelope RLP.
+        value: Bytes,
+    },
+    /// Mailserver storage: answer with [`Input::QueryResult`] the entries with `start ≤ key < end`.
+    Query {
+        /// The query id.
+        query: QueryId,
+        /// Inclusive lower bound.
+        start: [u8; KEY_LEN],
+        /// Exclusive upper bound.
+        end: [u8; KEY_LEN],
+        /// Most entries.
+        limit: usize,
+    },
+    /// Mailserver storage: delete entries sent before `before` (UNIX seconds).
+    Prune {
+        /// The cut-off.
+        before: u32,
     },
     /// Something happened.
     Event(Event),
@@ -196,6 +234,7 @@ pub struct Engine {
     statics: Vec<StaticPeer>,
     outputs: std::collections::VecDeque<Output>,
     next_dial_id: u64,
+    mailserver: Option<MailServer>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -211,7 +250,13 @@ impl Engine {
     /// A new engine; static peers are dialled on the first `handle_timeout` at or after `now`.
     pub fn new(now: Timestamp, config: EngineConfig, seed: Seed) -> Self {
         let mut rng = seed.rng();
-        let waku = WakuNode::new(config.waku.clone(), fork(&mut rng));
+        let mut waku_config = config.waku.clone();
+        waku_config.mailserver |= config.mailserver.is_some();
+        let waku = WakuNode::new(waku_config, fork(&mut rng));
+        let mailserver = config
+            .mailserver
+            .clone()
+            .map(|m| MailServer::new(now, m, crate::rng::SeededState::new(&mut rng)));
         let statics = config
             .static_peers
             .iter()
@@ -230,6 +275,7 @@ impl Engine {
             statics,
             outputs: Default::default(),
             next_dial_id: DIAL_ID_BIT,
+            mailserver,
         }
     }
 
@@ -324,6 +370,13 @@ impl Engine {
                 }
             }
             Input::Waku(w) => self.waku.handle_input(now, w)?,
+            Input::QueryResult { query, entries } => {
+                let m = self
+                    .mailserver
+                    .as_mut()
+                    .ok_or(crate::mailserver::MailserverError::UnknownQuery)?;
+                m.handle_input(now, mailserver::Input::QueryResult { query, entries })?;
+            }
         }
         self.pump(now);
         Ok(())
@@ -381,6 +434,9 @@ impl Engine {
             c.rlpx.handle_timeout(now);
         }
         self.waku.handle_timeout(now);
+        if let Some(m) = &mut self.mailserver {
+            m.handle_timeout(now);
+        }
         self.pump(now);
     }
 
@@ -395,7 +451,7 @@ impl Engine {
                 t = earliest(t, s.next_dial);
             }
         }
-        t
+        earliest(t, self.mailserver.as_ref().and_then(|m| m.poll_timeout()))
     }
 
     /// The next output.
@@ -447,7 +503,51 @@ impl Engine {
                             let _ = c.rlpx.handle_input(now, rlpx::Input::Disconnect(reason));
                         }
                     }
+                    waku::Output::Event(waku::Event::EnvelopeAccepted { hash, envelope })
+                        if self.mailserver.is_some() =>
+                    {
+                        if let Some(m) = &mut self.mailserver {
+                            let _ = m.handle_input(now, mailserver::Input::Archive { hash, envelope });
+                        }
+                    }
+                    waku::Output::Event(waku::Event::P2PRequest { peer, data })
+                        if self.mailserver.is_some() =>
+                    {
+                        if let Some(m) = &mut self.mailserver {
+                            let _ = m.handle_input(now, mailserver::Input::Request { peer, data });
+                        }
+                    }
                     waku::Output::Event(e) => self.outputs.push_back(Output::Event(Event::Waku(e))),
+                }
+            }
+            while let Some(o) = self.mailserver.as_mut().and_then(|m| m.poll_output()) {
+                moved = true;
+                match o {
+                    mailserver::Output::Store { key, value } => {
+                        self.outputs.push_back(Output::Store { key, value })
+                    }
+                    mailserver::Output::Query {
+                        query,
+                        start,
+                        end,
+                        limit,
+                    } => self.outputs.push_back(Output::Query {
+                        query,
+                        start,
+                        end,
+                        limit,
+                    }),
+                    mailserver::Output::Prune { before } => self.outputs.push_back(Output::Prune { before }),
+                    mailserver::Output::Send { peer, envelopes } => {
+                        let _ = self
+                            .waku
+                            .handle_input(now, waku::Input::SendP2PMessages { peer, envelopes });
+                    }
+                    mailserver::Output::Complete { peer, payload } => {
+                        let _ = self
+                            .waku
+                            .handle_input(now, waku::Input::SendRequestComplete { peer, payload });
+                    }
                 }
             }
             if !moved {

@@ -15,6 +15,8 @@ use status_sansio::{Seed, Timestamp};
 
 pub struct Host {
     pub engine: Engine,
+    /// The host's mailserver storage.
+    pub store: BTreeMap<[u8; 40], bytes::Bytes>,
     pub addr: SocketAddr,
     pub enode: Enode,
     pub events: Vec<Event>,
@@ -70,6 +72,7 @@ impl Net {
                 cfg.rlpx = rlpx[i].clone();
                 Host {
                     engine: Engine::new(now, cfg, Seed::from_u64(900 + i as u64)),
+                    store: BTreeMap::new(),
                     addr: enodes[i].addr,
                     enode: enodes[i].clone(),
                     events: vec![],
@@ -124,6 +127,29 @@ impl Net {
                     }
                 }
                 Output::Event(e) => self.hosts[i].events.push(e),
+                Output::Store { key, value } => {
+                    self.hosts[i].store.insert(key, value);
+                }
+                Output::Query {
+                    query,
+                    start,
+                    end,
+                    limit,
+                } => {
+                    let h = &mut self.hosts[i];
+                    let entries = h
+                        .store
+                        .range(start..end)
+                        .take(limit)
+                        .map(|(k, v)| (*k, v.clone()))
+                        .collect();
+                    h.engine
+                        .handle_input(self.now, Input::QueryResult { query, entries })
+                        .unwrap();
+                }
+                Output::Prune { before } => self.hosts[i]
+                    .store
+                    .retain(|k, _| u32::from_be_bytes([k[0], k[1], k[2], k[3]]) >= before),
             }
         }
         moved
