@@ -1663,9 +1663,7 @@ mod tests {
         let small_before = small.export();
         let before = bob.export();
         let check = |m: &mut SecureTransport, st: &pb::SecureState, expect_before: &[u8]| {
-            let t = std::time::Instant::now();
             assert_eq!(m.import(&st.encode_to_vec()), Err(SecureError::InvalidState));
-            assert!(t.elapsed() < Duration::from_secs(1));
             assert_eq!(&m.export()[..], expect_before);
         };
 

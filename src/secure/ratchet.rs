@@ -940,7 +940,6 @@ mod tests {
         // Five keys all with seq 0 and a cap of 1: rejected at once (used to loop forever).
         let mut st = good.clone();
         st.skipped = (0..5).map(|n| skipped_entry(&dh, 100 + n, 0)).collect();
-        let t = std::time::Instant::now();
         assert_eq!(
             Session::<X25519>::from_proto(&st, &tight).err(),
             Some(SecureError::InvalidState)
@@ -949,7 +948,6 @@ mod tests {
             Session::<X25519>::from_proto(&st, &cfg).err(),
             Some(SecureError::InvalidState)
         );
-        assert!(t.elapsed() < Duration::from_secs(1));
         // Over the cap.
         assert_eq!(
             Session::<X25519>::from_proto(&good, &tight).err(),

@@ -472,12 +472,7 @@ impl WakuNode {
         }
         let opts = self.local_options();
         let bloom = self.local_bloom();
-        let active: Vec<(PeerId, Dialect)> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.is_active())
-            .map(|(id, p)| (*id, p.dialect))
-            .collect();
+        let active = self.active_peers();
         for (peer, dialect) in active {
             match dialect {
                 Dialect::Waku1 => {
@@ -493,6 +488,15 @@ impl WakuNode {
                 }
             }
         }
+    }
+
+    /// Peers whose handshake is done, with their dialect.
+    fn active_peers(&self) -> Vec<(PeerId, Dialect)> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.is_active())
+            .map(|(id, p)| (*id, p.dialect))
+            .collect()
     }
 
     fn send(&mut self, peer: PeerId, code: u64, data: Vec<u8>) {
@@ -640,12 +644,7 @@ impl WakuNode {
                     return Err(WakuError::MalformedStatus("pow is NaN, infinite or negative"));
                 }
                 self.config.min_pow = pow;
-                let active: Vec<(PeerId, Dialect)> = self
-                    .peers
-                    .iter()
-                    .filter(|(_, p)| p.is_active())
-                    .map(|(id, p)| (*id, p.dialect))
-                    .collect();
+                let active = self.active_peers();
                 for (peer, dialect) in active {
                     match dialect {
                         Dialect::Waku1 => {
