@@ -129,3 +129,103 @@ fn status_node_demo_succeeds() {
     }
     assert_eq!(stdout.matches(" ok\n").count(), 3, "{stdout}");
 }
+
+/// Read `child`'s stderr on a thread, forwarding lines.
+fn lines_of(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn status_node_run_connects_two_processes_and_keeps_its_key() {
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("status-node-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spawn = |key: &str, extra: &[String]| {
+        Command::new(env!("CARGO_BIN_EXE_status-node"))
+            .args(["run", "--listen", "127.0.0.1:0", "--key-file"])
+            .arg(dir.join(key))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn("a.key", &[]);
+    let a_out = lines_of(a.stdout.take().unwrap());
+    let a_err = lines_of(a.stderr.take().unwrap());
+    let enode_a = a_out.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(enode_a.starts_with("enode://"), "{enode_a}");
+    let mut b = spawn("b.key", &["--static-peer".into(), enode_a.clone()]);
+    let b_err = lines_of(b.stderr.take().unwrap());
+    let connected = |rx: &std::sync::mpsc::Receiver<String>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                if l.contains("peer connected") {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    assert!(connected(&b_err), "B connected to A");
+    assert!(connected(&a_err), "A saw B");
+    let _ = b.kill();
+    let _ = a.kill();
+    let _ = (a.wait(), b.wait());
+    // The key file persists: a restart has the same identity.
+    let mut a2 = spawn("a.key", &[]);
+    let again = lines_of(a2.stdout.take().unwrap())
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap();
+    let _ = a2.kill();
+    let _ = a2.wait();
+    assert_eq!(
+        again.split('@').next(),
+        enode_a.split('@').next(),
+        "same node id after restart"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn status_node_keygen_prints_an_identity() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_status-node"))
+        .arg("keygen")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap()
+            .to_string()
+    };
+    let secret = status_io_std::demo::parse_key(&field("secret key:")).unwrap();
+    let pk = secret.public_key();
+    assert_eq!(
+        field("public key:"),
+        format!("0x{}", hex(&status_sansio::crypto::pubkey_to_uncompressed(&pk)))
+    );
+    assert_eq!(
+        field("compressed key:"),
+        format!("0x{}", hex(&status_sansio::crypto::pubkey_to_compressed(&pk)))
+    );
+    let enode: Enode = field("enode:").parse().unwrap();
+    assert_eq!(enode.id, pk);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

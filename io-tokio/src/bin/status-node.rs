@@ -21,7 +21,20 @@ status-node: a Status protocol node built on status-sansio
 USAGE:
     status-node demo     run the loopback demo (RLPx handshake, Hello, Ping, a message and its echo)
                          with the tokio driver, the std driver, and across the two; exits 0 on success
+    status-node keygen   print a new identity: secret key file contents, public key, compressed key, enode
+    status-node run [OPTIONS]
+                         run a long-lived Waku node: prints its enode:// URL as the first line, relays,
+                         keeps its static peers connected, and logs peers to stderr
     status-node --help   print this help
+
+RUN OPTIONS:
+    --listen ADDR        TCP address to listen on (default 127.0.0.1:30303)
+    --key-file PATH      the node key (64 hex characters); created if missing (default ./node.key)
+    --static-peer ENODE  keep this peer connected (repeatable)
+    --mailserver         archive envelopes and answer history requests (in memory for now)
+    --light              run as a Waku light node (does not relay others' envelopes)
+
+Logs go to stderr through tracing; set RUST_LOG (e.g. RUST_LOG=debug) to change the level.
 ";
 
 fn config(name: &str) -> Arc<Config> {
@@ -217,11 +230,147 @@ async fn demo_cross() -> std::io::Result<bool> {
     Ok(a.complete(true) && b.complete(false))
 }
 
+fn keygen() {
+    let key = SecretKey::random(&mut os_seed().rng());
+    let pk = key.public_key();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    println!("secret key:      {}", hex(&key.to_bytes()));
+    println!(
+        "public key:      0x{}",
+        hex(&status_sansio::crypto::pubkey_to_uncompressed(&pk))
+    );
+    println!(
+        "compressed key:  0x{}",
+        hex(&status_sansio::crypto::pubkey_to_compressed(&pk))
+    );
+    println!(
+        "enode:           {}",
+        Enode::new(pk, "127.0.0.1:30303".parse().unwrap_or_else(|_| unreachable!()))
+    );
+}
+
+/// Read the node key from `path`, or create it (mode 0600) if the file does not exist.
+fn load_or_create_key(path: &std::path::Path) -> std::io::Result<SecretKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => demo::parse_key(&text).ok_or_else(|| {
+            std::io::Error::other(format!(
+                "{}: not a 64-hex-character secp256k1 key",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SecretKey::random(&mut os_seed().rng());
+            let hex: String = key.to_bytes().iter().map(|x| format!("{x:02x}")).collect();
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            std::io::Write::write_all(&mut opts.open(path)?, format!("{hex}\n").as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn run(args: &[String]) -> std::io::Result<()> {
+    use status_sansio::node::{Engine as NodeEngine, EngineConfig, Event as NodeEvent};
+    let mut listen: std::net::SocketAddr = "127.0.0.1:30303".parse().map_err(std::io::Error::other)?;
+    let mut key_file = std::path::PathBuf::from("node.key");
+    let mut statics = Vec::new();
+    let (mut mailserver, mut light) = (false, false);
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned();
+        match (args[i].as_str(), value) {
+            ("--listen", Some(v)) => {
+                listen = v
+                    .parse()
+                    .map_err(|e| std::io::Error::other(format!("--listen: {e}")))?
+            }
+            ("--key-file", Some(v)) => key_file = v.into(),
+            ("--static-peer", Some(v)) => statics.push(
+                v.parse::<Enode>()
+                    .map_err(|e| std::io::Error::other(format!("--static-peer: {e}")))?,
+            ),
+            ("--mailserver", _) => {
+                mailserver = true;
+                i += 1;
+                continue;
+            }
+            ("--light", _) => {
+                light = true;
+                i += 1;
+                continue;
+            }
+            (other, _) => {
+                return Err(std::io::Error::other(format!(
+                    "unknown or incomplete option {other:?}; see --help"
+                )))
+            }
+        }
+        i += 2;
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let key = load_or_create_key(&key_file)?;
+    let protocols = vec![
+        status_sansio::rlpx::Protocol::new("waku", 1, 128).unwrap_or_else(|| unreachable!()),
+        status_sansio::rlpx::Protocol::new("shh", 6, 128).unwrap_or_else(|| unreachable!()),
+    ];
+    let mut rlpx = Config::new(key, protocols);
+    rlpx.client_id = concat!("status-node/v", env!("CARGO_PKG_VERSION")).to_string();
+    rlpx.listen_port = listen.port();
+    let mut config = EngineConfig::new(Arc::new(rlpx));
+    config.static_peers = statics;
+    config.waku.light_node = light;
+    if mailserver {
+        config.mailserver = Some(Default::default());
+    }
+    let listener = TcpListener::bind(listen).await?;
+    let enode = Enode::new(config.rlpx.public_key(), listener.local_addr()?);
+    println!("{enode}");
+    tracing::info!(%enode, mailserver, light, "node started");
+    let engine = NodeEngine::new(status_io_std::Clock::new().now(), config, os_seed());
+    let mut node = status_io_tokio::node::spawn_node(engine, Some(listener), 1024);
+    loop {
+        tokio::select! {
+            ev = node.events.recv() => match ev {
+                Some(NodeEvent::PeerConnected { id, client, dialect, .. }) => {
+                    let id = status_sansio::crypto::pubkey_to_raw64(&id);
+                    tracing::info!(peer = %hex8(&id), %client, ?dialect, "peer connected");
+                }
+                Some(NodeEvent::PeerDisconnected { reason, remote, .. }) => tracing::info!(%reason, remote, "peer disconnected"),
+                Some(NodeEvent::Waku(e)) => tracing::debug!(event = ?e, "waku"),
+                None => return Ok(()),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("shutting down");
+                let _ = node.commands.send(status_io_tokio::node::NodeCommand::Shutdown).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("demo") => {}
+        Some("keygen") => return keygen(),
+        Some("run") => {
+            if let Err(e) = run(&args[1..]).await {
+                eprintln!("status-node: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
         Some("--help" | "-h" | "help") => {
             print!("{USAGE}");
             return;
