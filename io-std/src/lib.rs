@@ -325,6 +325,7 @@ pub mod node {
     pub struct BlockingNode {
         engine: Engine,
         store: Box<dyn crate::store::Store>,
+        store_errors: u64,
         clock: Clock,
         tx: Sender<Net>,
         rx: Receiver<Net>,
@@ -368,6 +369,7 @@ pub mod node {
             BlockingNode {
                 engine,
                 store: Box::new(crate::store::MemoryStore::default()),
+                store_errors: 0,
                 clock: Clock::new(),
                 tx,
                 rx,
@@ -380,6 +382,15 @@ pub mod node {
         pub fn with_store(mut self, store: Box<dyn crate::store::Store>) -> Self {
             self.store = store;
             self
+        }
+
+        /// Storage operations that failed so far.
+        pub fn store_errors(&self) -> u64 {
+            self.store_errors
+        }
+
+        fn count(&mut self, failed: bool) {
+            self.store_errors += u64::from(failed);
         }
 
         /// The engine (for subscriptions and inspection).
@@ -434,19 +445,28 @@ pub mod node {
                             let _ = s.shutdown(Shutdown::Both);
                         }
                     }
-                    Output::Store { key, value } => self.store.put(key, value),
+                    Output::Store { key, value } => {
+                        let failed = self.store.put(key, value).is_err();
+                        self.count(failed);
+                    }
                     Output::Query {
                         query,
                         start,
                         end,
                         limit,
                     } => {
-                        let entries = self.store.range(start, end, limit);
+                        // A failed read answers with nothing (the request completes without envelopes).
+                        let r = self.store.range(start, end, limit);
+                        self.count(r.is_err());
+                        let entries = r.unwrap_or_default();
                         let _ = self
                             .engine
                             .handle_input(self.clock.now(), Input::QueryResult { query, entries });
                     }
-                    Output::Prune { before } => self.store.prune(before),
+                    Output::Prune { before } => {
+                        let failed = self.store.prune(before).is_err();
+                        self.count(failed);
+                    }
                     Output::Event(e) => events.push(e),
                 }
             }
@@ -506,73 +526,4 @@ pub mod node {
     }
 }
 
-pub mod store {
-    //! Mailserver storage for the drivers: the [`Store`] trait the engine's storage actions map onto, and
-    //! [`MemoryStore`], an in-memory implementation (persistent backends plug in behind the same trait).
-
-    use std::collections::BTreeMap;
-
-    use bytes::Bytes;
-    use status_sansio::mailserver::server::KEY_LEN;
-
-    /// Where a mailserver keeps envelopes, keyed by the 40-byte time-ordered key.
-    pub trait Store: Send {
-        /// Store `value` under `key` (overwriting is fine: the key includes the envelope hash).
-        fn put(&mut self, key: [u8; KEY_LEN], value: Bytes);
-        /// Up to `limit` entries with `start ≤ key < end`, ascending.
-        fn range(
-            &self,
-            start: [u8; KEY_LEN],
-            end: [u8; KEY_LEN],
-            limit: usize,
-        ) -> Vec<([u8; KEY_LEN], Bytes)>;
-        /// Delete entries whose sent time (the first four key bytes) is before `before`.
-        fn prune(&mut self, before: u32);
-    }
-
-    /// An in-memory store.
-    #[derive(Debug, Default)]
-    pub struct MemoryStore {
-        entries: BTreeMap<[u8; KEY_LEN], Bytes>,
-    }
-
-    impl MemoryStore {
-        /// Number of entries.
-        pub fn len(&self) -> usize {
-            self.entries.len()
-        }
-
-        /// True if empty.
-        pub fn is_empty(&self) -> bool {
-            self.entries.is_empty()
-        }
-    }
-
-    impl Store for MemoryStore {
-        fn put(&mut self, key: [u8; KEY_LEN], value: Bytes) {
-            self.entries.insert(key, value);
-        }
-
-        fn range(
-            &self,
-            start: [u8; KEY_LEN],
-            end: [u8; KEY_LEN],
-            limit: usize,
-        ) -> Vec<([u8; KEY_LEN], Bytes)> {
-            if start >= end {
-                return vec![];
-            }
-            self.entries
-                .range(start..end)
-                .take(limit)
-                .map(|(k, v)| (*k, v.clone()))
-                .collect()
-        }
-
-        fn prune(&mut self, before: u32) {
-            let mut cut = [0u8; KEY_LEN];
-            cut[..4].copy_from_slice(&before.to_be_bytes());
-            self.entries = self.entries.split_off(&cut);
-        }
-    }
-}
+pub mod store;

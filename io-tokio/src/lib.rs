@@ -424,17 +424,29 @@ pub mod node {
                     Output::Close { conn } => {
                         writers.remove(&conn);
                     }
-                    Output::Store { key, value } => store.put(key, value),
+                    Output::Store { key, value } => {
+                        if let Err(e) = store.put(key, value) {
+                            tracing::warn!("mailserver store: {e}");
+                        }
+                    }
                     Output::Query {
                         query,
                         start,
                         end,
                         limit,
                     } => {
-                        let entries = store.range(start, end, limit);
+                        // A failed read answers with nothing (the request completes without envelopes).
+                        let entries = store.range(start, end, limit).unwrap_or_else(|e| {
+                            tracing::warn!("mailserver query: {e}");
+                            vec![]
+                        });
                         let _ = engine.handle_input(clock.now(), Input::QueryResult { query, entries });
                     }
-                    Output::Prune { before } => store.prune(before),
+                    Output::Prune { before } => {
+                        if let Err(e) = store.prune(before) {
+                            tracing::warn!("mailserver prune: {e}");
+                        }
+                    }
                     Output::Event(e) => {
                         if events.send(e).await.is_err() {
                             return;

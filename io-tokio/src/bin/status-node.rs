@@ -29,9 +29,10 @@ USAGE:
 
 RUN OPTIONS:
     --listen ADDR        TCP address to listen on (default 127.0.0.1:30303)
-    --key-file PATH      the node key (64 hex characters); created if missing (default ./node.key)
+    --data-dir DIR       where state lives (default .): node.key, and mailserver.redb with --mailserver
+    --key-file PATH      the node key (64 hex characters); created if missing (default DATA-DIR/node.key)
     --static-peer ENODE  keep this peer connected (repeatable)
-    --mailserver         archive envelopes and answer history requests (in memory for now)
+    --mailserver         archive envelopes (in DATA-DIR/mailserver.redb) and answer history requests
     --light              run as a Waku light node (does not relay others' envelopes)
 
 Logs go to stderr through tracing; set RUST_LOG (e.g. RUST_LOG=debug) to change the level.
@@ -275,7 +276,8 @@ fn load_or_create_key(path: &std::path::Path) -> std::io::Result<SecretKey> {
 async fn run(args: &[String]) -> std::io::Result<()> {
     use status_sansio::node::{Engine as NodeEngine, EngineConfig, Event as NodeEvent};
     let mut listen: std::net::SocketAddr = "127.0.0.1:30303".parse().map_err(std::io::Error::other)?;
-    let mut key_file = std::path::PathBuf::from("node.key");
+    let mut key_file: Option<std::path::PathBuf> = None;
+    let mut data_dir = std::path::PathBuf::from(".");
     let mut statics = Vec::new();
     let (mut mailserver, mut light) = (false, false);
     let mut i = 0;
@@ -287,7 +289,8 @@ async fn run(args: &[String]) -> std::io::Result<()> {
                     .parse()
                     .map_err(|e| std::io::Error::other(format!("--listen: {e}")))?
             }
-            ("--key-file", Some(v)) => key_file = v.into(),
+            ("--key-file", Some(v)) => key_file = Some(v.into()),
+            ("--data-dir", Some(v)) => data_dir = v.into(),
             ("--static-peer", Some(v)) => statics.push(
                 v.parse::<Enode>()
                     .map_err(|e| std::io::Error::other(format!("--static-peer: {e}")))?,
@@ -318,7 +321,8 @@ async fn run(args: &[String]) -> std::io::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let key = load_or_create_key(&key_file)?;
+    std::fs::create_dir_all(&data_dir)?;
+    let key = load_or_create_key(&key_file.unwrap_or_else(|| data_dir.join("node.key")))?;
     let protocols = vec![
         status_sansio::rlpx::Protocol::new("waku", 1, 128).unwrap_or_else(|| unreachable!()),
         status_sansio::rlpx::Protocol::new("shh", 6, 128).unwrap_or_else(|| unreachable!()),
@@ -337,7 +341,14 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     println!("{enode}");
     tracing::info!(%enode, mailserver, light, "node started");
     let engine = NodeEngine::new(status_io_std::Clock::new().now(), config, os_seed());
-    let mut node = status_io_tokio::node::spawn_node(engine, Some(listener), 1024);
+    let store: Box<dyn status_io_std::store::Store> = if mailserver {
+        Box::new(status_io_std::store::RedbStore::open(
+            &data_dir.join("mailserver.redb"),
+        )?)
+    } else {
+        Box::new(status_io_std::store::MemoryStore::default())
+    };
+    let mut node = status_io_tokio::node::spawn_node_with_store(engine, Some(listener), 1024, store);
     loop {
         tokio::select! {
             ev = node.events.recv() => match ev {

@@ -1,0 +1,162 @@
+//! Mailserver storage for the drivers: the [`Store`] trait the engine's storage actions map onto,
+//! [`MemoryStore`] (in memory), and [`RedbStore`] (on disk, the embedded default).
+//!
+//! Why redb: it is a pure-Rust embedded key-value store (no C toolchain, no server, nothing to set up),
+//! ACID with copy-on-write B-trees, actively maintained, and its ordered byte-key tables map one to one
+//! onto the mailserver's time-ordered 40-byte keys, so a history query is a single range scan.
+//! Writes use eventual durability (a crash may lose the last few envelopes, which peers still hold);
+//! pruning commits durably.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use bytes::Bytes;
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use status_sansio::mailserver::server::KEY_LEN;
+
+/// Where a mailserver keeps envelopes, keyed by the 40-byte time-ordered key.
+pub trait Store: Send {
+    /// Store `value` under `key` (overwriting is fine: the key includes the envelope hash).
+    fn put(&mut self, key: [u8; KEY_LEN], value: Bytes) -> io::Result<()>;
+    /// Up to `limit` entries with `start ≤ key < end`, ascending.
+    fn range(
+        &self,
+        start: [u8; KEY_LEN],
+        end: [u8; KEY_LEN],
+        limit: usize,
+    ) -> io::Result<Vec<([u8; KEY_LEN], Bytes)>>;
+    /// Delete entries whose sent time (the first four key bytes) is before `before`.
+    fn prune(&mut self, before: u32) -> io::Result<()>;
+    /// Number of entries.
+    fn len(&self) -> io::Result<usize>;
+    /// True if there are no entries.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+fn cut(before: u32) -> [u8; KEY_LEN] {
+    let mut c = [0u8; KEY_LEN];
+    c[..4].copy_from_slice(&before.to_be_bytes());
+    c
+}
+
+/// An in-memory store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: BTreeMap<[u8; KEY_LEN], Bytes>,
+}
+
+impl Store for MemoryStore {
+    fn put(&mut self, key: [u8; KEY_LEN], value: Bytes) -> io::Result<()> {
+        self.entries.insert(key, value);
+        Ok(())
+    }
+
+    fn range(
+        &self,
+        start: [u8; KEY_LEN],
+        end: [u8; KEY_LEN],
+        limit: usize,
+    ) -> io::Result<Vec<([u8; KEY_LEN], Bytes)>> {
+        if start >= end {
+            return Ok(vec![]);
+        }
+        Ok(self
+            .entries
+            .range(start..end)
+            .take(limit)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect())
+    }
+
+    fn prune(&mut self, before: u32) -> io::Result<()> {
+        self.entries = self.entries.split_off(&cut(before));
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<usize> {
+        Ok(self.entries.len())
+    }
+}
+
+const ENVELOPES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("envelopes");
+
+fn db_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// An on-disk store in a single redb file.
+pub struct RedbStore {
+    db: Database,
+}
+
+impl RedbStore {
+    /// Open (or create) the store at `path`.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let db = Database::create(path).map_err(db_err)?;
+        let tx = db.begin_write().map_err(db_err)?;
+        tx.open_table(ENVELOPES).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(RedbStore { db })
+    }
+}
+
+impl Store for RedbStore {
+    fn put(&mut self, key: [u8; KEY_LEN], value: Bytes) -> io::Result<()> {
+        let mut tx = self.db.begin_write().map_err(db_err)?;
+        tx.set_durability(Durability::Eventual);
+        {
+            let mut t = tx.open_table(ENVELOPES).map_err(db_err)?;
+            t.insert(&key[..], &value[..]).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    fn range(
+        &self,
+        start: [u8; KEY_LEN],
+        end: [u8; KEY_LEN],
+        limit: usize,
+    ) -> io::Result<Vec<([u8; KEY_LEN], Bytes)>> {
+        if start >= end {
+            return Ok(vec![]);
+        }
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(ENVELOPES).map_err(db_err)?;
+        let mut out = Vec::new();
+        for r in t.range(&start[..]..&end[..]).map_err(db_err)?.take(limit) {
+            let (k, v) = r.map_err(db_err)?;
+            let Ok(key) = <[u8; KEY_LEN]>::try_from(k.value()) else {
+                continue;
+            };
+            out.push((key, Bytes::copy_from_slice(v.value())));
+        }
+        Ok(out)
+    }
+
+    fn prune(&mut self, before: u32) -> io::Result<()> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(ENVELOPES).map_err(db_err)?;
+            let c = cut(before);
+            let old: Vec<Vec<u8>> = t
+                .range(..&c[..])
+                .map_err(db_err)?
+                .map(|r| r.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            for k in old {
+                t.remove(&k[..]).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    fn len(&self) -> io::Result<usize> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(ENVELOPES).map_err(db_err)?;
+        t.len().map(|n| n as usize).map_err(db_err)
+    }
+}
