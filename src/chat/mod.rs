@@ -1,0 +1,23 @@
+//! The Status application layer (6/PAYLOADS, 7/GROUP-CHAT, 2/ACCOUNT; digest `spec/payloads.md`): the
+//! identity's text forms, the signed payload wrapper and message ids, Lamport clocks, receive validation,
+//! the per-chat message log and private-group membership. Pure functions and small values; the messenger
+//! that routes them over the secure transport and MVDS is built on top.
+//!
+//! | module | digest section |
+//! |---|---|
+//! | [`identity`] | §9.1 key text form, §9.2 compressed self-describing key string, §9.3 three-word name |
+//!
+//! Chat topics and their symmetric keys (§8) live in [`crate::waku::status`]; the datasync unwrap (§1) in
+//! [`crate::mvds::Payload::unwrap_datasync`].
+
+pub mod identity;
+
+/// Errors of the application layer. Returned by the pure decoding and validation functions; a message
+/// from a peer that fails them is dropped (and never shown), never a reason to fail a state machine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChatError {
+    /// A public key string or byte form is malformed or not a point on the curve.
+    #[error("invalid public key")]
+    InvalidPublicKey,
+}
