@@ -6,11 +6,13 @@
 //! | module | digest section |
 //! |---|---|
 //! | [`identity`] | §9.1 key text form, §9.2 compressed self-describing key string, §9.3 three-word name |
+//! | [`payloads`] | §2 the signed wrapper, author recovery and message ids; §3, §7 typed payloads |
 //!
 //! Chat topics and their symmetric keys (§8) live in [`crate::waku::status`]; the datasync unwrap (§1) in
 //! [`crate::mvds::Payload::unwrap_datasync`].
 
 pub mod identity;
+pub mod payloads;
 
 /// Errors of the application layer. Returned by the pure decoding and validation functions; a message
 /// from a peer that fails them is dropped (and never shown), never a reason to fail a state machine.
@@ -20,4 +22,21 @@ pub enum ChatError {
     /// A public key string or byte form is malformed or not a point on the curve.
     #[error("invalid public key")]
     InvalidPublicKey,
+    /// Bytes from a peer are not the protobuf they should be.
+    #[error("malformed protobuf")]
+    Malformed,
+    /// Bytes from a peer exceed a documented cap.
+    #[error("{len} bytes exceed the cap of {max}")]
+    TooLarge {
+        /// Length received.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// A wrapper or event signature does not recover a public key.
+    #[error("bad signature")]
+    BadSignature,
+    /// Signing with an own key failed.
+    #[error("signing failed")]
+    Signing,
 }
