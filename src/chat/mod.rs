@@ -7,12 +7,20 @@
 //! |---|---|
 //! | [`identity`] | §9.1 key text form, §9.2 compressed self-describing key string, §9.3 three-word name |
 //! | [`payloads`] | §2 the signed wrapper, author recovery and message ids; §3, §7 typed payloads |
+//! | [`clock`] | §4 Lamport clocks |
+//! | [`validate`] | §3.1, §7 receive validation rules |
+//! | [`log`] | §2.1, §4 de-duplication by id, display order, the chat's clock |
 //!
 //! Chat topics and their symmetric keys (§8) live in [`crate::waku::status`]; the datasync unwrap (§1) in
 //! [`crate::mvds::Payload::unwrap_datasync`].
 
+pub mod clock;
 pub mod identity;
+pub mod log;
 pub mod payloads;
+pub mod validate;
+
+pub use validate::ValidationError;
 
 /// Errors of the application layer. Returned by the pure decoding and validation functions; a message
 /// from a peer that fails them is dropped (and never shown), never a reason to fail a state machine.
@@ -39,4 +47,7 @@ pub enum ChatError {
     /// Signing with an own key failed.
     #[error("signing failed")]
     Signing,
+    /// A message broke a receive validation rule.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
 }
