@@ -10,16 +10,19 @@
 //! | [`clock`] | §4 Lamport clocks |
 //! | [`validate`] | §3.1, §7 receive validation rules |
 //! | [`log`] | §2.1, §4 de-duplication by id, display order, the chat's clock |
+//! | [`group`] | §6 private group membership events, signatures, the group fold |
 //!
 //! Chat topics and their symmetric keys (§8) live in [`crate::waku::status`]; the datasync unwrap (§1) in
 //! [`crate::mvds::Payload::unwrap_datasync`].
 
 pub mod clock;
+pub mod group;
 pub mod identity;
 pub mod log;
 pub mod payloads;
 pub mod validate;
 
+pub use group::GroupError;
 pub use validate::ValidationError;
 
 /// Errors of the application layer. Returned by the pure decoding and validation functions; a message
@@ -50,4 +53,7 @@ pub enum ChatError {
     /// A message broke a receive validation rule.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// Group membership events were rejected.
+    #[error(transparent)]
+    Group(#[from] GroupError),
 }
