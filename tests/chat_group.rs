@@ -79,6 +79,11 @@ fn signatures_verify_and_bind_the_chat_id() {
     let mut bad = e.bytes.to_vec();
     bad[64] = 9;
     assert_eq!(verify_event(&chat, &bad), Err(GroupError::BadSignature));
+    // An all-default event encodes to nothing: refused when signing (it could never verify).
+    assert_eq!(
+        sign_event(&chat, &pb::MembershipUpdateEvent::default(), &a.sk),
+        Err(ChatError::Group(GroupError::EventTooShort))
+    );
     let mut bad = e.bytes.to_vec();
     bad.push(0xff);
     assert_eq!(verify_event(&chat, &bad), Err(GroupError::Malformed));

@@ -179,13 +179,18 @@ pub fn new_event(kind: EventType, clock: u64, members: &[String], name: &str) ->
     }
 }
 
-/// Sign `event` for `chat_id` as `author`: the wire bytes `signature ‖ encoded event`.
+/// Sign `event` for `chat_id` as `author`: the wire bytes `signature ‖ encoded event`. An all-default
+/// event encodes to nothing and could not be verified (an event must be longer than its signature), so it
+/// is refused with [`GroupError::EventTooShort`].
 pub fn sign_event(
     chat_id: &str,
     event: &pb::MembershipUpdateEvent,
     author: &SecretKey,
 ) -> Result<SignedEvent, ChatError> {
     let raw = event.encode_to_vec();
+    if raw.is_empty() {
+        return Err(GroupError::EventTooShort.into());
+    }
     let digest = keccak256_concat(&[chat_id.as_bytes(), &raw]);
     let sig = sign_recoverable(author, &digest).map_err(|_| ChatError::Signing)?;
     let mut bytes = sig.to_vec();
