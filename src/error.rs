@@ -4,6 +4,7 @@
 //! events (and, where the protocol has one, a disconnect with the right reason), never as `Err` from
 //! `handle_input`.
 
+pub use crate::chat::ChatError;
 pub use crate::mailserver::MailserverError;
 pub use crate::mvds::MvdsError;
 pub use crate::rlpx::RlpxError;
@@ -29,4 +30,7 @@ pub enum Error {
     /// A mailserver error.
     #[error(transparent)]
     Mailserver(#[from] MailserverError),
+    /// An application-layer (payload, identity, group) error.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
 }

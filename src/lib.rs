@@ -26,10 +26,12 @@
 //! | [`node`] | the engine composing RLPx connections and the Waku node; static peers with backoff |
 //! | [`waku`] | Waku v1 / Whisper v6: envelopes, PoW, bloom, message crypto, options, packets |
 //! | [`mvds`] | MVDS data sync: payload codec, message and group ids, the sync node |
+//! | [`chat`] | the application layer: identity forms, payload wrapper and ids, clocks, validation, groups |
 //! | [`sim`] | a deterministic network simulator for any engine (tests and benchmarks) |
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod chat;
 pub mod crypto;
 pub mod enode;
 pub mod error;

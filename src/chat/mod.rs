@@ -1,0 +1,59 @@
+//! The Status application layer (6/PAYLOADS, 7/GROUP-CHAT, 2/ACCOUNT; digest `spec/payloads.md`): the
+//! identity's text forms, the signed payload wrapper and message ids, Lamport clocks, receive validation,
+//! the per-chat message log and private-group membership. Pure functions and small values; the messenger
+//! that routes them over the secure transport and MVDS is built on top.
+//!
+//! | module | digest section |
+//! |---|---|
+//! | [`identity`] | §9.1 key text form, §9.2 compressed self-describing key string, §9.3 three-word name |
+//! | [`payloads`] | §2 the signed wrapper, author recovery and message ids; §3, §7 typed payloads |
+//! | [`clock`] | §4 Lamport clocks |
+//! | [`validate`] | §3.1, §7 receive validation rules |
+//! | [`log`] | §2.1, §4 de-duplication by id, display order, the chat's clock |
+//! | [`group`] | §6 private group membership events, signatures, the group fold |
+//!
+//! Chat topics and their symmetric keys (§8) live in [`crate::waku::status`]; the datasync unwrap (§1) in
+//! [`crate::mvds::Payload::unwrap_datasync`].
+
+pub mod clock;
+pub mod group;
+pub mod identity;
+pub mod log;
+pub mod payloads;
+pub mod validate;
+
+pub use group::GroupError;
+pub use validate::ValidationError;
+
+/// Errors of the application layer. Returned by the pure decoding and validation functions; a message
+/// from a peer that fails them is dropped (and never shown), never a reason to fail a state machine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChatError {
+    /// A public key string or byte form is malformed or not a point on the curve.
+    #[error("invalid public key")]
+    InvalidPublicKey,
+    /// Bytes from a peer are not the protobuf they should be.
+    #[error("malformed protobuf")]
+    Malformed,
+    /// Bytes from a peer exceed a documented cap.
+    #[error("{len} bytes exceed the cap of {max}")]
+    TooLarge {
+        /// Length received.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// A wrapper or event signature does not recover a public key.
+    #[error("bad signature")]
+    BadSignature,
+    /// Signing with an own key failed.
+    #[error("signing failed")]
+    Signing,
+    /// A message broke a receive validation rule.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Group membership events were rejected.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+}
