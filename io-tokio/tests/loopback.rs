@@ -219,9 +219,14 @@ fn status_node_keygen_prints_an_identity() {
         format!("0x{}", hex(&status_sansio::crypto::pubkey_to_uncompressed(&pk)))
     );
     assert_eq!(
-        field("compressed key:"),
-        format!("0x{}", hex(&status_sansio::crypto::pubkey_to_compressed(&pk)))
+        status_sansio::chat::identity::pubkey_from_multibase(&field("compressed key:")).unwrap(),
+        pk
     );
+    assert_eq!(
+        field("name:"),
+        status_sansio::chat::identity::three_word_name(&pk)
+    );
+    assert_eq!(field("name:").split(' ').count(), 3);
     let enode: Enode = field("enode:").parse().unwrap();
     assert_eq!(enode.id, pk);
 }

@@ -21,7 +21,7 @@ status-node: a Status protocol node built on status-sansio
 USAGE:
     status-node demo     run the loopback demo (RLPx handshake, Hello, Ping, a message and its echo)
                          with the tokio driver, the std driver, and across the two; exits 0 on success
-    status-node keygen   print a new identity: secret key file contents, public key, compressed key, enode
+    status-node keygen   print a new identity: secret key, public key, compressed key, 3-word name, enode
     status-node run [OPTIONS]
                          run a long-lived Waku node: prints its enode:// URL as the first line, relays,
                          keeps its static peers connected, and logs peers to stderr
@@ -241,8 +241,12 @@ fn keygen() {
         hex(&status_sansio::crypto::pubkey_to_uncompressed(&pk))
     );
     println!(
-        "compressed key:  0x{}",
-        hex(&status_sansio::crypto::pubkey_to_compressed(&pk))
+        "compressed key:  {}",
+        status_sansio::chat::identity::compressed_key_string(&pk)
+    );
+    println!(
+        "name:            {}",
+        status_sansio::chat::identity::three_word_name(&pk)
     );
     println!(
         "enode:           {}",
