@@ -19,6 +19,7 @@ pub mod clock;
 pub mod group;
 pub mod identity;
 pub mod log;
+pub mod messenger;
 pub mod payloads;
 pub mod validate;
 
