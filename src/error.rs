@@ -4,6 +4,7 @@
 //! events (and, where the protocol has one, a disconnect with the right reason), never as `Err` from
 //! `handle_input`.
 
+pub use crate::discovery::DiscoveryError;
 pub use crate::mvds::MvdsError;
 pub use crate::rlpx::RlpxError;
 pub use crate::secure::SecureError;
@@ -25,4 +26,7 @@ pub enum Error {
     /// A secure-transport error.
     #[error(transparent)]
     Secure(#[from] SecureError),
+    /// A discovery error.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
 }

@@ -22,6 +22,7 @@
 //! | [`secure`] | Secure transport: prekey bundles, X3DH, Double Ratchet, DH-only messages, multi-device |
 //! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
 //! | [`enode`] | `enode://` URLs |
+//! | [`discovery`] | ENR (EIP-778), DNS node lists (EIP-1459), the PeerPool |
 //! | [`waku`] | Waku v1 / Whisper v6: envelopes, PoW, bloom, message crypto, options, packets |
 //! | [`mvds`] | MVDS data sync: payload codec, message and group ids, the sync node |
 //! | [`sim`] | a deterministic network simulator for any engine (tests and benchmarks) |
@@ -29,6 +30,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod crypto;
+pub mod discovery;
 pub mod enode;
 pub mod error;
 pub mod fuzzing;

@@ -1,0 +1,23 @@
+//! Discovery: node records, DNS node lists and the peer pool (spec digests: `status-client.md`
+//! "Discovery and peers", `status-transport-usage.md` §5).
+//!
+//! * [`enr`]: Ethereum Node Records, EIP-778 ("RLP Encoding", "Text Encoding", "\"v4\" Identity
+//!   Scheme"): decode, verify, build and sign, accessors for `ip`/`tcp`/`udp`/`ip6`/`tcp6`/`udp6`, and
+//!   the conversion to an [`Enode`](crate::enode::Enode) URL;
+//!
+//! Deliberate deviations are listed in each module's documentation.
+
+mod encoding;
+pub mod enr;
+
+pub use enr::{Enr, EnrBuilder, EnrError, NodeId};
+
+/// Errors of the discovery layer (misuse of the API by the caller: bad configuration, bad URLs given
+/// to a constructor, bad bytes given to an import).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// A node record was rejected.
+    #[error("invalid node record: {0}")]
+    Enr(#[from] EnrError),
+}
