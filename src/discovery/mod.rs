@@ -4,12 +4,16 @@
 //! * [`enr`]: Ethereum Node Records, EIP-778 ("RLP Encoding", "Text Encoding", "\"v4\" Identity
 //!   Scheme"): decode, verify, build and sign, accessors for `ip`/`tcp`/`udp`/`ip6`/`tcp6`/`udp6`, and
 //!   the conversion to an [`Enode`](crate::enode::Enode) URL;
+//! * [`dnstree`]: EIP-1459 ("DNS Record Structure", "Client Protocol"): TXT entries, `enrtree://` URLs,
+//!   root signatures and entry hashes, and [`DnsTreeClient`], which asks its driver for TXT records;
 //!
 //! Deliberate deviations are listed in each module's documentation.
 
+pub mod dnstree;
 mod encoding;
 pub mod enr;
 
+pub use dnstree::{DnsConfig, DnsTreeClient, EnrTreeUrl, Entry, EntryError, RootEntry, TreeError};
 pub use enr::{Enr, EnrBuilder, EnrError, NodeId};
 
 /// Errors of the discovery layer (misuse of the API by the caller: bad configuration, bad URLs given
@@ -20,4 +24,10 @@ pub enum DiscoveryError {
     /// A node record was rejected.
     #[error("invalid node record: {0}")]
     Enr(#[from] EnrError),
+    /// A DNS tree entry or `enrtree://` URL was rejected.
+    #[error("invalid DNS tree entry: {0}")]
+    Entry(#[from] EntryError),
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
 }
