@@ -4,6 +4,7 @@
 //! seeded, generated corpus (`tests/fuzz_corpus_*.rs`), so CI exercises them on stable. The oracle is the
 //! core's contract: arbitrary input never panics, never makes `handle_input` return `Err`, and never grows
 //! state past the documented caps (the bodies assert what they can).
+pub mod discovery;
 pub mod mvds;
 pub mod rlpx;
 pub mod secure;
