@@ -5,6 +5,7 @@
 //! `handle_input`.
 
 pub use crate::chat::ChatError;
+pub use crate::discovery::DiscoveryError;
 pub use crate::mailserver::MailserverError;
 pub use crate::mvds::MvdsError;
 pub use crate::rlpx::RlpxError;
@@ -33,4 +34,7 @@ pub enum Error {
     /// An application-layer (payload, identity, group) error.
     #[error(transparent)]
     Chat(#[from] ChatError),
+    /// A discovery error.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
 }

@@ -24,6 +24,7 @@
 //! | [`enode`] | `enode://` URLs |
 //! | [`mailserver`] | the mailserver server: archive, history requests with cursors, retention |
 //! | [`node`] | the engine composing RLPx connections and the Waku node; static peers with backoff |
+//! | [`discovery`] | ENR (EIP-778), DNS node lists (EIP-1459), the PeerPool |
 //! | [`waku`] | Waku v1 / Whisper v6: envelopes, PoW, bloom, message crypto, options, packets |
 //! | [`mvds`] | MVDS data sync: payload codec, message and group ids, the sync node |
 //! | [`chat`] | the application layer: identity forms, payload wrapper and ids, clocks, validation, groups |
@@ -33,6 +34,7 @@
 
 pub mod chat;
 pub mod crypto;
+pub mod discovery;
 pub mod enode;
 pub mod error;
 pub mod fuzzing;

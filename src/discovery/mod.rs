@@ -1,0 +1,40 @@
+//! Discovery: node records, DNS node lists and the peer pool (spec digests: `status-client.md`
+//! "Discovery and peers", `status-transport-usage.md` §5).
+//!
+//! * [`enr`]: Ethereum Node Records, EIP-778 ("RLP Encoding", "Text Encoding", "\"v4\" Identity
+//!   Scheme"): decode, verify, build and sign, accessors for `ip`/`tcp`/`udp`/`ip6`/`tcp6`/`udp6`, and
+//!   the conversion to an [`Enode`](crate::enode::Enode) URL;
+//! * [`dnstree`]: EIP-1459 ("DNS Record Structure", "Client Protocol"): TXT entries, `enrtree://` URLs,
+//!   root signatures and entry hashes, and [`DnsTreeClient`], which asks its driver for TXT records;
+//! * [`peerpool`]: the PeerPool rules of `status-client.md`: target relay count, one mailserver,
+//!   suspend/resume of discovery, dial backoff, and a cache of good peers exported as bytes.
+//!
+//! Deliberate deviations are listed in each module's documentation.
+
+pub mod dnstree;
+mod encoding;
+pub mod enr;
+pub mod peerpool;
+
+pub use dnstree::{DnsConfig, DnsTreeClient, EnrTreeUrl, Entry, EntryError, RootEntry, TreeError};
+pub use enr::{Enr, EnrBuilder, EnrError, NodeId};
+pub use peerpool::{PeerKind, PeerPool, PeerPoolConfig};
+
+/// Errors of the discovery layer (misuse of the API by the caller: bad configuration, bad URLs given
+/// to a constructor, bad bytes given to an import).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// A node record was rejected.
+    #[error("invalid node record: {0}")]
+    Enr(#[from] EnrError),
+    /// A DNS tree entry or `enrtree://` URL was rejected.
+    #[error("invalid DNS tree entry: {0}")]
+    Entry(#[from] EntryError),
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// Bytes given to [`PeerPool::import_cache`] are not a peer cache.
+    #[error("invalid peer cache: {0}")]
+    Cache(&'static str),
+}
