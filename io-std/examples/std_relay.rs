@@ -47,7 +47,7 @@ fn main() -> std::io::Result<()> {
                     println!("peer connected: {client} ({dialect:?})")
                 }
                 Event::PeerDisconnected { reason, .. } => println!("peer disconnected: {reason}"),
-                Event::Waku(_) => {}
+                _ => {}
             }
         }
     }

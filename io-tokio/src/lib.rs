@@ -282,6 +282,8 @@ pub mod node {
         Subscribe(Filter, oneshot::Sender<Result<FilterId, WakuError>>),
         /// Keep this peer connected.
         AddStaticPeer(Enode),
+        /// A Messenger command (join a chat, send a text).
+        Chat(status_sansio::chat::messenger::Input),
         /// Stop the node.
         Shutdown,
     }
@@ -474,6 +476,11 @@ pub mod node {
                         Some(NodeCommand::Waku(w)) => { let _ = engine.handle_input(now, Input::Waku(w)); }
                         Some(NodeCommand::Subscribe(f, reply)) => { let _ = reply.send(engine.subscribe(f)); }
                         Some(NodeCommand::AddStaticPeer(e)) => { let _ = engine.handle_input(now, Input::AddStaticPeer(e)); }
+                        Some(NodeCommand::Chat(c)) => {
+                            if let Err(e) = engine.handle_input(now, Input::Chat(c)) {
+                                tracing::warn!("chat command refused: {e}");
+                            }
+                        }
                         Some(NodeCommand::Shutdown) | None => return,
                     }
                 }

@@ -234,3 +234,59 @@ fn status_node_keygen_prints_an_identity() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[test]
+fn status_node_run_public_chat_between_two_processes() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("status-node-chat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spawn = |name: &str, extra: &[String]| {
+        Command::new(env!("CARGO_BIN_EXE_status-node"))
+            .args([
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--public-chat",
+                "town",
+                "--data-dir",
+            ])
+            .arg(dir.join(name))
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn("a", &[]);
+    let a_out = lines_of(a.stdout.take().unwrap());
+    let a_err = lines_of(a.stderr.take().unwrap());
+    let enode_a = a_out.recv_timeout(Duration::from_secs(20)).unwrap();
+    let mut b = spawn("b", &["--static-peer".into(), enode_a]);
+    let b_out = lines_of(b.stdout.take().unwrap());
+    let _b_err = lines_of(b.stderr.take().unwrap());
+    let _enode_b = b_out.recv_timeout(Duration::from_secs(20)).unwrap();
+    // Wait until A has its peer, then A speaks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut connected = false;
+    while !connected && std::time::Instant::now() < deadline {
+        if let Ok(l) = a_err.recv_timeout(Duration::from_millis(200)) {
+            connected = l.contains("peer connected");
+        }
+    }
+    assert!(connected, "A saw B");
+    // A's identity name, from its key file: what B must print as the author.
+    let key = std::fs::read_to_string(dir.join("a/identity.key")).unwrap();
+    let name = status_sansio::chat::identity::three_word_name(
+        &status_io_std::demo::parse_key(&key).unwrap().public_key(),
+    );
+    let mut a_in = a.stdin.take().unwrap();
+    writeln!(a_in, "/msg town hello from a").unwrap();
+    a_in.flush().unwrap();
+    let line = b_out.recv_timeout(Duration::from_secs(20));
+    let _ = (a.kill(), b.kill());
+    let _ = (a.wait(), b.wait());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(line.unwrap(), format!("[town] {name}: hello from a"));
+}

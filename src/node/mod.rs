@@ -15,6 +15,8 @@
 //!   inbound connection beyond `max_peers` with 0x04;
 //! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
 //!   out as [`Event::Waku`];
+//! * with `messenger` set, the [`Messenger`] runs on top: its subscriptions and posts go to the Waku node,
+//!   the messages its filters open come back to it, and its events come out as [`Event::Chat`];
 //! * with `mailserver` set, every accepted envelope is archived and history requests are answered by the
 //!   [`MailServer`], whose storage actions come out as [`Output::Store`] / [`Output::Query`] /
 //!   [`Output::Prune`] for the driver to carry out.
@@ -31,6 +33,7 @@ use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 
+use crate::chat::messenger::{self, Messenger, MessengerConfig};
 use crate::crypto::PublicKey;
 use crate::enode::Enode;
 use crate::mailserver::server::{self as mailserver, MailServer, MailServerConfig, QueryId, KEY_LEN};
@@ -66,6 +69,8 @@ pub struct EngineConfig {
     /// Run a mailserver: archive every envelope and answer history requests (storage goes through
     /// [`Output::Store`], [`Output::Query`], [`Output::Prune`]). Default off.
     pub mailserver: Option<MailServerConfig>,
+    /// Run the Messenger (chats) with this identity. Default off.
+    pub messenger: Option<MessengerConfig>,
 }
 
 impl EngineConfig {
@@ -80,6 +85,7 @@ impl EngineConfig {
             reconnect_max: Duration::from_secs(120),
             stable_after: Duration::from_secs(30),
             mailserver: None,
+            messenger: None,
         }
     }
 }
@@ -125,6 +131,8 @@ pub enum Input<'a> {
     },
     /// A Waku command (post, broadcast, trust, P2P requests, PoW requirement).
     Waku(waku::Input),
+    /// A Messenger command (join a chat, send a text); requires `messenger` in the configuration.
+    Chat(messenger::Input),
 }
 
 /// Outputs.
@@ -178,6 +186,7 @@ pub enum Output {
 
 /// Events.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A peer completed the RLPx handshake and Hello.
     PeerConnected {
@@ -201,8 +210,10 @@ pub enum Event {
         /// True if the remote ended it.
         remote: bool,
     },
-    /// A Waku event.
+    /// A Waku event (messages opened by the Messenger's filters go to the Messenger instead).
     Waku(waku::Event),
+    /// A Messenger event.
+    Chat(messenger::Event),
 }
 
 struct Conn {
@@ -235,6 +246,9 @@ pub struct Engine {
     outputs: std::collections::VecDeque<Output>,
     next_dial_id: u64,
     mailserver: Option<MailServer>,
+    messenger: Option<Messenger>,
+    /// Waku filters installed for the Messenger's chats.
+    chat_filters: BTreeMap<String, FilterId>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -257,6 +271,10 @@ impl Engine {
             .mailserver
             .clone()
             .map(|m| MailServer::new(now, m, crate::rng::SeededState::new(&mut rng)));
+        let messenger = config
+            .messenger
+            .clone()
+            .map(|m| Messenger::new(now, m, fork(&mut rng)));
         let statics = config
             .static_peers
             .iter()
@@ -276,6 +294,8 @@ impl Engine {
             outputs: Default::default(),
             next_dial_id: DIAL_ID_BIT,
             mailserver,
+            messenger,
+            chat_filters: BTreeMap::new(),
         }
     }
 
@@ -370,6 +390,10 @@ impl Engine {
                 }
             }
             Input::Waku(w) => self.waku.handle_input(now, w)?,
+            Input::Chat(c) => {
+                let m = self.messenger.as_mut().ok_or(WakuError::NotReady)?;
+                m.handle_input(now, c).map_err(|_| WakuError::NotReady)?;
+            }
             Input::QueryResult { query, entries } => {
                 let m = self
                     .mailserver
@@ -517,7 +541,33 @@ impl Engine {
                             let _ = m.handle_input(now, mailserver::Input::Request { peer, data });
                         }
                     }
+                    waku::Output::Event(waku::Event::Message(m))
+                        if self.chat_filters.values().any(|f| *f == m.filter) =>
+                    {
+                        if let Some(ms) = &mut self.messenger {
+                            let _ = ms.handle_input(now, messenger::Input::Received(m));
+                        }
+                    }
                     waku::Output::Event(e) => self.outputs.push_back(Output::Event(Event::Waku(e))),
+                }
+            }
+            while let Some(o) = self.messenger.as_mut().and_then(|m| m.poll_output()) {
+                moved = true;
+                match o {
+                    messenger::Output::Subscribe { chat, filter } => {
+                        if let Ok(id) = self.waku.subscribe(filter) {
+                            self.chat_filters.insert(chat, id);
+                        }
+                    }
+                    messenger::Output::Unsubscribe { chat } => {
+                        if let Some(id) = self.chat_filters.remove(&chat) {
+                            self.waku.unsubscribe(id);
+                        }
+                    }
+                    messenger::Output::Post(m) => {
+                        let _ = self.waku.handle_input(now, waku::Input::Post(m));
+                    }
+                    messenger::Output::Event(e) => self.outputs.push_back(Output::Event(Event::Chat(e))),
                 }
             }
             while let Some(o) = self.mailserver.as_mut().and_then(|m| m.poll_output()) {

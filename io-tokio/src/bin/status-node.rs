@@ -13,6 +13,7 @@ use status_io_std::{demo, os_seed};
 use status_sansio::crypto::SecretKey;
 use status_sansio::enode::Enode;
 use status_sansio::rlpx::{Config, DisconnectReason, Event};
+use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
 
 const USAGE: &str = "\
@@ -34,6 +35,11 @@ RUN OPTIONS:
     --static-peer ENODE  keep this peer connected (repeatable)
     --mailserver         archive envelopes (in DATA-DIR/mailserver.redb) and answer history requests
     --light              run as a Waku light node (does not relay others' envelopes)
+    --public-chat NAME   join this public chat (repeatable); received messages print one per line as
+                         [CHAT] Three Word Name: text
+
+Commands on stdin: /join NAME, /leave NAME, /msg CHAT TEXT, /quit. The chat identity is kept in
+DATA-DIR/identity.key (created if missing), separate from the node key.
 
 Logs go to stderr through tracing; set RUST_LOG (e.g. RUST_LOG=debug) to change the level.
 ";
@@ -284,6 +290,7 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     let mut data_dir = std::path::PathBuf::from(".");
     let mut statics = Vec::new();
     let (mut mailserver, mut light) = (false, false);
+    let mut chats: Vec<String> = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let value = args.get(i + 1).cloned();
@@ -299,6 +306,7 @@ async fn run(args: &[String]) -> std::io::Result<()> {
                 v.parse::<Enode>()
                     .map_err(|e| std::io::Error::other(format!("--static-peer: {e}")))?,
             ),
+            ("--public-chat", Some(v)) => chats.push(v),
             ("--mailserver", _) => {
                 mailserver = true;
                 i += 1;
@@ -340,6 +348,13 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     if mailserver {
         config.mailserver = Some(Default::default());
     }
+    // The chat identity is separate from the node key, as in Status.
+    let identity = load_or_create_key(&data_dir.join("identity.key"))?;
+    let me = status_sansio::chat::identity::three_word_name(&identity.public_key());
+    config.messenger = Some(status_sansio::chat::messenger::MessengerConfig::new(
+        identity,
+        "status-node".into(),
+    ));
     let listener = TcpListener::bind(listen).await?;
     let enode = Enode::new(config.rlpx.public_key(), listener.local_addr()?);
     println!("{enode}");
@@ -353,15 +368,56 @@ async fn run(args: &[String]) -> std::io::Result<()> {
         Box::new(status_io_std::store::MemoryStore::default())
     };
     let mut node = status_io_tokio::node::spawn_node_with_store(engine, Some(listener), 1024, store);
+    tracing::info!(identity = %me, "chat identity");
+    use status_io_tokio::node::NodeCommand;
+    use status_sansio::chat::messenger::{Event as ChatEvent, Input as ChatInput};
+    for c in chats {
+        let _ = node
+            .commands
+            .send(NodeCommand::Chat(ChatInput::JoinPublicChat(c)))
+            .await;
+    }
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
     loop {
         tokio::select! {
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => {
+                    let line = line.trim();
+                    let cmd = if let Some(name) = line.strip_prefix("/join ") {
+                        Some(ChatInput::JoinPublicChat(name.trim().to_string()))
+                    } else if let Some(name) = line.strip_prefix("/leave ") {
+                        Some(ChatInput::LeavePublicChat(name.trim().to_string()))
+                    } else if let Some(rest) = line.strip_prefix("/msg ") {
+                        rest.split_once(' ').map(|(chat, text)| ChatInput::SendText { chat: chat.to_string(), text: text.to_string() })
+                    } else if line == "/quit" {
+                        let _ = node.commands.send(NodeCommand::Shutdown).await;
+                        return Ok(());
+                    } else {
+                        None
+                    };
+                    match cmd {
+                        Some(c) => { let _ = node.commands.send(NodeCommand::Chat(c)).await; }
+                        None if line.is_empty() => {}
+                        None => eprintln!("commands: /join NAME, /leave NAME, /msg CHAT TEXT, /quit"),
+                    }
+                }
+                Ok(None) | Err(_) => stdin_open = false,
+            },
             ev = node.events.recv() => match ev {
                 Some(NodeEvent::PeerConnected { id, client, dialect, .. }) => {
                     let id = status_sansio::crypto::pubkey_to_raw64(&id);
                     tracing::info!(peer = %hex8(&id), %client, ?dialect, "peer connected");
                 }
                 Some(NodeEvent::PeerDisconnected { reason, remote, .. }) => tracing::info!(%reason, remote, "peer disconnected"),
+                Some(NodeEvent::Chat(ChatEvent::MessageReceived { chat, message, own: false })) => {
+                    let who = status_sansio::chat::identity::three_word_name(&message.author);
+                    println!("[{chat}] {who}: {}", message.text);
+                }
+                Some(NodeEvent::Chat(ChatEvent::MessageSent { chat, id })) => tracing::info!(%chat, %id, "message sent"),
+                Some(NodeEvent::Chat(ChatEvent::Dropped { reason })) => tracing::debug!(%reason, "message dropped"),
                 Some(NodeEvent::Waku(e)) => tracing::debug!(event = ?e, "waku"),
+                Some(_) => {}
                 None => return Ok(()),
             },
             _ = tokio::signal::ctrl_c() => {
