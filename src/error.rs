@@ -8,6 +8,7 @@ pub use crate::chat::ChatError;
 pub use crate::discovery::DiscoveryError;
 pub use crate::mailserver::MailserverError;
 pub use crate::mvds::MvdsError;
+pub use crate::node::NodeError;
 pub use crate::rlpx::RlpxError;
 pub use crate::secure::SecureError;
 pub use crate::waku::WakuError;
@@ -37,4 +38,7 @@ pub enum Error {
     /// A discovery error.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
+    /// A node engine error.
+    #[error(transparent)]
+    Node(#[from] NodeError),
 }

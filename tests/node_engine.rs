@@ -220,3 +220,47 @@ fn an_offline_client_fetches_what_it_missed_from_a_mailserver() {
         .iter()
         .any(|e| matches!(e, Event::Waku(waku::Event::RequestComplete { .. }))));
 }
+
+#[test]
+fn misuse_is_reported_by_the_engine_itself() {
+    use status_sansio::node::{ConnId, NodeError, DIAL_ID_BIT};
+    let now = status_sansio::Timestamp::from_secs(1_700_000_000);
+    let mut e = Engine::new(now, EngineConfig::new(rlpx_config(9)), Seed::from_u64(1));
+    let err = |r: Result<(), status_sansio::Error>| match r {
+        Err(status_sansio::Error::Node(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        err(e.handle_input(now, Input::Connected { conn: ConnId(5) })),
+        NodeError::UnknownConnection(ConnId(5))
+    );
+    assert_eq!(
+        err(e.handle_input(
+            now,
+            Input::Accepted {
+                conn: ConnId(DIAL_ID_BIT | 1)
+            }
+        )),
+        NodeError::InvalidConnectionId(ConnId(DIAL_ID_BIT | 1))
+    );
+    e.handle_input(now, Input::Accepted { conn: ConnId(1) }).unwrap();
+    assert_eq!(
+        err(e.handle_input(now, Input::Accepted { conn: ConnId(1) })),
+        NodeError::InvalidConnectionId(ConnId(1))
+    );
+    let chat = Input::Chat(status_sansio::chat::messenger::Input::JoinPublicChat("x".into()));
+    assert_eq!(
+        err(e.handle_input(now, chat)),
+        NodeError::NotConfigured("messenger")
+    );
+    // Bytes for a socket the engine no longer has are a benign race, not an error.
+    assert!(e
+        .handle_input(
+            now,
+            Input::Received {
+                conn: ConnId(77),
+                data: b"late"
+            }
+        )
+        .is_ok());
+}

@@ -16,14 +16,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use rand_chacha::ChaCha20Rng;
 use status_proto::protobuf as pb;
 
 use super::log::{ChatLog, Insert, DEFAULT_MAX_MESSAGES};
 use super::payloads::{decode_chat_message, unwrap, wrap_chat_message, MessageId, MessageKind};
 use super::validate::validate_chat_message;
 use crate::crypto::{PublicKey, SecretKey};
-use crate::rng::{fork, Seed};
+use crate::rng::Seed;
 use crate::secure::{self, SecureTransport};
 use crate::time::Timestamp;
 use crate::waku::message::{NewMessage, PostKey};
@@ -165,6 +164,9 @@ pub enum MessengerError {
     /// The payload could not be built.
     #[error(transparent)]
     Chat(#[from] super::ChatError),
+    /// The secure transport accepted the payload but produced no message to post (a bug if seen).
+    #[error("the secure transport produced no message")]
+    NoMessage,
 }
 
 struct PublicChat {
@@ -178,7 +180,6 @@ pub struct Messenger {
     secure: SecureTransport,
     chats: BTreeMap<String, PublicChat>,
     outputs: VecDeque<Output>,
-    _rng: ChaCha20Rng,
 }
 
 impl core::fmt::Debug for Messenger {
@@ -192,11 +193,10 @@ impl core::fmt::Debug for Messenger {
 impl Messenger {
     /// A messenger for `config`, drawing randomness from `seed`.
     pub fn new(now: Timestamp, config: MessengerConfig, seed: Seed) -> Self {
-        let mut rng = seed.rng();
         let secure = SecureTransport::new(
             config.identity.clone(),
             config.installation_id.clone(),
-            fork(&mut rng),
+            seed,
             secure::Config::default(),
             now,
         );
@@ -205,7 +205,6 @@ impl Messenger {
             secure,
             chats: BTreeMap::new(),
             outputs: VecDeque::new(),
-            _rng: rng,
         }
     }
 
@@ -288,7 +287,7 @@ impl Messenger {
                 bytes = Some(out.bytes);
             }
         }
-        let payload = bytes.ok_or(MessengerError::NotJoined(chat.clone()))?;
+        let payload = bytes.ok_or(MessengerError::NoMessage)?;
         let pow_target = if payload.len() > 50_000 {
             POW_TARGET_LARGE
         } else {

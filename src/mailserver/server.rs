@@ -249,7 +249,7 @@ impl MailServer {
             }
             Input::QueryResult { query, entries } => {
                 let a = self.active.remove(&query).ok_or(MailserverError::UnknownQuery)?;
-                self.on_result(query, a, entries);
+                self.on_result(a, entries);
                 Ok(())
             }
         }
@@ -435,7 +435,7 @@ impl MailServer {
         }
     }
 
-    fn on_result(&mut self, _q: QueryId, mut a: Active, entries: Vec<([u8; KEY_LEN], Bytes)>) {
+    fn on_result(&mut self, mut a: Active, entries: Vec<([u8; KEY_LEN], Bytes)>) {
         let asked = self
             .config
             .scan_page

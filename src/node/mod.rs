@@ -21,7 +21,7 @@
 //!   [`MailServer`], whose storage actions come out as [`Output::Store`] / [`Output::Query`] /
 //!   [`Output::Prune`] for the driver to carry out.
 //!
-//! Connection ids are chosen by the engine for dials and by the driver for accepted sockets; the two
+//! Misuse is reported as [`NodeError`] (or the layer's own error). Connection ids are chosen by the engine for dials and by the driver for accepted sockets; the two
 //! ranges never meet (dials use ids with the top bit set).
 
 use std::collections::BTreeMap;
@@ -41,6 +41,24 @@ use crate::rlpx::{self, Connection, DisconnectReason};
 use crate::rng::{fork, Seed};
 use crate::time::{earliest, Timestamp};
 use crate::waku::{self, Dialect, Filter, FilterId, PeerId, WakuConfig, WakuError, WakuNode};
+
+/// Errors of the engine itself (API misuse); the layers' own errors pass through [`crate::Error`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// No socket with this id (or it is still dialling when it should not be).
+    #[error("unknown connection {0:?}")]
+    UnknownConnection(ConnId),
+    /// An accepted socket id is in use or has the dial bit set.
+    #[error("connection id {0:?} is in use or has the dial bit")]
+    InvalidConnectionId(ConnId),
+    /// A command for a part that is not configured (`"messenger"`, `"mailserver"`).
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
+    /// The Messenger refused a command.
+    #[error(transparent)]
+    Messenger(#[from] messenger::MessengerError),
+}
 
 /// Identifies one socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -334,9 +352,7 @@ impl Engine {
         match input {
             Input::Accepted { conn } => {
                 if conn.0 & DIAL_ID_BIT != 0 || self.conns.contains_key(&conn) {
-                    return Err(crate::Error::Rlpx(rlpx::RlpxError::InvalidConfig(
-                        "accepted id in use or with the dial bit",
-                    )));
+                    return Err(NodeError::InvalidConnectionId(conn).into());
                 }
                 let seed = fork(&mut self.rng);
                 let c = Connection::recipient(now, self.config.rlpx.clone(), seed)?;
@@ -357,12 +373,18 @@ impl Engine {
                 );
             }
             Input::Connected { conn } => {
-                let c = self.conns.get_mut(&conn).ok_or(rlpx::RlpxError::NotReady)?;
+                let c = self
+                    .conns
+                    .get_mut(&conn)
+                    .ok_or(NodeError::UnknownConnection(conn))?;
                 c.dialing = false;
                 c.since = now;
             }
             Input::DialFailed { conn } => {
-                let c = self.conns.remove(&conn).ok_or(rlpx::RlpxError::NotReady)?;
+                let c = self
+                    .conns
+                    .remove(&conn)
+                    .ok_or(NodeError::UnknownConnection(conn))?;
                 if let Some(i) = c.static_peer {
                     self.schedule_redial(now, i);
                 }
@@ -391,14 +413,17 @@ impl Engine {
             }
             Input::Waku(w) => self.waku.handle_input(now, w)?,
             Input::Chat(c) => {
-                let m = self.messenger.as_mut().ok_or(WakuError::NotReady)?;
-                m.handle_input(now, c).map_err(|_| WakuError::NotReady)?;
+                let m = self
+                    .messenger
+                    .as_mut()
+                    .ok_or(NodeError::NotConfigured("messenger"))?;
+                m.handle_input(now, c).map_err(NodeError::from)?;
             }
             Input::QueryResult { query, entries } => {
                 let m = self
                     .mailserver
                     .as_mut()
-                    .ok_or(crate::mailserver::MailserverError::UnknownQuery)?;
+                    .ok_or(NodeError::NotConfigured("mailserver"))?;
                 m.handle_input(now, mailserver::Input::QueryResult { query, entries })?;
             }
         }

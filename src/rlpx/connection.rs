@@ -547,7 +547,7 @@ impl Connection {
                 Ok(p) => p,
                 Err(e) => {
                     let reason = match e {
-                        RlpxError::InvalidHello("node id") => DisconnectReason::InvalidIdentity,
+                        RlpxError::InvalidNodeId => DisconnectReason::InvalidIdentity,
                         _ => DisconnectReason::ProtocolBreach,
                     };
                     self.disconnect(now, reason, Some(e));
@@ -724,7 +724,7 @@ impl Connection {
     fn on_hello(&mut self, now: Timestamp, remote_id: PublicKey, raw: &[u8]) -> Result<(), RlpxError> {
         let hello = Hello::decode(raw)?;
         if hello.node_id.iter().all(|b| *b == 0) {
-            return Err(RlpxError::InvalidHello("node id"));
+            return Err(RlpxError::InvalidNodeId);
         }
         if hello.node_id != pubkey_to_raw64(&remote_id) {
             let e = RlpxError::InvalidHello("node id does not match the handshake");

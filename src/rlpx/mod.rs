@@ -57,6 +57,9 @@ pub enum RlpxError {
     /// The first message was neither Hello nor Disconnect, or a Hello came twice.
     #[error("expected Hello")]
     ExpectedHello,
+    /// The Hello's node id is not 64 bytes or is all zero (reason 0x07).
+    #[error("invalid node id in Hello")]
+    InvalidNodeId,
     /// The Hello is malformed or larger than 2 KiB.
     #[error("invalid Hello: {0}")]
     InvalidHello(&'static str),

@@ -151,7 +151,7 @@ impl Hello {
     }
 
     /// Decode a Hello, ignoring extra list elements and trailing bytes (EIP-8). A node id that is not 64
-    /// bytes long is reported as [`RlpxError::InvalidHello`] with the message `"node id"`.
+    /// bytes long is [`RlpxError::InvalidNodeId`].
     pub fn decode(data: &[u8]) -> Result<Hello, RlpxError> {
         if data.len() > MAX_HELLO_SIZE {
             return Err(RlpxError::InvalidHello("larger than 2 KiB"));
@@ -178,7 +178,7 @@ impl Hello {
         }
         let listen_port: u64 = list.val_at(3).map_err(bad)?;
         let id = list.at(4).and_then(|r| r.data()).map_err(bad)?;
-        let node_id: [u8; 64] = id.try_into().map_err(|_| RlpxError::InvalidHello("node id"))?;
+        let node_id: [u8; 64] = id.try_into().map_err(|_| RlpxError::InvalidNodeId)?;
         Ok(Hello {
             protocol_version,
             client_id,
