@@ -294,6 +294,9 @@ pub mod node {
         pub commands: mpsc::Sender<NodeCommand>,
         /// Events from the node; closed when it stops.
         pub events: mpsc::Receiver<Event>,
+        /// The node task: after [`NodeCommand::Shutdown`] (or when every command sender is dropped) it
+        /// ends and yields the engine, so its state can be exported (see [`NodeHandle::shutdown`]).
+        pub task: tokio::task::JoinHandle<Engine>,
     }
 
     impl NodeHandle {
@@ -305,6 +308,14 @@ pub mod node {
                 .await
                 .map_err(io::Error::other)?;
             rx.await.map_err(io::Error::other)
+        }
+
+        /// Stop the node and take its engine back (to export the Messenger's state, for example).
+        pub async fn shutdown(self) -> io::Result<Engine> {
+            // The task may already have stopped (events receiver dropped); then the send fails harmlessly.
+            let _ = self.commands.send(NodeCommand::Shutdown).await;
+            drop(self.events);
+            self.task.await.map_err(io::Error::other)
         }
 
         /// Send a Waku command.
@@ -341,10 +352,11 @@ pub mod node {
     ) -> NodeHandle {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(events);
-        tokio::spawn(run(engine, listener, cmd_rx, ev_tx, store));
+        let task = tokio::spawn(run(engine, listener, cmd_rx, ev_tx, store));
         NodeHandle {
             commands: cmd_tx,
             events: ev_rx,
+            task,
         }
     }
 
@@ -391,7 +403,7 @@ pub mod node {
         mut cmds: mpsc::Receiver<NodeCommand>,
         events: mpsc::Sender<Event>,
         mut store: Box<dyn status_io_std::store::Store>,
-    ) {
+    ) -> Engine {
         let clock = Clock::new();
         let (net_tx, mut net_rx) = mpsc::channel::<Net>(1024);
         let mut writers: BTreeMap<ConnId, mpsc::Sender<bytes::Bytes>> = BTreeMap::new();
@@ -451,7 +463,7 @@ pub mod node {
                     }
                     Output::Event(e) => {
                         if events.send(e).await.is_err() {
-                            return;
+                            return engine;
                         }
                     }
                 }
@@ -481,7 +493,7 @@ pub mod node {
                                 tracing::warn!("chat command refused: {e}");
                             }
                         }
-                        Some(NodeCommand::Shutdown) | None => return,
+                        Some(NodeCommand::Shutdown) | None => return engine,
                     }
                 }
                 Some(ev) = net_rx.recv() => {
