@@ -15,11 +15,15 @@
 //!   ones (to the Messenger or as [`Event::Waku`](super::Event::Waku)); the others are dropped. The
 //!   Messenger still drops a message it already has (same id) when a live envelope and its archived copy
 //!   both arrive.
-//! * Client events come out as [`Event::History`](super::Event::History); [`Input::RequestHistory`]
-//!   (super::Input::RequestHistory) asks for history at once.
+//! * Client events come out as [`Event::History`](super::Event::History);
+//!   [`Input::RequestHistory`](super::Input::RequestHistory) asks for history at once.
 //!
-//! At most `MAX_HELD` opened messages wait for their verdict; past that they are delivered without one
-//! (the Messenger's id check still applies).
+//! At most 4,096 opened messages wait for their verdict; past that they are delivered without one (the
+//! Messenger's id check still applies).
+//!
+//! Deviation: status-go hands every trusted P2P envelope to the filters and leaves duplicates to the
+//! application's message store; here the engine also drops the messages of envelopes the history client
+//! has already seen, so an overlapping window or a second mailserver does not re-deliver them.
 
 use std::collections::VecDeque;
 
