@@ -12,10 +12,10 @@
 //!   PoW, as the reference does) and reports them; the engine holds the opened messages until Waku names
 //!   the packet's envelope hashes ([`waku::Event::P2PEnvelopes`], which follows them at once), asks the
 //!   client whether each envelope is new, and delivers the messages of new envelopes exactly as live
-//!   ones (to the Messenger or as [`Event::Waku`](super::Event::Waku)); the others are dropped. The
+//!   ones (to the Messenger or as [`Event::Waku`]); the others are dropped. The
 //!   Messenger still drops a message it already has (same id) when a live envelope and its archived copy
 //!   both arrive.
-//! * Client events come out as [`Event::History`](super::Event::History);
+//! * Client events come out as [`Event::History`];
 //!   [`Input::RequestHistory`](super::Input::RequestHistory) asks for history at once.
 //!
 //! At most 4,096 opened messages wait for their verdict; past that they are delivered without one (the
