@@ -657,6 +657,18 @@ impl DnsTreeClient {
         crate::time::earliest(q, t)
     }
 
+    /// Re-check every root now and walk each tree again even if its root is unchanged (for a peer pool
+    /// that resumes discovery: records seen before get a second chance). Walks under way go on.
+    pub fn resync(&mut self, now: Timestamp) {
+        for t in &mut self.trees {
+            t.synced = None;
+            if let TreeState::Idle { at } = &mut t.state {
+                *at = (*at).min(now);
+            }
+        }
+        self.pump(now);
+    }
+
     /// The next query or event.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
