@@ -17,7 +17,8 @@
 //! verifies it, then walks both subtrees in random order (from its seeded RNG), tracking visited hashes
 //! so a loop costs nothing, and reports every verified record as [`Event::Node`]. Linked trees are added
 //! to the sync horizon. It re-checks each root every [`DnsConfig::resync_interval`]; an unchanged root
-//! whose last walk completed is not walked again.
+//! whose last walk completed is not walked again. [`DnsTreeClient::resync`] forces an immediate re-check
+//! and a full walk (the node engine calls it when its peer pool resumes discovery).
 //!
 //! Deviations from go-ethereum's `p2p/dnsdisc`: the walk is eager (the whole tree, within
 //! [`DnsConfig::max_entries_per_tree`]) rather than lazy per requested node; an entry that fails is
