@@ -173,6 +173,7 @@ pub enum Input<'a> {
     AddPeerCandidate(Enode),
     /// The answer to [`Output::ResolveTxt`]: the TXT records of `name` (each record's strings joined), or
     /// `None` if the lookup failed.
+    /// An answer for a name that was not asked (or without `dns_discovery`) is ignored.
     DnsResolved {
         /// The name from [`Output::ResolveTxt`].
         name: String,
