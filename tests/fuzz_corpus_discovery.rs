@@ -84,3 +84,62 @@ fn discovery_dns_client_corpus() {
     }
     assert!(found > 0);
 }
+
+/// Whether an engine refuses these bytes as a peer cache.
+fn targets_reject(bytes: &[u8]) -> bool {
+    let now = status_sansio::Timestamp::from_secs(1_700_000_000);
+    let key = status_sansio::crypto::secret_from_bytes(&[0x78; 32]).unwrap();
+    let rlpx = std::sync::Arc::new(status_sansio::rlpx::Config::new(key, vec![]));
+    let mut e = status_sansio::node::Engine::new(
+        now,
+        status_sansio::node::EngineConfig::new(rlpx),
+        status_sansio::Seed::from_u64(1),
+    );
+    e.import_peer_cache(now, bytes).is_err()
+}
+
+/// A well-formed peer cache of `n` peers (the engine's export format).
+fn peer_cache(n: u8) -> Vec<u8> {
+    use status_sansio::crypto::{pubkey_to_raw64, secret_from_bytes};
+    let mut s = rlp::RlpStream::new_list(2);
+    s.append(&1u64);
+    s.begin_list(usize::from(n));
+    for i in 0..n {
+        let key = secret_from_bytes(&[i + 1; 32]).unwrap().public_key();
+        s.begin_list(5);
+        s.append(&pubkey_to_raw64(&key).as_slice());
+        if i % 2 == 0 {
+            s.append(&[10u8, 0, 0, i].as_slice());
+        } else {
+            s.append(&[0x20u8, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, i].as_slice());
+        }
+        s.append(&30303u16);
+        s.append(&u16::from(i));
+        s.append(&(1_600_000_000_000u64 + u64::from(i % 4)));
+    }
+    s.out().to_vec()
+}
+
+#[test]
+fn discovery_peer_cache_corpus() {
+    let mut g = Generator::new(0x7065_6572);
+    let now = status_sansio::Timestamp::from_secs(1_700_000_000);
+    let key = status_sansio::crypto::secret_from_bytes(&[0x77; 32]).unwrap();
+    let rlpx = std::sync::Arc::new(status_sansio::rlpx::Config::new(key, vec![]));
+    for n in [0u8, 1, 5, 32] {
+        targets::discovery_peer_cache(&peer_cache(n));
+        let mut e = status_sansio::node::Engine::new(
+            now,
+            status_sansio::node::EngineConfig::new(rlpx.clone()),
+            status_sansio::Seed::from_u64(1),
+        );
+        assert_eq!(e.import_peer_cache(now, &peer_cache(n)).unwrap(), usize::from(n));
+        assert_eq!(e.peer_cache_len(), usize::from(n));
+    }
+    assert!(targets_reject(&peer_cache(33)));
+    let base = peer_cache(6);
+    for _ in 0..300 {
+        targets::discovery_peer_cache(&g.mutate(base.clone()));
+        targets::discovery_peer_cache(&g.noise(300));
+    }
+}

@@ -303,12 +303,24 @@ pub mod node {
     //! one channel; the calling thread owns the engine, waits on that channel with a timeout equal to the
     //! engine's next deadline, and writes to sockets directly. The same concepts as
     //! `status_io_tokio::node`, for programs without an async runtime.
+    //!
+    //! DNS discovery: each [`Output::ResolveTxt`] is looked up on its own thread through the node's
+    //! [`TxtResolver`] (default [`SystemResolver`]; the engine keeps at most a few lookups out at once)
+    //! and answered with [`Input::DnsResolved`]. With [`BlockingNode::with_peer_cache_file`] the engine's
+    //! peer cache is written to that file every [`PEER_CACHE_SAVE_INTERVAL`] and when the node is dropped.
 
     use std::collections::BTreeMap;
     use std::io::{self, Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::path::PathBuf;
     use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-    use std::time::Duration;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::dns::{save_peer_cache, SystemResolver, TxtResolver};
+
+    /// How often a node with a peer cache file writes it.
+    pub const PEER_CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 
     use status_sansio::node::{ConnId, Engine, Event, Input, Output};
 
@@ -319,6 +331,7 @@ pub mod node {
         Eof(ConnId),
         Accepted(TcpStream),
         Dialed(ConnId, io::Result<TcpStream>),
+        Resolved(String, Option<Vec<String>>),
     }
 
     /// A blocking node: call [`BlockingNode::step`] in a loop (or [`BlockingNode::run_until`]).
@@ -331,6 +344,8 @@ pub mod node {
         rx: Receiver<Net>,
         sockets: BTreeMap<ConnId, TcpStream>,
         next_accept: u64,
+        resolver: Arc<dyn TxtResolver>,
+        peer_cache: Option<(PathBuf, Instant)>,
     }
 
     fn reader(mut s: TcpStream, conn: ConnId, tx: Sender<Net>) {
@@ -375,6 +390,33 @@ pub mod node {
                 rx,
                 sockets: BTreeMap::new(),
                 next_accept: 1,
+                resolver: Arc::new(SystemResolver::new()),
+                peer_cache: None,
+            }
+        }
+
+        /// Answer the engine's TXT lookups with `resolver` (default: [`SystemResolver`]).
+        pub fn with_resolver(mut self, resolver: Arc<dyn TxtResolver>) -> Self {
+            self.resolver = resolver;
+            self
+        }
+
+        /// Save the engine's peer cache to `path` every [`PEER_CACHE_SAVE_INTERVAL`] and when the node is
+        /// dropped (load it with [`crate::dns::load_peer_cache`] into
+        /// [`EngineConfig::peer_cache`](status_sansio::node::EngineConfig::peer_cache)).
+        pub fn with_peer_cache_file(mut self, path: PathBuf) -> Self {
+            self.peer_cache = Some((path, Instant::now()));
+            self
+        }
+
+        /// Write the peer cache file now (a no-op without one).
+        pub fn save_peer_cache(&mut self) -> io::Result<()> {
+            match &mut self.peer_cache {
+                Some((path, last)) => {
+                    *last = Instant::now();
+                    save_peer_cache(path, &self.engine.export_peer_cache())
+                }
+                None => Ok(()),
             }
         }
 
@@ -467,8 +509,22 @@ pub mod node {
                         let failed = self.store.prune(before).is_err();
                         self.count(failed);
                     }
+                    Output::ResolveTxt { name } => {
+                        let (tx, resolver) = (self.tx.clone(), self.resolver.clone());
+                        std::thread::spawn(move || {
+                            let txt = resolver.resolve_txt(&name).ok();
+                            let _ = tx.send(Net::Resolved(name, txt));
+                        });
+                    }
                     Output::Event(e) => events.push(e),
                 }
+            }
+            if self
+                .peer_cache
+                .as_ref()
+                .is_some_and(|(_, last)| last.elapsed() >= PEER_CACHE_SAVE_INTERVAL)
+            {
+                let _ = self.save_peer_cache();
             }
             let wait = match self.engine.poll_timeout() {
                 Some(d) => self.clock.until(d).min(max_wait),
@@ -499,6 +555,9 @@ pub mod node {
                 Ok(Net::Dialed(conn, Err(_))) => {
                     let _ = self.engine.handle_input(now, Input::DialFailed { conn });
                 }
+                Ok(Net::Resolved(name, txt)) => {
+                    let _ = self.engine.handle_input(now, Input::DnsResolved { name, txt });
+                }
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
             }
             self.engine.handle_timeout(self.clock.now());
@@ -524,6 +583,13 @@ pub mod node {
             (false, all)
         }
     }
+
+    impl Drop for BlockingNode {
+        fn drop(&mut self) {
+            let _ = self.save_peer_cache();
+        }
+    }
 }
 
+pub mod dns;
 pub mod store;

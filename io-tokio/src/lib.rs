@@ -258,9 +258,23 @@ pub mod node {
     //! deadline; each socket has a reader task (bytes into the engine's channel) and a writer task (a
     //! bounded queue out of it), so a slow peer never stalls the others. The application talks to the
     //! node through [`NodeHandle`].
+    //!
+    //! DNS discovery: each [`Output::ResolveTxt`] is looked up in its own task through the node's
+    //! [`TxtResolve`] (default [`HickoryResolver`], the system configuration) and answered with
+    //! [`Input::DnsResolved`]; the engine keeps at most a few lookups out at once. With
+    //! [`NodeOptions::peer_cache_file`] the engine's peer cache is written to that file every
+    //! [`PEER_CACHE_SAVE_INTERVAL`] and at shutdown.
 
     use std::collections::BTreeMap;
+    use std::future::Future;
     use std::io;
+    use std::path::PathBuf;
+    use std::pin::Pin;
+    use std::sync::{Arc, OnceLock};
+    use std::time::Duration;
+
+    use hickory_resolver::TokioResolver;
+    use status_io_std::dns::{fqdn, save_peer_cache, txt_texts};
 
     use status_io_std::Clock;
     use status_sansio::enode::Enode;
@@ -273,6 +287,72 @@ pub mod node {
     /// Per-socket write queue depth (chunks); a peer that falls this far behind is disconnected.
     const WRITE_QUEUE: usize = 1024;
 
+    /// How often a node with a peer cache file writes it.
+    pub const PEER_CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
+
+    /// A TXT lookup in progress.
+    pub type TxtFuture<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<String>>> + Send + 'a>>;
+
+    /// Looks up TXT records for DNS discovery. Each record's strings are joined into one text (EIP-1459).
+    pub trait TxtResolve: Send + Sync {
+        /// The TXT records of `name`; `Err` if the lookup failed (NXDOMAIN included).
+        fn resolve_txt(&self, name: String) -> TxtFuture<'_>;
+    }
+
+    /// The system resolver through `hickory-resolver` (`/etc/resolv.conf`), built on first use; a
+    /// system without a usable configuration fails every lookup.
+    #[derive(Default)]
+    pub struct HickoryResolver {
+        inner: OnceLock<Result<TokioResolver, String>>,
+    }
+
+    impl HickoryResolver {
+        /// A resolver with the system configuration.
+        pub fn new() -> Self {
+            Self::default()
+        }
+    }
+
+    impl TxtResolve for HickoryResolver {
+        fn resolve_txt(&self, name: String) -> TxtFuture<'_> {
+            Box::pin(async move {
+                let inner = self.inner.get_or_init(|| {
+                    TokioResolver::builder_tokio()
+                        .map(|b| b.build())
+                        .map_err(|e| e.to_string())
+                });
+                let resolver = inner.as_ref().map_err(|e| io::Error::other(e.clone()))?;
+                let lookup = resolver.txt_lookup(fqdn(&name)).await.map_err(io::Error::other)?;
+                Ok(txt_texts(&lookup))
+            })
+        }
+    }
+
+    /// How [`spawn_node_with_options`] runs a node.
+    pub struct NodeOptions {
+        /// Bound of the event queue.
+        pub events: usize,
+        /// The mailserver's envelopes (default: in memory).
+        pub store: Box<dyn status_io_std::store::Store>,
+        /// TXT lookups for DNS discovery (default: [`HickoryResolver`]).
+        pub resolver: Arc<dyn TxtResolve>,
+        /// Write the engine's peer cache here every [`PEER_CACHE_SAVE_INTERVAL`] and at shutdown (load it
+        /// with [`status_io_std::dns::load_peer_cache`] into `EngineConfig::peer_cache`). Default none.
+        pub peer_cache_file: Option<PathBuf>,
+    }
+
+    impl NodeOptions {
+        /// Defaults with an event queue of `events`.
+        pub fn new(events: usize) -> Self {
+            NodeOptions {
+                events,
+                store: Box::new(status_io_std::store::MemoryStore::default()),
+                resolver: Arc::new(HickoryResolver::new()),
+                peer_cache_file: None,
+            }
+        }
+    }
+
     /// A command for the node task.
     #[derive(Debug)]
     pub enum NodeCommand {
@@ -282,6 +362,10 @@ pub mod node {
         Subscribe(Filter, oneshot::Sender<Result<FilterId, WakuError>>),
         /// Keep this peer connected.
         AddStaticPeer(Enode),
+        /// A peer to dial when below the target.
+        AddPeerCandidate(Enode),
+        /// The engine's peer cache as bytes.
+        ExportPeerCache(oneshot::Sender<Vec<u8>>),
         /// A Messenger command (join a chat, send a text).
         Chat(status_sansio::chat::messenger::Input),
         /// Stop the node.
@@ -331,6 +415,7 @@ pub mod node {
         Read(ConnId, Vec<u8>),
         Eof(ConnId),
         Dialed(ConnId, io::Result<TcpStream>),
+        Resolved(String, Option<Vec<String>>),
     }
 
     /// Run `engine` in its own task, accepting on `listener` if given. `events` bounds the event queue.
@@ -350,9 +435,20 @@ pub mod node {
         events: usize,
         store: Box<dyn status_io_std::store::Store>,
     ) -> NodeHandle {
+        let mut options = NodeOptions::new(events);
+        options.store = store;
+        spawn_node_with_options(engine, listener, options)
+    }
+
+    /// Run `engine` in its own task with `options` (store, resolver, peer cache file).
+    pub fn spawn_node_with_options(
+        engine: Engine,
+        listener: Option<TcpListener>,
+        options: NodeOptions,
+    ) -> NodeHandle {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let (ev_tx, ev_rx) = mpsc::channel(events);
-        let task = tokio::spawn(run(engine, listener, cmd_rx, ev_tx, store));
+        let (ev_tx, ev_rx) = mpsc::channel(options.events);
+        let task = tokio::spawn(run(engine, listener, cmd_rx, ev_tx, options));
         NodeHandle {
             commands: cmd_tx,
             events: ev_rx,
@@ -402,8 +498,23 @@ pub mod node {
         listener: Option<TcpListener>,
         mut cmds: mpsc::Receiver<NodeCommand>,
         events: mpsc::Sender<Event>,
-        mut store: Box<dyn status_io_std::store::Store>,
+        options: NodeOptions,
     ) -> Engine {
+        let NodeOptions {
+            mut store,
+            resolver,
+            peer_cache_file,
+            ..
+        } = options;
+        let save = |engine: &Engine| {
+            if let Some(path) = &peer_cache_file {
+                if let Err(e) = save_peer_cache(path, &engine.export_peer_cache()) {
+                    tracing::warn!("peer cache: {e}");
+                }
+            }
+        };
+        let mut save_timer = tokio::time::interval(PEER_CACHE_SAVE_INTERVAL);
+        save_timer.tick().await;
         let clock = Clock::new();
         let (net_tx, mut net_rx) = mpsc::channel::<Net>(1024);
         let mut writers: BTreeMap<ConnId, mpsc::Sender<bytes::Bytes>> = BTreeMap::new();
@@ -461,8 +572,16 @@ pub mod node {
                             tracing::warn!("mailserver prune: {e}");
                         }
                     }
+                    Output::ResolveTxt { name } => {
+                        let (tx, resolver) = (net_tx.clone(), resolver.clone());
+                        tokio::spawn(async move {
+                            let txt = resolver.resolve_txt(name.clone()).await.ok();
+                            let _ = tx.send(Net::Resolved(name, txt)).await;
+                        });
+                    }
                     Output::Event(e) => {
                         if events.send(e).await.is_err() {
+                            save(&engine);
                             return engine;
                         }
                     }
@@ -493,7 +612,9 @@ pub mod node {
                                 tracing::warn!("chat command refused: {e}");
                             }
                         }
-                        Some(NodeCommand::Shutdown) | None => return engine,
+                        Some(NodeCommand::AddPeerCandidate(e)) => { let _ = engine.handle_input(now, Input::AddPeerCandidate(e)); }
+                        Some(NodeCommand::ExportPeerCache(reply)) => { let _ = reply.send(engine.export_peer_cache()); }
+                        Some(NodeCommand::Shutdown) | None => { save(&engine); return engine }
                     }
                 }
                 Some(ev) = net_rx.recv() => {
@@ -506,6 +627,7 @@ pub mod node {
                             let _ = engine.handle_input(now, Input::Connected { conn });
                         }
                         Net::Dialed(conn, Err(_)) => { let _ = engine.handle_input(now, Input::DialFailed { conn }); }
+                        Net::Resolved(name, txt) => { let _ = engine.handle_input(now, Input::DnsResolved { name, txt }); }
                     }
                 }
                 Ok((stream, _)) = accept => {
@@ -515,6 +637,7 @@ pub mod node {
                     let _ = engine.handle_input(clock.now(), Input::Accepted { conn });
                 }
                 _ = sleep => engine.handle_timeout(clock.now()),
+                _ = save_timer.tick(), if peer_cache_file.is_some() => save(&engine),
             }
         }
     }

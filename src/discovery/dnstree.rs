@@ -17,7 +17,8 @@
 //! verifies it, then walks both subtrees in random order (from its seeded RNG), tracking visited hashes
 //! so a loop costs nothing, and reports every verified record as [`Event::Node`]. Linked trees are added
 //! to the sync horizon. It re-checks each root every [`DnsConfig::resync_interval`]; an unchanged root
-//! whose last walk completed is not walked again.
+//! whose last walk completed is not walked again. [`DnsTreeClient::resync`] forces an immediate re-check
+//! and a full walk (the node engine calls it when its peer pool resumes discovery).
 //!
 //! Deviations from go-ethereum's `p2p/dnsdisc`: the walk is eager (the whole tree, within
 //! [`DnsConfig::max_entries_per_tree`]) rather than lazy per requested node; an entry that fails is
@@ -655,6 +656,18 @@ impl DnsTreeClient {
             })
             .min();
         crate::time::earliest(q, t)
+    }
+
+    /// Re-check every root now and walk each tree again even if its root is unchanged (for a peer pool
+    /// that resumes discovery: records seen before get a second chance). Walks under way go on.
+    pub fn resync(&mut self, now: Timestamp) {
+        for t in &mut self.trees {
+            t.synced = None;
+            if let TreeState::Idle { at } = &mut t.state {
+                *at = (*at).min(now);
+            }
+        }
+        self.pump(now);
     }
 
     /// The next query or event.

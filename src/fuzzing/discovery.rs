@@ -200,3 +200,27 @@ pub fn dns_client_script(data: &[u8]) -> usize {
     }
     found
 }
+
+/// Import arbitrary bytes as the engine's peer cache (`node::peers`). Whatever imports stays within
+/// [`CACHE_SIZE`](crate::node::peers::CACHE_SIZE) cached peers, and its export imports into a fresh
+/// manager that exports the same bytes.
+pub fn discovery_peer_cache(data: &[u8]) {
+    use crate::node::peers::{Peers, PeersConfig, CACHE_SIZE, MAX_CACHE_BYTES};
+    let config = PeersConfig {
+        target: 3,
+        reconnect_min: Duration::from_secs(1),
+        reconnect_max: Duration::from_secs(120),
+        stable_after: Duration::from_secs(30),
+    };
+    let now = Timestamp::from_secs(1_700_000_000);
+    let mut p = Peers::new(now, config, &[]);
+    if p.import_cache(now, data).is_ok() {
+        assert!(p.cache_len() <= CACHE_SIZE);
+        let out = p.export_cache();
+        assert!(out.len() <= MAX_CACHE_BYTES);
+        let mut q = Peers::new(now, config, &[]);
+        assert!(q.import_cache(now, &out).is_ok());
+        assert_eq!(q.cache_len(), p.cache_len());
+        assert_eq!(q.export_cache(), out);
+    }
+}

@@ -11,6 +11,10 @@
 //! * static peers are dialled at start and redialled after a failure or a disconnect, with exponential
 //!   backoff (`reconnect_min` doubling to `reconnect_max`, with jitter from the seeded RNG), reset once a
 //!   connection has lasted `stable_after`;
+//! * more peers, up to `target_peers`, come from a cache of good peers and from discovery: EIP-1459 DNS
+//!   trees walked by a [`DnsTreeClient`] inside the engine (the driver answers [`Output::ResolveTxt`] with
+//!   [`Input::DnsResolved`]) and [`Input::AddPeerCandidate`]; discovery is suspended at the target and
+//!   resumed below it (the rules are in [`peers`]);
 //! * a second connection to a node we are already connected to is refused with reason 0x05, and an
 //!   inbound connection beyond `max_peers` with 0x04;
 //! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
@@ -33,10 +37,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
-use rand_core::RngCore;
 
 use crate::chat::messenger::{self, Messenger, MessengerConfig};
 use crate::crypto::PublicKey;
+use crate::discovery::dnstree::{self, DnsConfig, DnsTreeClient, EnrTreeUrl};
 use crate::enode::Enode;
 use crate::mailserver::server::{self as mailserver, MailServer, MailServerConfig, QueryId, KEY_LEN};
 use crate::rlpx::{self, Connection, DisconnectReason};
@@ -46,6 +50,9 @@ use crate::waku::{self, Dialect, Filter, FilterId, PeerId, WakuConfig, WakuError
 
 pub mod history;
 pub use crate::mailserver::client::{Event as HistoryEvent, HistoryConfig};
+pub mod peers;
+
+use peers::{Origin, Peers, PeersConfig};
 
 /// Errors of the engine itself (API misuse); the layers' own errors pass through [`crate::Error`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +70,12 @@ pub enum NodeError {
     /// The Messenger refused a command.
     #[error(transparent)]
     Messenger(#[from] messenger::MessengerError),
+    /// [`peers::MAX_STATIC_PEERS`] static peers are kept already.
+    #[error("too many static peers")]
+    TooManyStaticPeers,
+    /// Bytes given as a peer cache are not one.
+    #[error("invalid peer cache: {0}")]
+    PeerCache(&'static str),
 }
 
 /// Identifies one socket.
@@ -98,6 +111,17 @@ pub struct EngineConfig {
     pub mailservers: Vec<Enode>,
     /// The history client's limits and timers.
     pub history: HistoryConfig,
+    /// Peers to keep (static ones included; static peers are kept even past it). Default 3, the upper
+    /// end of the mobile target of status-client.md ("2-3 peers").
+    pub target_peers: usize,
+    /// EIP-1459 trees (`enrtree://<key>@<domain>`, parsed with `str::parse`) to find peers in. At most
+    /// [`DnsConfig::max_trees`] are used. Default none.
+    pub dns_discovery: Vec<EnrTreeUrl>,
+    /// Limits and timers of the DNS tree client.
+    pub dns: DnsConfig,
+    /// A peer cache from [`Engine::export_peer_cache`] of an earlier run; its peers are dialled first. A
+    /// cache that does not decode is ignored (use [`Engine::import_peer_cache`] to see why). Default none.
+    pub peer_cache: Option<Vec<u8>>,
 }
 
 impl EngineConfig {
@@ -115,6 +139,10 @@ impl EngineConfig {
             messenger: None,
             mailservers: vec![],
             history: HistoryConfig::default(),
+            target_peers: 3,
+            dns_discovery: vec![],
+            dns: DnsConfig::default(),
+            peer_cache: None,
         }
     }
 }
@@ -149,8 +177,19 @@ pub enum Input<'a> {
         /// Which.
         conn: ConnId,
     },
-    /// Keep this peer connected from now on.
+    /// Keep this peer connected from now on (at most [`peers::MAX_STATIC_PEERS`]).
     AddStaticPeer(Enode),
+    /// A peer found by some discovery method: dialled when the engine is below `target_peers`.
+    AddPeerCandidate(Enode),
+    /// The answer to [`Output::ResolveTxt`]: the TXT records of `name` (each record's strings joined), or
+    /// `None` if the lookup failed.
+    /// An answer for a name that was not asked (or without `dns_discovery`) is ignored.
+    DnsResolved {
+        /// The name from [`Output::ResolveTxt`].
+        name: String,
+        /// The records, or `None`.
+        txt: Option<Vec<String>>,
+    },
     /// The store's answer to [`Output::Query`] (mailserver only).
     QueryResult {
         /// The query.
@@ -212,6 +251,12 @@ pub enum Output {
         /// The cut-off.
         before: u32,
     },
+    /// Look up the TXT records of `name` and answer with [`Input::DnsResolved`] (DNS discovery; a few at a
+    /// time, [`DnsConfig::max_in_flight`]).
+    ResolveTxt {
+        /// The DNS name.
+        name: String,
+    },
     /// Something happened.
     Event(Event),
 }
@@ -248,26 +293,26 @@ pub enum Event {
     Chat(messenger::Event),
     /// A mailserver history event.
     History(HistoryEvent),
+    /// The peer target is reached: DNS discovery stops looking (only with `dns_discovery`).
+    DiscoverySuspended,
+    /// Below the peer target with nothing left to dial: DNS discovery looks again (only with
+    /// `dns_discovery`).
+    DiscoveryResumed,
+    /// A DNS tree event (a linked tree, a finished walk, a rejected entry); found nodes become candidates.
+    DnsTree(dnstree::Event),
 }
 
 struct Conn {
     rlpx: Connection,
     id: Option<PublicKey>,
     dialect: Option<Dialect>,
-    /// Index into the static peers, for dials.
-    static_peer: Option<usize>,
+    /// Why we dialled it (dials only).
+    origin: Option<Origin>,
     since: Timestamp,
     /// Dial requested, socket not yet connected.
     dialing: bool,
     /// Refuse this connection with this reason as soon as frames can carry it.
     refuse: Option<DisconnectReason>,
-}
-
-struct StaticPeer {
-    enode: Enode,
-    conn: Option<ConnId>,
-    next_dial: Option<Timestamp>,
-    backoff: Duration,
 }
 
 /// The engine. See the [module docs](self).
@@ -276,7 +321,8 @@ pub struct Engine {
     rng: ChaCha20Rng,
     waku: WakuNode,
     conns: BTreeMap<ConnId, Conn>,
-    statics: Vec<StaticPeer>,
+    peers: Peers,
+    dns: Option<DnsTreeClient>,
     outputs: std::collections::VecDeque<Output>,
     next_dial_id: u64,
     mailserver: Option<MailServer>,
@@ -315,31 +361,77 @@ impl Engine {
             config.mailservers.iter().map(|e| e.id).collect(),
             fork(&mut rng),
         );
-        let mut statics: Vec<StaticPeer> = vec![];
+        // Mailservers are kept connected like static peers.
+        let mut keep: Vec<Enode> = vec![];
         for e in config.static_peers.iter().chain(&config.mailservers) {
-            if statics.iter().any(|s| s.enode.id == e.id) {
-                continue;
+            if !keep.iter().any(|k| k.id == e.id) {
+                keep.push(e.clone());
             }
-            statics.push(StaticPeer {
-                enode: e.clone(),
-                conn: None,
-                next_dial: Some(now),
-                backoff: config.reconnect_min,
-            });
         }
-        Engine {
+        let peers = Peers::new(
+            now,
+            PeersConfig {
+                target: config.target_peers,
+                reconnect_min: config.reconnect_min,
+                reconnect_max: config.reconnect_max,
+                stable_after: config.stable_after,
+            },
+            &keep,
+        );
+        let dns = (!config.dns_discovery.is_empty())
+            .then(|| {
+                let mut urls = config.dns_discovery.clone();
+                urls.truncate(config.dns.max_trees);
+                DnsTreeClient::new(config.dns.clone(), &urls, &fork(&mut rng)).ok()
+            })
+            .flatten();
+        let cache = config.peer_cache.clone();
+        let mut engine = Engine {
             config,
             rng,
             waku,
             conns: BTreeMap::new(),
-            statics,
+            peers,
+            dns,
             outputs: Default::default(),
             next_dial_id: DIAL_ID_BIT,
             mailserver,
             messenger,
             history,
             chat_filters: BTreeMap::new(),
+        };
+        if let Some(c) = cache {
+            let _ = engine.import_peer_cache(now, &c);
         }
+        engine
+    }
+
+    /// Add the good peers of a cache made by [`Engine::export_peer_cache`] (they are dialled first).
+    /// Returns how many were added; fails, adding nothing, on bytes that are not a peer cache.
+    pub fn import_peer_cache(&mut self, now: Timestamp, bytes: &[u8]) -> Result<usize, NodeError> {
+        self.peers.import_cache(now, bytes)
+    }
+
+    /// The good peers (dialled, Waku, up for `stable_after`) as bytes to keep across restarts: at most
+    /// [`peers::CACHE_SIZE`] peers, under [`peers::MAX_CACHE_BYTES`]. Give them back in
+    /// [`EngineConfig::peer_cache`].
+    pub fn export_peer_cache(&self) -> Vec<u8> {
+        self.peers.export_cache()
+    }
+
+    /// Candidates remembered (discovered and cached), at most [`peers::MAX_CANDIDATES`].
+    pub fn peer_candidates(&self) -> usize {
+        self.peers.candidate_count()
+    }
+
+    /// Good peers in the cache, at most [`peers::CACHE_SIZE`].
+    pub fn peer_cache_len(&self) -> usize {
+        self.peers.cache_len()
+    }
+
+    /// Whether discovery is running (below the target with nothing left to dial).
+    pub fn discovery_running(&self) -> bool {
+        self.peers.discovery_running()
     }
 
     /// The Waku node (read-only: pool, peers, stats).
@@ -390,7 +482,7 @@ impl Engine {
                         rlpx: c,
                         id: None,
                         dialect: None,
-                        static_peer: None,
+                        origin: None,
                         since: now,
                         dialing: false,
                         refuse,
@@ -410,8 +502,8 @@ impl Engine {
                     .conns
                     .remove(&conn)
                     .ok_or(NodeError::UnknownConnection(conn))?;
-                if let Some(i) = c.static_peer {
-                    self.schedule_redial(now, i);
+                if let Some(o) = c.origin {
+                    self.peers.on_dial_failed(now, o, &mut self.rng);
                 }
             }
             Input::Received { conn, data } => {
@@ -425,16 +517,17 @@ impl Engine {
                     c.rlpx.handle_input(now, rlpx::Input::TransportClosed)?;
                 }
             }
-            Input::AddStaticPeer(enode) => {
-                if !self.statics.iter().any(|s| s.enode.id == enode.id) {
-                    let backoff = self.config.reconnect_min;
-                    self.statics.push(StaticPeer {
-                        enode,
-                        conn: None,
-                        next_dial: Some(now),
-                        backoff,
-                    });
+            Input::AddStaticPeer(enode) => self.peers.add_static(now, enode)?,
+            Input::AddPeerCandidate(enode) => self.add_candidate(enode),
+            Input::DnsResolved { name, txt } => {
+                if let Some(d) = &mut self.dns {
+                    let input = match txt {
+                        Some(texts) => dnstree::Input::TxtRecords { name, texts },
+                        None => dnstree::Input::ResolveFailed { name },
+                    };
+                    d.handle_input(now, input);
                 }
+                self.drain_dns();
             }
             Input::Waku(w) => self.waku.handle_input(now, w)?,
             Input::Chat(c) => {
@@ -454,55 +547,114 @@ impl Engine {
             Input::RequestHistory(topics) => self.history_request(now, &topics)?,
         }
         self.pump(now);
+        if self.peers.take_dirty() {
+            self.dial_candidates(now);
+        }
         Ok(())
     }
 
-    fn schedule_redial(&mut self, now: Timestamp, i: usize) {
-        let jitter_ms = self.rng.next_u64() % 1000;
-        let Some(s) = self.statics.get_mut(i) else { return };
-        s.conn = None;
-        s.next_dial = Some(now + s.backoff + Duration::from_millis(jitter_ms));
-        s.backoff = (s.backoff * 2).min(self.config.reconnect_max);
+    fn add_candidate(&mut self, enode: Enode) {
+        if enode.id != self.public_key() {
+            self.peers.add_candidate(enode, None);
+        }
+    }
+
+    /// Move the DNS client's queries out and its nodes into the candidates.
+    fn drain_dns(&mut self) {
+        while let Some(o) = self.dns.as_mut().and_then(|d| d.poll_output()) {
+            match o {
+                dnstree::Output::Resolve { name } => self.outputs.push_back(Output::ResolveTxt { name }),
+                dnstree::Output::Event(dnstree::Event::Node(enr)) => {
+                    if let Some(e) = enr.to_enode() {
+                        self.add_candidate(e);
+                    }
+                }
+                dnstree::Output::Event(e) => self.outputs.push_back(Output::Event(Event::DnsTree(e))),
+            }
+        }
+    }
+
+    /// Open an outbound connection for `origin`.
+    fn dial(&mut self, now: Timestamp, enode: &Enode, origin: Origin) {
+        let conn = ConnId(self.next_dial_id);
+        self.next_dial_id += 1;
+        let seed = fork(&mut self.rng);
+        match Connection::initiator(now, self.config.rlpx.clone(), enode.id, seed) {
+            Ok(c) => {
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        rlpx: c,
+                        id: Some(enode.id),
+                        dialect: None,
+                        origin: Some(origin),
+                        since: now,
+                        dialing: true,
+                        refuse: None,
+                    },
+                );
+                self.peers.dialing(origin, conn);
+                self.outputs.push_back(Output::Dial {
+                    conn,
+                    addr: enode.addr,
+                });
+            }
+            Err(_) => self.peers.dial_impossible(origin),
+        }
+    }
+
+    fn busy(&self, id: &PublicKey) -> bool {
+        self.conns.values().any(|c| c.id.as_ref() == Some(id))
+    }
+
+    /// Dial candidates up to the target, then suspend or resume discovery.
+    fn dial_candidates(&mut self, now: Timestamp) {
+        loop {
+            let established = self.connected_peers();
+            if !self.peers.wants_dial(established) || self.conns.len() >= self.config.max_peers {
+                break;
+            }
+            let conns = &self.conns;
+            let pick = self
+                .peers
+                .pick(|k| conns.values().any(|c| c.id.as_ref() == Some(k)));
+            match pick {
+                Some((id, enode)) => self.dial(now, &enode, Origin::Candidate(id)),
+                None => break,
+            }
+        }
+        match self.peers.discovery_step(self.connected_peers()) {
+            Some(true) => {
+                if let Some(d) = &mut self.dns {
+                    d.resync(now);
+                    self.outputs.push_back(Output::Event(Event::DiscoveryResumed));
+                }
+            }
+            Some(false) if self.dns.is_some() => {
+                self.outputs.push_back(Output::Event(Event::DiscoverySuspended))
+            }
+            _ => {}
+        }
+        self.drain_dns();
     }
 
     /// Fire every deadline `<= now`: dials, RLPx timers, Waku timers.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        for i in 0..self.statics.len() {
-            let due = self.statics[i].conn.is_none() && self.statics[i].next_dial.is_some_and(|t| t <= now);
-            if !due {
+        for i in self.peers.due_statics(now) {
+            let Some(enode) = self.peers.static_enode(i).cloned() else {
                 continue;
-            }
-            let s = &self.statics[i];
-            let connected = self.conns.values().any(|c| c.id == Some(s.enode.id));
-            if connected || self.conns.len() >= self.config.max_peers {
+            };
+            if self.busy(&enode.id) || self.conns.len() >= self.config.max_peers {
                 // Already connected (it dialled us) or no room: look again later.
-                let retry = self.config.reconnect_max;
-                self.statics[i].next_dial = Some(now + retry);
+                self.peers.static_retry_later(now, i);
                 continue;
             }
-            let conn = ConnId(self.next_dial_id);
-            self.next_dial_id += 1;
-            let seed = fork(&mut self.rng);
-            let (remote, addr) = (s.enode.id, s.enode.addr);
-            match Connection::initiator(now, self.config.rlpx.clone(), remote, seed) {
-                Ok(c) => {
-                    self.conns.insert(
-                        conn,
-                        Conn {
-                            rlpx: c,
-                            id: Some(remote),
-                            dialect: None,
-                            static_peer: Some(i),
-                            since: now,
-                            dialing: true,
-                            refuse: None,
-                        },
-                    );
-                    self.statics[i].conn = Some(conn);
-                    self.statics[i].next_dial = None;
-                    self.outputs.push_back(Output::Dial { conn, addr });
-                }
-                Err(_) => self.statics[i].next_dial = None,
+            self.dial(now, &enode, Origin::Static(i));
+        }
+        self.peers.handle_timeout(now);
+        if self.peers.discovery_running() {
+            if let Some(d) = &mut self.dns {
+                d.handle_timeout(now);
             }
         }
         for c in self.conns.values_mut() {
@@ -514,6 +666,8 @@ impl Engine {
         }
         self.history.client.handle_timeout(now);
         self.pump(now);
+        self.peers.take_dirty();
+        self.dial_candidates(now);
     }
 
     /// The earliest pending deadline.
@@ -522,10 +676,9 @@ impl Engine {
         for c in self.conns.values() {
             t = earliest(t, c.rlpx.poll_timeout());
         }
-        for s in &self.statics {
-            if s.conn.is_none() {
-                t = earliest(t, s.next_dial);
-            }
+        t = earliest(t, self.peers.poll_timeout());
+        if self.peers.discovery_running() {
+            t = earliest(t, self.dns.as_ref().and_then(|d| d.poll_timeout()));
         }
         t = earliest(t, self.history.client.poll_timeout());
         earliest(t, self.mailserver.as_ref().and_then(|m| m.poll_timeout()))
@@ -666,13 +819,9 @@ impl Engine {
             rlpx::Output::Transmit(data) => self.outputs.push_back(Output::Transmit { conn, data }),
             rlpx::Output::Close => {
                 if let Some(c) = self.conns.remove(&conn) {
-                    if let Some(i) = c.static_peer {
-                        if now.saturating_duration_since(c.since) >= self.config.stable_after {
-                            if let Some(s) = self.statics.get_mut(i) {
-                                s.backoff = self.config.reconnect_min;
-                            }
-                        }
-                        self.schedule_redial(now, i);
+                    if let Some(o) = c.origin {
+                        let lasted = now.saturating_duration_since(c.since);
+                        self.peers.on_closed(now, o, lasted, &mut self.rng);
                     }
                 }
                 self.outputs.push_back(Output::Close { conn });
@@ -711,6 +860,9 @@ impl Engine {
                     c.id = Some(remote_id);
                     c.dialect = dialect;
                     c.since = now;
+                    if let Some(o) = c.origin {
+                        self.peers.on_up(now, o, dialect.is_some());
+                    }
                 }
                 if let Some(d) = dialect {
                     let _ = self.waku.handle_input(

@@ -21,6 +21,10 @@ pub struct Host {
     pub enode: Enode,
     pub events: Vec<Event>,
     pub dials: Vec<Timestamp>,
+    /// Where each dial went.
+    pub dialled: Vec<SocketAddr>,
+    /// DNS names this host looked up, with when.
+    pub lookups: Vec<(Timestamp, String)>,
     pub online: bool,
     next_accept: u64,
 }
@@ -31,6 +35,7 @@ enum Deliver {
     Accepted(ConnId),
     Bytes(ConnId, Vec<u8>),
     Closed(ConnId),
+    Resolved(String, Option<Vec<String>>),
 }
 
 pub struct Net {
@@ -42,6 +47,8 @@ pub struct Net {
     links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
     /// Sockets of hosts taken offline with [`Net::kill`], reported closed on [`Net::resume`].
     dead: BTreeMap<usize, Vec<ConnId>>,
+    /// TXT records served to every host: name → texts (a name that is absent fails the lookup).
+    pub zone: BTreeMap<String, Vec<String>>,
 }
 
 pub fn rlpx_config(seed: u64) -> Arc<rlpx::Config> {
@@ -84,6 +91,8 @@ impl Net {
                     enode: enodes[i].clone(),
                     events: vec![],
                     dials: vec![],
+                    dialled: vec![],
+                    lookups: vec![],
                     online: true,
                     next_accept: 1,
                 }
@@ -96,6 +105,7 @@ impl Net {
             queue: VecDeque::new(),
             links: BTreeMap::new(),
             dead: BTreeMap::new(),
+            zone: BTreeMap::new(),
         }
     }
 
@@ -111,6 +121,7 @@ impl Net {
             match o {
                 Output::Dial { conn, addr } => {
                     self.hosts[i].dials.push(self.now);
+                    self.hosts[i].dialled.push(addr);
                     match self.hosts.iter().position(|h| h.addr == addr && h.online) {
                         Some(j) => {
                             let acc = ConnId(self.hosts[j].next_accept);
@@ -133,6 +144,11 @@ impl Net {
                         self.links.remove(&(j, c));
                         self.push(j, Deliver::Closed(c));
                     }
+                }
+                Output::ResolveTxt { name } => {
+                    self.hosts[i].lookups.push((self.now, name.clone()));
+                    let txt = self.zone.get(&name).cloned();
+                    self.push(i, Deliver::Resolved(name, txt));
                 }
                 Output::Event(e) => self.hosts[i].events.push(e),
                 Output::Store { key, value } => {
@@ -192,6 +208,7 @@ impl Net {
                     Deliver::Accepted(c) => e.handle_input(now, Input::Accepted { conn: c }),
                     Deliver::Bytes(c, b) => e.handle_input(now, Input::Received { conn: c, data: &b }),
                     Deliver::Closed(c) => e.handle_input(now, Input::Closed { conn: c }),
+                    Deliver::Resolved(name, txt) => e.handle_input(now, Input::DnsResolved { name, txt }),
                 };
             }
             if !moved {
