@@ -317,6 +317,25 @@ impl Engine {
         }
     }
 
+    /// A new engine running `messenger` (e.g. one resumed with [`Messenger::import`]) instead of a fresh
+    /// one from `config.messenger`.
+    pub fn with_messenger(now: Timestamp, config: EngineConfig, seed: Seed, messenger: Messenger) -> Self {
+        let mut e = Engine::new(now, config, seed);
+        e.messenger = Some(messenger);
+        e.pump(now);
+        e
+    }
+
+    /// The Messenger's state for [`Messenger::import`] (`None` without a messenger). Holds secrets.
+    pub fn export_messenger(&self) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.messenger.as_ref().map(Messenger::export)
+    }
+
+    /// The Messenger (read-only: chats, messages).
+    pub fn messenger(&self) -> Option<&Messenger> {
+        self.messenger.as_ref()
+    }
+
     /// The Waku node (read-only: pool, peers, stats).
     pub fn waku(&self) -> &WakuNode {
         &self.waku
@@ -486,6 +505,9 @@ impl Engine {
         if let Some(m) = &mut self.mailserver {
             m.handle_timeout(now);
         }
+        if let Some(m) = &mut self.messenger {
+            m.handle_timeout(now);
+        }
         self.pump(now);
     }
 
@@ -500,6 +522,7 @@ impl Engine {
                 t = earliest(t, s.next_dial);
             }
         }
+        t = earliest(t, self.messenger.as_ref().and_then(|m| m.poll_timeout()));
         earliest(t, self.mailserver.as_ref().and_then(|m| m.poll_timeout()))
     }
 
