@@ -40,6 +40,8 @@ pub struct Net {
     queue: VecDeque<(Timestamp, usize, Deliver)>,
     /// (host, conn) → (host, conn) for live sockets.
     links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    /// Sockets an offline host still believes open (closed for it by [`Net::resume`]).
+    stale: BTreeMap<usize, Vec<ConnId>>,
 }
 
 pub fn rlpx_config(seed: u64) -> Arc<rlpx::Config> {
@@ -88,6 +90,7 @@ impl Net {
             latency: Duration::from_millis(15),
             queue: VecDeque::new(),
             links: BTreeMap::new(),
+            stale: BTreeMap::new(),
         }
     }
 
@@ -224,6 +227,10 @@ impl Net {
     pub fn kill(&mut self, i: usize) {
         self.hosts[i].online = false;
         let dead: Vec<_> = self.links.keys().filter(|(h, _)| *h == i).copied().collect();
+        self.stale
+            .entry(i)
+            .or_default()
+            .extend(dead.iter().map(|(_, c)| *c));
         for k in dead {
             if let Some((j, c)) = self.links.remove(&k) {
                 self.links.remove(&(j, c));
@@ -236,6 +243,16 @@ impl Net {
     pub fn revive(&mut self, i: usize, engine: Engine) {
         self.hosts[i].engine = engine;
         self.hosts[i].online = true;
+        self.stale.remove(&i);
+    }
+
+    /// Bring a host back with its state (its network was down): the sockets that died while it was
+    /// offline are reported closed to it, so it redials.
+    pub fn resume(&mut self, i: usize) {
+        self.hosts[i].online = true;
+        for c in self.stale.remove(&i).unwrap_or_default() {
+            self.push(i, Deliver::Closed(c));
+        }
     }
 
     pub fn input(&mut self, i: usize, input: Input<'_>) {
