@@ -110,8 +110,9 @@ pub struct MessengerConfig {
     /// Sent texts whose delivery is tracked (per recipient); at the cap the oldest is forgotten (no event
     /// for it). Default 20,000.
     pub max_tracked_deliveries: usize,
-    /// Negotiated topics listened to; beyond it no new one is subscribed (messages then arrive on the
-    /// partitioned topic only if the peer still uses it). Default 4,096.
+    /// Negotiated topics listened to (each costs a PBKDF2 derivation and a filter). Beyond it no new one
+    /// is subscribed and our messages to further peers stay on their partitioned topic (theirs may then
+    /// go unheard on the negotiated topic). Default 4,096.
     pub max_negotiated_topics: usize,
     /// Outputs queued before the oldest are dropped (drain after every call). Default 65,536.
     pub max_queued_outputs: usize,

@@ -83,14 +83,18 @@ impl Messenger {
             Route::Negotiated { secret } => {
                 self.ensure_negotiated(&out.recipient, &secret);
                 let hex = pubkey_to_hex(&out.recipient);
-                let (topic, key) = match self.negotiated.get(&hex) {
-                    Some(n) => (n.topic, n.key.clone()),
-                    None => (
-                        status::negotiated_topic(secret.as_bytes()),
-                        status::negotiated_key(secret.as_bytes()),
-                    ),
-                };
-                self.post(topic, out.bytes, PostKey::Symmetric(key));
+                match self.negotiated.get(&hex) {
+                    Some(n) => {
+                        let (topic, key) = (n.topic, n.key.clone());
+                        self.post(topic, out.bytes, PostKey::Symmetric(key));
+                    }
+                    // Beyond `max_negotiated_topics`: the partitioned topic, which every client
+                    // listens on.
+                    None => {
+                        let topic = status::partitioned_topic(&out.recipient);
+                        self.post(topic, out.bytes, PostKey::Asymmetric(out.recipient));
+                    }
+                }
             }
             // Only `Input::Public` produces it, and public sends post it themselves.
             Route::Public => {}
