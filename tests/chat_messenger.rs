@@ -975,3 +975,36 @@ fn import_of_garbage_is_a_typed_error() {
         let _ = import(&v);
     }
 }
+
+#[test]
+fn delivery_failed_when_the_recipient_never_answers() {
+    let mut net = Net::new(2, 6);
+    let bob = net.pk(1);
+    let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
+    cfg.mvds.max_send_count = Some(3);
+    let m = Messenger::new(net.now, cfg, Seed::from_u64(61));
+    net.replace(0, m);
+    net.peers[1].online = false;
+    let chat = Messenger::one_to_one_chat_id(&bob);
+    net.input(0, Input::StartOneToOne(bob));
+    send(&mut net, 0, &chat, "lost");
+    let id = net.peers[0].messenger.messages(&chat)[0].id;
+    net.run(Duration::from_secs(30));
+    let failed: Vec<_> = net.peers[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::DeliveryFailed { .. }))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![&Event::DeliveryFailed {
+            chat: chat.clone(),
+            id,
+            to: bob
+        }]
+    );
+    assert_eq!(net.count(0, |e| matches!(e, Event::Delivered { .. })), 0);
+    assert_eq!(net.peers[0].messenger.pending_deliveries(), 0);
+    // The three transmissions all went out (to nobody).
+    assert_eq!(net.sent.iter().filter(|s| s.from == 0).count(), 3);
+}

@@ -88,6 +88,17 @@ fn texts(net: &Net, i: usize, chat_id: &str) -> Vec<String> {
     v
 }
 
+/// Only legitimate traffic ran: no client dropped anything (duplicates from retransmission and our own
+/// posts echoed on shared topics are silently absorbed, not dropped).
+fn assert_no_drops(net: &Net) {
+    for i in 1..net.hosts.len() {
+        let d: Vec<_> = events(net, i)
+            .filter(|e| matches!(e, ChatEvent::Dropped { .. }))
+            .collect();
+        assert!(d.is_empty(), "host {i} dropped {d:?}");
+    }
+}
+
 fn strings(v: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
     v.sort();
@@ -194,6 +205,7 @@ fn one_to_one_scenario(seed: u64) {
     send(&mut net, 1, "sim", "public after restart");
     net.run(Duration::from_secs(3));
     assert!(texts(&net, 2, "sim").contains(&"public after restart".to_string()));
+    assert_no_drops(&net);
 }
 
 #[test]
@@ -281,6 +293,7 @@ fn group_scenario(seed: u64) {
     // Carol, still connected all along, never read anything sent after her removal.
     assert_eq!(net.hosts[3].engine.connected_peers(), 1);
     assert_eq!(texts(&net, 3, &group), strings(&["g1", "g2"]));
+    assert_no_drops(&net);
     let carol = net.hosts[3].engine.messenger().unwrap();
     let seen: Vec<&str> = carol.messages(&group).iter().map(|m| m.text.as_str()).collect();
     for later in ["g3", "g4", "g5 after restart", "g6"] {

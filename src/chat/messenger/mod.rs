@@ -733,6 +733,10 @@ impl Messenger {
         let Some(sender) = m.sender else {
             return self.drop_with("unsigned envelope");
         };
+        if public.is_none() && sender == self.me {
+            // Our own post on a shared (negotiated) topic, opened by our own filter.
+            return;
+        }
         if self
             .secure
             .handle_input(

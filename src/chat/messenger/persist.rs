@@ -123,14 +123,12 @@ pub(super) fn export(m: &Messenger) -> Zeroizing<Vec<u8>> {
         w.key(k);
     }
     w.u32(m.pending.len());
-    for mid in m.pending_order.iter().filter(|id| m.pending.contains_key(id)) {
-        if let Some(p) = m.pending.get(mid) {
-            w.bytes(&mid.0);
-            w.blob(p.chat.as_bytes());
-            w.bytes(&p.id.0);
-            w.key(&p.to);
-            w.bytes(&[u8::from(p.notify)]);
-        }
+    for (mid, p) in &m.pending {
+        w.bytes(&mid.0);
+        w.blob(p.chat.as_bytes());
+        w.bytes(&p.id.0);
+        w.key(&p.to);
+        w.bytes(&[u8::from(p.notify)]);
     }
     w.0
 }

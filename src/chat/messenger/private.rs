@@ -129,6 +129,10 @@ impl Messenger {
     }
 
     pub(super) fn track(&mut self, mid: mvds::MessageId, p: Pending) {
+        if let Some(slot) = self.pending.get_mut(&mid) {
+            *slot = p;
+            return;
+        }
         let cap = self.config.max_tracked_deliveries.max(1);
         while self.pending.len() >= cap {
             match self.pending_order.pop_front() {
