@@ -16,7 +16,9 @@
 //! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
 //!   out as [`Event::Waku`];
 //! * with `messenger` set, the [`Messenger`] runs on top: its subscriptions and posts go to the Waku node,
-//!   the messages its filters open come back to it, and its events come out as [`Event::Chat`];
+//!   the messages its filters open come back to it, its timers (MVDS retransmission) run with the
+//!   engine's, and its events come out as [`Event::Chat`]; [`Engine::with_messenger`] starts with a
+//!   resumed one ([`Messenger::import`] of [`Engine::export_messenger`]);
 //! * with `mailserver` set, every accepted envelope is archived and history requests are answered by the
 //!   [`MailServer`], whose storage actions come out as [`Output::Store`] / [`Output::Query`] /
 //!   [`Output::Prune`] for the driver to carry out.
