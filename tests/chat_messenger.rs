@@ -765,6 +765,11 @@ fn group_lifecycle_every_member_sees_the_same_membership() {
         e,
         Event::MembershipChanged { chat: ch, removed_self: true, .. } if *ch == chat
     )));
+    // Once the removal reached Carol, she is out of Alice's pairwise MVDS group (no 1:1 chat with her).
+    let pair = status_sansio::mvds::GroupId::one_to_one(&a, &c);
+    assert_eq!(net.peers[0].messenger.mvds().peers(&pair).count(), 0);
+    let pair_b = status_sansio::mvds::GroupId::one_to_one(&a, &b);
+    assert_eq!(net.peers[0].messenger.mvds().peers(&pair_b).count(), 1);
     send(&mut net, 0, &chat, "after carol");
     send(&mut net, 3, &chat, "dave here");
     net.run(Duration::from_secs(3));

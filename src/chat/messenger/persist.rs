@@ -4,10 +4,10 @@
 //! ```text
 //! state    = "SSMS" ‖ version (u8 = 1) ‖ identity (65) ‖ blob(secure) ‖ blob(mvds)
 //!            ‖ list(public) ‖ list(direct) ‖ list(group) ‖ list(negotiated) ‖ list(pending)
-//! public   = str(name) ‖ u64(clock) ‖ list(entry)
+//! public   = str(name) ‖ topic (4) ‖ symmetric key (32) ‖ u64(clock) ‖ list(entry)
 //! direct   = key(peer) ‖ u64(clock) ‖ list(entry)
 //! group    = str(chat id) ‖ list(blob(signed event)) ‖ u64(clock) ‖ list(entry)
-//! negotiated = key(peer)
+//! negotiated = key(peer) ‖ topic (4) ‖ symmetric key (32)
 //! pending  = mvds id (32) ‖ str(chat) ‖ message id (32) ‖ key(to) ‖ u8(notify)
 //! entry    = message id (32) ‖ key(author) ‖ u64(clock) ‖ u64(timestamp) ‖ str(text)
 //! blob/str = u32 length (big-endian) ‖ bytes;  list = u32 count ‖ items;  key = 65-byte uncompressed
@@ -18,7 +18,8 @@
 //! sync records, epoch). Entries are the newest
 //! [`MessengerConfig::max_persisted_messages_per_chat`] messages of each chat: they restore the history
 //! shown and de-duplicate re-deliveries. Groups are re-folded from their signed events on import, so an
-//! altered event log is refused.
+//! altered event log is refused. Topic keys are stored rather than derived again (each derivation is a
+//! 65,356-iteration PBKDF2). Import into a configuration whose caps are at least the exporter's.
 //!
 //! Import checks everything: the magic, the version, the identity (it must be the configuration's), every
 //! length against the bytes left, every count against the configuration's caps, every key, every string's
@@ -40,7 +41,7 @@ use crate::mvds;
 use crate::rng::Seed;
 use crate::secure::sharedsecret::NegotiatedSecret;
 use crate::time::Timestamp;
-use crate::waku::{status, Filter};
+use crate::waku::{status, Filter, Topic};
 
 /// The current format version.
 pub const STATE_VERSION: u8 = 1;
@@ -94,6 +95,8 @@ pub(super) fn export(m: &Messenger) -> Zeroizing<Vec<u8>> {
     w.u32(m.public.len());
     for (name, c) in &m.public {
         w.blob(name.as_bytes());
+        w.bytes(&c.topic.0);
+        w.bytes(&c.key[..]);
         w.u64(c.log.clock().last());
         w.entries(&c.log, keep);
     }
@@ -113,14 +116,16 @@ pub(super) fn export(m: &Messenger) -> Zeroizing<Vec<u8>> {
         w.u64(g.log.clock().last());
         w.entries(&g.log, keep);
     }
-    let negotiated: Vec<PublicKey> = m
+    let negotiated: Vec<(PublicKey, &super::Negotiated)> = m
         .negotiated
-        .keys()
-        .filter_map(|k| crate::chat::identity::pubkey_from_hex(k).ok())
+        .iter()
+        .filter_map(|(k, n)| Some((crate::chat::identity::pubkey_from_hex(k).ok()?, n)))
         .collect();
     w.u32(negotiated.len());
-    for k in &negotiated {
+    for (k, n) in &negotiated {
         w.key(k);
+        w.bytes(&n.topic.0);
+        w.bytes(&n.key[..]);
     }
     w.u32(m.pending.len());
     for (mid, p) in &m.pending {
@@ -232,15 +237,15 @@ pub(super) fn import(
     let max_messages = m.config.max_messages_per_chat;
     let keep = m.config.max_persisted_messages_per_chat.min(max_messages);
 
-    let n = r.count(m.config.max_chats, 4 + 8 + 4, "public chat count")?;
+    let n = r.count(m.config.max_chats, 4 + 4 + 32 + 8 + 4, "public chat count")?;
     for _ in 0..n {
         let name = r.str("public chat name")?;
+        let topic = Topic(r.array("public chat topic")?);
+        let key = Zeroizing::new(r.array::<32>("public chat key")?);
         let clock = r.u64("public chat clock")?;
-        if m.public.contains_key(&name) {
-            return Err(bad("public chat listed twice"));
+        if m.public.contains_key(&name) || topic != status::public_chat_topic(&name) {
+            return Err(bad("public chat listed twice or with another topic"));
         }
-        let topic = status::public_chat_topic(&name);
-        let key = status::public_chat_key(&name);
         let mut log = ChatLog::with_clock(max_messages, LamportClock::from_last(clock));
         r.entries(&mut log, keep)?;
         let filter = Filter::symmetric(vec![topic], *key);
@@ -280,11 +285,21 @@ pub(super) fn import(
         }
     }
 
-    let n = r.count(m.config.max_negotiated_topics, KEY_LEN, "negotiated count")?;
+    let n = r.count(
+        m.config.max_negotiated_topics,
+        KEY_LEN + 4 + 32,
+        "negotiated count",
+    )?;
     for _ in 0..n {
         let peer = r.key("negotiated peer")?;
+        let topic = Topic(r.array("negotiated topic")?);
+        let key = Zeroizing::new(r.array::<32>("negotiated key")?);
+        let hex = Messenger::one_to_one_chat_id(&peer);
         let secret = NegotiatedSecret::derive(&m.config.identity, &peer);
-        m.ensure_negotiated(&peer, &secret);
+        if m.negotiated.contains_key(&hex) || topic != status::negotiated_topic(secret.as_bytes()) {
+            return Err(bad("negotiated topic listed twice or not ours"));
+        }
+        m.subscribe_negotiated(hex, topic, key);
     }
 
     let n = r.count(

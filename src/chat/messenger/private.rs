@@ -22,7 +22,8 @@ use crate::mvds::{self, GroupId, PeerId};
 use crate::secure::{self, sharedsecret::NegotiatedSecret, Route};
 use crate::time::Timestamp;
 use crate::waku::message::PostKey;
-use crate::waku::{status, Filter};
+use crate::waku::{status, Filter, Topic};
+use zeroize::Zeroizing;
 
 use pb::membership_update_message::ChatEntity;
 
@@ -65,6 +66,11 @@ impl Messenger {
         }
         let topic = status::negotiated_topic(secret.as_bytes());
         let key = status::negotiated_key(secret.as_bytes());
+        self.subscribe_negotiated(hex, topic, key);
+    }
+
+    /// Listen on a negotiated topic (the caller checked the cap).
+    pub(super) fn subscribe_negotiated(&mut self, hex: String, topic: Topic, key: Zeroizing<[u8; 32]>) {
         let filter = Filter::symmetric(vec![topic], *key);
         self.negotiated.insert(hex.clone(), Negotiated { topic, key });
         self.push(Output::Subscribe {
