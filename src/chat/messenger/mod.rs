@@ -424,6 +424,8 @@ pub struct Messenger {
     /// By MVDS message id.
     pending: BTreeMap<mvds::MessageId, Pending>,
     pending_order: VecDeque<mvds::MessageId>,
+    /// Pending deliveries per recipient (uncompressed key), for pruning in O(log n).
+    pending_per_peer: BTreeMap<[u8; 65], usize>,
     outputs: VecDeque<Output>,
     /// The latest time the messenger was driven (for the MVDS epoch in [`Messenger::export`]).
     last_now: Timestamp,
@@ -474,6 +476,7 @@ impl Messenger {
             negotiated: BTreeMap::new(),
             pending: BTreeMap::new(),
             pending_order: VecDeque::new(),
+            pending_per_peer: BTreeMap::new(),
             outputs: VecDeque::new(),
             last_now: now,
             config,

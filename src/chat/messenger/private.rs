@@ -135,28 +135,44 @@ impl Messenger {
     }
 
     pub(super) fn track(&mut self, mid: mvds::MessageId, p: Pending) {
-        if let Some(slot) = self.pending.get_mut(&mid) {
-            *slot = p;
-            return;
-        }
         let cap = self.config.max_tracked_deliveries.max(1);
-        while self.pending.len() >= cap {
-            match self.pending_order.pop_front() {
-                Some(old) => {
-                    self.pending.remove(&old);
+        if !self.pending.contains_key(&mid) {
+            while self.pending.len() >= cap {
+                match self.pending_order.pop_front() {
+                    Some(old) => {
+                        self.untrack(&old);
+                    }
+                    None => break,
                 }
-                None => break,
             }
+            if self.pending.len() >= cap {
+                return;
+            }
+            self.pending_order.push_back(mid);
         }
-        if self.pending.len() >= cap {
-            return;
-        }
+        self.untrack(&mid);
+        *self
+            .pending_per_peer
+            .entry(pubkey_to_uncompressed(&p.to))
+            .or_default() += 1;
         self.pending.insert(mid, p);
-        self.pending_order.push_back(mid);
         if self.pending_order.len() > cap.saturating_mul(2) {
             let pending = &self.pending;
             self.pending_order.retain(|m| pending.contains_key(m));
         }
+    }
+
+    /// Forget a tracked delivery, keeping the per-recipient counts.
+    fn untrack(&mut self, mid: &mvds::MessageId) -> Option<Pending> {
+        let p = self.pending.remove(mid)?;
+        let k = pubkey_to_uncompressed(&p.to);
+        if let Some(n) = self.pending_per_peer.get_mut(&k) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.pending_per_peer.remove(&k);
+            }
+        }
+        Some(p)
     }
 
     /// Act on the MVDS node's outputs: encrypt and post its payloads, report deliveries.
@@ -187,7 +203,7 @@ impl Messenger {
     }
 
     fn settle(&mut self, mid: mvds::MessageId, delivered: bool) {
-        let Some(p) = self.pending.remove(&mid) else {
+        let Some(p) = self.untrack(&mid) else {
             return;
         };
         if p.notify {
@@ -210,7 +226,7 @@ impl Messenger {
                 .groups
                 .values()
                 .any(|g| g.group.is_member(&self.me_hex) && g.group.is_member(&hex))
-            || self.pending.values().any(|p| p.to == *peer);
+            || self.pending_per_peer.contains_key(&pubkey_to_uncompressed(peer));
         if !linked {
             self.mvds
                 .remove_peer(&GroupId::one_to_one(&self.me, peer), &peer_id(peer));
