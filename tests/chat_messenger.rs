@@ -1013,3 +1013,62 @@ fn delivery_failed_when_the_recipient_never_answers() {
     // The three transmissions all went out (to nobody).
     assert_eq!(net.sent.iter().filter(|s| s.from == 0).count(), 3);
 }
+
+#[test]
+fn caps_hold_for_chats_groups_and_tracked_deliveries() {
+    let mut net = Net::new(3, 7);
+    let (bob, carol) = (net.pk(1), net.pk(2));
+    let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
+    cfg.max_one_to_one_chats = 1;
+    cfg.max_groups = 1;
+    cfg.max_tracked_deliveries = 3;
+    cfg.max_members_per_group = 2;
+    net.replace(0, Messenger::new(net.now, cfg, Seed::from_u64(71)));
+    let alice = net.pk(0);
+    // A group of three is over the member cap; a group of two is fine; a second group is over the cap.
+    assert!(net
+        .try_input(
+            0,
+            Input::CreateGroup {
+                name: "big".into(),
+                members: vec![bob, carol]
+            }
+        )
+        .is_err());
+    net.input(
+        0,
+        Input::CreateGroup {
+            name: "g".into(),
+            members: vec![bob],
+        },
+    );
+    assert_eq!(
+        net.try_input(
+            0,
+            Input::CreateGroup {
+                name: "g2".into(),
+                members: vec![]
+            }
+        ),
+        Err(MessengerError::TooManyChats)
+    );
+    // One 1:1 chat allowed: Bob's; Carol's first message is dropped, no contact request.
+    net.input(0, Input::StartOneToOne(bob));
+    assert_eq!(
+        net.try_input(0, Input::StartOneToOne(carol)),
+        Err(MessengerError::TooManyChats)
+    );
+    net.input(2, Input::StartOneToOne(alice));
+    send(&mut net, 2, &Messenger::one_to_one_chat_id(&alice), "hi");
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.count(0, |e| matches!(e, Event::ContactRequest { .. })), 0);
+    assert!(net.dropped(0).iter().any(|r| r.contains("1:1 chat limit")));
+    // Tracked deliveries stay within their cap while Bob is offline.
+    net.peers[1].online = false;
+    let chat = Messenger::one_to_one_chat_id(&bob);
+    for k in 0..6 {
+        send(&mut net, 0, &chat, &format!("m{k}"));
+    }
+    assert_eq!(net.peers[0].messenger.pending_deliveries(), 3);
+    assert_eq!(net.peers[0].messenger.chats().count(), 2);
+}

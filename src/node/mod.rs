@@ -606,7 +606,9 @@ impl Engine {
                 match o {
                     messenger::Output::Subscribe { chat, filter } => {
                         if let Ok(id) = self.waku.subscribe(filter) {
-                            self.chat_filters.insert(chat, id);
+                            if let Some(old) = self.chat_filters.insert(chat, id) {
+                                self.waku.unsubscribe(old);
+                            }
                         }
                     }
                     messenger::Output::Unsubscribe { chat } => {
