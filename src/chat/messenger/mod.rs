@@ -29,7 +29,7 @@
 //! group message, chat text or membership change, is a `MembershipUpdateMessage` carrying all the
 //! group's signed events (plus the `PRIVATE_GROUP` `ChatMessage`, if any), sent pairwise through MVDS
 //! and the secure transport to each current member; a removal also goes to the removed member (so it
-//! learns it), nothing later does. The group state is the validated fold of [`super::group`]; received
+//! learns it, as the reference sends it to the members before the change), nothing later does. The group state is the validated fold of [`super::group`]; received
 //! events that do not fold are dropped. Once a removed member's last pending delivery settled and we
 //! share no 1:1 chat or group with it, it is removed from the pairwise MVDS group.
 //!
@@ -41,7 +41,6 @@
 //! Deviations from the reference, deliberate:
 //! * group members are not asked to confirm (no MEMBER_JOINED step is needed): a member's text is shown
 //!   if its author is a *member* (the reference requires a *joined* author and that we joined);
-//! * a removed member gets the removal event itself, and no later message;
 //! * we do not publish on, nor listen to, contact-code topics: bundles come with every message, and a
 //!   first contact works DH-only (the reference fetches bundles there when it can);
 //! * an incoming 1:1 message is attributed by its application-layer author (as the reference does) and
