@@ -249,3 +249,826 @@ fn messages_that_do_not_conform_are_never_shown() {
         )
         .is_err());
 }
+
+// ---- 1:1 chats, contact requests, groups, delivery, persistence ------------------------------------------
+
+mod net {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::RngCore;
+    use status_sansio::chat::messenger::{Event, Input, Messenger, MessengerConfig, Output};
+    use status_sansio::crypto::{PublicKey, SecretKey};
+    use status_sansio::waku::message::{NewMessage, PostKey};
+    use status_sansio::waku::{self, FilterId, Topic, WakuConfig, WakuNode};
+    use status_sansio::{Seed, Timestamp};
+
+    pub struct Peer {
+        pub key: SecretKey,
+        pub messenger: Messenger,
+        pub waku: WakuNode,
+        pub events: Vec<Event>,
+        pub online: bool,
+        filters: BTreeMap<String, FilterId>,
+    }
+
+    /// A post as seen on the network.
+    pub struct Sent {
+        pub from: usize,
+        pub topic: Topic,
+        pub asymmetric: bool,
+    }
+
+    /// Messengers on real Waku message crypto (ECIES / AES-GCM, signatures, PoW), every post broadcast to
+    /// every other online peer's Waku node; a virtual clock; seeded loss.
+    pub struct Net {
+        pub now: Timestamp,
+        pub peers: Vec<Peer>,
+        pub sent: Vec<Sent>,
+        /// Probability (0..=100) that a post is lost for a given recipient.
+        pub loss: u32,
+        rng: ChaCha20Rng,
+    }
+
+    pub fn key(n: u64) -> SecretKey {
+        SecretKey::random(&mut Seed::from_u64(n).rng())
+    }
+
+    impl Net {
+        pub fn new(n: usize, seed: u64) -> Net {
+            let now = Timestamp::from_secs(1_700_000_000);
+            let mut net = Net {
+                now,
+                peers: vec![],
+                sent: vec![],
+                loss: 0,
+                rng: Seed::from_u64(seed).rng(),
+            };
+            for i in 0..n {
+                let k = key(1000 + i as u64);
+                let m = Messenger::new(
+                    now,
+                    MessengerConfig::new(k.clone(), format!("dev-{i}")),
+                    Seed::from_u64(seed * 100 + i as u64),
+                );
+                net.add(k, m);
+            }
+            net.settle();
+            net
+        }
+
+        pub fn add(&mut self, key: SecretKey, messenger: Messenger) -> usize {
+            let n = self.peers.len() as u64;
+            self.peers.push(Peer {
+                key,
+                messenger,
+                waku: WakuNode::new(WakuConfig::default(), Seed::from_u64(7000 + n)),
+                events: vec![],
+                online: true,
+                filters: BTreeMap::new(),
+            });
+            self.peers.len() - 1
+        }
+
+        /// Replace peer `i`'s messenger (a restart) with a fresh Waku node.
+        pub fn replace(&mut self, i: usize, messenger: Messenger) {
+            let p = &mut self.peers[i];
+            p.messenger = messenger;
+            p.waku = WakuNode::new(WakuConfig::default(), Seed::from_u64(8000 + i as u64));
+            p.filters.clear();
+            self.settle();
+        }
+
+        pub fn pk(&self, i: usize) -> PublicKey {
+            self.peers[i].messenger.public_key()
+        }
+
+        pub fn input(&mut self, i: usize, input: Input) {
+            let now = self.now;
+            self.peers[i].messenger.handle_input(now, input).unwrap();
+            self.settle();
+        }
+
+        pub fn try_input(
+            &mut self,
+            i: usize,
+            input: Input,
+        ) -> Result<(), status_sansio::chat::messenger::MessengerError> {
+            let now = self.now;
+            let r = self.peers[i].messenger.handle_input(now, input);
+            self.settle();
+            r
+        }
+
+        /// Carry out outputs until everything is quiet.
+        pub fn settle(&mut self) {
+            loop {
+                let mut posts = vec![];
+                for (i, p) in self.peers.iter_mut().enumerate() {
+                    while let Some(o) = p.messenger.poll_output() {
+                        match o {
+                            Output::Subscribe { chat, filter } => {
+                                let id = p.waku.subscribe(filter).unwrap();
+                                if let Some(old) = p.filters.insert(chat, id) {
+                                    p.waku.unsubscribe(old);
+                                }
+                            }
+                            Output::Unsubscribe { chat } => {
+                                if let Some(id) = p.filters.remove(&chat) {
+                                    p.waku.unsubscribe(id);
+                                }
+                            }
+                            Output::Post(m) => posts.push((i, *m)),
+                            Output::Event(e) => p.events.push(e),
+                        }
+                    }
+                }
+                if posts.is_empty() {
+                    break;
+                }
+                for (from, post) in posts {
+                    if !self.peers[from].online {
+                        continue;
+                    }
+                    self.broadcast(from, &post);
+                }
+            }
+        }
+
+        pub fn broadcast(&mut self, from: usize, post: &NewMessage) {
+            self.sent.push(Sent {
+                from,
+                topic: post.topic,
+                asymmetric: matches!(post.key, PostKey::Asymmetric(_)),
+            });
+            let now = self.now;
+            let mut env = waku::message::wrap(&mut self.rng, now.as_secs(), post).unwrap();
+            let mut sealer = waku::envelope::PowSealer::new(&env, post.pow_target);
+            if let waku::envelope::SealProgress::Done { nonce, .. } = sealer.step(1 << 22) {
+                env.nonce = nonce;
+            }
+            for j in 0..self.peers.len() {
+                if j == from || !self.peers[j].online {
+                    continue;
+                }
+                if self.loss > 0 && self.rng.next_u32() % 100 < self.loss {
+                    continue;
+                }
+                let p = &mut self.peers[j];
+                p.waku
+                    .handle_input(now, waku::Input::Broadcast(env.clone()))
+                    .unwrap();
+                while let Some(o) = p.waku.poll_output() {
+                    if let waku::Output::Event(waku::Event::Message(m)) = o {
+                        p.messenger.handle_input(now, Input::Received(m)).unwrap();
+                    }
+                }
+            }
+        }
+
+        /// Advance the virtual clock by `d` in 100 ms steps, firing due timers.
+        pub fn run(&mut self, d: Duration) {
+            let end = self.now + d;
+            while self.now < end {
+                self.now += Duration::from_millis(100);
+                let now = self.now;
+                for p in self.peers.iter_mut().filter(|p| p.online) {
+                    if p.messenger.poll_timeout().is_some_and(|t| t <= now) {
+                        p.messenger.handle_timeout(now);
+                    }
+                }
+                self.settle();
+            }
+        }
+
+        pub fn texts(&self, i: usize, chat: &str) -> Vec<String> {
+            self.peers[i]
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::MessageReceived {
+                        chat: c,
+                        message,
+                        own: false,
+                    } if c == chat => Some(message.text.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        pub fn count(&self, i: usize, f: impl Fn(&Event) -> bool) -> usize {
+            self.peers[i].events.iter().filter(|e| f(e)).count()
+        }
+
+        pub fn dropped(&self, i: usize) -> Vec<String> {
+            self.peers[i]
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Dropped { reason } => Some(reason.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+}
+
+use net::Net;
+use status_sansio::chat::group::{encode_membership_update, new_event, sign_event, EventType};
+use status_sansio::chat::identity::pubkey_to_hex;
+use status_sansio::chat::messenger::{ChatKind, MessengerError};
+use status_sansio::chat::payloads::{wrap, MessageKind};
+use status_sansio::crypto::PublicKey;
+use std::time::Duration;
+
+fn send(net: &mut Net, i: usize, chat: &str, text: &str) {
+    net.input(
+        i,
+        Input::SendText {
+            chat: chat.into(),
+            text: text.into(),
+        },
+    );
+}
+
+/// Deliver `plaintext` to peer `to` as if `from_key` sent it: DH-only secure-transport encryption from a
+/// separate installation, ECIES on `to`'s partitioned topic, signed by `from_key` (a forger with a real
+/// identity).
+fn forge(net: &mut Net, from_key: &SecretKey, to: usize, plaintext: Vec<u8>) {
+    let now = net.now;
+    let to_pk = net.pk(to);
+    let mut st = SecureTransport::new(
+        from_key.clone(),
+        "forger".into(),
+        Seed::from_u64(77),
+        secure::Config::default(),
+        now,
+    );
+    st.handle_input(
+        now,
+        secure::Input::EncryptDhOnly {
+            recipient: to_pk,
+            payload: plaintext,
+        },
+    )
+    .unwrap();
+    let bytes = loop {
+        match st.poll_output() {
+            Some(secure::Output::Send(o)) => break o.bytes,
+            Some(_) => {}
+            None => panic!("no output"),
+        }
+    };
+    let post = NewMessage {
+        topic: status::partitioned_topic(&to_pk),
+        payload: bytes,
+        key: PostKey::Asymmetric(to_pk),
+        signer: Some(from_key.clone()),
+        ttl: 15,
+        pow_target: 0.002,
+        padding: None,
+    };
+    let online: Vec<bool> = net.peers.iter().map(|p| p.online).collect();
+    for (j, p) in net.peers.iter_mut().enumerate() {
+        p.online = j == to;
+    }
+    // Sent "from" a peer that is not `to` (index to+1 mod n is only used for bookkeeping).
+    let from = (to + 1) % net.peers.len();
+    net.peers[from].online = true;
+    net.broadcast(from, &post);
+    for (j, p) in net.peers.iter_mut().enumerate() {
+        p.online = online[j];
+    }
+    net.settle();
+}
+
+#[test]
+fn one_to_one_first_contact_negotiated_switch_contact_request_and_delivery() {
+    let mut net = Net::new(2, 1);
+    let (alice, bob) = (net.pk(0), net.pk(1));
+    let chat_at_alice = Messenger::one_to_one_chat_id(&bob);
+    let chat_at_bob = Messenger::one_to_one_chat_id(&alice);
+    assert_eq!(chat_at_alice, pubkey_to_hex(&bob));
+    assert!(chat_at_alice.starts_with("0x04") && chat_at_alice.len() == 132);
+
+    net.input(0, Input::StartOneToOne(bob));
+    net.input(0, Input::StartOneToOne(bob)); // idempotent
+    assert_eq!(
+        net.peers[0].messenger.chat_kind(&chat_at_alice),
+        Some(ChatKind::OneToOne)
+    );
+    send(&mut net, 0, &chat_at_alice, "hi bob");
+    net.run(Duration::from_secs(2));
+    // First contact: no bundle of Bob, so DH-only ECIES on Bob's partitioned topic.
+    let first = net.sent.iter().find(|s| s.from == 0).unwrap();
+    assert!(first.asymmetric);
+    assert_eq!(first.topic, status::partitioned_topic(&bob));
+    assert_eq!(net.texts(1, &chat_at_bob), vec!["hi bob"]);
+    let requests = |net: &Net, i| net.count(i, |e| matches!(e, Event::ContactRequest { .. }));
+    assert_eq!(requests(&net, 1), 1);
+    assert!(net.peers[1].events.iter().any(
+        |e| matches!(e, Event::ContactRequest { from, chat } if *from == alice && *chat == chat_at_bob)
+    ));
+    // Bob's MVDS ACK came back: Alice's text is delivered to Bob.
+    let delivered = |net: &Net, i, to: PublicKey| {
+        net.count(i, |e| matches!(e, Event::Delivered { to: t, .. } if *t == to))
+    };
+    assert_eq!(delivered(&net, 0, bob), 1);
+
+    // Bob answers in the chat the request created; Alice gets it (no contact request: she started it).
+    send(&mut net, 1, &chat_at_bob, "hi alice");
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.texts(0, &chat_at_alice), vec!["hi alice"]);
+    assert_eq!(requests(&net, 0), 0);
+    assert_eq!(delivered(&net, 1, alice), 1);
+
+    // Both have written to each other: further traffic is symmetric on the negotiated topic.
+    let mark = net.sent.len();
+    send(&mut net, 0, &chat_at_alice, "second");
+    send(&mut net, 1, &chat_at_bob, "second back");
+    net.run(Duration::from_secs(2));
+    let secret = status::negotiated_secret(&net.peers[0].key, &bob);
+    let negotiated = status::negotiated_topic(&secret);
+    let later: Vec<_> = net.sent[mark..].iter().collect();
+    assert!(!later.is_empty());
+    assert!(
+        later.iter().all(|s| !s.asymmetric && s.topic == negotiated),
+        "after both wrote, every post is on the negotiated topic"
+    );
+    assert_eq!(net.texts(1, &chat_at_bob), vec!["hi bob", "second"]);
+    assert_eq!(net.texts(0, &chat_at_alice), vec!["hi alice", "second back"]);
+    assert_eq!(requests(&net, 1), 1, "the contact request is raised once");
+    assert_eq!(delivered(&net, 0, bob), 2);
+    assert_eq!(net.peers[0].messenger.messages(&chat_at_alice).len(), 4);
+    assert_eq!(net.peers[0].messenger.pending_deliveries(), 0);
+    // A 1:1 chat with ourselves is refused.
+    assert_eq!(
+        net.try_input(0, Input::StartOneToOne(alice)),
+        Err(MessengerError::OwnKey)
+    );
+}
+
+#[test]
+fn one_to_one_survives_loss_through_mvds_retransmission() {
+    let mut net = Net::new(2, 2);
+    let bob = net.pk(1);
+    let chat = Messenger::one_to_one_chat_id(&bob);
+    net.input(0, Input::StartOneToOne(bob));
+    net.loss = 50;
+    for k in 0..5 {
+        send(&mut net, 0, &chat, &format!("m{k}"));
+    }
+    net.run(Duration::from_secs(30));
+    net.loss = 0;
+    net.run(Duration::from_secs(30));
+    let mut got = net.texts(1, &Messenger::one_to_one_chat_id(&net.pk(0)));
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["m0", "m1", "m2", "m3", "m4"],
+        "every text once, despite loss"
+    );
+    assert_eq!(
+        net.count(0, |e| matches!(e, Event::Delivered { .. })),
+        5,
+        "every text delivered once"
+    );
+}
+
+fn group_view(net: &Net, i: usize, chat: &str) -> (String, Vec<String>, Vec<String>) {
+    let g = net.peers[i].messenger.group(chat).unwrap();
+    (
+        g.name().to_string(),
+        g.members().iter().cloned().collect(),
+        g.admins().iter().cloned().collect(),
+    )
+}
+
+#[test]
+fn group_lifecycle_every_member_sees_the_same_membership() {
+    let mut net = Net::new(4, 3);
+    let (a, b, c, d) = (net.pk(0), net.pk(1), net.pk(2), net.pk(3));
+    net.input(
+        0,
+        Input::CreateGroup {
+            name: "team".into(),
+            members: vec![b, c],
+        },
+    );
+    let chat = net.peers[0]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::GroupCreated { chat, name } if name == "team" => Some(chat.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(chat.ends_with(&format!("-{}", pubkey_to_hex(&a))));
+    assert_eq!(chat.len(), 36 + 1 + 132);
+    net.run(Duration::from_secs(2));
+    let view = group_view(&net, 0, &chat);
+    assert_eq!(view.1.len(), 3);
+    for i in [1, 2] {
+        assert_eq!(group_view(&net, i, &chat), view, "member {i}");
+        assert!(net.peers[i].events.iter().any(|e| matches!(
+            e,
+            Event::MembershipChanged { chat: ch, removed_self: false, .. } if *ch == chat
+        )));
+    }
+    assert!(
+        net.peers[3].messenger.group(&chat).is_none(),
+        "not a member, not told"
+    );
+
+    // A text reaches both members once; the sender sees it delivered to both.
+    send(&mut net, 0, &chat, "hello team");
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.texts(1, &chat), vec!["hello team"]);
+    assert_eq!(net.texts(2, &chat), vec!["hello team"]);
+    assert_eq!(
+        net.count(
+            0,
+            |e| matches!(e, Event::Delivered { chat: ch, .. } if *ch == chat)
+        ),
+        2
+    );
+
+    // Non-admin changes are refused locally.
+    for input in [
+        Input::RenameGroup {
+            chat: chat.clone(),
+            name: "mine".into(),
+        },
+        Input::AddMembers {
+            chat: chat.clone(),
+            members: vec![d],
+        },
+        Input::RemoveMember {
+            chat: chat.clone(),
+            member: c,
+        },
+        Input::MakeAdmin {
+            chat: chat.clone(),
+            member: b,
+        },
+    ] {
+        assert!(matches!(net.try_input(1, input), Err(MessengerError::Chat(_))));
+    }
+    // Admin operations, seen identically everywhere.
+    net.input(
+        0,
+        Input::MakeAdmin {
+            chat: chat.clone(),
+            member: b,
+        },
+    );
+    net.run(Duration::from_secs(2));
+    net.input(
+        1,
+        Input::RenameGroup {
+            chat: chat.clone(),
+            name: "renamed".into(),
+        },
+    );
+    net.run(Duration::from_secs(2));
+    net.input(
+        0,
+        Input::AddMembers {
+            chat: chat.clone(),
+            members: vec![d],
+        },
+    );
+    net.run(Duration::from_secs(2));
+    let view = group_view(&net, 0, &chat);
+    assert_eq!(view.0, "renamed");
+    assert_eq!(view.1.len(), 4);
+    assert_eq!(view.2, {
+        let mut v = vec![pubkey_to_hex(&a), pubkey_to_hex(&b)];
+        v.sort();
+        v
+    });
+    for i in 1..4 {
+        assert_eq!(group_view(&net, i, &chat), view, "member {i}");
+    }
+
+    // Carol is removed: she learns it, and never gets what follows.
+    net.input(
+        0,
+        Input::RemoveMember {
+            chat: chat.clone(),
+            member: c,
+        },
+    );
+    net.run(Duration::from_secs(2));
+    assert!(net.peers[2].events.iter().any(|e| matches!(
+        e,
+        Event::MembershipChanged { chat: ch, removed_self: true, .. } if *ch == chat
+    )));
+    // Once the removal reached Carol, she is out of Alice's pairwise MVDS group (no 1:1 chat with her).
+    let pair = status_sansio::mvds::GroupId::one_to_one(&a, &c);
+    assert_eq!(net.peers[0].messenger.mvds().peers(&pair).count(), 0);
+    let pair_b = status_sansio::mvds::GroupId::one_to_one(&a, &b);
+    assert_eq!(net.peers[0].messenger.mvds().peers(&pair_b).count(), 1);
+    send(&mut net, 0, &chat, "after carol");
+    send(&mut net, 3, &chat, "dave here");
+    net.run(Duration::from_secs(3));
+    assert_eq!(
+        net.texts(2, &chat),
+        vec!["hello team"],
+        "removed member gets nothing later"
+    );
+    assert_eq!(
+        net.texts(1, &chat),
+        vec!["hello team", "after carol", "dave here"]
+    );
+    assert_eq!(net.texts(3, &chat), vec!["after carol"]);
+    assert!(matches!(
+        net.try_input(
+            2,
+            Input::SendText {
+                chat: chat.clone(),
+                text: "x".into()
+            }
+        ),
+        Err(MessengerError::NotMember(_))
+    ));
+    let view = group_view(&net, 0, &chat);
+    assert_eq!(view.1.len(), 3);
+    for i in [1, 3] {
+        assert_eq!(group_view(&net, i, &chat), view, "member {i}");
+    }
+
+    // Bob leaves; the others see it; Bob gets no later texts.
+    net.input(1, Input::LeaveGroup { chat: chat.clone() });
+    net.run(Duration::from_secs(2));
+    send(&mut net, 0, &chat, "after bob");
+    net.run(Duration::from_secs(2));
+    let view = group_view(&net, 0, &chat);
+    assert_eq!(
+        view.1,
+        vec![pubkey_to_hex(&a), pubkey_to_hex(&d)]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(group_view(&net, 3, &chat), view);
+    assert!(!net.texts(1, &chat).contains(&"after bob".to_string()));
+    assert!(net.texts(3, &chat).contains(&"after bob".to_string()));
+
+    // Carol (removed) forges a text with the group's events: members drop it.
+    let carol_key = net.peers[2].key.clone();
+    let events = net.peers[0].messenger.group(&chat).unwrap().events().to_vec();
+    let cm = pb::ChatMessage {
+        clock: net.now.as_millis() + 10,
+        timestamp: net.now.as_millis(),
+        text: "sneaky".into(),
+        chat_id: chat.clone(),
+        message_type: pb::MessageType::PrivateGroup as i32,
+        content_type: pb::chat_message::ContentType::TextPlain as i32,
+        ..Default::default()
+    };
+    let body = encode_membership_update(
+        &chat,
+        &events,
+        Some(&pb::membership_update_message::ChatEntity::Message(cm)),
+    );
+    let w = wrap(&body, MessageKind::MembershipUpdateMessage, &carol_key).unwrap();
+    let before = net.dropped(3).len();
+    forge(&mut net, &carol_key, 3, w.bytes.to_vec());
+    assert!(!net.texts(3, &chat).contains(&"sneaky".to_string()));
+    assert_eq!(net.dropped(3).len(), before + 1, "{:?}", net.dropped(3));
+
+    // Dave (member, not admin) forges a rename event: the fold rejects it, the name stays.
+    let dave_key = net.peers[3].key.clone();
+    let mut evs = events.clone();
+    let rename = new_event(EventType::NameChanged, net.now.as_millis() + 20, &[], "hijacked");
+    evs.push(sign_event(&chat, &rename, &dave_key).unwrap());
+    let body = encode_membership_update(&chat, &evs, None);
+    let w = wrap(&body, MessageKind::MembershipUpdateMessage, &dave_key).unwrap();
+    forge(&mut net, &dave_key, 0, w.bytes.to_vec());
+    assert_eq!(net.peers[0].messenger.group(&chat).unwrap().name(), "renamed");
+    assert!(
+        net.dropped(0).iter().any(|r| r.contains("admin")),
+        "{:?}",
+        net.dropped(0)
+    );
+}
+
+#[test]
+fn export_import_round_trip_resumes_sessions_chats_and_groups() {
+    let mut net = Net::new(3, 4);
+    let (bob, carol) = (net.pk(1), net.pk(2));
+    let chat = Messenger::one_to_one_chat_id(&bob);
+    net.input(0, Input::StartOneToOne(bob));
+    net.input(0, Input::JoinPublicChat("status".into()));
+    send(&mut net, 0, &chat, "one");
+    net.run(Duration::from_secs(2));
+    let back = Messenger::one_to_one_chat_id(&net.pk(0));
+    send(&mut net, 1, &back, "two");
+    net.run(Duration::from_secs(2));
+    net.input(
+        0,
+        Input::CreateGroup {
+            name: "g".into(),
+            members: vec![bob, carol],
+        },
+    );
+    net.run(Duration::from_secs(2));
+    let group = net.peers[0]
+        .messenger
+        .chats()
+        .find(|c| c.contains('-') && c.len() > 132)
+        .unwrap()
+        .to_string();
+
+    let m = &net.peers[0].messenger;
+    let state = m.export();
+    let chats: Vec<String> = m.chats().map(str::to_string).collect();
+    let history: Vec<_> = m.messages(&chat).into_iter().cloned().collect();
+    let gstate = m.group(&group).unwrap().clone();
+    let sessions = m.secure().session_count();
+    let cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
+    let restored = Messenger::import(net.now, cfg.clone(), Seed::from_u64(4242), &state).unwrap();
+    assert_eq!(restored.chats().map(str::to_string).collect::<Vec<_>>(), chats);
+    assert_eq!(
+        restored.messages(&chat).into_iter().cloned().collect::<Vec<_>>(),
+        history
+    );
+    assert_eq!(restored.group(&group).unwrap(), &gstate);
+    assert_eq!(restored.secure().session_count(), sessions);
+    assert!(restored.negotiated_topics() >= 1);
+    // Importing twice gives the same state (deterministic) and exporting again the same chats.
+    let again = Messenger::import(net.now, cfg.clone(), Seed::from_u64(4242), &restored.export()).unwrap();
+    assert_eq!(again.chats().count(), chats.len());
+    net.replace(0, restored);
+
+    // The restarted Alice still talks in the 1:1 chat (ratchet sessions resumed) and the group.
+    send(&mut net, 0, &chat, "three");
+    send(&mut net, 1, &back, "four");
+    send(&mut net, 0, &group, "group after restart");
+    net.run(Duration::from_secs(3));
+    assert_eq!(net.texts(1, &back), vec!["one", "three"]);
+    assert_eq!(
+        net.texts(0, &chat),
+        vec!["two", "four"],
+        "decrypts after the restart"
+    );
+    assert_eq!(net.texts(2, &group), vec!["group after restart"]);
+    assert_eq!(net.count(0, |e| matches!(e, Event::ContactRequest { .. })), 0);
+    // Wrong identity: refused.
+    let other = MessengerConfig::new(net::key(99), "x".into());
+    assert!(matches!(
+        Messenger::import(net.now, other, Seed::from_u64(1), &state),
+        Err(MessengerError::InvalidState(_))
+    ));
+}
+
+#[test]
+fn import_of_garbage_is_a_typed_error() {
+    let mut net = Net::new(2, 5);
+    let bob = net.pk(1);
+    let chat = Messenger::one_to_one_chat_id(&bob);
+    net.input(0, Input::StartOneToOne(bob));
+    net.input(
+        0,
+        Input::CreateGroup {
+            name: "g".into(),
+            members: vec![bob],
+        },
+    );
+    send(&mut net, 0, &chat, "x");
+    net.run(Duration::from_secs(2));
+    let state = net.peers[0].messenger.export();
+    let cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
+    let now = net.now;
+    let import = |b: &[u8]| Messenger::import(now, cfg.clone(), Seed::from_u64(3), b);
+    assert!(import(&state).is_ok());
+    assert!(import(&[]).is_err());
+    assert!(import(b"SSMS").is_err());
+    let mut rng = Seed::from_u64(6).rng();
+    for _ in 0..200 {
+        let n = (rand_core::RngCore::next_u32(&mut rng) % 512) as usize;
+        let mut v = vec![0u8; n];
+        rand_core::RngCore::fill_bytes(&mut rng, &mut v);
+        assert!(import(&v).is_err());
+    }
+    // Every truncation fails (the format has no optional tail).
+    let step = (state.len() / 300).max(1);
+    for len in (0..state.len()).step_by(step) {
+        assert!(import(&state[..len]).is_err(), "truncated at {len}");
+    }
+    // Trailing bytes, a wrong version, a wrong magic.
+    let mut v = state.to_vec();
+    v.push(0);
+    assert_eq!(
+        import(&v).err(),
+        Some(MessengerError::InvalidState("trailing bytes"))
+    );
+    let mut v = state.to_vec();
+    v[4] = 9;
+    assert_eq!(import(&v).err(), Some(MessengerError::InvalidState("version")));
+    let mut v = state.to_vec();
+    v[0] = b'X';
+    assert_eq!(import(&v).err(), Some(MessengerError::InvalidState("magic")));
+    // Bit flips anywhere: an error or a state, never a panic.
+    for k in 0..400 {
+        let mut v = state.to_vec();
+        let i = (rand_core::RngCore::next_u32(&mut rng) as usize) % v.len();
+        v[i] ^= 1 << (k % 8);
+        let _ = import(&v);
+    }
+}
+
+#[test]
+fn delivery_failed_when_the_recipient_never_answers() {
+    let mut net = Net::new(2, 6);
+    let bob = net.pk(1);
+    let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
+    cfg.mvds.max_send_count = Some(3);
+    let m = Messenger::new(net.now, cfg, Seed::from_u64(61));
+    net.replace(0, m);
+    net.peers[1].online = false;
+    let chat = Messenger::one_to_one_chat_id(&bob);
+    net.input(0, Input::StartOneToOne(bob));
+    send(&mut net, 0, &chat, "lost");
+    let id = net.peers[0].messenger.messages(&chat)[0].id;
+    net.run(Duration::from_secs(30));
+    let failed: Vec<_> = net.peers[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::DeliveryFailed { .. }))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![&Event::DeliveryFailed {
+            chat: chat.clone(),
+            id,
+            to: bob
+        }]
+    );
+    assert_eq!(net.count(0, |e| matches!(e, Event::Delivered { .. })), 0);
+    assert_eq!(net.peers[0].messenger.pending_deliveries(), 0);
+    // The three transmissions all went out (to nobody).
+    assert_eq!(net.sent.iter().filter(|s| s.from == 0).count(), 3);
+}
+
+#[test]
+fn caps_hold_for_chats_groups_and_tracked_deliveries() {
+    let mut net = Net::new(3, 7);
+    let (bob, carol) = (net.pk(1), net.pk(2));
+    let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
+    cfg.max_one_to_one_chats = 1;
+    cfg.max_groups = 1;
+    cfg.max_tracked_deliveries = 3;
+    cfg.max_members_per_group = 2;
+    net.replace(0, Messenger::new(net.now, cfg, Seed::from_u64(71)));
+    let alice = net.pk(0);
+    // A group of three is over the member cap; a group of two is fine; a second group is over the cap.
+    assert!(net
+        .try_input(
+            0,
+            Input::CreateGroup {
+                name: "big".into(),
+                members: vec![bob, carol]
+            }
+        )
+        .is_err());
+    net.input(
+        0,
+        Input::CreateGroup {
+            name: "g".into(),
+            members: vec![bob],
+        },
+    );
+    assert_eq!(
+        net.try_input(
+            0,
+            Input::CreateGroup {
+                name: "g2".into(),
+                members: vec![]
+            }
+        ),
+        Err(MessengerError::TooManyChats)
+    );
+    // One 1:1 chat allowed: Bob's; Carol's first message is dropped, no contact request.
+    net.input(0, Input::StartOneToOne(bob));
+    assert_eq!(
+        net.try_input(0, Input::StartOneToOne(carol)),
+        Err(MessengerError::TooManyChats)
+    );
+    net.input(2, Input::StartOneToOne(alice));
+    send(&mut net, 2, &Messenger::one_to_one_chat_id(&alice), "hi");
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.count(0, |e| matches!(e, Event::ContactRequest { .. })), 0);
+    assert!(net.dropped(0).iter().any(|r| r.contains("1:1 chat limit")));
+    // Tracked deliveries stay within their cap while Bob is offline.
+    net.peers[1].online = false;
+    let chat = Messenger::one_to_one_chat_id(&bob);
+    for k in 0..6 {
+        send(&mut net, 0, &chat, &format!("m{k}"));
+    }
+    assert_eq!(net.peers[0].messenger.pending_deliveries(), 3);
+    assert_eq!(net.peers[0].messenger.chats().count(), 2);
+}

@@ -228,3 +228,41 @@ fn chat_membership_corpus() {
         targets::chat_membership(&input);
     }
 }
+
+/// One `chat_messenger` record.
+fn record(mode: u8, tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut v = vec![mode, tag];
+    v.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    v.extend_from_slice(bytes);
+    v
+}
+
+#[test]
+fn chat_messenger_corpus() {
+    // Real plaintexts a Messenger produced (1:1 text, group creation, group text, ACKs).
+    let plaintexts = targets::messenger_seed_plaintexts();
+    assert!(plaintexts.len() >= 3, "{} plaintexts", plaintexts.len());
+    let mut seed: Vec<u8> = plaintexts.iter().flat_map(|p| record(0, 1, p)).collect();
+    // A timer step, then a membership script by the admin (key 1): add key 3, make key 0 admin, with a
+    // text (odd length); then a rename by a non-admin (key 2), which the fold rejects.
+    seed.extend(record(2, 0, &[]));
+    seed.extend(record(1, 1, &[1, 3, 3, 1, 1, 6, 0, 1, 9]));
+    seed.extend(record(1, 2, &[2, 2, 2, 1]));
+    let shown = targets::chat_messenger(&seed);
+    assert!(
+        shown >= 3,
+        "the 1:1 text, the group text and the script's text are shown: {shown}"
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(0x6d7367);
+    for i in 0..400 {
+        let input = match i % 4 {
+            0 => noise(&mut rng, 400),
+            1 => {
+                let p = &plaintexts[i % plaintexts.len()];
+                record(0, (i % 4) as u8, &mutate(&mut rng, p.clone()))
+            }
+            _ => mutate(&mut rng, seed.clone()),
+        };
+        let _ = targets::chat_messenger(&input);
+    }
+}

@@ -264,3 +264,35 @@ fn misuse_is_reported_by_the_engine_itself() {
         )
         .is_ok());
 }
+
+/// A socket that ends before the driver reported it connected counts as a failed dial: the static peer
+/// is redialled (regression: the dial stayed "in progress" forever and the peer was never dialled again).
+#[test]
+fn a_dial_closed_before_connecting_is_redialled() {
+    let now = status_sansio::Timestamp::from_secs(1_700_000_000);
+    let relay = rlpx_config(1);
+    let enode = status_sansio::enode::Enode::new(relay.public_key(), "127.0.0.1:30303".parse().unwrap());
+    let mut c = EngineConfig::new(rlpx_config(2));
+    c.static_peers = vec![enode];
+    let mut e = Engine::new(now, c, Seed::from_u64(3));
+    e.handle_timeout(now);
+    let dial = |e: &mut Engine| {
+        let mut conns = vec![];
+        while let Some(o) = e.poll_output() {
+            if let status_sansio::node::Output::Dial { conn, .. } = o {
+                conns.push(conn);
+            }
+        }
+        conns
+    };
+    let first = dial(&mut e);
+    assert_eq!(first.len(), 1);
+    e.handle_input(now, Input::Closed { conn: first[0] }).unwrap();
+    // Redialled after the backoff, and only then.
+    assert!(dial(&mut e).is_empty());
+    let later = now + Duration::from_secs(130);
+    e.handle_timeout(later);
+    let second = dial(&mut e);
+    assert_eq!(second.len(), 1, "redialled");
+    assert_ne!(second[0], first[0]);
+}

@@ -1,7 +1,8 @@
 //! The Status application layer (6/PAYLOADS, 7/GROUP-CHAT, 2/ACCOUNT; digest `spec/payloads.md`): the
 //! identity's text forms, the signed payload wrapper and message ids, Lamport clocks, receive validation,
-//! the per-chat message log and private-group membership. Pure functions and small values; the messenger
-//! that routes them over the secure transport and MVDS is built on top.
+//! the per-chat message log and private-group membership (pure functions and small values), and the
+//! [`messenger`] state machine that routes them: public chats, 1:1 chats and private groups over the
+//! secure transport and MVDS, with delivery reports and persistence.
 //!
 //! | module | digest section |
 //! |---|---|
@@ -11,6 +12,7 @@
 //! | [`validate`] | §3.1, §7 receive validation rules |
 //! | [`log`] | §2.1, §4 de-duplication by id, display order, the chat's clock |
 //! | [`group`] | §6 private group membership events, signatures, the group fold |
+//! | [`messenger`] | §1 layering, §5 chat ids and matching, §6.4 group sending; transport-usage §2–§3 topics and keys; mvds.md §6 |
 //!
 //! Chat topics and their symmetric keys (§8) live in [`crate::waku::status`]; the datasync unwrap (§1) in
 //! [`crate::mvds::Payload::unwrap_datasync`].

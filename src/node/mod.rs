@@ -20,7 +20,9 @@
 //! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
 //!   out as [`Event::Waku`];
 //! * with `messenger` set, the [`Messenger`] runs on top: its subscriptions and posts go to the Waku node,
-//!   the messages its filters open come back to it, and its events come out as [`Event::Chat`];
+//!   the messages its filters open come back to it, its timers (MVDS retransmission) run with the
+//!   engine's, and its events come out as [`Event::Chat`]; [`Engine::with_messenger`] starts with a
+//!   resumed one ([`Messenger::import`] of [`Engine::export_messenger`]);
 //! * with `mailserver` set, every accepted envelope is archived and history requests are answered by the
 //!   [`MailServer`], whose storage actions come out as [`Output::Store`] / [`Output::Query`] /
 //!   [`Output::Prune`] for the driver to carry out;
@@ -434,6 +436,25 @@ impl Engine {
         self.peers.discovery_running()
     }
 
+    /// A new engine running `messenger` (e.g. one resumed with [`Messenger::import`]) instead of a fresh
+    /// one from `config.messenger`.
+    pub fn with_messenger(now: Timestamp, config: EngineConfig, seed: Seed, messenger: Messenger) -> Self {
+        let mut e = Engine::new(now, config, seed);
+        e.messenger = Some(messenger);
+        e.pump(now);
+        e
+    }
+
+    /// The Messenger's state for [`Messenger::import`] (`None` without a messenger). Holds secrets.
+    pub fn export_messenger(&self) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.messenger.as_ref().map(Messenger::export)
+    }
+
+    /// The Messenger (read-only: chats, messages).
+    pub fn messenger(&self) -> Option<&Messenger> {
+        self.messenger.as_ref()
+    }
+
     /// The Waku node (read-only: pool, peers, stats).
     pub fn waku(&self) -> &WakuNode {
         &self.waku
@@ -513,7 +534,13 @@ impl Engine {
                 }
             }
             Input::Closed { conn } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
+                let dialing = self.conns.get(&conn).is_some_and(|c| c.dialing);
+                if dialing {
+                    // A socket that ends before it was reported connected is a failed dial.
+                    if let Some(o) = self.conns.remove(&conn).and_then(|c| c.origin) {
+                        self.peers.on_dial_failed(now, o, &mut self.rng);
+                    }
+                } else if let Some(c) = self.conns.get_mut(&conn) {
                     c.rlpx.handle_input(now, rlpx::Input::TransportClosed)?;
                 }
             }
@@ -665,6 +692,9 @@ impl Engine {
             m.handle_timeout(now);
         }
         self.history.client.handle_timeout(now);
+        if let Some(m) = &mut self.messenger {
+            m.handle_timeout(now);
+        }
         self.pump(now);
         self.peers.take_dirty();
         self.dial_candidates(now);
@@ -681,6 +711,7 @@ impl Engine {
             t = earliest(t, self.dns.as_ref().and_then(|d| d.poll_timeout()));
         }
         t = earliest(t, self.history.client.poll_timeout());
+        t = earliest(t, self.messenger.as_ref().and_then(|m| m.poll_timeout()));
         earliest(t, self.mailserver.as_ref().and_then(|m| m.poll_timeout()))
     }
 
@@ -763,7 +794,9 @@ impl Engine {
                 match o {
                     messenger::Output::Subscribe { chat, filter } => {
                         if let Ok(id) = self.waku.subscribe(filter) {
-                            self.chat_filters.insert(chat, id);
+                            if let Some(old) = self.chat_filters.insert(chat, id) {
+                                self.waku.unsubscribe(old);
+                            }
                         }
                     }
                     messenger::Output::Unsubscribe { chat } => {

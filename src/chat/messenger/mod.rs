@@ -1,0 +1,851 @@
+//! The Messenger: public chats, 1:1 chats, contact requests, private group chats, delivery reports and
+//! persistence (payloads.md §1–§6; status-transport-usage.md §2–§3; secure-transport.md §11; mvds.md §6).
+//!
+//! It never touches a socket or the Waku node directly: it asks for subscriptions and posts
+//! ([`Output::Subscribe`], [`Output::Unsubscribe`], [`Output::Post`]) and takes the messages Waku filters
+//! opened ([`Input::Received`]). Its timers ([`Messenger::handle_timeout`] / [`Messenger::poll_timeout`])
+//! drive MVDS retransmission and the secure transport's prekey rotation.
+//!
+//! **Public chats** (payloads.md §5, transport-usage §2): a `ChatMessage` (`PUBLIC_GROUP`) is signed,
+//! wrapped in an `ApplicationMetadataMessage`, carried as the `public_message` of a secure-transport
+//! `ProtocolMessage` (with our bundle), and posted on the chat's topic with its PBKDF2 key. No MVDS.
+//!
+//! **1:1 chats** (chat id `"0x04…"` of the peer): a `ChatMessage` (`ONE_TO_ONE`, `chat_id` = the
+//! recipient's id) is wrapped; the wrapper bytes are the body of an MVDS message in the pairwise group
+//! `one_to_one(me, peer)` (mvds.md §6). Each MVDS payload the node transmits is encrypted by the
+//! [`SecureTransport`] for every installation of the peer and posted as the transport routes it: ECIES on
+//! the peer's partitioned topic until every targeted installation has written to us, then AES-GCM on the
+//! negotiated topic. We listen on our partitioned topic (asymmetric filter with our key) from the start
+//! and on each negotiated topic when the secure transport reports its secret. Bundles travel in every
+//! `ProtocolMessage`; a first message to a peer whose bundle we lack goes DH-only and the answer carries
+//! the peer's bundle, so sessions follow. Received plaintexts go through the datasync unwrap: each MVDS
+//! body is handled at once (de-duplicated by message id) and the payload is fed to the MVDS node, which
+//! ACKs it.
+//!
+//! **Contact requests**: a 1:1 message from an identity we have no chat with creates the chat and raises
+//! [`Event::ContactRequest`] once (the chat then exists).
+//!
+//! **Private groups** (payloads.md §6): chat id `uuid-0x04<creator>` (uuid from the seeded RNG). Every
+//! group message, chat text or membership change, is a `MembershipUpdateMessage` carrying all the
+//! group's signed events (plus the `PRIVATE_GROUP` `ChatMessage`, if any), sent pairwise through MVDS
+//! and the secure transport to each current member; a removal also goes to the removed member (so it
+//! learns it, as the reference sends it to the members before the change), nothing later does. The group state is the validated fold of [`super::group`]; received
+//! events that do not fold are dropped. Once a removed member's last pending delivery settled and we
+//! share no 1:1 chat or group with it, it is removed from the pairwise MVDS group.
+//!
+//! **Delivery**: each MVDS message a text went out in is mapped back to the text's id: MVDS ACKs become
+//! [`Event::Delivered`], give-ups [`Event::DeliveryFailed`].
+//!
+//! **Persistence**: [`Messenger::export`] / [`Messenger::import`] (see [`persist`]).
+//!
+//! Deviations from the reference, deliberate:
+//! * group members are not asked to confirm (no MEMBER_JOINED step is needed): a member's text is shown
+//!   if its author is a *member* (the reference requires a *joined* author and that we joined);
+//! * we do not publish on, nor listen to, contact-code topics: bundles come with every message, and a
+//!   first contact works DH-only (the reference fetches bundles there when it can);
+//! * an incoming 1:1 message is attributed by its application-layer author (as the reference does) and
+//!   creates the chat (the spec allows discarding it instead); messages we wrote on another device go to
+//!   the chat named by their `chat_id`.
+//!
+//! Caps ([`MessengerConfig`]): public chats, 1:1 chats, groups, members per group, messages per chat,
+//! tracked deliveries, negotiated topics, queued outputs; the MVDS and secure-transport caps are theirs.
+
+pub mod persist;
+mod private;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rand_chacha::ChaCha20Rng;
+use status_proto::protobuf as pb;
+use zeroize::Zeroizing;
+
+use super::group::{Group, GroupLimits};
+use super::identity::pubkey_to_hex;
+use super::log::{ChatLog, Insert, DEFAULT_MAX_MESSAGES};
+use super::payloads::{decode_chat_message, unwrap, wrap_chat_message, MessageId, MessageKind};
+use super::validate::validate_chat_message;
+use crate::crypto::{PublicKey, SecretKey};
+use crate::mvds;
+use crate::rng::{fork, Seed};
+use crate::secure::{self, SecureTransport};
+use crate::time::{earliest, Timestamp};
+use crate::waku::message::{NewMessage, PostKey};
+use crate::waku::{status, Filter, ReceivedMessage, Topic};
+
+pub use persist::STATE_VERSION;
+
+/// TTL of chat envelopes (status-go `whisperTTL`).
+pub const CHAT_TTL: u32 = 15;
+/// PoW target for payloads up to 50,000 bytes (status-go `calculatePoW`).
+pub const POW_TARGET: f64 = 0.002;
+/// PoW target above 50,000 bytes.
+pub const POW_TARGET_LARGE: f64 = 0.000002;
+
+/// The subscription name of our partitioned topic (never a public chat name: those have no `@`).
+pub const PARTITIONED_SUBSCRIPTION: &str = "@partitioned";
+/// Prefix of the subscription name of a negotiated topic; the peer's `"0x04…"` id follows.
+pub const NEGOTIATED_SUBSCRIPTION_PREFIX: &str = "@negotiated:";
+
+/// Messenger configuration.
+#[derive(Clone)]
+pub struct MessengerConfig {
+    /// Our chat identity.
+    pub identity: SecretKey,
+    /// This device's installation id.
+    pub installation_id: String,
+    /// Most public chats joined at once. Default 256.
+    pub max_chats: usize,
+    /// Most 1:1 chats. Default 1,000; a message from a new identity beyond it is dropped.
+    pub max_one_to_one_chats: usize,
+    /// Most private groups. Default 256.
+    pub max_groups: usize,
+    /// Most members of one group (ourselves included). Default 256.
+    pub max_members_per_group: usize,
+    /// Messages kept per chat. Default 10,000.
+    pub max_messages_per_chat: usize,
+    /// Messages per chat written by [`Messenger::export`] (the newest; they also de-duplicate after an
+    /// import). Default 1,000.
+    pub max_persisted_messages_per_chat: usize,
+    /// Sent texts whose delivery is tracked (per recipient); at the cap the oldest is forgotten (no event
+    /// for it). Default 20,000.
+    pub max_tracked_deliveries: usize,
+    /// Negotiated topics listened to (each costs a PBKDF2 derivation and a filter). Beyond it no new one
+    /// is subscribed and our messages to further peers stay on their partitioned topic (theirs may then
+    /// go unheard on the negotiated topic). Default 4,096.
+    pub max_negotiated_topics: usize,
+    /// Outputs queued before the oldest are dropped (drain after every call). Default 65,536.
+    pub max_queued_outputs: usize,
+    /// The MVDS node's configuration.
+    pub mvds: mvds::Config,
+    /// The secure transport's configuration.
+    pub secure: secure::Config,
+}
+
+impl core::fmt::Debug for MessengerConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MessengerConfig")
+            .field("identity", &self.identity.public_key())
+            .field("installation_id", &self.installation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessengerConfig {
+    /// Defaults around an identity.
+    pub fn new(identity: SecretKey, installation_id: String) -> Self {
+        MessengerConfig {
+            identity,
+            installation_id,
+            max_chats: 256,
+            max_one_to_one_chats: 1_000,
+            max_groups: 256,
+            max_members_per_group: 256,
+            max_messages_per_chat: DEFAULT_MAX_MESSAGES,
+            max_persisted_messages_per_chat: 1_000,
+            max_tracked_deliveries: 20_000,
+            max_negotiated_topics: 4_096,
+            max_queued_outputs: 65_536,
+            mvds: mvds::Config::default(),
+            secure: secure::Config::default(),
+        }
+    }
+
+    fn group_limits(&self) -> GroupLimits {
+        GroupLimits {
+            max_members: self.max_members_per_group,
+            ..GroupLimits::default()
+        }
+    }
+}
+
+/// Inputs.
+#[derive(Debug)]
+pub enum Input {
+    /// Join a public chat.
+    JoinPublicChat(String),
+    /// Leave a public chat.
+    LeavePublicChat(String),
+    /// Send a text to a chat of any kind, by chat id.
+    SendText {
+        /// The chat id.
+        chat: String,
+        /// The text.
+        text: String,
+    },
+    /// Open the 1:1 chat with this identity (idempotent); its id is [`Messenger::one_to_one_chat_id`].
+    StartOneToOne(PublicKey),
+    /// Create a private group with us as admin and these members; raises [`Event::GroupCreated`].
+    CreateGroup {
+        /// The group name.
+        name: String,
+        /// The other members.
+        members: Vec<PublicKey>,
+    },
+    /// Add members (admins only).
+    AddMembers {
+        /// The group's chat id.
+        chat: String,
+        /// The new members.
+        members: Vec<PublicKey>,
+    },
+    /// Remove a member who is not an admin (admins only).
+    RemoveMember {
+        /// The group's chat id.
+        chat: String,
+        /// The member.
+        member: PublicKey,
+    },
+    /// Make a member an admin (admins only).
+    MakeAdmin {
+        /// The group's chat id.
+        chat: String,
+        /// The member.
+        member: PublicKey,
+    },
+    /// Rename the group (admins only).
+    RenameGroup {
+        /// The group's chat id.
+        chat: String,
+        /// The new name.
+        name: String,
+    },
+    /// Leave the group (the chat and its messages stay, read-only).
+    LeaveGroup {
+        /// The group's chat id.
+        chat: String,
+    },
+    /// A message a Waku filter opened.
+    Received(Box<ReceivedMessage>),
+}
+
+/// Outputs.
+#[derive(Debug)]
+pub enum Output {
+    /// Install this Waku filter under the name `chat` (a public chat name, [`PARTITIONED_SUBSCRIPTION`],
+    /// or [`NEGOTIATED_SUBSCRIPTION_PREFIX`] + a peer id).
+    Subscribe {
+        /// The subscription name.
+        chat: String,
+        /// The filter.
+        filter: Filter,
+    },
+    /// Remove the filter installed under `chat`.
+    Unsubscribe {
+        /// The subscription name.
+        chat: String,
+    },
+    /// Post this message through Waku.
+    Post(Box<NewMessage>),
+    /// Something for the application.
+    Event(Event),
+}
+
+/// A chat message as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatEntry {
+    /// The message id.
+    pub id: MessageId,
+    /// The author.
+    pub author: PublicKey,
+    /// The Lamport clock.
+    pub clock: u64,
+    /// The sender's timestamp (ms).
+    pub timestamp: u64,
+    /// The text.
+    pub text: String,
+}
+
+/// The kind of a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatKind {
+    /// A public chat.
+    Public,
+    /// A 1:1 chat.
+    OneToOne,
+    /// A private group.
+    Group,
+}
+
+/// Events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message arrived in a chat (or our own came back from the network: see `own`).
+    MessageReceived {
+        /// The chat.
+        chat: String,
+        /// The message.
+        message: ChatEntry,
+        /// True if we wrote it.
+        own: bool,
+    },
+    /// We sent a message.
+    MessageSent {
+        /// The chat.
+        chat: String,
+        /// Its id.
+        id: MessageId,
+    },
+    /// A received message was dropped.
+    Dropped {
+        /// Why.
+        reason: String,
+    },
+    /// `to` acknowledged (through MVDS) the text `id` we sent in `chat`.
+    Delivered {
+        /// The chat.
+        chat: String,
+        /// The text's id.
+        id: MessageId,
+        /// The recipient.
+        to: PublicKey,
+    },
+    /// MVDS gave up delivering the text `id` to `to`.
+    DeliveryFailed {
+        /// The chat.
+        chat: String,
+        /// The text's id.
+        id: MessageId,
+        /// The recipient.
+        to: PublicKey,
+    },
+    /// An identity we had no chat with wrote to us; the 1:1 chat `chat` was created.
+    ContactRequest {
+        /// The identity.
+        from: PublicKey,
+        /// The new chat's id.
+        chat: String,
+    },
+    /// We created a group.
+    GroupCreated {
+        /// Its chat id.
+        chat: String,
+        /// Its name.
+        name: String,
+    },
+    /// A group's name, members or admins changed (or we learnt of a group we are a member of).
+    MembershipChanged {
+        /// The group's chat id.
+        chat: String,
+        /// Its name.
+        name: String,
+        /// Its members, ordered by their `"0x04…"` id.
+        members: Vec<PublicKey>,
+        /// Its admins, same order.
+        admins: Vec<PublicKey>,
+        /// True if this change removed us.
+        removed_self: bool,
+    },
+}
+
+/// Errors the Messenger returns for misuse, and for state that cannot be imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessengerError {
+    /// The chat is not joined (or does not exist).
+    #[error("not in chat {0:?}")]
+    NotJoined(String),
+    /// Too many chats (public, 1:1 or groups, each has its cap).
+    #[error("chat limit reached")]
+    TooManyChats,
+    /// A 1:1 chat with ourselves.
+    #[error("a 1:1 chat needs another identity")]
+    OwnKey,
+    /// We are not (or no longer) a member of the group.
+    #[error("not a member of group {0:?}")]
+    NotMember(String),
+    /// The secure transport refused the payload.
+    #[error(transparent)]
+    Secure(#[from] secure::SecureError),
+    /// The payload could not be built, or a group change is not allowed (e.g. not an admin).
+    #[error(transparent)]
+    Chat(#[from] super::ChatError),
+    /// MVDS refused the message.
+    #[error(transparent)]
+    Mvds(#[from] mvds::MvdsError),
+    /// The secure transport accepted the payload but produced no message to post (a bug if seen).
+    #[error("the secure transport produced no message")]
+    NoMessage,
+    /// Bytes given to [`Messenger::import`] are not a valid state.
+    #[error("invalid messenger state: {0}")]
+    InvalidState(&'static str),
+}
+
+impl From<super::GroupError> for MessengerError {
+    fn from(e: super::GroupError) -> Self {
+        MessengerError::Chat(e.into())
+    }
+}
+
+struct PublicChat {
+    topic: Topic,
+    key: Zeroizing<[u8; 32]>,
+    log: ChatLog<ChatEntry>,
+}
+
+struct DirectChat {
+    peer: PublicKey,
+    log: ChatLog<ChatEntry>,
+}
+
+struct GroupChat {
+    group: Group,
+    log: ChatLog<ChatEntry>,
+}
+
+struct Negotiated {
+    topic: Topic,
+    key: Zeroizing<[u8; 32]>,
+}
+
+/// A message handed to MVDS for one recipient, until it is acknowledged or given up.
+#[derive(Clone)]
+struct Pending {
+    chat: String,
+    id: MessageId,
+    to: PublicKey,
+    /// Report delivery (texts); membership-only updates are tracked for pruning but not reported.
+    notify: bool,
+}
+
+/// The Messenger. See the [module docs](self).
+pub struct Messenger {
+    config: MessengerConfig,
+    me: PublicKey,
+    me_hex: String,
+    secure: SecureTransport,
+    mvds: mvds::Node,
+    rng: ChaCha20Rng,
+    public: BTreeMap<String, PublicChat>,
+    direct: BTreeMap<String, DirectChat>,
+    groups: BTreeMap<String, GroupChat>,
+    /// Negotiated topics listened to, by peer id.
+    negotiated: BTreeMap<String, Negotiated>,
+    /// By MVDS message id.
+    pending: BTreeMap<mvds::MessageId, Pending>,
+    pending_order: VecDeque<mvds::MessageId>,
+    /// Pending deliveries per recipient (uncompressed key), for pruning in O(log n).
+    pending_per_peer: BTreeMap<[u8; 65], usize>,
+    outputs: VecDeque<Output>,
+    /// The latest time the messenger was driven (for the MVDS epoch in [`Messenger::export`]).
+    last_now: Timestamp,
+}
+
+impl core::fmt::Debug for Messenger {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Messenger")
+            .field("public", &self.public.keys().collect::<Vec<_>>())
+            .field("direct", &self.direct.len())
+            .field("groups", &self.groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn mvds_config_checked(config: &MessengerConfig) -> mvds::Config {
+    if config.mvds.validate().is_ok() {
+        config.mvds.clone()
+    } else {
+        mvds::Config::default()
+    }
+}
+
+impl Messenger {
+    /// A messenger for `config`, drawing randomness from `seed`. An invalid `config.mvds` is replaced by
+    /// the MVDS defaults.
+    pub fn new(now: Timestamp, config: MessengerConfig, seed: Seed) -> Self {
+        let mut rng = seed.rng();
+        let secure = SecureTransport::new(
+            config.identity.clone(),
+            config.installation_id.clone(),
+            fork(&mut rng),
+            config.secure.clone(),
+            now,
+        );
+        let mvds_seed = fork(&mut rng);
+        let mvds = new_mvds_node(&config, &mvds_seed, now);
+        let me = config.identity.public_key();
+        let mut m = Messenger {
+            me_hex: pubkey_to_hex(&me),
+            me,
+            secure,
+            mvds,
+            rng,
+            public: BTreeMap::new(),
+            direct: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            negotiated: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            pending_order: VecDeque::new(),
+            pending_per_peer: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            last_now: now,
+            config,
+        };
+        let filter = Filter::asymmetric(vec![status::partitioned_topic(&me)], m.config.identity.clone());
+        m.push(Output::Subscribe {
+            chat: PARTITIONED_SUBSCRIPTION.into(),
+            filter,
+        });
+        m
+    }
+
+    /// The 1:1 chat id of `peer`: `"0x04…"`, lowercase hex of its uncompressed key.
+    pub fn one_to_one_chat_id(peer: &PublicKey) -> String {
+        pubkey_to_hex(peer)
+    }
+
+    /// Our identity's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.me
+    }
+
+    /// Every chat id: public chats, then 1:1 chats, then groups (each in id order).
+    pub fn chats(&self) -> impl Iterator<Item = &str> {
+        self.public
+            .keys()
+            .chain(self.direct.keys())
+            .chain(self.groups.keys())
+            .map(String::as_str)
+    }
+
+    /// The kind of a chat, if it exists.
+    pub fn chat_kind(&self, chat: &str) -> Option<ChatKind> {
+        if self.public.contains_key(chat) {
+            Some(ChatKind::Public)
+        } else if self.direct.contains_key(chat) {
+            Some(ChatKind::OneToOne)
+        } else if self.groups.contains_key(chat) {
+            Some(ChatKind::Group)
+        } else {
+            None
+        }
+    }
+
+    /// A group's membership state.
+    pub fn group(&self, chat: &str) -> Option<&Group> {
+        self.groups.get(chat).map(|g| &g.group)
+    }
+
+    /// The messages of a chat in display order.
+    pub fn messages(&self, chat: &str) -> Vec<&ChatEntry> {
+        self.log(chat)
+            .map(|l| l.iter().map(|(_, _, m)| m).collect())
+            .unwrap_or_default()
+    }
+
+    /// Sent messages whose delivery is still tracked (one per recipient).
+    pub fn pending_deliveries(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Negotiated topics listened to.
+    pub fn negotiated_topics(&self) -> usize {
+        self.negotiated.len()
+    }
+
+    /// Outputs waiting to be polled.
+    pub fn queued_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// The MVDS node (read-only: stats, groups).
+    pub fn mvds(&self) -> &mvds::Node {
+        &self.mvds
+    }
+
+    /// The secure transport (read-only: sessions, installations).
+    pub fn secure(&self) -> &SecureTransport {
+        &self.secure
+    }
+
+    fn log(&self, chat: &str) -> Option<&ChatLog<ChatEntry>> {
+        if let Some(c) = self.public.get(chat) {
+            return Some(&c.log);
+        }
+        if let Some(c) = self.direct.get(chat) {
+            return Some(&c.log);
+        }
+        self.groups.get(chat).map(|c| &c.log)
+    }
+
+    /// Feed an input. `Err` only for misuse (an unknown chat, a cap, a group change we may not make, an
+    /// oversized payload); faults of peers become [`Event::Dropped`].
+    pub fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), MessengerError> {
+        self.last_now = self.last_now.max(now);
+        let r = match input {
+            Input::JoinPublicChat(name) => self.join_public(name),
+            Input::LeavePublicChat(name) => {
+                if self.public.remove(&name).is_some() {
+                    self.push(Output::Unsubscribe { chat: name });
+                }
+                Ok(())
+            }
+            Input::SendText { chat, text } => self.send_text(now, chat, text),
+            Input::StartOneToOne(peer) => self.start_one_to_one(&peer).map(|_| ()),
+            Input::CreateGroup { name, members } => self.create_group(now, name, members),
+            Input::AddMembers { chat, members } => self.add_members(now, chat, members),
+            Input::RemoveMember { chat, member } => self.remove_member(now, chat, member),
+            Input::MakeAdmin { chat, member } => self.make_admin(now, chat, member),
+            Input::RenameGroup { chat, name } => self.rename_group(now, chat, name),
+            Input::LeaveGroup { chat } => self.leave_group(now, chat),
+            Input::Received(m) => {
+                self.on_received(now, *m);
+                Ok(())
+            }
+        };
+        self.drain_mvds(now);
+        r
+    }
+
+    /// Run due timers: MVDS retransmissions and ACKs, the secure transport's prekey rotation and
+    /// skipped-key expiry.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.last_now = self.last_now.max(now);
+        self.secure.handle_timeout(now);
+        let _ = self.drain_secure();
+        self.mvds.handle_timeout(now);
+        self.drain_mvds(now);
+    }
+
+    /// The earliest deadline of MVDS and the secure transport.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        earliest(self.mvds.poll_timeout(), self.secure.poll_timeout())
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    fn push(&mut self, o: Output) {
+        if self.outputs.len() >= self.config.max_queued_outputs.max(1) {
+            self.outputs.pop_front();
+        }
+        self.outputs.push_back(o);
+    }
+
+    fn event(&mut self, e: Event) {
+        self.push(Output::Event(e));
+    }
+
+    fn drop_with(&mut self, reason: impl Into<String>) {
+        self.event(Event::Dropped {
+            reason: reason.into(),
+        });
+    }
+
+    // ---- public chats ---------------------------------------------------------------------------------
+
+    fn join_public(&mut self, name: String) -> Result<(), MessengerError> {
+        if self.public.contains_key(&name) {
+            return Ok(());
+        }
+        if self.public.len() >= self.config.max_chats {
+            return Err(MessengerError::TooManyChats);
+        }
+        let topic = status::public_chat_topic(&name);
+        let key = status::public_chat_key(&name);
+        let filter = Filter::symmetric(vec![topic], *key);
+        self.public.insert(
+            name.clone(),
+            PublicChat {
+                topic,
+                key,
+                log: ChatLog::new(self.config.max_messages_per_chat),
+            },
+        );
+        self.push(Output::Subscribe { chat: name, filter });
+        Ok(())
+    }
+
+    fn send_text(&mut self, now: Timestamp, chat: String, text: String) -> Result<(), MessengerError> {
+        if self.direct.contains_key(&chat) {
+            return self.send_one_to_one(now, chat, text);
+        }
+        if self.groups.contains_key(&chat) {
+            return self.send_group_text(now, chat, text);
+        }
+        let c = self
+            .public
+            .get_mut(&chat)
+            .ok_or_else(|| MessengerError::NotJoined(chat.clone()))?;
+        let (clock, timestamp) = c.log.tick(now);
+        let m = pb::ChatMessage {
+            clock,
+            timestamp,
+            text: text.clone(),
+            chat_id: chat.clone(),
+            message_type: pb::MessageType::PublicGroup as i32,
+            content_type: pb::chat_message::ContentType::TextPlain as i32,
+            ..Default::default()
+        };
+        let wrapped = wrap_chat_message(&m, &self.config.identity)?;
+        self.secure.handle_input(
+            now,
+            secure::Input::Public {
+                payload: wrapped.bytes.to_vec(),
+            },
+        )?;
+        let (topic, key) = (c.topic, c.key.clone());
+        let mut bytes = None;
+        while let Some(o) = self.secure.poll_output() {
+            if let secure::Output::Send(out) = o {
+                bytes = Some(out.bytes);
+            }
+        }
+        let payload = bytes.ok_or(MessengerError::NoMessage)?;
+        self.post(topic, payload, PostKey::Symmetric(key));
+        let entry = ChatEntry {
+            id: wrapped.id,
+            author: self.me,
+            clock,
+            timestamp,
+            text,
+        };
+        if let Some(c) = self.public.get_mut(&chat) {
+            let _ = c.log.insert(wrapped.id, clock, entry);
+        }
+        self.event(Event::MessageSent { chat, id: wrapped.id });
+        Ok(())
+    }
+
+    fn post(&mut self, topic: Topic, payload: Vec<u8>, key: PostKey) {
+        let pow_target = if payload.len() > 50_000 {
+            POW_TARGET_LARGE
+        } else {
+            POW_TARGET
+        };
+        let signer = Some(self.config.identity.clone());
+        self.push(Output::Post(Box::new(NewMessage {
+            topic,
+            payload,
+            key,
+            signer,
+            ttl: CHAT_TTL,
+            pow_target,
+            padding: None,
+        })));
+    }
+
+    fn on_received(&mut self, now: Timestamp, m: ReceivedMessage) {
+        let public = self
+            .public
+            .iter()
+            .find(|(_, c)| c.topic == m.topic)
+            .map(|(n, _)| n.clone());
+        let Some(sender) = m.sender else {
+            return self.drop_with("unsigned envelope");
+        };
+        if public.is_none() && sender == self.me {
+            // Our own post on a shared (negotiated) topic, opened by our own filter.
+            return;
+        }
+        if self
+            .secure
+            .handle_input(
+                now,
+                secure::Input::Received {
+                    sender,
+                    bytes: m.payload.to_vec(),
+                },
+            )
+            .is_err()
+        {
+            return self.drop_with("secure transport refused the payload");
+        }
+        let opened = self.drain_secure();
+        let transport_time = Timestamp::from_secs(u64::from(m.timestamp));
+        match public {
+            Some(chat) => {
+                let mut any = false;
+                for o in opened {
+                    if let Opened::Public(payload) = o {
+                        any = true;
+                        self.on_public(chat.clone(), sender, &payload, transport_time);
+                    }
+                }
+                if !any {
+                    self.drop_with("not a public message");
+                }
+            }
+            None => {
+                for o in opened {
+                    if let Opened::Private(from, plaintext) = o {
+                        self.receive_decrypted(now, from, &plaintext, transport_time);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_public(&mut self, chat: String, sender: PublicKey, payload: &[u8], transport_time: Timestamp) {
+        let unwrapped = match unwrap(payload, Some(&sender)) {
+            Ok(u) => u,
+            Err(e) => return self.drop_with(format!("wrapper: {e}")),
+        };
+        if unwrapped.message_kind() != Some(MessageKind::ChatMessage) {
+            return self.drop_with("not a chat message");
+        }
+        let (Some(author), Some(id)) = (unwrapped.author, unwrapped.id) else {
+            return self.drop_with("no author");
+        };
+        let cm = match decode_chat_message(&unwrapped.payload) {
+            Ok(cm) => cm,
+            Err(e) => return self.drop_with(format!("chat message: {e}")),
+        };
+        if let Err(e) = validate_chat_message(&cm, transport_time) {
+            return self.drop_with(format!("invalid: {e}"));
+        }
+        if cm.chat_id != chat || cm.message_type != pb::MessageType::PublicGroup as i32 {
+            return self.drop_with("not for this public chat");
+        }
+        let own = author == self.me;
+        let entry = ChatEntry {
+            id,
+            author,
+            clock: cm.clock,
+            timestamp: cm.timestamp,
+            text: cm.text,
+        };
+        let Some(c) = self.public.get_mut(&chat) else {
+            return;
+        };
+        if c.log.insert(id, cm.clock, entry.clone()) == Insert::Added {
+            self.event(Event::MessageReceived {
+                chat,
+                message: entry,
+                own,
+            });
+        }
+    }
+
+    /// Export everything needed to resume (see [`persist`]). Holds session secrets: zeroized on drop.
+    pub fn export(&self) -> Zeroizing<Vec<u8>> {
+        persist::export(self)
+    }
+
+    /// Resume from [`Messenger::export`]ed bytes, with the identity of `config` (it must be the one that
+    /// exported) and fresh randomness from `seed`. The subscriptions (partitioned topic, public chats,
+    /// negotiated topics) are output again. Bytes that are not a valid state give
+    /// [`MessengerError::InvalidState`] (or the layer error of an embedded state); never a panic.
+    pub fn import(
+        now: Timestamp,
+        config: MessengerConfig,
+        seed: Seed,
+        bytes: &[u8],
+    ) -> Result<Messenger, MessengerError> {
+        persist::import(now, config, seed, bytes)
+    }
+}
+
+fn new_mvds_node(config: &MessengerConfig, seed: &Seed, now: Timestamp) -> mvds::Node {
+    match mvds::Node::new(mvds_config_checked(config), seed, now) {
+        Ok(n) => n,
+        Err(_) => unreachable!("a validated MVDS configuration is accepted"),
+    }
+}
+
+/// What the secure transport opened.
+enum Opened {
+    Public(Vec<u8>),
+    Private(PublicKey, Vec<u8>),
+}
