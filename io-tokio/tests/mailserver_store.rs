@@ -209,3 +209,119 @@ fn mailserver_on_redb_serves_history_through_the_tokio_driver() {
     assert_eq!(reopened.len().unwrap(), POSTS);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Read lines on a thread.
+fn lines_of(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn status_node_run_mailserver_db_archives_into_postgres() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let server = TempServer::shared().expect("start a local PostgreSQL server");
+    let url = server.create_database().unwrap();
+    let dir = std::env::temp_dir().join(format!("status-node-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spawn = |name: &str, extra: &[String]| {
+        Command::new(env!("CARGO_BIN_EXE_status-node"))
+            .args([
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--public-chat",
+                "town",
+                "--data-dir",
+            ])
+            .arg(dir.join(name))
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn(
+        "a",
+        &["--mailserver".into(), "--mailserver-db".into(), url.clone()],
+    );
+    let a_out = lines_of(a.stdout.take().unwrap());
+    let _a_err = lines_of(a.stderr.take().unwrap());
+    let enode_a = a_out.recv_timeout(Duration::from_secs(20)).unwrap();
+    let mut b = spawn("b", &["--static-peer".into(), enode_a]);
+    let _b_out = lines_of(b.stdout.take().unwrap());
+    let b_err = lines_of(b.stderr.take().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut connected = false;
+    while !connected && std::time::Instant::now() < deadline {
+        if let Ok(l) = b_err.recv_timeout(Duration::from_millis(200)) {
+            connected = l.contains("peer connected");
+        }
+    }
+    let mut b_in = b.stdin.take().unwrap();
+    writeln!(b_in, "/msg town kept in postgres").unwrap();
+    b_in.flush().unwrap();
+    let store = PostgresStore::connect(&url).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while store.is_empty().unwrap() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = (a.kill(), b.kill());
+    let _ = (a.wait(), b.wait());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(connected, "B connected to the mailserver");
+    let rows = store
+        .range([0; status_sansio::mailserver::server::KEY_LEN], [0xff; 40], 10)
+        .unwrap();
+    assert!(
+        !rows.is_empty(),
+        "the mailserver archived B's message in PostgreSQL"
+    );
+    let town = status::public_chat_topic("town");
+    assert!(rows.iter().any(|(key, value)| {
+        let env = waku::Envelope::decode_bytes(value).unwrap();
+        env.topic == town && key[36..] == town.0
+    }));
+    assert!(
+        !dir.join("a/mailserver.redb").exists(),
+        "no redb file with --mailserver-db"
+    );
+}
+
+#[test]
+fn status_node_run_rejects_a_mailserver_db_without_mailserver_or_a_bad_url() {
+    let dir = std::env::temp_dir().join(format!("status-node-pgbad-{}", std::process::id()));
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_status-node"))
+            .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--mailserver-db", "postgres://nobody@localhost/x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mailserver-db needs --mailserver"));
+    // Nothing listens there: the node reports the failure and exits instead of running without archive.
+    let out = run(&[
+        "--mailserver",
+        "--mailserver-db",
+        "host=/nonexistent-socket-dir port=1 user=x dbname=x connect_timeout=2",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("postgres"),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
