@@ -109,6 +109,13 @@ impl RedbStore {
         tx.commit().map_err(db_err)?;
         Ok(RedbStore { db })
     }
+
+    /// Compact the file (return free pages to the file system, e.g. after a large prune). Blocks while
+    /// it runs; the file only shrinks if no read is in progress.
+    pub fn compact(&mut self) -> io::Result<()> {
+        while self.db.compact().map_err(db_err)? {}
+        Ok(())
+    }
 }
 
 impl Store for RedbStore {

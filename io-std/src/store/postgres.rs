@@ -130,6 +130,16 @@ impl PostgresStore {
         })
     }
 
+    /// Bytes the table takes on the server, indexes and TOAST included (`pg_total_relation_size`).
+    pub fn table_bytes(&self) -> io::Result<u64> {
+        let n: i64 = self.with(|c| {
+            c.client
+                .query_one("SELECT pg_total_relation_size('envelopes')", &[])?
+                .try_get(0)
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Run `f` on a live connection, re-opening it first if the last one broke, and once more on a fresh
     /// connection if it breaks during `f` (every operation here is idempotent).
     fn with<T>(&self, mut f: impl FnMut(&mut Conn) -> Result<T, postgres::Error>) -> io::Result<T> {
