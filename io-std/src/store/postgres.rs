@@ -231,7 +231,7 @@ impl Store for PostgresStore {
 ///
 /// It looks for `initdb` and `pg_ctl` in `$PG_BIN`, then the newest `/usr/lib/postgresql/*/bin`
 /// (Debian), then `PATH`. `initdb` refuses to run as root, so under root the server runs as the
-/// `postgres` user (created by the OS package) through `runuser`. The server runs with `fsync=off`:
+/// `postgres` user (created by the OS package) through `runuser`, in a directory under `/tmp`. The server runs with `fsync=off`:
 /// it is for tests, not for data.
 pub struct TempServer {
     dir: PathBuf,
@@ -320,10 +320,18 @@ impl TempServer {
     pub fn start() -> io::Result<TempServer> {
         let bin = find_pg_bin()?;
         let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("status-pg-{}-{n}", std::process::id()));
+        let root = is_root()?;
+        // Under root the server's user must reach the directory: /tmp always lets it (a custom TMPDIR
+        // might not), and keeps the socket path short.
+        let base = if root {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("status-pg-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let as_user = if is_root()? {
+        let as_user = if root {
             let uid = output_of(Command::new("id").args(["-u", "postgres"])).map_err(|e| {
                 io::Error::other(format!(
                     "running as root, and initdb refuses root, but there is no 'postgres' user: {e}"
