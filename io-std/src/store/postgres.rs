@@ -59,6 +59,21 @@ const RANGE: &str = "SELECT id, data FROM envelopes WHERE id >= $1 AND id < $2 O
 const PRUNE: &str = "DELETE FROM envelopes WHERE id < $1";
 const COUNT: &str = "SELECT count(*) FROM envelopes";
 
+/// The error ended the session: the socket closed, or the server is shutting the session down (the
+/// client may not have noticed the close yet when it reports the server's message).
+fn connection_lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(c)
+        })
+}
+
 fn pg_err(e: postgres::Error) -> io::Error {
     io::Error::other(format!("postgres: {e}"))
 }
@@ -155,9 +170,9 @@ impl PostgresStore {
             };
             match f(conn) {
                 Ok(v) => return Ok(v),
-                Err(e) if conn.client.is_closed() && !retried => {
+                Err(e) if !retried && (conn.client.is_closed() || connection_lost(&e)) => {
                     retried = true;
-                    drop(e);
+                    *guard = None;
                 }
                 Err(e) => return Err(pg_err(e)),
             }
@@ -314,6 +329,49 @@ fn is_root() -> io::Result<bool> {
     }
 }
 
+fn pg_command(bin: &Path, as_user: &Option<String>, tool: &str, dir: &Path) -> Command {
+    let path = bin.join(tool);
+    let mut c = match as_user {
+        Some(user) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", user, "--"]).arg(path);
+            c
+        }
+        None => Command::new(path),
+    };
+    // The invoking directory may be unreadable for the server's user.
+    c.current_dir(dir);
+    c
+}
+
+/// Stop and remove servers left by test processes that died without dropping theirs (an abort, a kill).
+fn reap_orphans(base: &Path, bin: &Path, as_user: &Option<String>) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("status-pg-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = e.path();
+        let mut stop = pg_command(bin, as_user, "pg_ctl", &dir);
+        stop.arg("-D")
+            .arg(dir.join("data"))
+            .args(["-w", "-m", "immediate", "stop"]);
+        let _ = output_of(&mut stop);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 impl TempServer {
     /// Create a cluster in a new temporary directory and start it. Fails (never silently) if
     /// PostgreSQL is missing or does not start.
@@ -330,6 +388,8 @@ impl TempServer {
         };
         let dir = base.join(format!("status-pg-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let as_user_name = root.then(|| "postgres".to_string());
+        reap_orphans(&base, &bin, &as_user_name);
         std::fs::create_dir_all(&dir)?;
         let as_user = if root {
             let uid = output_of(Command::new("id").args(["-u", "postgres"])).map_err(|e| {
@@ -344,7 +404,7 @@ impl TempServer {
                     .map_err(|e| io::Error::other(format!("id: {e}")))
             };
             std::os::unix::fs::chown(&dir, Some(parse(uid)?), Some(parse(gid)?))?;
-            Some("postgres".to_string())
+            as_user_name
         } else {
             None
         };
@@ -402,18 +462,7 @@ impl TempServer {
     }
 
     fn command(&self, tool: &str) -> Command {
-        let path = self.bin.join(tool);
-        let mut c = match &self.as_user {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(path);
-                c
-            }
-            None => Command::new(path),
-        };
-        // The invoking directory may be unreadable for the server's user.
-        c.current_dir(&self.dir);
-        c
+        pg_command(&self.bin, &self.as_user, tool, &self.dir)
     }
 
     /// Connection URL for database `db` (the socket directory percent-encoded as the host).
