@@ -3,42 +3,17 @@
 //! (`tests/vectors/discovery_*.json`); client inputs are noise (the target reads them as a script).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
 use serde_json::Value;
 use status_sansio::discovery::Enr;
+use status_sansio::fuzzing::corpus::Generator;
 use status_sansio::fuzzing::discovery as targets;
+
+/// Bytes substituted into text inputs: base32/base64 letters and the entry separators.
+const TEXT_ALPHABET: &[u8] = b"AZ27az-_=,@. :";
 
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn noise(rng: &mut ChaCha20Rng, max: usize) -> Vec<u8> {
-    let n = rng.next_u32() as usize % max;
-    let mut v = vec![0u8; n];
-    rng.fill_bytes(&mut v);
-    v
-}
-
-fn mutate(rng: &mut ChaCha20Rng, mut v: Vec<u8>) -> Vec<u8> {
-    for _ in 0..1 + rng.next_u32() % 3 {
-        match rng.next_u32() % 5 {
-            0 if !v.is_empty() => {
-                let i = rng.next_u32() as usize % v.len();
-                v[i] ^= 1 << (rng.next_u32() % 8);
-            }
-            1 => v.truncate(rng.next_u32() as usize % (v.len() + 1)),
-            2 => v.extend(noise(rng, 16)),
-            3 if !v.is_empty() => {
-                // Replace a byte with a base32/base64 alphabet character or a separator.
-                let i = rng.next_u32() as usize % v.len();
-                v[i] = b"AZ27az-_=,@. :"[rng.next_u32() as usize % 14];
-            }
-            _ => {}
-        }
-    }
-    v
 }
 
 fn texts() -> Vec<String> {
@@ -69,34 +44,24 @@ fn discovery_enr_corpus() {
         seeds.push(t.as_bytes().to_vec());
     }
     assert!(seeds.len() >= 10);
-    let mut rng = ChaCha20Rng::seed_from_u64(0x0065_6e72);
     for s in &seeds {
         targets::discovery_enr(s);
     }
+    let mut g = Generator::new(0x0065_6e72).with_alphabet(TEXT_ALPHABET);
     for i in 0..6000 {
-        let input = if i % 4 == 0 {
-            noise(&mut rng, 320)
-        } else {
-            mutate(&mut rng, seeds[i % seeds.len()].clone())
-        };
-        targets::discovery_enr(&input);
+        targets::discovery_enr(&g.input(i, &seeds, 4, 320));
     }
 }
 
 #[test]
 fn discovery_dns_entry_corpus() {
     let seeds: Vec<Vec<u8>> = texts().into_iter().map(String::into_bytes).collect();
-    let mut rng = ChaCha20Rng::seed_from_u64(0x0064_6e73);
     for s in &seeds {
         targets::discovery_dns_entry(s);
     }
+    let mut g = Generator::new(0x0064_6e73).with_alphabet(TEXT_ALPHABET);
     for i in 0..6000 {
-        let input = if i % 4 == 0 {
-            noise(&mut rng, 200)
-        } else {
-            mutate(&mut rng, seeds[i % seeds.len()].clone())
-        };
-        targets::discovery_dns_entry(&input);
+        targets::discovery_dns_entry(&g.input(i, &seeds, 4, 200));
     }
 }
 
@@ -104,10 +69,10 @@ fn discovery_dns_entry_corpus() {
 fn discovery_dns_client_corpus() {
     // A script of true answers syncs both trees: 3 + 1 records.
     assert_eq!(targets::dns_client_script(&[0u8; 400]), 4);
-    let mut rng = ChaCha20Rng::seed_from_u64(0x0063_6c69);
+    let mut g = Generator::new(0x0063_6c69);
     let mut found = 0;
     for i in 0..200 {
-        let mut input = noise(&mut rng, 600);
+        let mut input = g.noise(600);
         // Bias a third of the scripts towards true answers (op 0) so the walks get deep.
         if i % 3 == 0 {
             for b in input.iter_mut().step_by(2) {

@@ -2,46 +2,11 @@
 //! libFuzzer. Inputs mix pure noise with mutations of valid packets, frames and Hellos.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
 use status_sansio::crypto::SecretKey;
+use status_sansio::fuzzing::corpus::{self, Generator};
 use status_sansio::fuzzing::rlpx as targets;
 use status_sansio::rlpx::handshake::{self, HandshakeFormat};
 use status_sansio::Seed;
-
-fn noise(rng: &mut ChaCha20Rng, max: usize) -> Vec<u8> {
-    let n = rng.next_u32() as usize % max;
-    let mut v = vec![0u8; n];
-    rng.fill_bytes(&mut v);
-    v
-}
-
-fn mutate(rng: &mut ChaCha20Rng, mut v: Vec<u8>) -> Vec<u8> {
-    match rng.next_u32() % 4 {
-        0 if !v.is_empty() => {
-            let i = rng.next_u32() as usize % v.len();
-            v[i] ^= 1 << (rng.next_u32() % 8);
-        }
-        1 => v.truncate(rng.next_u32() as usize % (v.len() + 1)),
-        2 => v.extend(noise(rng, 64)),
-        _ => {}
-    }
-    v
-}
-
-/// Run `f` over `n` generated inputs: noise, and mutations of the `seeds`.
-fn corpus(name: &str, n: usize, seeds: &[Vec<u8>], f: fn(&[u8])) {
-    let mut rng = ChaCha20Rng::seed_from_u64(name.len() as u64 * 7919);
-    for i in 0..n {
-        let input = if seeds.is_empty() || i % 3 == 0 {
-            noise(&mut rng, 600)
-        } else {
-            let s = seeds[i % seeds.len()].clone();
-            mutate(&mut rng, s)
-        };
-        f(&input);
-    }
-}
 
 fn handshake_seeds() -> Vec<Vec<u8>> {
     let v: serde_json::Value = serde_json::from_str(
@@ -88,8 +53,8 @@ fn fuzz_rlpx_auth_and_ack() {
             format,
         ));
     }
-    corpus("auth", 600, &seeds, targets::rlpx_auth);
-    corpus("ack", 600, &seeds, targets::rlpx_ack);
+    corpus::run("auth".len() as u64 * 7919, 600, 600, &seeds, targets::rlpx_auth);
+    corpus::run("ack".len() as u64 * 7919, 600, 600, &seeds, targets::rlpx_ack);
 }
 
 #[test]
@@ -99,20 +64,26 @@ fn fuzz_rlpx_hello() {
         vec![0xc1, 0x04],
         status_sansio::rlpx::p2p::compress(&[0u8; 300]).unwrap(),
     ];
-    corpus("hello", 5000, &seeds, targets::rlpx_hello);
+    corpus::run(
+        "hello".len() as u64 * 7919,
+        5000,
+        600,
+        &seeds,
+        targets::rlpx_hello,
+    );
 }
 
 #[test]
 fn fuzz_rlpx_frame() {
-    corpus("frame", 3000, &[], targets::rlpx_frame);
+    corpus::run("frame".len() as u64 * 7919, 3000, 600, &[], targets::rlpx_frame);
 }
 
 #[test]
 fn fuzz_rlpx_connection() {
-    let mut rng = ChaCha20Rng::seed_from_u64(42);
+    let mut g = Generator::new(42);
     let (mut connected, mut messages, mut disconnected) = (0, 0, 0);
     for _ in 0..1500 {
-        let r = targets::rlpx_connection(&noise(&mut rng, 1200));
+        let r = targets::rlpx_connection(&g.noise(1200));
         connected += usize::from(r.connected);
         messages += r.messages;
         disconnected += usize::from(r.disconnected);

@@ -308,6 +308,9 @@ pub mod node {
         pub commands: mpsc::Sender<NodeCommand>,
         /// Events from the node; closed when it stops.
         pub events: mpsc::Receiver<Event>,
+        /// The node task: after [`NodeCommand::Shutdown`] (or when every command sender is dropped) it
+        /// ends and yields the engine, so its state can be exported (see [`NodeHandle::shutdown`]).
+        pub task: tokio::task::JoinHandle<Engine>,
     }
 
     impl NodeHandle {
@@ -319,6 +322,14 @@ pub mod node {
                 .await
                 .map_err(io::Error::other)?;
             rx.await.map_err(io::Error::other)
+        }
+
+        /// Stop the node and take its engine back (to export the Messenger's state, for example).
+        pub async fn shutdown(self) -> io::Result<Engine> {
+            // The task may already have stopped (events receiver dropped); then the send fails harmlessly.
+            let _ = self.commands.send(NodeCommand::Shutdown).await;
+            drop(self.events);
+            self.task.await.map_err(io::Error::other)
         }
 
         /// Send a Waku command.
@@ -376,17 +387,19 @@ pub mod node {
             ops: op_tx,
             results: res_rx,
         };
-        tokio::spawn(async move {
-            run(engine, listener, cmd_rx, ev_tx, store).await;
+        let task = tokio::spawn(async move {
+            let engine = run(engine, listener, cmd_rx, ev_tx, store).await;
             // `run` dropped the operations sender: the thread finishes what was queued, closes the store
             // and ends.
             if let Some(w) = worker {
                 let _ = tokio::task::spawn_blocking(move || w.join()).await;
             }
+            engine
         });
         NodeHandle {
             commands: cmd_tx,
             events: ev_rx,
+            task,
         }
     }
 
@@ -502,7 +515,7 @@ pub mod node {
         mut cmds: mpsc::Receiver<NodeCommand>,
         events: mpsc::Sender<Event>,
         mut store: StoreLink,
-    ) {
+    ) -> Engine {
         let clock = Clock::new();
         let (net_tx, mut net_rx) = mpsc::channel::<Net>(1024);
         let mut writers: BTreeMap<ConnId, mpsc::Sender<bytes::Bytes>> = BTreeMap::new();
@@ -567,7 +580,7 @@ pub mod node {
                     }
                     Output::Event(e) => {
                         if events.send(e).await.is_err() {
-                            return;
+                            return engine;
                         }
                     }
                 }
@@ -597,7 +610,7 @@ pub mod node {
                                 tracing::warn!("chat command refused: {e}");
                             }
                         }
-                        Some(NodeCommand::Shutdown) | None => return,
+                        Some(NodeCommand::Shutdown) | None => return engine,
                     }
                 }
                 Some(ev) = net_rx.recv() => {

@@ -5,6 +5,7 @@
 //! core's contract: arbitrary input never panics, never makes `handle_input` return `Err`, and never grows
 //! state past the documented caps (the bodies assert what they can).
 pub mod chat;
+pub mod corpus;
 pub mod discovery;
 pub mod mailserver;
 pub mod mvds;

@@ -7,8 +7,12 @@
 //!   key ranges ([`server::Output::Query`]), filters by topics or bloom, pages with 36-byte cursors,
 //!   sends P2P messages and a request-complete, and prunes by age.
 //!
-//! The client side (requests on reconnect, cursor paging, failover) belongs to the Messenger.
+//! * [`client::HistoryClient`] fetches what a node missed: on (re)connect to a mailserver it asks for the
+//!   watched topics since their last sync, follows cursors page by page, times out, retries and fails
+//!   over to another mailserver, and de-duplicates the envelopes it gets. The node engine wires it to
+//!   Waku (`node::history`).
 
+pub mod client;
 pub mod server;
 
 /// Errors of the mailserver layer (what a request-complete error payload says, and API misuse).
@@ -30,4 +34,7 @@ pub enum MailserverError {
     /// API misuse: a query result for no pending query.
     #[error("unknown query")]
     UnknownQuery,
+    /// Exported client state could not be imported.
+    #[error("invalid history state: {0}")]
+    InvalidState(&'static str),
 }

@@ -19,7 +19,9 @@
 //!   the messages its filters open come back to it, and its events come out as [`Event::Chat`];
 //! * with `mailserver` set, every accepted envelope is archived and history requests are answered by the
 //!   [`MailServer`], whose storage actions come out as [`Output::Store`] / [`Output::Query`] /
-//!   [`Output::Prune`] for the driver to carry out.
+//!   [`Output::Prune`] for the driver to carry out;
+//! * with `mailservers` set, they are dialled like static peers, trusted, and asked for the history of
+//!   the watched topics on every (re)connect ([`history`]; events as [`Event::History`]).
 //!
 //! Misuse is reported as [`NodeError`] (or the layer's own error). Connection ids are chosen by the engine for dials and by the driver for accepted sockets; the two
 //! ranges never meet (dials use ids with the top bit set).
@@ -41,6 +43,9 @@ use crate::rlpx::{self, Connection, DisconnectReason};
 use crate::rng::{fork, Seed};
 use crate::time::{earliest, Timestamp};
 use crate::waku::{self, Dialect, Filter, FilterId, PeerId, WakuConfig, WakuError, WakuNode};
+
+pub mod history;
+pub use crate::mailserver::client::{Event as HistoryEvent, HistoryConfig};
 
 /// Errors of the engine itself (API misuse); the layers' own errors pass through [`crate::Error`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +94,10 @@ pub struct EngineConfig {
     pub mailserver: Option<MailServerConfig>,
     /// Run the Messenger (chats) with this identity. Default off.
     pub messenger: Option<MessengerConfig>,
+    /// Mailservers to fetch history from: dialled like static peers and trusted. Default none.
+    pub mailservers: Vec<Enode>,
+    /// The history client's limits and timers.
+    pub history: HistoryConfig,
 }
 
 impl EngineConfig {
@@ -104,6 +113,8 @@ impl EngineConfig {
             stable_after: Duration::from_secs(30),
             mailserver: None,
             messenger: None,
+            mailservers: vec![],
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -151,6 +162,9 @@ pub enum Input<'a> {
     Waku(waku::Input),
     /// A Messenger command (join a chat, send a text); requires `messenger` in the configuration.
     Chat(messenger::Input),
+    /// Ask the mailservers for history now: of these topics, or of every watched topic when empty.
+    /// Requires `mailservers` in the configuration.
+    RequestHistory(Vec<waku::Topic>),
 }
 
 /// Outputs.
@@ -232,6 +246,8 @@ pub enum Event {
     Waku(waku::Event),
     /// A Messenger event.
     Chat(messenger::Event),
+    /// A mailserver history event.
+    History(HistoryEvent),
 }
 
 struct Conn {
@@ -265,6 +281,7 @@ pub struct Engine {
     next_dial_id: u64,
     mailserver: Option<MailServer>,
     messenger: Option<Messenger>,
+    history: history::History,
     /// Waku filters installed for the Messenger's chats.
     chat_filters: BTreeMap<String, FilterId>,
 }
@@ -293,16 +310,23 @@ impl Engine {
             .messenger
             .clone()
             .map(|m| Messenger::new(now, m, fork(&mut rng)));
-        let statics = config
-            .static_peers
-            .iter()
-            .map(|e| StaticPeer {
+        let history = history::History::new(
+            config.history.clone(),
+            config.mailservers.iter().map(|e| e.id).collect(),
+            fork(&mut rng),
+        );
+        let mut statics: Vec<StaticPeer> = vec![];
+        for e in config.static_peers.iter().chain(&config.mailservers) {
+            if statics.iter().any(|s| s.enode.id == e.id) {
+                continue;
+            }
+            statics.push(StaticPeer {
                 enode: e.clone(),
                 conn: None,
                 next_dial: Some(now),
                 backoff: config.reconnect_min,
-            })
-            .collect();
+            });
+        }
         Engine {
             config,
             rng,
@@ -313,6 +337,7 @@ impl Engine {
             next_dial_id: DIAL_ID_BIT,
             mailserver,
             messenger,
+            history,
             chat_filters: BTreeMap::new(),
         }
     }
@@ -426,6 +451,7 @@ impl Engine {
                     .ok_or(NodeError::NotConfigured("mailserver"))?;
                 m.handle_input(now, mailserver::Input::QueryResult { query, entries })?;
             }
+            Input::RequestHistory(topics) => self.history_request(now, &topics)?,
         }
         self.pump(now);
         Ok(())
@@ -486,6 +512,7 @@ impl Engine {
         if let Some(m) = &mut self.mailserver {
             m.handle_timeout(now);
         }
+        self.history.client.handle_timeout(now);
         self.pump(now);
     }
 
@@ -500,6 +527,7 @@ impl Engine {
                 t = earliest(t, s.next_dial);
             }
         }
+        t = earliest(t, self.history.client.poll_timeout());
         earliest(t, self.mailserver.as_ref().and_then(|m| m.poll_timeout()))
     }
 
@@ -529,9 +557,10 @@ impl Engine {
                     self.on_rlpx_output(now, id, o);
                 }
             }
-            while let Some(o) = self.waku.poll_output() {
+            while let Some(o) = self.history_next_waku_output() {
                 moved = true;
                 match o {
+                    waku::Output::Event(e) if self.history.wants(&e) => self.history_on_waku(now, e),
                     waku::Output::Send { peer, code, data } => {
                         let conn = ConnId(peer.0);
                         if let Some(c) = self.conns.get_mut(&conn) {
@@ -595,6 +624,7 @@ impl Engine {
                     messenger::Output::Event(e) => self.outputs.push_back(Output::Event(Event::Chat(e))),
                 }
             }
+            moved |= self.history_pump(now);
             while let Some(o) = self.mailserver.as_mut().and_then(|m| m.poll_output()) {
                 moved = true;
                 match o {
@@ -710,6 +740,7 @@ impl Engine {
             }
             rlpx::Output::Event(rlpx::Event::Disconnected { reason, remote, .. }) => {
                 let id = self.conns.get(&conn).and_then(|c| c.id);
+                self.history_peer_gone(now, conn, id);
                 let _ = self
                     .waku
                     .handle_input(now, waku::Input::PeerDisconnected { peer: PeerId(conn.0) });

@@ -135,6 +135,11 @@ impl Filters {
         self.filters.is_empty()
     }
 
+    /// Changes whenever a filter is added or removed (ids only grow; a removal shrinks the count).
+    pub fn generation(&self) -> (u64, usize) {
+        (self.next, self.filters.len())
+    }
+
     /// Every topic some filter watches.
     pub fn topics(&self) -> BTreeSet<Topic> {
         self.filters

@@ -404,6 +404,16 @@ impl WakuNode {
         self.peers.iter()
     }
 
+    /// Every topic some filter watches.
+    pub fn filter_topics(&self) -> BTreeSet<Topic> {
+        self.filters.topics()
+    }
+
+    /// Changes whenever a filter is added or removed.
+    pub fn filters_generation(&self) -> (u64, usize) {
+        self.filters.generation()
+    }
+
     /// Subscribe; announces the new interest to peers when it is derived from filters.
     pub fn subscribe(&mut self, filter: Filter) -> Result<FilterId, WakuError> {
         let id = self

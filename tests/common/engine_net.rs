@@ -40,6 +40,8 @@ pub struct Net {
     queue: VecDeque<(Timestamp, usize, Deliver)>,
     /// (host, conn) → (host, conn) for live sockets.
     links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    /// Sockets of hosts taken offline with [`Net::kill`], reported closed on [`Net::resume`].
+    dead: BTreeMap<usize, Vec<ConnId>>,
 }
 
 pub fn rlpx_config(seed: u64) -> Arc<rlpx::Config> {
@@ -56,6 +58,11 @@ pub fn rlpx_config(seed: u64) -> Arc<rlpx::Config> {
 impl Net {
     /// Hosts from configs built by `make(index, enodes_of_all_hosts)`.
     pub fn new(n: usize, make: impl Fn(usize, &[Enode]) -> EngineConfig) -> Net {
+        Net::with_seed(n, 0, make)
+    }
+
+    /// Like [`Net::new`], with the engines' RNG seeds derived from `seed` (0 gives [`Net::new`]'s).
+    pub fn with_seed(n: usize, seed: u64, make: impl Fn(usize, &[Enode]) -> EngineConfig) -> Net {
         let now = Timestamp::from_secs(1_700_000_000);
         let rlpx: Vec<_> = (0..n).map(|i| rlpx_config(500 + i as u64)).collect();
         let enodes: Vec<Enode> = (0..n)
@@ -71,7 +78,7 @@ impl Net {
                 let mut cfg = make(i, &enodes);
                 cfg.rlpx = rlpx[i].clone();
                 Host {
-                    engine: Engine::new(now, cfg, Seed::from_u64(900 + i as u64)),
+                    engine: Engine::new(now, cfg, Seed::from_u64(900 + i as u64 + seed * 1000)),
                     store: BTreeMap::new(),
                     addr: enodes[i].addr,
                     enode: enodes[i].clone(),
@@ -88,6 +95,7 @@ impl Net {
             latency: Duration::from_millis(15),
             queue: VecDeque::new(),
             links: BTreeMap::new(),
+            dead: BTreeMap::new(),
         }
     }
 
@@ -225,6 +233,7 @@ impl Net {
         self.hosts[i].online = false;
         let dead: Vec<_> = self.links.keys().filter(|(h, _)| *h == i).copied().collect();
         for k in dead {
+            self.dead.entry(i).or_default().push(k.1);
             if let Some((j, c)) = self.links.remove(&k) {
                 self.links.remove(&(j, c));
                 self.push(j, Deliver::Closed(c));
@@ -234,8 +243,21 @@ impl Net {
 
     /// Bring a host back with a fresh engine (a restart), built by `make`.
     pub fn revive(&mut self, i: usize, engine: Engine) {
+        self.dead.remove(&i);
         self.hosts[i].engine = engine;
         self.hosts[i].online = true;
+    }
+
+    /// Bring a host back with its state (it was only cut off): its engine learns that the sockets it
+    /// had died, and catches up on its timers at the current time.
+    pub fn resume(&mut self, i: usize) {
+        self.hosts[i].online = true;
+        let now = self.now;
+        for c in self.dead.remove(&i).unwrap_or_default() {
+            let _ = self.hosts[i].engine.handle_input(now, Input::Closed { conn: c });
+        }
+        self.hosts[i].engine.handle_timeout(now);
+        self.settle();
     }
 
     pub fn input(&mut self, i: usize, input: Input<'_>) {

@@ -1,0 +1,226 @@
+//! The engine's mailserver client wiring (status-transport-usage.md §4.1, §4.6; status-client.md
+//! "Mailserver trust"): the [`HistoryClient`] on top of the Waku node.
+//!
+//! * The peers in [`EngineConfig::mailservers`](super::EngineConfig::mailservers) are dialled like static
+//!   peers. When one's Waku handshake completes it is marked trusted (so its P2P messages and
+//!   request-completes are accepted) and handed to the client as usable; its disconnection is reported.
+//! * The topics to fetch are those of every installed Waku filter: the Messenger's chats and any filter
+//!   the application subscribed. They are re-read whenever a filter is added or removed.
+//! * The client's requests go out as P2P Requests (code 126, direct `MessagesRequest` form); completions
+//!   (125) from mailservers go back to it.
+//! * Historic envelopes: Waku opens a trusted peer's P2P envelopes with its filters (skipping expiry and
+//!   PoW, as the reference does) and reports them; the engine holds the opened messages until Waku names
+//!   the packet's envelope hashes ([`waku::Event::P2PEnvelopes`], which follows them at once), asks the
+//!   client whether each envelope is new, and delivers the messages of new envelopes exactly as live
+//!   ones (to the Messenger or as [`Event::Waku`]); the others are dropped. The
+//!   Messenger still drops a message it already has (same id) when a live envelope and its archived copy
+//!   both arrive.
+//! * Client events come out as [`Event::History`];
+//!   [`Input::RequestHistory`](super::Input::RequestHistory) asks for history at once.
+//!
+//! At most 4,096 opened messages wait for their verdict; past that they are delivered without one (the
+//! Messenger's id check still applies).
+//!
+//! Deviation: status-go hands every trusted P2P envelope to the filters and leaves duplicates to the
+//! application's message store; here the engine also drops the messages of envelopes the history client
+//! has already seen, so an overlapping window or a second mailserver does not re-deliver them.
+
+use std::collections::VecDeque;
+
+use super::{ConnId, Engine, Event, NodeError, Output};
+use crate::crypto::PublicKey;
+use crate::mailserver::client::{self, HistoryClient, HistoryConfig};
+use crate::rng::Seed;
+use crate::time::Timestamp;
+use crate::waku::{self, PeerId, ReceivedMessage, Topic};
+
+/// Most opened P2P messages held while waiting for their packet's hashes.
+const MAX_HELD: usize = 4096;
+
+/// The engine's history state.
+pub(super) struct History {
+    pub(super) client: HistoryClient,
+    mailservers: Vec<PublicKey>,
+    held: VecDeque<Box<ReceivedMessage>>,
+    released: VecDeque<waku::Output>,
+    routing_released: bool,
+    filters_generation: Option<(u64, usize)>,
+    duplicates: u64,
+}
+
+impl History {
+    pub(super) fn new(config: HistoryConfig, mailservers: Vec<PublicKey>, seed: Seed) -> Self {
+        History {
+            client: HistoryClient::new(config, seed),
+            mailservers,
+            held: VecDeque::new(),
+            released: VecDeque::new(),
+            routing_released: false,
+            filters_generation: None,
+            duplicates: 0,
+        }
+    }
+
+    /// True if the engine should hand this Waku event to [`Engine::history_on_waku`].
+    pub(super) fn wants(&self, e: &waku::Event) -> bool {
+        match e {
+            waku::Event::Message(m) => m.p2p && !self.routing_released && self.held.len() < MAX_HELD,
+            waku::Event::P2PEnvelopes { .. } => true,
+            waku::Event::RequestComplete { .. } | waku::Event::PeerReady { .. } => {
+                !self.mailservers.is_empty()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Engine {
+    /// The mailserver history client (read-only: last-seen times, state).
+    pub fn history(&self) -> &HistoryClient {
+        &self.history.client
+    }
+
+    /// Historic envelopes dropped as already seen (their opened messages were not delivered).
+    pub fn history_duplicates(&self) -> u64 {
+        self.history.duplicates
+    }
+
+    /// The history client's per-topic last-seen times, for the driver to store across restarts.
+    pub fn export_history(&self) -> Vec<u8> {
+        self.history.client.export()
+    }
+
+    /// Restore what [`export_history`](Self::export_history) produced.
+    pub fn import_history(&mut self, data: &[u8]) -> Result<(), crate::Error> {
+        Ok(self.history.client.import(data)?)
+    }
+
+    /// The node key of a connection's peer, if it is a configured mailserver.
+    fn mailserver_key(&self, peer: PeerId) -> Option<PublicKey> {
+        let id = self.conns.get(&ConnId(peer.0))?.id?;
+        self.history.mailservers.contains(&id).then_some(id)
+    }
+
+    /// The next Waku output to route: messages released by a verdict first.
+    pub(super) fn history_next_waku_output(&mut self) -> Option<waku::Output> {
+        if let Some(o) = self.history.released.pop_front() {
+            self.history.routing_released = true;
+            return Some(o);
+        }
+        self.history.routing_released = false;
+        self.waku.poll_output()
+    }
+
+    /// A Waku event [`History::wants`].
+    pub(super) fn history_on_waku(&mut self, now: Timestamp, e: waku::Event) {
+        match e {
+            waku::Event::Message(m) => self.history.held.push_back(m),
+            waku::Event::P2PEnvelopes { peer, hashes } => {
+                let mut fresh = Vec::with_capacity(hashes.len());
+                for h in &hashes {
+                    if self.history.client.on_envelope(*h) {
+                        fresh.push(*h);
+                    }
+                }
+                for m in std::mem::take(&mut self.history.held) {
+                    if fresh.contains(&m.envelope_hash) || !hashes.contains(&m.envelope_hash) {
+                        self.history
+                            .released
+                            .push_back(waku::Output::Event(waku::Event::Message(m)));
+                    } else {
+                        self.history.duplicates += 1;
+                    }
+                }
+                self.outputs
+                    .push_back(Output::Event(Event::Waku(waku::Event::P2PEnvelopes {
+                        peer,
+                        hashes,
+                    })));
+            }
+            waku::Event::RequestComplete { peer, payload } => {
+                if let Some(key) = self.mailserver_key(peer) {
+                    self.history.client.on_request_complete(now, &key, &payload);
+                }
+                self.outputs
+                    .push_back(Output::Event(Event::Waku(waku::Event::RequestComplete {
+                        peer,
+                        payload,
+                    })));
+            }
+            waku::Event::PeerReady { peer, options } => {
+                if let Some(key) = self.mailserver_key(peer) {
+                    let _ = self
+                        .waku
+                        .handle_input(now, waku::Input::SetTrusted { peer, trusted: true });
+                    self.history.client.connected(now, key);
+                }
+                self.outputs
+                    .push_back(Output::Event(Event::Waku(waku::Event::PeerReady {
+                        peer,
+                        options,
+                    })));
+            }
+            other => self.outputs.push_back(Output::Event(Event::Waku(other))),
+        }
+    }
+
+    /// A connection went away (a mailserver is gone unless another connection to it is up).
+    pub(super) fn history_peer_gone(&mut self, now: Timestamp, conn: ConnId, id: Option<PublicKey>) {
+        if let Some(id) = id {
+            let other = self
+                .conns
+                .iter()
+                .any(|(k, c)| *k != conn && c.id == Some(id) && c.dialect.is_some() && c.rlpx.is_active());
+            if self.history.mailservers.contains(&id) && !other {
+                self.history.client.disconnected(now, &id);
+            }
+        }
+    }
+
+    /// Move the client's outputs; re-read the topics if the filters changed. True if anything moved.
+    pub(super) fn history_pump(&mut self, now: Timestamp) -> bool {
+        let generation = self.waku.filters_generation();
+        if self.history.filters_generation != Some(generation) {
+            self.history.filters_generation = Some(generation);
+            self.history.client.set_topics(self.waku.filter_topics());
+        }
+        let mut moved = false;
+        while let Some(o) = self.history.client.poll_output() {
+            moved = true;
+            match o {
+                client::Output::Request { peer, request } => {
+                    let conn = self
+                        .conns
+                        .iter()
+                        .find(|(_, c)| c.id == Some(peer) && c.dialect.is_some() && c.rlpx.is_active())
+                        .map(|(k, _)| *k);
+                    let sent = conn.is_some_and(|conn| {
+                        self.waku
+                            .handle_input(
+                                now,
+                                waku::Input::SendP2PRequest {
+                                    peer: PeerId(conn.0),
+                                    data: request.encode(),
+                                },
+                            )
+                            .is_ok()
+                    });
+                    if !sent {
+                        self.history.client.disconnected(now, &peer);
+                    }
+                }
+                client::Output::Event(e) => self.outputs.push_back(Output::Event(Event::History(e))),
+            }
+        }
+        moved
+    }
+
+    /// [`Input::RequestHistory`](super::Input::RequestHistory).
+    pub(super) fn history_request(&mut self, now: Timestamp, topics: &[Topic]) -> Result<(), NodeError> {
+        if self.history.mailservers.is_empty() {
+            return Err(NodeError::NotConfigured("mailservers"));
+        }
+        self.history.client.request(now, topics);
+        Ok(())
+    }
+}
