@@ -1,5 +1,6 @@
 //! Mailserver storage for the drivers: the [`Store`] trait the engine's storage actions map onto,
-//! [`MemoryStore`] (in memory), and [`RedbStore`] (on disk, the embedded default).
+//! [`MemoryStore`] (in memory), [`RedbStore`] (on disk, the embedded default), and
+//! [`PostgresStore`] (a PostgreSQL table, see [`postgres`]).
 //!
 //! Why redb: it is a pure-Rust embedded key-value store (no C toolchain, no server, nothing to set up),
 //! ACID with copy-on-write B-trees, actively maintained, and its ordered byte-key tables map one to one
@@ -15,10 +16,17 @@ use bytes::Bytes;
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use status_sansio::mailserver::server::KEY_LEN;
 
+pub mod postgres;
+pub use postgres::PostgresStore;
+
 /// Where a mailserver keeps envelopes, keyed by the 40-byte time-ordered key.
 pub trait Store: Send {
     /// Store `value` under `key` (overwriting is fine: the key includes the envelope hash).
     fn put(&mut self, key: [u8; KEY_LEN], value: Bytes) -> io::Result<()>;
+    /// Store many entries at once (one transaction where the backend has them).
+    fn put_batch(&mut self, entries: Vec<([u8; KEY_LEN], Bytes)>) -> io::Result<()> {
+        entries.into_iter().try_for_each(|(k, v)| self.put(k, v))
+    }
     /// Up to `limit` entries with `start ≤ key < end`, ascending.
     fn range(
         &self,
@@ -101,6 +109,13 @@ impl RedbStore {
         tx.commit().map_err(db_err)?;
         Ok(RedbStore { db })
     }
+
+    /// Compact the file (return free pages to the file system, e.g. after a large prune). Blocks while
+    /// it runs; the file only shrinks if no read is in progress.
+    pub fn compact(&mut self) -> io::Result<()> {
+        while self.db.compact().map_err(db_err)? {}
+        Ok(())
+    }
 }
 
 impl Store for RedbStore {
@@ -110,6 +125,18 @@ impl Store for RedbStore {
         {
             let mut t = tx.open_table(ENVELOPES).map_err(db_err)?;
             t.insert(&key[..], &value[..]).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    fn put_batch(&mut self, entries: Vec<([u8; KEY_LEN], Bytes)>) -> io::Result<()> {
+        let mut tx = self.db.begin_write().map_err(db_err)?;
+        tx.set_durability(Durability::Eventual);
+        {
+            let mut t = tx.open_table(ENVELOPES).map_err(db_err)?;
+            for (key, value) in &entries {
+                t.insert(&key[..], &value[..]).map_err(db_err)?;
+            }
         }
         tx.commit().map_err(db_err)
     }

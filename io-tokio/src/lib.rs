@@ -264,6 +264,11 @@ pub mod node {
     //! [`Input::DnsResolved`]; the engine keeps at most a few lookups out at once. With
     //! [`NodeOptions::peer_cache_file`] the engine's peer cache is written to that file every
     //! [`PEER_CACHE_SAVE_INTERVAL`] and at shutdown.
+    //!
+    //! The mailserver's [`Store`] lives on a dedicated OS thread: stores block (disk, network), and the
+    //! sync PostgreSQL client runs its own runtime, which panics inside a tokio worker. The node task
+    //! queues puts, range queries and prunes to that thread in order (so a query sees every earlier put)
+    //! and gets query results back as another event source; consecutive puts are written as one batch.
 
     use std::collections::BTreeMap;
     use std::future::Future;
@@ -276,8 +281,11 @@ pub mod node {
     use hickory_resolver::TokioResolver;
     use status_io_std::dns::{fqdn, save_peer_cache, txt_texts};
 
+    use bytes::Bytes;
+    use status_io_std::store::Store;
     use status_io_std::Clock;
     use status_sansio::enode::Enode;
+    use status_sansio::mailserver::server::{QueryId, KEY_LEN};
     use status_sansio::node::{ConnId, Engine, Event, Input, Output};
     use status_sansio::waku::{self, Filter, FilterId, WakuError};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -352,6 +360,12 @@ pub mod node {
             }
         }
     }
+
+    /// Storage operations waiting for the store thread; when full, the node task waits (backpressure).
+    const STORE_QUEUE: usize = 1024;
+
+    /// Most puts the store thread writes in one batch.
+    const PUT_BATCH: usize = 512;
 
     /// A command for the node task.
     #[derive(Debug)]
@@ -428,12 +442,14 @@ pub mod node {
         )
     }
 
-    /// As [`spawn_node`], with the mailserver's envelopes in `store`.
+    /// As [`spawn_node`], with the mailserver's envelopes in `store`, which is moved to (and dropped on)
+    /// its own thread, so a blocking store such as [`PostgresStore`](status_io_std::store::PostgresStore)
+    /// is fine here. Construct such a store outside the runtime or in `spawn_blocking`.
     pub fn spawn_node_with_store(
         engine: Engine,
         listener: Option<TcpListener>,
         events: usize,
-        store: Box<dyn status_io_std::store::Store>,
+        store: Box<dyn Store>,
     ) -> NodeHandle {
         let mut options = NodeOptions::new(events);
         options.store = store;
@@ -447,12 +463,114 @@ pub mod node {
         options: NodeOptions,
     ) -> NodeHandle {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let (ev_tx, ev_rx) = mpsc::channel(options.events);
-        let task = tokio::spawn(run(engine, listener, cmd_rx, ev_tx, options));
+        let NodeOptions {
+            events,
+            store,
+            resolver,
+            peer_cache_file,
+        } = options;
+        let (ev_tx, ev_rx) = mpsc::channel(events);
+        let (op_tx, op_rx) = mpsc::channel(STORE_QUEUE);
+        // At most one query per request being served is in flight, so the mailserver's `max_active`
+        // bounds this channel.
+        let (res_tx, res_rx) = mpsc::unbounded_channel();
+        let worker = std::thread::Builder::new()
+            .name("status-store".into())
+            .spawn(move || store_thread(store, op_rx, res_tx));
+        let worker = match worker {
+            Ok(w) => Some(w),
+            Err(e) => {
+                // The operations channel is closed: writes fail and queries come back empty.
+                tracing::error!("cannot start the store thread: {e}");
+                None
+            }
+        };
+        let store = StoreLink {
+            ops: op_tx,
+            results: res_rx,
+        };
+        let task = tokio::spawn(async move {
+            let engine = run(engine, listener, cmd_rx, ev_tx, store, resolver, peer_cache_file).await;
+            // `run` dropped the operations sender: the thread finishes what was queued, closes the store
+            // and ends.
+            if let Some(w) = worker {
+                let _ = tokio::task::spawn_blocking(move || w.join()).await;
+            }
+            engine
+        });
         NodeHandle {
             commands: cmd_tx,
             events: ev_rx,
             task,
+        }
+    }
+
+    type Entries = Vec<([u8; KEY_LEN], Bytes)>;
+
+    enum StoreOp {
+        Put([u8; KEY_LEN], Bytes),
+        Range {
+            query: QueryId,
+            start: [u8; KEY_LEN],
+            end: [u8; KEY_LEN],
+            limit: usize,
+        },
+        Prune(u32),
+    }
+
+    struct StoreLink {
+        ops: mpsc::Sender<StoreOp>,
+        results: mpsc::UnboundedReceiver<(QueryId, Entries)>,
+    }
+
+    fn store_thread(
+        mut store: Box<dyn Store>,
+        mut ops: mpsc::Receiver<StoreOp>,
+        results: mpsc::UnboundedSender<(QueryId, Entries)>,
+    ) {
+        let mut next = ops.blocking_recv();
+        while let Some(op) = next.take() {
+            match op {
+                StoreOp::Put(key, value) => {
+                    let mut batch = vec![(key, value)];
+                    while batch.len() < PUT_BATCH {
+                        match ops.try_recv() {
+                            Ok(StoreOp::Put(k, v)) => batch.push((k, v)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = store.put_batch(batch) {
+                        tracing::warn!("mailserver store: {e}");
+                    }
+                }
+                StoreOp::Range {
+                    query,
+                    start,
+                    end,
+                    limit,
+                } => {
+                    // A failed read answers with nothing (the request completes without envelopes).
+                    let entries = store.range(start, end, limit).unwrap_or_else(|e| {
+                        tracing::warn!("mailserver query: {e}");
+                        vec![]
+                    });
+                    if results.send((query, entries)).is_err() {
+                        return;
+                    }
+                }
+                StoreOp::Prune(before) => {
+                    if let Err(e) = store.prune(before) {
+                        tracing::warn!("mailserver prune: {e}");
+                    }
+                }
+            }
+            if next.is_none() {
+                next = ops.blocking_recv();
+            }
         }
     }
 
@@ -498,14 +616,10 @@ pub mod node {
         listener: Option<TcpListener>,
         mut cmds: mpsc::Receiver<NodeCommand>,
         events: mpsc::Sender<Event>,
-        options: NodeOptions,
+        mut store: StoreLink,
+        resolver: Arc<dyn TxtResolve>,
+        peer_cache_file: Option<PathBuf>,
     ) -> Engine {
-        let NodeOptions {
-            mut store,
-            resolver,
-            peer_cache_file,
-            ..
-        } = options;
         let save = |engine: &Engine| {
             if let Some(path) = &peer_cache_file {
                 if let Err(e) = save_peer_cache(path, &engine.export_peer_cache()) {
@@ -550,8 +664,8 @@ pub mod node {
                         writers.remove(&conn);
                     }
                     Output::Store { key, value } => {
-                        if let Err(e) = store.put(key, value) {
-                            tracing::warn!("mailserver store: {e}");
+                        if store.ops.send(StoreOp::Put(key, value)).await.is_err() {
+                            tracing::warn!("mailserver store: the store thread is gone");
                         }
                     }
                     Output::Query {
@@ -560,16 +674,21 @@ pub mod node {
                         end,
                         limit,
                     } => {
-                        // A failed read answers with nothing (the request completes without envelopes).
-                        let entries = store.range(start, end, limit).unwrap_or_else(|e| {
-                            tracing::warn!("mailserver query: {e}");
-                            vec![]
-                        });
-                        let _ = engine.handle_input(clock.now(), Input::QueryResult { query, entries });
+                        let op = StoreOp::Range {
+                            query,
+                            start,
+                            end,
+                            limit,
+                        };
+                        if store.ops.send(op).await.is_err() {
+                            tracing::warn!("mailserver query: the store thread is gone");
+                            let entries = vec![];
+                            let _ = engine.handle_input(clock.now(), Input::QueryResult { query, entries });
+                        }
                     }
                     Output::Prune { before } => {
-                        if let Err(e) = store.prune(before) {
-                            tracing::warn!("mailserver prune: {e}");
+                        if store.ops.send(StoreOp::Prune(before)).await.is_err() {
+                            tracing::warn!("mailserver prune: the store thread is gone");
                         }
                     }
                     Output::ResolveTxt { name } => {
@@ -635,6 +754,9 @@ pub mod node {
                     next_accept += 1;
                     start_socket(stream, conn, &net_tx, &mut writers);
                     let _ = engine.handle_input(clock.now(), Input::Accepted { conn });
+                }
+                Some((query, entries)) = store.results.recv() => {
+                    let _ = engine.handle_input(clock.now(), Input::QueryResult { query, entries });
                 }
                 _ = sleep => engine.handle_timeout(clock.now()),
                 _ = save_timer.tick(), if peer_cache_file.is_some() => save(&engine),

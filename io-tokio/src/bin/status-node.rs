@@ -34,6 +34,8 @@ RUN OPTIONS:
     --key-file PATH      the node key (64 hex characters); created if missing (default DATA-DIR/node.key)
     --static-peer ENODE  keep this peer connected (repeatable)
     --mailserver         archive envelopes (in DATA-DIR/mailserver.redb) and answer history requests
+    --mailserver-db URL  with --mailserver: archive in PostgreSQL instead (table `envelopes`, created if
+                         missing), e.g. postgres://user:password@host/db or host=/run/postgresql dbname=db
     --light              run as a Waku light node (does not relay others' envelopes)
     --public-chat NAME   join this public chat (repeatable); received messages print one per line as
                          [CHAT] Three Word Name: text
@@ -290,6 +292,7 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     let mut data_dir = std::path::PathBuf::from(".");
     let mut statics = Vec::new();
     let (mut mailserver, mut light) = (false, false);
+    let mut mailserver_db: Option<String> = None;
     let mut chats: Vec<String> = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -307,6 +310,7 @@ async fn run(args: &[String]) -> std::io::Result<()> {
                     .map_err(|e| std::io::Error::other(format!("--static-peer: {e}")))?,
             ),
             ("--public-chat", Some(v)) => chats.push(v),
+            ("--mailserver-db", Some(v)) => mailserver_db = Some(v),
             ("--mailserver", _) => {
                 mailserver = true;
                 i += 1;
@@ -324,6 +328,9 @@ async fn run(args: &[String]) -> std::io::Result<()> {
             }
         }
         i += 2;
+    }
+    if mailserver_db.is_some() && !mailserver {
+        return Err(std::io::Error::other("--mailserver-db needs --mailserver"));
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -360,13 +367,18 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     println!("{enode}");
     tracing::info!(%enode, mailserver, light, "node started");
     let engine = NodeEngine::new(status_io_std::Clock::new().now(), config, os_seed());
-    let store: Box<dyn status_io_std::store::Store> = if mailserver {
-        Box::new(status_io_std::store::RedbStore::open(
-            &data_dir.join("mailserver.redb"),
-        )?)
-    } else {
-        Box::new(status_io_std::store::MemoryStore::default())
-    };
+    // Opened on a blocking thread: the PostgreSQL client must not run on a runtime worker.
+    let redb = data_dir.join("mailserver.redb");
+    let store =
+        tokio::task::spawn_blocking(move || -> std::io::Result<Box<dyn status_io_std::store::Store>> {
+            Ok(match (mailserver, mailserver_db) {
+                (true, Some(url)) => Box::new(status_io_std::store::PostgresStore::connect(&url)?),
+                (true, None) => Box::new(status_io_std::store::RedbStore::open(&redb)?),
+                (false, _) => Box::new(status_io_std::store::MemoryStore::default()),
+            })
+        })
+        .await
+        .map_err(std::io::Error::other)??;
     let mut node = status_io_tokio::node::spawn_node_with_store(engine, Some(listener), 1024, store);
     tracing::info!(identity = %me, "chat identity");
     use status_io_tokio::node::NodeCommand;
