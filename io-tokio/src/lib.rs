@@ -382,6 +382,8 @@ pub mod node {
         ExportPeerCache(oneshot::Sender<Vec<u8>>),
         /// A Messenger command (join a chat, send a text).
         Chat(status_sansio::chat::messenger::Input),
+        /// Export the Messenger's state (`None` without a Messenger), to save it.
+        ExportMessenger(oneshot::Sender<Option<zeroize::Zeroizing<Vec<u8>>>>),
         /// Stop the node.
         Shutdown,
     }
@@ -733,6 +735,7 @@ pub mod node {
                         }
                         Some(NodeCommand::AddPeerCandidate(e)) => { let _ = engine.handle_input(now, Input::AddPeerCandidate(e)); }
                         Some(NodeCommand::ExportPeerCache(reply)) => { let _ = reply.send(engine.export_peer_cache()); }
+                        Some(NodeCommand::ExportMessenger(reply)) => { let _ = reply.send(engine.export_messenger()); }
                         Some(NodeCommand::Shutdown) | None => { save(&engine); return engine }
                     }
                 }

@@ -108,9 +108,9 @@ async fn handshake_with_the_wrong_identity_fails() {
 }
 
 #[test]
-fn status_node_demo_succeeds() {
+fn status_node_demo_rlpx_succeeds() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_status-node"))
-        .arg("demo")
+        .arg("demo-rlpx")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -289,4 +289,152 @@ fn status_node_run_public_chat_between_two_processes() {
     let _ = (a.wait(), b.wait());
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(line.unwrap(), format!("[town] {name}: hello from a"));
+}
+
+#[test]
+fn status_node_demo_chats_and_catches_up() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_status-node"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "bob    got in 1:1 with alice from alice",
+        "carol  got in group 'demo-group' from alice",
+        "carol  got in #status-sansio-demo from bob",
+        "\"carol, you missed this\"",
+        "\"public news while carol is away\"",
+        "delivered to carol",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in\n{stdout}");
+    }
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    let summary = stdout.lines().find(|l| l.starts_with("summary: ")).unwrap();
+    let (done, total) = summary["summary: ".len()..]
+        .trim_end_matches(" steps")
+        .split_once('/')
+        .unwrap();
+    assert_eq!(done, total, "{summary}");
+    assert!(total.parse::<usize>().unwrap() >= 12, "{summary}");
+}
+
+/// A child `status-node run` with piped stdio.
+struct Proc {
+    child: std::process::Child,
+    out: std::sync::mpsc::Receiver<String>,
+    input: std::process::ChildStdin,
+    enode: String,
+}
+
+impl Proc {
+    fn start(dir: &std::path::Path, extra: &[String]) -> Proc {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_status-node"))
+            .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = lines_of(child.stdout.take().unwrap());
+        let input = child.stdin.take().unwrap();
+        let enode = out.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert!(enode.starts_with("enode://"), "{enode}");
+        Proc {
+            child,
+            out,
+            input,
+            enode,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.input, "{line}").unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// Wait for a stdout line containing `needle`; returns it.
+    fn expect(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while std::time::Instant::now() < deadline {
+            if let Ok(l) = self.out.recv_timeout(Duration::from_millis(200)) {
+                if l.contains(needle) {
+                    return l;
+                }
+                seen.push(l);
+            }
+        }
+        panic!("no line with {needle:?}; saw {seen:#?}");
+    }
+
+    fn quit(mut self) {
+        self.send("/quit");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "{status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("/quit did not stop the node");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chat_key(dir: &std::path::Path) -> status_sansio::crypto::PublicKey {
+    let key = std::fs::read_to_string(dir.join("identity.key")).unwrap();
+    status_io_std::demo::parse_key(&key).unwrap().public_key()
+}
+
+#[test]
+fn status_node_run_one_to_one_survives_a_restart() {
+    use status_sansio::chat::identity::{pubkey_to_hex, three_word_name};
+    let dir = std::env::temp_dir().join(format!("status-node-1to1-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let relay = Proc::start(&dir.join("relay"), &[]);
+    let peer = ["--static-peer".to_string(), relay.enode.clone()];
+    let mut a = Proc::start(&dir.join("a"), &peer);
+    let mut b = Proc::start(&dir.join("b"), &peer);
+    let (ka, kb) = (chat_key(&dir.join("a")), chat_key(&dir.join("b")));
+    let (ha, hb) = (pubkey_to_hex(&ka), pubkey_to_hex(&kb));
+    let (na, nb) = (three_word_name(&ka), three_word_name(&kb));
+    // Both must be connected to the relay before the first message (no mailserver here).
+    std::thread::sleep(Duration::from_secs(2));
+    a.send(&format!("/add {hb}"));
+    a.send(&format!("/msg {hb} first contact"));
+    b.expect(&format!("contact request from {na}"));
+    assert_eq!(b.expect("first contact"), format!("[{ha}] {na}: first contact"));
+    b.send(&format!("/msg {ha} hello a"));
+    assert_eq!(a.expect("hello a"), format!("[{hb}] {nb}: hello a"));
+    // B restarts from its data dir: same identity, same sessions.
+    b.quit();
+    assert!(dir.join("b/messenger.state").exists());
+    let mut b = Proc::start(&dir.join("b"), &peer);
+    std::thread::sleep(Duration::from_secs(2));
+    a.send(&format!("/msg {hb} after your restart"));
+    assert_eq!(
+        b.expect("after your restart"),
+        format!("[{ha}] {na}: after your restart")
+    );
+    b.send(&format!("/msg {ha} still here"));
+    assert_eq!(a.expect("still here"), format!("[{hb}] {nb}: still here"));
+    drop((a, b, relay));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,15 +1,23 @@
 //! The `status-node` program.
 //!
-//! `status-node demo` runs, on loopback, two peers that do the RLPx handshake, the Hello exchange with
-//! Snappy, a Ping, and a message and its echo on the `test/1` capability; once with the tokio driver and
-//! once with the blocking std driver (and once across the two). It prints a transcript and exits 0 only if
-//! every step happened.
+//! `status-node demo` runs the chat demo (see `chat_demo`): a relay with a mailserver and three chat
+//! clients on loopback TCP, public, 1:1 and group chats, an offline client catching up; it exits 0 only
+//! if everything arrived. `status-node demo-rlpx` runs, on loopback, two peers that do the RLPx
+//! handshake, the Hello exchange with Snappy, a Ping, and a message and its echo on the `test/1`
+//! capability; once with the tokio driver and once with the blocking std driver (and once across the
+//! two). `run` is the long-running node; `keygen` prints a new identity.
 
+#[path = "status-node/chat_demo.rs"]
+mod chat_demo;
+
+use std::collections::BTreeMap;
 use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use status_io_std::{demo, os_seed};
+use status_sansio::chat::identity::{pubkey_from_hex, pubkey_to_hex, three_word_name};
+use status_sansio::chat::messenger::{Event as ChatEvent, Input as ChatInput};
 use status_sansio::crypto::SecretKey;
 use status_sansio::enode::Enode;
 use status_sansio::rlpx::{Config, DisconnectReason, Event};
@@ -20,28 +28,55 @@ const USAGE: &str = "\
 status-node: a Status protocol node built on status-sansio
 
 USAGE:
-    status-node demo     run the loopback demo (RLPx handshake, Hello, Ping, a message and its echo)
-                         with the tokio driver, the std driver, and across the two; exits 0 on success
+    status-node demo     run the chat demo on loopback TCP: a relay (also a mailserver) and three
+                         clients, alice, bob and carol, talking in a public chat, 1:1 and in a group;
+                         carol goes offline and catches up (MVDS and the mailserver) when she returns.
+                         Prints a transcript and a summary; exits 0 only if everything arrived
+    status-node demo-rlpx
+                         the transport-level demo (RLPx handshake, Hello, Ping, a message and its echo)
+                         with the tokio driver, the std driver, and across the two
     status-node keygen   print a new identity: secret key, public key, compressed key, 3-word name, enode
     status-node run [OPTIONS]
-                         run a long-lived Waku node: prints its enode:// URL as the first line, relays,
-                         keeps its static peers connected, and logs peers to stderr
+                         run a long-lived node: prints its enode:// URL as the first line, relays,
+                         keeps its static peers connected, chats (commands on stdin), prints every
+                         received message on one line, and logs to stderr
     status-node --help   print this help
 
 RUN OPTIONS:
     --listen ADDR        TCP address to listen on (default 127.0.0.1:30303)
-    --data-dir DIR       where state lives (default .): node.key, and mailserver.redb with --mailserver
+    --data-dir DIR       where state lives (default .): node.key, identity.key (the chat key),
+                         messenger.state (sessions, chats, clocks; saved every 10 s and on exit),
+                         peers.cache (good peers, dialled first after a restart), and mailserver.redb
+                         with --mailserver
     --key-file PATH      the node key (64 hex characters); created if missing (default DATA-DIR/node.key)
     --static-peer ENODE  keep this peer connected (repeatable)
     --mailserver         archive envelopes (in DATA-DIR/mailserver.redb) and answer history requests
     --mailserver-db URL  with --mailserver: archive in PostgreSQL instead (table `envelopes`, created if
                          missing), e.g. postgres://user:password@host/db or host=/run/postgresql dbname=db
     --light              run as a Waku light node (does not relay others' envelopes)
+    --mailserver-peer ENODE
+                         use this peer as a mailserver: on connecting, fetch the history of joined
+                         chats since last seen (repeatable; the next one is used if one fails)
+    --dns-discovery URL  find peers in this EIP-1459 tree (enrtree://KEY@DOMAIN; repeatable)
+    --target-peers N     peers to keep connected, static ones included (default 3)
     --public-chat NAME   join this public chat (repeatable); received messages print one per line as
                          [CHAT] Three Word Name: text
 
-Commands on stdin: /join NAME, /leave NAME, /msg CHAT TEXT, /quit. The chat identity is kept in
-DATA-DIR/identity.key (created if missing), separate from the node key.
+COMMANDS (stdin):
+    /join NAME           join a public chat
+    /leave NAME          leave a public chat
+    /add 0x04...         start a 1:1 chat with this chat key (its chat is named by the key)
+    /group NAME 0x04... [0x04...]
+                         create a group chat with these members; prints its id
+    /invite GROUP 0x04...
+                         add a member to a group (admins only)
+    /kick GROUP 0x04...  remove a member from a group (admins only)
+    /msg CHAT TEXT       send TEXT to CHAT: a public chat name, a 0x04... key or a group id
+    /whoami              print our chat key and name
+    /quit                save state and stop
+
+The chat identity is kept in DATA-DIR/identity.key (created if missing), separate from the node key.
+Received 1:1 messages print as [0x04...] Name: text; contact requests and group changes print too.
 
 Logs go to stderr through tracing; set RUST_LOG (e.g. RUST_LOG=debug) to change the level.
 ";
@@ -286,6 +321,8 @@ fn load_or_create_key(path: &std::path::Path) -> std::io::Result<SecretKey> {
 }
 
 async fn run(args: &[String]) -> std::io::Result<()> {
+    use status_io_tokio::node::NodeCommand;
+    use status_sansio::chat::messenger::Messenger;
     use status_sansio::node::{Engine as NodeEngine, EngineConfig, Event as NodeEvent};
     let mut listen: std::net::SocketAddr = "127.0.0.1:30303".parse().map_err(std::io::Error::other)?;
     let mut key_file: Option<std::path::PathBuf> = None;
@@ -294,6 +331,9 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     let (mut mailserver, mut light) = (false, false);
     let mut mailserver_db: Option<String> = None;
     let mut chats: Vec<String> = Vec::new();
+    let mut mailserver_peers: Vec<Enode> = Vec::new();
+    let mut dns = Vec::new();
+    let mut target_peers: Option<usize> = None;
     let mut i = 0;
     while i < args.len() {
         let value = args.get(i + 1).cloned();
@@ -311,6 +351,20 @@ async fn run(args: &[String]) -> std::io::Result<()> {
             ),
             ("--public-chat", Some(v)) => chats.push(v),
             ("--mailserver-db", Some(v)) => mailserver_db = Some(v),
+            ("--mailserver-peer", Some(v)) => mailserver_peers.push(
+                v.parse::<Enode>()
+                    .map_err(|e| std::io::Error::other(format!("--mailserver-peer: {e}")))?,
+            ),
+            ("--dns-discovery", Some(v)) => dns.push(
+                v.parse::<status_sansio::discovery::EnrTreeUrl>()
+                    .map_err(|e| std::io::Error::other(format!("--dns-discovery: {e}")))?,
+            ),
+            ("--target-peers", Some(v)) => {
+                target_peers = Some(
+                    v.parse()
+                        .map_err(|e| std::io::Error::other(format!("--target-peers: {e}")))?,
+                )
+            }
             ("--mailserver", _) => {
                 mailserver = true;
                 i += 1;
@@ -357,16 +411,37 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     }
     // The chat identity is separate from the node key, as in Status.
     let identity = load_or_create_key(&data_dir.join("identity.key"))?;
-    let me = status_sansio::chat::identity::three_word_name(&identity.public_key());
-    config.messenger = Some(status_sansio::chat::messenger::MessengerConfig::new(
-        identity,
-        "status-node".into(),
-    ));
+    let me = identity.public_key();
+    let messenger_config =
+        status_sansio::chat::messenger::MessengerConfig::new(identity, "status-node".into());
+    config.mailservers = mailserver_peers;
+    config.dns_discovery = dns;
+    if let Some(t) = target_peers {
+        config.target_peers = t;
+    }
+    // Good peers of earlier runs are dialled first.
+    let peer_cache = status_io_std::dns::peer_cache_path(&data_dir);
+    config.peer_cache = status_io_std::dns::load_peer_cache(&peer_cache);
+    let state_path = data_dir.join("messenger.state");
+    let now = status_io_std::Clock::new().now();
     let listener = TcpListener::bind(listen).await?;
     let enode = Enode::new(config.rlpx.public_key(), listener.local_addr()?);
     println!("{enode}");
     tracing::info!(%enode, mailserver, light, "node started");
-    let engine = NodeEngine::new(status_io_std::Clock::new().now(), config, os_seed());
+    let engine = match std::fs::read(&state_path) {
+        Ok(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            let m = Messenger::import(now, messenger_config, os_seed(), &bytes)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", state_path.display())))?;
+            tracing::info!(path = %state_path.display(), "messenger state restored");
+            NodeEngine::with_messenger(now, config, os_seed(), m)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            config.messenger = Some(messenger_config);
+            NodeEngine::new(now, config, os_seed())
+        }
+        Err(e) => return Err(e),
+    };
     // Opened on a blocking thread: the PostgreSQL client must not run on a runtime worker.
     let redb = data_dir.join("mailserver.redb");
     let store =
@@ -379,10 +454,11 @@ async fn run(args: &[String]) -> std::io::Result<()> {
         })
         .await
         .map_err(std::io::Error::other)??;
-    let mut node = status_io_tokio::node::spawn_node_with_store(engine, Some(listener), 1024, store);
-    tracing::info!(identity = %me, "chat identity");
-    use status_io_tokio::node::NodeCommand;
-    use status_sansio::chat::messenger::{Event as ChatEvent, Input as ChatInput};
+    let mut options = status_io_tokio::node::NodeOptions::new(1024);
+    options.store = store;
+    options.peer_cache_file = Some(peer_cache);
+    let mut node = status_io_tokio::node::spawn_node_with_options(engine, Some(listener), options);
+    tracing::info!(identity = %three_word_name(&me), key = %pubkey_to_hex(&me), "chat identity");
     for c in chats {
         let _ = node
             .commands
@@ -391,53 +467,171 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     }
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
+    let mut save_every = tokio::time::interval(Duration::from_secs(10));
+    let mut groups: BTreeMap<String, String> = BTreeMap::new();
     loop {
         tokio::select! {
             line = stdin.next_line(), if stdin_open => match line {
-                Ok(Some(line)) => {
-                    let line = line.trim();
-                    let cmd = if let Some(name) = line.strip_prefix("/join ") {
-                        Some(ChatInput::JoinPublicChat(name.trim().to_string()))
-                    } else if let Some(name) = line.strip_prefix("/leave ") {
-                        Some(ChatInput::LeavePublicChat(name.trim().to_string()))
-                    } else if let Some(rest) = line.strip_prefix("/msg ") {
-                        rest.split_once(' ').map(|(chat, text)| ChatInput::SendText { chat: chat.to_string(), text: text.to_string() })
-                    } else if line == "/quit" {
-                        let _ = node.commands.send(NodeCommand::Shutdown).await;
-                        return Ok(());
-                    } else {
-                        None
-                    };
-                    match cmd {
-                        Some(c) => { let _ = node.commands.send(NodeCommand::Chat(c)).await; }
-                        None if line.is_empty() => {}
-                        None => eprintln!("commands: /join NAME, /leave NAME, /msg CHAT TEXT, /quit"),
-                    }
-                }
+                Ok(Some(line)) => match parse_command(&line) {
+                    Ok(Command::Quit) => break,
+                    Ok(Command::WhoAmI) => println!("{} {}", pubkey_to_hex(&me), three_word_name(&me)),
+                    Ok(Command::Chat(c)) => { let _ = node.commands.send(NodeCommand::Chat(c)).await; }
+                    Ok(Command::None) => {}
+                    Err(usage) => eprintln!("{usage}"),
+                },
                 Ok(None) | Err(_) => stdin_open = false,
             },
+            _ = save_every.tick() => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if node.commands.send(NodeCommand::ExportMessenger(tx)).await.is_ok() {
+                    if let Ok(Some(state)) = rx.await {
+                        save_state(&state_path, &state)?;
+                    }
+                }
+            }
             ev = node.events.recv() => match ev {
                 Some(NodeEvent::PeerConnected { id, client, dialect, .. }) => {
                     let id = status_sansio::crypto::pubkey_to_raw64(&id);
                     tracing::info!(peer = %hex8(&id), %client, ?dialect, "peer connected");
                 }
                 Some(NodeEvent::PeerDisconnected { reason, remote, .. }) => tracing::info!(%reason, remote, "peer disconnected"),
-                Some(NodeEvent::Chat(ChatEvent::MessageReceived { chat, message, own: false })) => {
-                    let who = status_sansio::chat::identity::three_word_name(&message.author);
-                    println!("[{chat}] {who}: {}", message.text);
-                }
-                Some(NodeEvent::Chat(ChatEvent::MessageSent { chat, id })) => tracing::info!(%chat, %id, "message sent"),
-                Some(NodeEvent::Chat(ChatEvent::Dropped { reason })) => tracing::debug!(%reason, "message dropped"),
+                Some(NodeEvent::Chat(e)) => print_chat_event(e, &mut groups),
                 Some(NodeEvent::Waku(e)) => tracing::debug!(event = ?e, "waku"),
-                Some(_) => {}
-                None => return Ok(()),
+                Some(e) => tracing::debug!(event = ?e, "node"),
+                None => break,
             },
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!("shutting down");
-                let _ = node.commands.send(status_io_tokio::node::NodeCommand::Shutdown).await;
-                return Ok(());
+                break;
             }
         }
+    }
+    // Save the final state: stop the node and export from the engine it hands back.
+    let engine = node.shutdown().await?;
+    if let Some(state) = engine.export_messenger() {
+        save_state(&state_path, &state)?;
+        tracing::info!(path = %state_path.display(), "messenger state saved");
+    }
+    Ok(())
+}
+
+/// Write `state` to `path` atomically (a temporary file renamed over it), readable by the owner only.
+fn save_state(path: &std::path::Path, state: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp)?;
+    std::io::Write::write_all(&mut f, state)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A line from stdin.
+enum Command {
+    Chat(ChatInput),
+    WhoAmI,
+    Quit,
+    None,
+}
+
+const COMMANDS: &str = "commands: /join NAME, /leave NAME, /add 0x04..., /group NAME 0x04..., \
+/invite GROUP 0x04..., /kick GROUP 0x04..., /msg CHAT TEXT, /whoami, /quit";
+
+fn parse_command(line: &str) -> Result<Command, String> {
+    let line = line.trim();
+    let key = |s: &str| pubkey_from_hex(s.trim()).map_err(|e| format!("{s:?}: {e}"));
+    let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let rest = rest.trim();
+    let chat = match cmd {
+        "" => return Ok(Command::None),
+        "/quit" => return Ok(Command::Quit),
+        "/whoami" => return Ok(Command::WhoAmI),
+        "/join" if !rest.is_empty() => ChatInput::JoinPublicChat(rest.into()),
+        "/leave" if !rest.is_empty() => ChatInput::LeavePublicChat(rest.into()),
+        "/add" if !rest.is_empty() => ChatInput::StartOneToOne(key(rest)?),
+        "/msg" => match rest.split_once(' ') {
+            Some((chat, text)) if !text.trim().is_empty() => ChatInput::SendText {
+                chat: chat.into(),
+                text: text.into(),
+            },
+            _ => return Err("usage: /msg CHAT TEXT".into()),
+        },
+        "/group" => {
+            let mut words = rest.split_whitespace();
+            let name = words.next().ok_or("usage: /group NAME 0x04... [0x04...]")?;
+            let members = words.map(key).collect::<Result<Vec<_>, _>>()?;
+            ChatInput::CreateGroup {
+                name: name.into(),
+                members,
+            }
+        }
+        "/invite" | "/kick" => {
+            let (group, member) = rest
+                .split_once(' ')
+                .ok_or_else(|| format!("usage: {cmd} GROUP 0x04..."))?;
+            let member = key(member)?;
+            if cmd == "/invite" {
+                ChatInput::AddMembers {
+                    chat: group.into(),
+                    members: vec![member],
+                }
+            } else {
+                ChatInput::RemoveMember {
+                    chat: group.into(),
+                    member,
+                }
+            }
+        }
+        _ => return Err(COMMANDS.into()),
+    };
+    Ok(Command::Chat(chat))
+}
+
+/// One line per chat event: received messages on stdout, the rest on stdout or in the log.
+fn print_chat_event(e: ChatEvent, groups: &mut BTreeMap<String, String>) {
+    match e {
+        ChatEvent::MessageReceived {
+            chat,
+            message,
+            own: false,
+        } => {
+            let who = three_word_name(&message.author);
+            let label = groups.get(&chat).map(|n| format!("{n} {chat}")).unwrap_or(chat);
+            println!("[{label}] {who}: {}", message.text);
+        }
+        ChatEvent::ContactRequest { from, chat } => {
+            println!("contact request from {} ({chat})", three_word_name(&from))
+        }
+        ChatEvent::GroupCreated { chat, name } => {
+            println!("group {name} created: {chat}");
+            groups.insert(chat, name);
+        }
+        ChatEvent::MembershipChanged {
+            chat,
+            name,
+            members,
+            removed_self,
+            ..
+        } => {
+            let names: Vec<String> = members.iter().map(three_word_name).collect();
+            if removed_self {
+                println!("removed from group {name} ({chat})");
+            } else {
+                println!("group {name} ({chat}): members {}", names.join(", "));
+            }
+            groups.insert(chat, name);
+        }
+        ChatEvent::Delivered { chat, id, to } => {
+            tracing::info!(%chat, %id, to = %three_word_name(&to), "delivered")
+        }
+        ChatEvent::DeliveryFailed { chat, id, to } => {
+            println!("could not deliver {id} in {chat} to {}", three_word_name(&to))
+        }
+        ChatEvent::MessageSent { chat, id } => tracing::info!(%chat, %id, "message sent"),
+        ChatEvent::Dropped { reason } => tracing::debug!(%reason, "message dropped"),
+        other => tracing::debug!(event = ?other, "chat"),
     }
 }
 
@@ -445,7 +639,15 @@ async fn run(args: &[String]) -> std::io::Result<()> {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("demo") => {}
+        Some("demo") => match chat_demo::run().await {
+            Ok(true) => return,
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("status-node demo: {e}");
+                std::process::exit(1);
+            }
+        },
+        Some("demo-rlpx") => {}
         Some("keygen") => return keygen(),
         Some("run") => {
             if let Err(e) = run(&args[1..]).await {
