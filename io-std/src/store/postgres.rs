@@ -245,7 +245,8 @@ impl Store for PostgresStore {
 /// tests and benchmarks. It is stopped and its directory removed on drop.
 ///
 /// It looks for `initdb` and `pg_ctl` in `$PG_BIN`, then the newest `/usr/lib/postgresql/*/bin`
-/// (Debian), then `PATH`. `initdb` refuses to run as root, so under root the server runs as the
+/// (Debian), then `PATH`, and installs PostgreSQL from the OS packages (`apt-get`) when it finds none.
+/// `initdb` refuses to run as root, so under root the server runs as the
 /// `postgres` user (created by the OS package) through `runuser`, in a directory under `/tmp`. The server runs with `fsync=off`:
 /// it is for tests, not for data.
 pub struct TempServer {
@@ -267,7 +268,45 @@ static SHARED: Mutex<Weak<TempServer>> = Mutex::new(Weak::new());
 /// Superuser name of temporary servers.
 const TEMP_USER: &str = "status";
 
+/// Find the server binaries; if there are none, install PostgreSQL from the OS packages once (Debian's
+/// `apt-get`, directly as root or through `sudo -n`), as a test that needs a server must start it rather
+/// than skip.
 fn find_pg_bin() -> io::Result<PathBuf> {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    match locate_pg_bin() {
+        Ok(d) => Ok(d),
+        Err(e) if std::env::var_os("PG_BIN").is_none() => {
+            INSTALL.call_once(install_postgresql);
+            locate_pg_bin().map_err(|_| e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn install_postgresql() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c.output().map(|o| o.status.success()).unwrap_or(false)
+    };
+    let ok =
+        apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "--no-install-recommends", "postgresql"]);
+    if !ok {
+        eprintln!("TempServer: installing PostgreSQL with apt-get failed");
+    }
+}
+
+fn locate_pg_bin() -> io::Result<PathBuf> {
     let has = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
     if let Some(d) = std::env::var_os("PG_BIN").map(PathBuf::from) {
         return if has(&d) {
