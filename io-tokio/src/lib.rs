@@ -384,6 +384,8 @@ pub mod node {
         Chat(status_sansio::chat::messenger::Input),
         /// Export the Messenger's state (`None` without a Messenger), to save it.
         ExportMessenger(oneshot::Sender<Option<zeroize::Zeroizing<Vec<u8>>>>),
+        /// Export the history client's last-seen times (see `Engine::export_history`), to save them.
+        ExportHistory(oneshot::Sender<Vec<u8>>),
         /// Stop the node.
         Shutdown,
     }
@@ -736,6 +738,7 @@ pub mod node {
                         Some(NodeCommand::AddPeerCandidate(e)) => { let _ = engine.handle_input(now, Input::AddPeerCandidate(e)); }
                         Some(NodeCommand::ExportPeerCache(reply)) => { let _ = reply.send(engine.export_peer_cache()); }
                         Some(NodeCommand::ExportMessenger(reply)) => { let _ = reply.send(engine.export_messenger()); }
+                        Some(NodeCommand::ExportHistory(reply)) => { let _ = reply.send(engine.export_history()); }
                         Some(NodeCommand::Shutdown) | None => { save(&engine); return engine }
                     }
                 }

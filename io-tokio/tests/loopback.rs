@@ -438,3 +438,40 @@ fn status_node_run_one_to_one_survives_a_restart() {
     drop((a, b, relay));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn status_node_run_fetches_missed_messages_from_a_mailserver_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("status-node-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let relay = Proc::start(&dir.join("relay"), &["--mailserver".to_string()]);
+    let chat = |extra: &str| {
+        vec![
+            extra.to_string(),
+            relay.enode.clone(),
+            "--public-chat".to_string(),
+            "town".to_string(),
+        ]
+    };
+    let mut a = Proc::start(&dir.join("a"), &chat("--static-peer"));
+    let b = Proc::start(&dir.join("b"), &chat("--mailserver-peer"));
+    std::thread::sleep(Duration::from_secs(2));
+    a.send("/msg town before the restart");
+    b.expect("before the restart");
+    b.quit();
+    assert!(dir.join("b/history.state").exists());
+    a.send("/msg town while b was away");
+    // Longer than the envelopes live (TTL 15 s): the relay's pool has dropped it, the archive has not.
+    std::thread::sleep(Duration::from_secs(17));
+    let b = Proc::start(&dir.join("b"), &chat("--mailserver-peer"));
+    b.expect("while b was away");
+    // The message seen before the restart comes back with the history, and is not shown again.
+    std::thread::sleep(Duration::from_secs(2));
+    let again: Vec<String> = b
+        .out
+        .try_iter()
+        .filter(|l| l.contains("before the restart"))
+        .collect();
+    assert!(again.is_empty(), "shown twice: {again:?}");
+    drop((a, b, relay));
+    let _ = std::fs::remove_dir_all(&dir);
+}

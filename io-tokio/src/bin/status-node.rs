@@ -46,6 +46,7 @@ RUN OPTIONS:
     --listen ADDR        TCP address to listen on (default 127.0.0.1:30303)
     --data-dir DIR       where state lives (default .): node.key, identity.key (the chat key),
                          messenger.state (sessions, chats, clocks; saved every 10 s and on exit),
+                         history.state (when each watched topic was last fetched from a mailserver),
                          peers.cache (good peers, dialled first after a restart), and mailserver.redb
                          with --mailserver
     --key-file PATH      the node key (64 hex characters); created if missing (default DATA-DIR/node.key)
@@ -423,6 +424,7 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     let peer_cache = status_io_std::dns::peer_cache_path(&data_dir);
     config.peer_cache = status_io_std::dns::load_peer_cache(&peer_cache);
     let state_path = data_dir.join("messenger.state");
+    let history_path = data_dir.join("history.state");
     let now = status_io_std::Clock::new().now();
     let listener = TcpListener::bind(listen).await?;
     let enode = Enode::new(config.rlpx.public_key(), listener.local_addr()?);
@@ -454,6 +456,17 @@ async fn run(args: &[String]) -> std::io::Result<()> {
         })
         .await
         .map_err(std::io::Error::other)??;
+    // The history client's last-seen times: after a restart, history is asked from where it stopped.
+    let mut engine = engine;
+    match std::fs::read(&history_path) {
+        Ok(bytes) => {
+            if let Err(e) = engine.import_history(&bytes) {
+                tracing::warn!(path = %history_path.display(), "history state ignored: {e}");
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut options = status_io_tokio::node::NodeOptions::new(1024);
     options.store = store;
     options.peer_cache_file = Some(peer_cache);
@@ -488,6 +501,12 @@ async fn run(args: &[String]) -> std::io::Result<()> {
                         save_state(&state_path, &state)?;
                     }
                 }
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if node.commands.send(NodeCommand::ExportHistory(tx)).await.is_ok() {
+                    if let Ok(state) = rx.await {
+                        save_state(&history_path, &state)?;
+                    }
+                }
             }
             ev = node.events.recv() => match ev {
                 Some(NodeEvent::PeerConnected { id, client, dialect, .. }) => {
@@ -512,6 +531,7 @@ async fn run(args: &[String]) -> std::io::Result<()> {
         save_state(&state_path, &state)?;
         tracing::info!(path = %state_path.display(), "messenger state saved");
     }
+    save_state(&history_path, &engine.export_history())?;
     Ok(())
 }
 
