@@ -518,8 +518,14 @@ async fn run(args: &[String]) -> std::io::Result<()> {
 /// Write `state` to `path` atomically (a temporary file renamed over it), readable by the owner only.
 fn save_state(path: &std::path::Path, state: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
+    // The mode applies only to a file being created: a leftover temporary file (from a crash, or made
+    // by someone else) is removed first, so the secrets never land in a file with looser permissions.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts.open(&tmp)?;
@@ -787,5 +793,23 @@ mod tests {
             );
         }
         assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saved_state_is_owner_only_even_over_a_leftover_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("status-node-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("messenger.state");
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, b"old").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        save_state(&path, b"secret state").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret state");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(mode, 0o600);
     }
 }
