@@ -1072,3 +1072,33 @@ fn caps_hold_for_chats_groups_and_tracked_deliveries() {
     assert_eq!(net.peers[0].messenger.pending_deliveries(), 3);
     assert_eq!(net.peers[0].messenger.chats().count(), 2);
 }
+
+#[test]
+fn one_to_one_still_arrives_when_a_public_chat_shares_the_partitioned_topic() {
+    // A public chat named like Bob's partition ("contact-discovery-N") has exactly the topic of Bob's
+    // partitioned topic. Messages on it that the secure transport opens as direct messages must still
+    // reach the 1:1 chat (they were dropped as "not a public message" after the ratchet consumed them).
+    let mut net = Net::new(2, 1);
+    let bob = net.pk(1);
+    let alice = net.pk(0);
+    let colliding = format!("contact-discovery-{}", status::partition(&bob));
+    assert_eq!(
+        status::public_chat_topic(&colliding),
+        status::partitioned_topic(&bob)
+    );
+    net.input(1, Input::JoinPublicChat(colliding.clone()));
+    net.input(0, Input::StartOneToOne(bob));
+    send(&mut net, 0, &Messenger::one_to_one_chat_id(&bob), "hi bob");
+    net.run(Duration::from_secs(2));
+    assert_eq!(
+        net.texts(1, &Messenger::one_to_one_chat_id(&alice)),
+        vec!["hi bob"],
+        "dropped: {:?}",
+        net.dropped(1)
+    );
+    // The public chat itself still works on that topic.
+    net.input(0, Input::JoinPublicChat(colliding.clone()));
+    send(&mut net, 0, &colliding, "public hello");
+    net.run(Duration::from_secs(2));
+    assert_eq!(net.texts(1, &colliding), vec!["public hello"]);
+}

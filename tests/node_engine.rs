@@ -296,3 +296,60 @@ fn a_dial_closed_before_connecting_is_redialled() {
     assert_eq!(second.len(), 1, "redialled");
     assert_ne!(second[0], first[0]);
 }
+
+/// Inbound sockets past the cap are refused after a handshake only while as many again are pending;
+/// further ones are closed at once, so the connection table stays bounded under a flood of connects.
+#[test]
+fn a_flood_of_inbound_sockets_is_bounded() {
+    use status_sansio::node::{ConnId, Output};
+    let now = status_sansio::Timestamp::from_secs(1_700_000_000);
+    let mut config = EngineConfig::new(rlpx_config(9));
+    config.max_peers = 2;
+    let mut e = Engine::new(now, config, Seed::from_u64(1));
+    let mut closed = vec![];
+    for i in 1..=50u64 {
+        e.handle_input(now, Input::Accepted { conn: ConnId(i) }).unwrap();
+        while let Some(o) = e.poll_output() {
+            if let Output::Close { conn } = o {
+                closed.push(conn.0);
+            }
+        }
+    }
+    assert_eq!(closed, (5..=50).collect::<Vec<u64>>());
+    // Bytes and closes for the sockets closed at once are ignored.
+    e.handle_input(
+        now,
+        Input::Received {
+            conn: ConnId(9),
+            data: b"x",
+        },
+    )
+    .unwrap();
+    e.handle_input(now, Input::Closed { conn: ConnId(9) }).unwrap();
+}
+
+/// A static peer that never answers, with no ceiling on the backoff: the doubling saturates instead of
+/// overflowing `Duration` (which panicked after about 64 failures).
+#[test]
+fn static_backoff_without_a_ceiling_saturates() {
+    use status_sansio::enode::Enode;
+    use status_sansio::node::Output;
+    let mut now = status_sansio::Timestamp::from_secs(1_700_000_000);
+    let mut config = EngineConfig::new(rlpx_config(9));
+    config.reconnect_max = Duration::MAX;
+    let peer = SecretKey::random(&mut Seed::from_u64(5).rng()).public_key();
+    config.static_peers = vec![Enode::new(peer, "127.0.0.1:30399".parse().unwrap())];
+    let mut e = Engine::new(now, config, Seed::from_u64(1));
+    let mut dials = 0;
+    for _ in 0..200 {
+        now = e.poll_timeout().unwrap().max(now);
+        e.handle_timeout(now);
+        while let Some(o) = e.poll_output() {
+            if let Output::Dial { conn, .. } = o {
+                dials += 1;
+                e.handle_input(now, Input::DialFailed { conn }).unwrap();
+            }
+        }
+    }
+    assert!(dials >= 70, "{dials} dials");
+}

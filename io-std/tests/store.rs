@@ -320,3 +320,32 @@ fn postgres_reconnects_after_the_server_drops_the_connection() {
     s.put(key(2, 1), Bytes::from_static(b"b")).unwrap();
     assert_eq!(s.len().unwrap(), 2);
 }
+
+/// Rows whose id is not a 40-byte key (status-go's 36-byte keys from before 2020, or rows another tool
+/// wrote) do not count toward a range's limit: a page is `limit` real entries, so the mailserver, which
+/// takes a short page for the end of the range, does not stop serving history early.
+#[test]
+fn postgres_foreign_rows_do_not_shorten_a_page() {
+    let pg = Postgres::new();
+    let mut s = pg.open();
+    let mut admin = ::postgres::Client::connect(&pg.url, ::postgres::NoTls).unwrap();
+    for t in 10..20u32 {
+        s.put(key(t, 1), Bytes::from_static(b"envelope")).unwrap();
+        // A legacy 36-byte key just after each real one.
+        let mut legacy = key(t, 2)[..36].to_vec();
+        legacy[35] = 9;
+        admin
+            .execute(
+                "INSERT INTO envelopes (id, data, topic, bloom) VALUES ($1, 'x', '\\x00000000', \
+                 repeat('0', 512)::bit(512))",
+                &[&legacy],
+            )
+            .unwrap();
+    }
+    let page = s.range(key(0, 0), key(100, 0), 4).unwrap();
+    let sent: Vec<u32> = page
+        .iter()
+        .map(|(k, _)| u32::from_be_bytes([k[0], k[1], k[2], k[3]]))
+        .collect();
+    assert_eq!(sent, vec![10, 11, 12, 13]);
+}

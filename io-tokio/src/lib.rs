@@ -578,16 +578,32 @@ pub mod node {
         }
     }
 
+    /// A socket's tasks as the node task holds them: the writer's queue, and the reader to stop when the
+    /// engine closes the socket (dropping both halves closes it; the writer drops its half once it has
+    /// written what was queued).
+    struct Socket {
+        writer: mpsc::Sender<bytes::Bytes>,
+        reader: tokio::task::AbortHandle,
+    }
+
+    impl Drop for Socket {
+        fn drop(&mut self) {
+            // Without this a peer that keeps its end open would keep the read half, the task and the
+            // descriptor alive for ever.
+            self.reader.abort();
+        }
+    }
+
     fn start_socket(
         stream: TcpStream,
         conn: ConnId,
         net: &mpsc::Sender<Net>,
-        writers: &mut BTreeMap<ConnId, mpsc::Sender<bytes::Bytes>>,
+        writers: &mut BTreeMap<ConnId, Socket>,
     ) {
         let _ = stream.set_nodelay(true);
         let (mut r, mut w) = stream.into_split();
         let net = net.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 match r.read(&mut buf).await {
@@ -612,7 +628,13 @@ pub mod node {
             }
             let _ = w.shutdown().await;
         });
-        writers.insert(conn, tx);
+        writers.insert(
+            conn,
+            Socket {
+                writer: tx,
+                reader: reader.abort_handle(),
+            },
+        );
     }
 
     async fn run(
@@ -635,7 +657,7 @@ pub mod node {
         save_timer.tick().await;
         let clock = Clock::new();
         let (net_tx, mut net_rx) = mpsc::channel::<Net>(1024);
-        let mut writers: BTreeMap<ConnId, mpsc::Sender<bytes::Bytes>> = BTreeMap::new();
+        let mut writers: BTreeMap<ConnId, Socket> = BTreeMap::new();
         let mut next_accept = 1u64;
         loop {
             // Carry out what the engine asked for.
@@ -655,7 +677,7 @@ pub mod node {
                     }
                     Output::Transmit { conn, data } => {
                         let full = match writers.get(&conn) {
-                            Some(w) => w.try_send(data).is_err(),
+                            Some(w) => w.writer.try_send(data).is_err(),
                             None => false,
                         };
                         if full {

@@ -95,3 +95,43 @@ async fn two_clients_chat_through_a_relay_over_tcp() {
         e => panic!("{e:?}"),
     }
 }
+
+/// A socket the engine closed is closed for good, not only for writing: a peer that keeps its end open
+/// and goes on sending must not keep a reader task and a descriptor alive in the node (a flood of such
+/// peers would exhaust the descriptors).
+#[tokio::test]
+async fn a_closed_connection_is_fully_closed_even_if_the_peer_keeps_sending() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let now = status_io_std::Clock::new().now();
+    let engine = Engine::new(now, EngineConfig::new(rlpx_config(41)), os_seed());
+    let node = spawn_node(engine, Some(listener), 64);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // An EIP-8 auth of 64 bytes that does not decrypt: the handshake fails and the engine closes.
+    let mut junk = vec![0u8, 64];
+    junk.extend_from_slice(&[7u8; 64]);
+    s.write_all(&junk).await.unwrap();
+    let mut buf = [0u8; 256];
+    let eof = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(eof.is_ok(), "the node never closed the failed connection");
+    // Keep writing: once the node's side is fully closed, the kernel answers with a reset.
+    let mut refused = false;
+    for _ in 0..40 {
+        if s.write_all(b"still here").await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the node still reads a connection it closed");
+    drop(node);
+}

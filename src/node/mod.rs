@@ -16,7 +16,8 @@
 //!   [`Input::DnsResolved`]) and [`Input::AddPeerCandidate`]; discovery is suspended at the target and
 //!   resumed below it (the rules are in [`peers`]);
 //! * a second connection to a node we are already connected to is refused with reason 0x05, and an
-//!   inbound connection beyond `max_peers` with 0x04;
+//!   inbound connection beyond `max_peers` with 0x04 (beyond twice `max_peers` sockets it is closed at
+//!   once, without a handshake);
 //! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
 //!   out as [`Event::Waku`];
 //! * with `messenger` set, the [`Messenger`] runs on top: its subscriptions and posts go to the Waku node,
@@ -96,7 +97,8 @@ pub struct EngineConfig {
     pub waku: WakuConfig,
     /// Peers to keep connected.
     pub static_peers: Vec<Enode>,
-    /// Most simultaneous connections, in and out. Default 32.
+    /// Most simultaneous connections, in and out. Default 32. Inbound sockets past it are refused with
+    /// 0x04 after the handshake, at most `max_peers` of them at a time; further ones are closed at once.
     pub max_peers: usize,
     /// First redial delay. Default 1 s.
     pub reconnect_min: Duration,
@@ -491,6 +493,12 @@ impl Engine {
             Input::Accepted { conn } => {
                 if conn.0 & DIAL_ID_BIT != 0 || self.conns.contains_key(&conn) {
                     return Err(NodeError::InvalidConnectionId(conn).into());
+                }
+                // Far over the cap (as many sockets again are being refused): closed at once, so a flood
+                // of inbound sockets cannot grow the connection table without bound.
+                if self.conns.len() >= self.config.max_peers.saturating_mul(2) {
+                    self.outputs.push_back(Output::Close { conn });
+                    return Ok(());
                 }
                 let seed = fork(&mut self.rng);
                 let c = Connection::recipient(now, self.config.rlpx.clone(), seed)?;

@@ -357,7 +357,7 @@ impl Peers {
         s.conn = None;
         s.up = false;
         s.next_dial = Some(now + s.backoff + Duration::from_millis(jitter_ms));
-        s.backoff = (s.backoff * 2).min(max);
+        s.backoff = s.backoff.saturating_mul(2).min(max);
     }
 
     fn candidate_failed(&mut self, now: Timestamp, id: NodeId, rng: &mut ChaCha20Rng) {

@@ -55,7 +55,10 @@ const MIGRATION: &str = "
 
 const PUT: &str = "INSERT INTO envelopes (id, data, topic, bloom) VALUES ($1, $2, $3, $4::text::bit(512)) \
                    ON CONFLICT (id) DO NOTHING";
-const RANGE: &str = "SELECT id, data FROM envelopes WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3";
+/// Only 40-byte ids count: rows of another shape (status-go's 36-byte keys from before 2020) would
+/// otherwise take places in the `LIMIT`, and a short page means the end of the range to the mailserver.
+const RANGE: &str = "SELECT id, data FROM envelopes WHERE id >= $1 AND id < $2 AND octet_length(id) = 40 \
+                     ORDER BY id LIMIT $3";
 const PRUNE: &str = "DELETE FROM envelopes WHERE id < $1";
 const COUNT: &str = "SELECT count(*) FROM envelopes";
 
@@ -216,7 +219,7 @@ impl Store for PostgresStore {
         for row in rows {
             let id: &[u8] = row.try_get(0).map_err(pg_err)?;
             let data: &[u8] = row.try_get(1).map_err(pg_err)?;
-            // A row with a foreign key shape (not written by a mailserver) is skipped, as in RedbStore.
+            // Filtered in SQL already (a row of another shape is skipped, as in RedbStore).
             let Ok(key) = <[u8; KEY_LEN]>::try_from(id) else {
                 continue;
             };

@@ -538,8 +538,14 @@ async fn run(args: &[String]) -> std::io::Result<()> {
 /// Write `state` to `path` atomically (a temporary file renamed over it), readable by the owner only.
 fn save_state(path: &std::path::Path, state: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
+    // The mode applies only to a file being created: a leftover temporary file (from a crash, or made
+    // by someone else) is removed first, so the secrets never land in a file with looser permissions.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts.open(&tmp)?;
@@ -611,6 +617,27 @@ fn parse_command(line: &str) -> Result<Command, String> {
 
 /// One line per chat event: received messages on stdout, the rest on stdout or in the log.
 fn print_chat_event(e: ChatEvent, groups: &mut BTreeMap<String, String>) {
+    if let Some(line) = chat_event_line(e, groups) {
+        println!("{line}");
+    }
+}
+
+/// `s` with control characters (escape sequences, line breaks) and bidirectional overrides shown
+/// escaped: texts, group names and group ids come from peers and must not drive the terminal.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The stdout line for a chat event, if it has one (the others go to the log).
+fn chat_event_line(e: ChatEvent, groups: &mut BTreeMap<String, String>) -> Option<String> {
     match e {
         ChatEvent::MessageReceived {
             chat,
@@ -619,14 +646,20 @@ fn print_chat_event(e: ChatEvent, groups: &mut BTreeMap<String, String>) {
         } => {
             let who = three_word_name(&message.author);
             let label = groups.get(&chat).map(|n| format!("{n} {chat}")).unwrap_or(chat);
-            println!("[{label}] {who}: {}", message.text);
+            Some(format!(
+                "[{}] {who}: {}",
+                printable(&label),
+                printable(&message.text)
+            ))
         }
-        ChatEvent::ContactRequest { from, chat } => {
-            println!("contact request from {} ({chat})", three_word_name(&from))
-        }
+        ChatEvent::ContactRequest { from, chat } => Some(format!(
+            "contact request from {} ({chat})",
+            three_word_name(&from)
+        )),
         ChatEvent::GroupCreated { chat, name } => {
-            println!("group {name} created: {chat}");
+            let line = format!("group {} created: {}", printable(&name), printable(&chat));
             groups.insert(chat, name);
+            Some(line)
         }
         ChatEvent::MembershipChanged {
             chat,
@@ -636,22 +669,40 @@ fn print_chat_event(e: ChatEvent, groups: &mut BTreeMap<String, String>) {
             ..
         } => {
             let names: Vec<String> = members.iter().map(three_word_name).collect();
-            if removed_self {
-                println!("removed from group {name} ({chat})");
+            let line = if removed_self {
+                format!("removed from group {} ({})", printable(&name), printable(&chat))
             } else {
-                println!("group {name} ({chat}): members {}", names.join(", "));
-            }
+                format!(
+                    "group {} ({}): members {}",
+                    printable(&name),
+                    printable(&chat),
+                    names.join(", ")
+                )
+            };
             groups.insert(chat, name);
+            Some(line)
         }
         ChatEvent::Delivered { chat, id, to } => {
-            tracing::info!(%chat, %id, to = %three_word_name(&to), "delivered")
+            tracing::info!(chat = %printable(&chat), %id, to = %three_word_name(&to), "delivered");
+            None
         }
-        ChatEvent::DeliveryFailed { chat, id, to } => {
-            println!("could not deliver {id} in {chat} to {}", three_word_name(&to))
+        ChatEvent::DeliveryFailed { chat, id, to } => Some(format!(
+            "could not deliver {id} in {} to {}",
+            printable(&chat),
+            three_word_name(&to)
+        )),
+        ChatEvent::MessageSent { chat, id } => {
+            tracing::info!(chat = %printable(&chat), %id, "message sent");
+            None
         }
-        ChatEvent::MessageSent { chat, id } => tracing::info!(%chat, %id, "message sent"),
-        ChatEvent::Dropped { reason } => tracing::debug!(%reason, "message dropped"),
-        other => tracing::debug!(event = ?other, "chat"),
+        ChatEvent::Dropped { reason } => {
+            tracing::debug!(reason = %printable(&reason), "message dropped");
+            None
+        }
+        other => {
+            tracing::debug!(event = ?other, "chat");
+            None
+        }
     }
 }
 
@@ -719,5 +770,66 @@ async fn main() {
         );
     } else {
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use status_sansio::chat::messenger::ChatEntry;
+    use status_sansio::chat::payloads::MessageId;
+    use status_sansio::Seed;
+
+    #[test]
+    fn peer_texts_and_group_names_cannot_drive_the_terminal() {
+        let author = SecretKey::random(&mut Seed::from_u64(1).rng()).public_key();
+        let chat = format!("\u{1b}]52;c;ZXZpbA==\u{7}-{}", pubkey_to_hex(&author));
+        let mut groups = BTreeMap::new();
+        let created = ChatEvent::MembershipChanged {
+            chat: chat.clone(),
+            name: "evil\u{1b}[2J\u{202e}".into(),
+            members: vec![author],
+            admins: vec![author],
+            removed_self: false,
+        };
+        let text = ChatEvent::MessageReceived {
+            chat,
+            message: ChatEntry {
+                id: MessageId([0; 32]),
+                author,
+                clock: 1,
+                timestamp: 1,
+                text: "hi\u{1b}[31m\nfake line\r".into(),
+            },
+            own: false,
+        };
+        for e in [created, text] {
+            let line = chat_event_line(e, &mut groups).unwrap_or_default();
+            assert!(!line.is_empty());
+            assert!(
+                line.chars()
+                    .all(|c| !c.is_control() && !('\u{202a}'..='\u{202e}').contains(&c)),
+                "{line:?}"
+            );
+        }
+        assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saved_state_is_owner_only_even_over_a_leftover_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("status-node-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("messenger.state");
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, b"old").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        save_state(&path, b"secret state").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret state");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(mode, 0o600);
     }
 }

@@ -754,26 +754,26 @@ impl Messenger {
         }
         let opened = self.drain_secure();
         let transport_time = Timestamp::from_secs(u64::from(m.timestamp));
-        match public {
-            Some(chat) => {
-                let mut any = false;
-                for o in opened {
-                    if let Opened::Public(payload) = o {
+        // What the secure transport opened decides the path, not the topic alone: a public chat's topic
+        // can equal a partitioned or negotiated one (a chat named "contact-discovery-N" has the topic of
+        // partition N), and a direct message the ratchet has just consumed must not be thrown away.
+        let mut any = false;
+        for o in opened {
+            match o {
+                Opened::Public(payload) => {
+                    if let Some(chat) = &public {
                         any = true;
                         self.on_public(chat.clone(), sender, &payload, transport_time);
                     }
                 }
-                if !any {
-                    self.drop_with("not a public message");
+                Opened::Private(from, plaintext) => {
+                    any = true;
+                    self.receive_decrypted(now, from, &plaintext, transport_time);
                 }
             }
-            None => {
-                for o in opened {
-                    if let Opened::Private(from, plaintext) = o {
-                        self.receive_decrypted(now, from, &plaintext, transport_time);
-                    }
-                }
-            }
+        }
+        if public.is_some() && !any {
+            self.drop_with("not a public message");
         }
     }
 
