@@ -116,14 +116,16 @@ impl Engine {
         match e {
             waku::Event::Message(m) => self.history.held.push_back(m),
             waku::Event::P2PEnvelopes { peer, hashes } => {
-                let mut fresh = Vec::with_capacity(hashes.len());
+                // Sets, so the verdict is O(held · log hashes), not O(held · hashes).
+                let mut fresh = std::collections::BTreeSet::new();
                 for h in &hashes {
                     if self.history.client.on_envelope(*h) {
-                        fresh.push(*h);
+                        fresh.insert(*h);
                     }
                 }
+                let all: std::collections::BTreeSet<_> = hashes.iter().copied().collect();
                 for m in std::mem::take(&mut self.history.held) {
-                    if fresh.contains(&m.envelope_hash) || !hashes.contains(&m.envelope_hash) {
+                    if fresh.contains(&m.envelope_hash) || !all.contains(&m.envelope_hash) {
                         self.history
                             .released
                             .push_back(waku::Output::Event(waku::Event::Message(m)));

@@ -84,14 +84,21 @@ impl Writer {
 
 /// Serialize `m` (see the module docs).
 pub(super) fn export(m: &Messenger) -> Zeroizing<Vec<u8>> {
+    let secure = m.secure.export();
+    // The snapshot's epoch is taken at the last time the messenger was driven.
+    let mvds = Zeroizing::new(m.mvds.snapshot(m.last_now).encode_to_vec());
+    // The secret blobs go into a buffer sized for them and the rest into a second one, joined in a buffer
+    // of the exact size: no reallocation ever leaves an unzeroized copy of the keys behind.
+    let mut head = Writer(Zeroizing::new(Vec::with_capacity(
+        MAGIC.len() + 1 + 65 + 8 + secure.len() + mvds.len(),
+    )));
+    head.bytes(MAGIC);
+    head.bytes(&[STATE_VERSION]);
+    head.key(&m.me);
+    head.blob(&secure);
+    head.blob(&mvds);
     let mut w = Writer(Zeroizing::new(Vec::new()));
     let keep = m.config.max_persisted_messages_per_chat;
-    w.bytes(MAGIC);
-    w.bytes(&[STATE_VERSION]);
-    w.key(&m.me);
-    w.blob(&m.secure.export());
-    // The snapshot's epoch is taken at the last time the messenger was driven.
-    w.blob(&Zeroizing::new(m.mvds.snapshot(m.last_now).encode_to_vec()));
     w.u32(m.public.len());
     for (name, c) in &m.public {
         w.blob(name.as_bytes());
@@ -135,7 +142,10 @@ pub(super) fn export(m: &Messenger) -> Zeroizing<Vec<u8>> {
         w.key(&p.to);
         w.bytes(&[u8::from(p.notify)]);
     }
-    w.0
+    let mut out = Zeroizing::new(Vec::with_capacity(head.0.len() + w.0.len()));
+    out.extend_from_slice(&head.0);
+    out.extend_from_slice(&w.0);
+    out
 }
 
 struct Reader<'a> {
