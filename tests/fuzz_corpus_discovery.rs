@@ -137,6 +137,17 @@ fn discovery_peer_cache_corpus() {
         assert_eq!(e.peer_cache_len(), usize::from(n));
     }
     assert!(targets_reject(&peer_cache(33)));
+    // A cache holding our own key (copied from another data dir, say): that entry is skipped.
+    let me = status_sansio::crypto::secret_from_bytes(&[3; 32]).unwrap();
+    let mut e = status_sansio::node::Engine::new(
+        now,
+        status_sansio::node::EngineConfig::new(std::sync::Arc::new(status_sansio::rlpx::Config::new(
+            me,
+            vec![],
+        ))),
+        status_sansio::Seed::from_u64(1),
+    );
+    assert_eq!(e.import_peer_cache(now, &peer_cache(5)).unwrap(), 4);
     let base = peer_cache(6);
     for _ in 0..300 {
         targets::discovery_peer_cache(&g.mutate(base.clone()));

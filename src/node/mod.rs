@@ -413,7 +413,8 @@ impl Engine {
     /// Add the good peers of a cache made by [`Engine::export_peer_cache`] (they are dialled first).
     /// Returns how many were added; fails, adding nothing, on bytes that are not a peer cache.
     pub fn import_peer_cache(&mut self, now: Timestamp, bytes: &[u8]) -> Result<usize, NodeError> {
-        self.peers.import_cache(now, bytes)
+        let own = self.public_key();
+        self.peers.import_cache(now, bytes, &own)
     }
 
     /// The good peers (dialled, Waku, up for `stable_after`) as bytes to keep across restarts: at most

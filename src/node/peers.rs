@@ -541,7 +541,12 @@ impl Peers {
 
     /// Add the peers of a cache made by [`Peers::export_cache`] as good candidates. Fails, adding nothing,
     /// on bytes that are not such a cache. Returns how many were added.
-    pub(crate) fn import_cache(&mut self, now: Timestamp, bytes: &[u8]) -> Result<usize, NodeError> {
+    pub(crate) fn import_cache(
+        &mut self,
+        now: Timestamp,
+        bytes: &[u8],
+        own: &PublicKey,
+    ) -> Result<usize, NodeError> {
         let bad = |_| NodeError::PeerCache("malformed cache");
         if bytes.len() > MAX_CACHE_BYTES {
             return Err(NodeError::PeerCache("cache too large"));
@@ -582,7 +587,8 @@ impl Peers {
         // Oldest first, so the most recently good are the newest candidates if the cap bites.
         entries.sort_by_key(|(g, _)| *g);
         let mut n = 0;
-        for (g, enode) in entries {
+        // Our own key (a cache copied from another data dir, say) would only ever fail to dial.
+        for (g, enode) in entries.into_iter().filter(|(_, e)| e.id != *own) {
             n += usize::from(self.add_candidate(enode, Some(g)));
         }
         Ok(n)
