@@ -1102,3 +1102,55 @@ fn one_to_one_still_arrives_when_a_public_chat_shares_the_partitioned_topic() {
     net.run(Duration::from_secs(2));
     assert_eq!(net.texts(1, &colliding), vec!["public hello"]);
 }
+
+#[test]
+fn strangers_cannot_fill_the_one_to_one_table_for_good() {
+    // Alice keeps at most two 1:1 chats. Unanswered contact requests give way, oldest first, to new
+    // ones; chats she started or wrote in never do. The distinction survives export and import.
+    let mut net = Net::new(5, 11);
+    let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
+    cfg.max_one_to_one_chats = 2;
+    net.replace(0, Messenger::new(net.now, cfg.clone(), Seed::from_u64(72)));
+    let alice = net.pk(0);
+    let to_alice = Messenger::one_to_one_chat_id(&alice);
+    let chats = |net: &Net| {
+        let mut v: Vec<String> = net.peers[0].messenger.chats().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let ids = |net: &Net, peers: &[usize]| {
+        let mut v: Vec<String> = peers
+            .iter()
+            .map(|&i| Messenger::one_to_one_chat_id(&net.pk(i)))
+            .collect();
+        v.sort();
+        v
+    };
+    let write = |net: &mut Net, i: usize, text: &str| {
+        net.input(i, Input::StartOneToOne(alice));
+        send(net, i, &to_alice, text);
+        net.run(Duration::from_secs(2));
+    };
+    net.input(0, Input::StartOneToOne(net.pk(1)));
+    write(&mut net, 2, "from 2");
+    assert_eq!(chats(&net), ids(&net, &[1, 2]));
+    write(&mut net, 3, "from 3");
+    assert_eq!(chats(&net), ids(&net, &[1, 3]), "2's unanswered request gave way");
+    assert_eq!(net.count(0, |e| matches!(e, Event::ContactRequest { .. })), 2);
+    // Restart: 3's chat is still only a contact request.
+    let state = net.peers[0].messenger.export();
+    let restored = Messenger::import(net.now, cfg, Seed::from_u64(73), &state).unwrap();
+    net.replace(0, restored);
+    write(&mut net, 4, "from 4");
+    assert_eq!(chats(&net), ids(&net, &[1, 4]), "3's unanswered request gave way");
+    // Alice answers 4: now both chats are hers, and a new stranger is refused.
+    let to_4 = Messenger::one_to_one_chat_id(&net.pk(4));
+    send(&mut net, 0, &to_4, "hello 4");
+    write(&mut net, 2, "from 2 again");
+    assert_eq!(chats(&net), ids(&net, &[1, 4]));
+    assert!(net
+        .dropped(0)
+        .iter()
+        .any(|r| r.contains("1:1 chat limit reached")));
+    assert_eq!(net.texts(0, &to_4), vec!["from 4"]);
+}

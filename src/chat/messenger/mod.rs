@@ -385,6 +385,11 @@ struct PublicChat {
 struct DirectChat {
     peer: PublicKey,
     log: ChatLog<ChatEntry>,
+    /// We started it or wrote in it. A chat that is only a stranger's contact request is not accepted,
+    /// and is the first to go when [`MessengerConfig::max_one_to_one_chats`] is reached.
+    accepted: bool,
+    /// Creation order (oldest contact requests are evicted first).
+    seq: u64,
 }
 
 struct GroupChat {
@@ -417,6 +422,8 @@ pub struct Messenger {
     rng: ChaCha20Rng,
     public: BTreeMap<String, PublicChat>,
     direct: BTreeMap<String, DirectChat>,
+    /// The next [`DirectChat::seq`].
+    next_direct_seq: u64,
     groups: BTreeMap<String, GroupChat>,
     /// Negotiated topics listened to, by peer id.
     negotiated: BTreeMap<String, Negotiated>,
@@ -471,6 +478,7 @@ impl Messenger {
             rng,
             public: BTreeMap::new(),
             direct: BTreeMap::new(),
+            next_direct_seq: 0,
             groups: BTreeMap::new(),
             negotiated: BTreeMap::new(),
             pending: BTreeMap::new(),

@@ -5,7 +5,7 @@
 //! state    = "SSMS" ‖ version (u8 = 1) ‖ identity (65) ‖ blob(secure) ‖ blob(mvds)
 //!            ‖ list(public) ‖ list(direct) ‖ list(group) ‖ list(negotiated) ‖ list(pending)
 //! public   = str(name) ‖ topic (4) ‖ symmetric key (32) ‖ u64(clock) ‖ list(entry)
-//! direct   = key(peer) ‖ u64(clock) ‖ list(entry)
+//! direct   = key(peer) ‖ u64(clock) ‖ u8(accepted) ‖ u64(seq) ‖ list(entry)
 //! group    = str(chat id) ‖ list(blob(signed event)) ‖ u64(clock) ‖ list(entry)
 //! negotiated = key(peer) ‖ topic (4) ‖ symmetric key (32)
 //! pending  = mvds id (32) ‖ str(chat) ‖ message id (32) ‖ key(to) ‖ u8(notify)
@@ -111,6 +111,8 @@ pub(super) fn export(m: &Messenger) -> Zeroizing<Vec<u8>> {
     for c in m.direct.values() {
         w.key(&c.peer);
         w.u64(c.log.clock().last());
+        w.bytes(&[u8::from(c.accepted)]);
+        w.u64(c.seq);
         w.entries(&c.log, keep);
     }
     w.u32(m.groups.len());
@@ -263,17 +265,39 @@ pub(super) fn import(
         m.push(super::Output::Subscribe { chat: name, filter });
     }
 
-    let n = r.count(m.config.max_one_to_one_chats, KEY_LEN + 8 + 4, "1:1 chat count")?;
+    let n = r.count(
+        m.config.max_one_to_one_chats,
+        KEY_LEN + 8 + 1 + 8 + 4,
+        "1:1 chat count",
+    )?;
     for _ in 0..n {
         let peer = r.key("1:1 peer")?;
         let clock = r.u64("1:1 clock")?;
+        let accepted = match r.u8("1:1 accepted")? {
+            0 => false,
+            1 => true,
+            _ => return Err(bad("1:1 accepted flag")),
+        };
+        let seq = r.u64("1:1 sequence")?;
+        if seq >= u64::MAX / 2 {
+            return Err(bad("1:1 sequence"));
+        }
+        m.next_direct_seq = m.next_direct_seq.max(seq + 1);
         let chat = Messenger::one_to_one_chat_id(&peer);
         if peer == m.me || m.direct.contains_key(&chat) {
             return Err(bad("1:1 chat listed twice or with ourselves"));
         }
         let mut log = ChatLog::with_clock(max_messages, LamportClock::from_last(clock));
         r.entries(&mut log, keep)?;
-        m.direct.insert(chat, DirectChat { peer, log });
+        m.direct.insert(
+            chat,
+            DirectChat {
+                peer,
+                log,
+                accepted,
+                seq,
+            },
+        );
     }
 
     let limits = m.config.group_limits();

@@ -301,16 +301,11 @@ impl Messenger {
             (pubkey_to_hex(&author), author)
         };
         if !self.direct.contains_key(&chat) {
-            if self.direct.len() >= self.config.max_one_to_one_chats {
+            if self.direct.len() >= self.config.max_one_to_one_chats && !self.evict_contact_request() {
                 return self.drop_with("1:1 chat limit reached");
             }
-            self.direct.insert(
-                chat.clone(),
-                DirectChat {
-                    peer,
-                    log: ChatLog::new(self.config.max_messages_per_chat),
-                },
-            );
+            // A message we wrote on another device means we accepted the chat there.
+            self.insert_direct(chat.clone(), peer, own);
             if !own {
                 self.event(Event::ContactRequest {
                     from: author,
@@ -464,19 +459,53 @@ impl Messenger {
             return Err(MessengerError::OwnKey);
         }
         let chat = pubkey_to_hex(peer);
-        if !self.direct.contains_key(&chat) {
-            if self.direct.len() >= self.config.max_one_to_one_chats {
-                return Err(MessengerError::TooManyChats);
+        match self.direct.get_mut(&chat) {
+            Some(c) => c.accepted = true,
+            None => {
+                if self.direct.len() >= self.config.max_one_to_one_chats && !self.evict_contact_request() {
+                    return Err(MessengerError::TooManyChats);
+                }
+                self.insert_direct(chat.clone(), *peer, true);
             }
-            self.direct.insert(
-                chat.clone(),
-                DirectChat {
-                    peer: *peer,
-                    log: ChatLog::new(self.config.max_messages_per_chat),
-                },
-            );
         }
         Ok(chat)
+    }
+
+    fn insert_direct(&mut self, chat: String, peer: PublicKey, accepted: bool) {
+        let seq = self.next_direct_seq;
+        self.next_direct_seq += 1;
+        let log = ChatLog::new(self.config.max_messages_per_chat);
+        self.direct.insert(
+            chat,
+            DirectChat {
+                peer,
+                log,
+                accepted,
+                seq,
+            },
+        );
+    }
+
+    /// Make room for a 1:1 chat by dropping the oldest chat that is only a contact request (we never
+    /// started it nor wrote in it), so strangers cannot fill the table for good. False if every chat is
+    /// accepted.
+    fn evict_contact_request(&mut self) -> bool {
+        let victim = self
+            .direct
+            .iter()
+            .filter(|(_, c)| !c.accepted)
+            .min_by_key(|(_, c)| c.seq)
+            .map(|(chat, _)| chat.clone());
+        let Some(chat) = victim else {
+            return false;
+        };
+        if let Some(c) = self.direct.remove(&chat) {
+            self.prune_peer(&c.peer);
+            self.drop_with(format!(
+                "1:1 chat limit: unanswered contact request {chat} dropped"
+            ));
+        }
+        true
     }
 
     pub(super) fn send_one_to_one(
@@ -490,6 +519,7 @@ impl Messenger {
             .get_mut(&chat)
             .ok_or_else(|| MessengerError::NotJoined(chat.clone()))?;
         let peer = c.peer;
+        c.accepted = true;
         let (clock, timestamp) = c.log.tick(now);
         let m = pb::ChatMessage {
             clock,
