@@ -858,13 +858,21 @@ fn report(s: &Stack) {
         ("Waku PoW (seal 0.002 / check)", "pow_seal", Some("pow_check")),
         ("RLPx (Snappy + frame)", "rlpx_send", Some("rlpx_recv")),
     ];
+    // Signed: the glue can come out slightly negative when it is within the layers' noise.
+    let signed = |ns: f64| {
+        if ns < 0.0 {
+            format!("-{}", fmt_ns(-ns))
+        } else {
+            fmt_ns(ns)
+        }
+    };
     let line = |name: &str, snd: &str, rcv: &str, both: f64| {
         println!(
             "{:<46} {:>11} {:>11} {:>11} {:>7.1}%",
             name,
             snd,
             rcv,
-            fmt_ns(both),
+            signed(both),
             both / one_way * 100.0
         )
     };
@@ -885,7 +893,12 @@ fn report(s: &Stack) {
         line(name, &fmt_ns(snd), &rcv_s, snd + rcv);
     }
     line("sum of layers", "", "", sum);
-    line("engine glue (total - sum)", "", "", one_way - sum);
+    line(
+        "engine glue (total - sum; noise level if ~0)",
+        "",
+        "",
+        one_way - sum,
+    );
     line("measured total, SendText -> MessageReceived", "", "", one_way);
     println!(
         "round trip, SendText -> bob's MVDS ACK -> Delivered: {}  (the ACK's way back: {})",
