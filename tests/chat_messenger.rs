@@ -1154,3 +1154,51 @@ fn strangers_cannot_fill_the_one_to_one_table_for_good() {
         .any(|r| r.contains("1:1 chat limit reached")));
     assert_eq!(net.texts(0, &to_4), vec!["from 4"]);
 }
+
+#[test]
+fn strangers_cannot_fill_the_group_table_for_good() {
+    // Alice keeps at most one group. A group someone added her to and she never wrote in gives way to a
+    // newer one; once she writes in a group, it stays and newer ones are refused.
+    let mut net = Net::new(3, 12);
+    let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
+    cfg.max_groups = 1;
+    net.replace(0, Messenger::new(net.now, cfg, Seed::from_u64(74)));
+    let alice = net.pk(0);
+    let groups = |net: &Net| {
+        net.peers[0]
+            .messenger
+            .chats()
+            .filter(|c| net.peers[0].messenger.chat_kind(c) == Some(ChatKind::Group))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let create = |net: &mut Net, i: usize, name: &str| {
+        net.input(
+            i,
+            Input::CreateGroup {
+                name: name.into(),
+                members: vec![alice],
+            },
+        );
+        net.run(Duration::from_secs(3));
+        net.peers[i]
+            .messenger
+            .chats()
+            .find(|c| net.peers[i].messenger.group(c).is_some_and(|g| g.name() == name))
+            .unwrap()
+            .to_string()
+    };
+    let g1 = create(&mut net, 1, "first");
+    assert_eq!(groups(&net), vec![g1.clone()]);
+    let g2 = create(&mut net, 2, "second");
+    assert_eq!(
+        groups(&net),
+        vec![g2.clone()],
+        "the group alice never wrote in gave way"
+    );
+    send(&mut net, 0, &g2, "I am in");
+    net.run(Duration::from_secs(3));
+    let _g3 = create(&mut net, 1, "third");
+    assert_eq!(groups(&net), vec![g2], "a group alice wrote in stays");
+    assert!(net.dropped(0).iter().any(|r| r.contains("group limit reached")));
+}

@@ -395,6 +395,11 @@ struct DirectChat {
 struct GroupChat {
     group: Group,
     log: ChatLog<ChatEntry>,
+    /// We created it or wrote in it. A group someone added us to and we never wrote in is the first to go
+    /// when [`MessengerConfig::max_groups`] is reached.
+    accepted: bool,
+    /// Creation order (the oldest unaccepted group is evicted first).
+    seq: u64,
 }
 
 struct Negotiated {
@@ -422,8 +427,8 @@ pub struct Messenger {
     rng: ChaCha20Rng,
     public: BTreeMap<String, PublicChat>,
     direct: BTreeMap<String, DirectChat>,
-    /// The next [`DirectChat::seq`].
-    next_direct_seq: u64,
+    /// The next [`DirectChat::seq`] and [`GroupChat::seq`].
+    next_chat_seq: u64,
     groups: BTreeMap<String, GroupChat>,
     /// Negotiated topics listened to, by peer id.
     negotiated: BTreeMap<String, Negotiated>,
@@ -478,7 +483,7 @@ impl Messenger {
             rng,
             public: BTreeMap::new(),
             direct: BTreeMap::new(),
-            next_direct_seq: 0,
+            next_chat_seq: 0,
             groups: BTreeMap::new(),
             negotiated: BTreeMap::new(),
             pending: BTreeMap::new(),

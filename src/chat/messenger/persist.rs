@@ -6,7 +6,8 @@
 //!            ‖ list(public) ‖ list(direct) ‖ list(group) ‖ list(negotiated) ‖ list(pending)
 //! public   = str(name) ‖ topic (4) ‖ symmetric key (32) ‖ u64(clock) ‖ list(entry)
 //! direct   = key(peer) ‖ u64(clock) ‖ u8(accepted) ‖ u64(seq) ‖ list(entry)
-//! group    = str(chat id) ‖ list(blob(signed event)) ‖ u64(clock) ‖ list(entry)
+//! group    = str(chat id) ‖ list(blob(signed event)) ‖ u64(clock) ‖ u8(accepted) ‖ u64(seq)
+//!            ‖ list(entry)
 //! negotiated = key(peer) ‖ topic (4) ‖ symmetric key (32)
 //! pending  = mvds id (32) ‖ str(chat) ‖ message id (32) ‖ key(to) ‖ u8(notify)
 //! entry    = message id (32) ‖ key(author) ‖ u64(clock) ‖ u64(timestamp) ‖ str(text)
@@ -123,6 +124,8 @@ pub(super) fn export(m: &Messenger) -> Zeroizing<Vec<u8>> {
             w.blob(&e.bytes);
         }
         w.u64(g.log.clock().last());
+        w.bytes(&[u8::from(g.accepted)]);
+        w.u64(g.seq);
         w.entries(&g.log, keep);
     }
     let negotiated: Vec<(PublicKey, &super::Negotiated)> = m
@@ -176,6 +179,19 @@ impl<'a> Reader<'a> {
     }
     fn u32(&mut self, what: &'static str) -> Result<usize, MessengerError> {
         Ok(u32::from_be_bytes(self.array(what)?) as usize)
+    }
+    /// A chat's `accepted` flag and creation sequence number.
+    fn order(&mut self, what: &'static str) -> Result<(bool, u64), MessengerError> {
+        let accepted = match self.u8(what)? {
+            0 => false,
+            1 => true,
+            _ => return Err(bad(what)),
+        };
+        let seq = self.u64(what)?;
+        if seq >= u64::MAX / 2 {
+            return Err(bad(what));
+        }
+        Ok((accepted, seq))
     }
     fn u64(&mut self, what: &'static str) -> Result<u64, MessengerError> {
         Ok(u64::from_be_bytes(self.array(what)?))
@@ -273,16 +289,8 @@ pub(super) fn import(
     for _ in 0..n {
         let peer = r.key("1:1 peer")?;
         let clock = r.u64("1:1 clock")?;
-        let accepted = match r.u8("1:1 accepted")? {
-            0 => false,
-            1 => true,
-            _ => return Err(bad("1:1 accepted flag")),
-        };
-        let seq = r.u64("1:1 sequence")?;
-        if seq >= u64::MAX / 2 {
-            return Err(bad("1:1 sequence"));
-        }
-        m.next_direct_seq = m.next_direct_seq.max(seq + 1);
+        let (accepted, seq) = r.order("1:1 chat")?;
+        m.next_chat_seq = m.next_chat_seq.max(seq + 1);
         let chat = Messenger::one_to_one_chat_id(&peer);
         if peer == m.me || m.direct.contains_key(&chat) {
             return Err(bad("1:1 chat listed twice or with ourselves"));
@@ -301,7 +309,7 @@ pub(super) fn import(
     }
 
     let limits = m.config.group_limits();
-    let n = r.count(m.config.max_groups, 4 + 4 + 8 + 4, "group count")?;
+    let n = r.count(m.config.max_groups, 4 + 4 + 8 + 1 + 8 + 4, "group count")?;
     for _ in 0..n {
         let chat = r.str("group chat id")?;
         let ne = r.count(limits.max_events, 4, "group event count")?;
@@ -312,9 +320,17 @@ pub(super) fn import(
         }
         let group = Group::from_events(&chat, events, now, limits).map_err(|_| bad("group fold"))?;
         let clock = r.u64("group clock")?;
+        let (accepted, seq) = r.order("group")?;
+        m.next_chat_seq = m.next_chat_seq.max(seq + 1);
         let mut log = ChatLog::with_clock(max_messages, LamportClock::from_last(clock));
         r.entries(&mut log, keep)?;
-        if m.groups.insert(chat, GroupChat { group, log }).is_some() {
+        let g = GroupChat {
+            group,
+            log,
+            accepted,
+            seq,
+        };
+        if m.groups.insert(chat, g).is_some() {
             return Err(bad("group listed twice"));
         }
     }

@@ -369,7 +369,7 @@ impl Messenger {
                 if !new.is_member(&author_hex) {
                     return self.drop_with("group message from a non-member");
                 }
-                if self.groups.len() >= self.config.max_groups {
+                if self.groups.len() >= self.config.max_groups && !self.evict_unaccepted_group() {
                     return self.drop_with("group limit reached");
                 }
                 (None, new)
@@ -384,14 +384,23 @@ impl Messenger {
             .as_ref()
             .map(|o| o.members().difference(new.members()).cloned().collect())
             .unwrap_or_default();
-        let max = self.config.max_messages_per_chat;
-        self.groups
-            .entry(chat.clone())
-            .and_modify(|gc| gc.group = new.clone())
-            .or_insert_with(|| GroupChat {
-                group: new.clone(),
-                log: ChatLog::new(max),
-            });
+        match self.groups.get_mut(&chat) {
+            Some(gc) => gc.group = new.clone(),
+            None => {
+                let seq = self.next_chat_seq;
+                self.next_chat_seq += 1;
+                let log = ChatLog::new(self.config.max_messages_per_chat);
+                self.groups.insert(
+                    chat.clone(),
+                    GroupChat {
+                        group: new.clone(),
+                        log,
+                        accepted: false,
+                        seq,
+                    },
+                );
+            }
+        }
         if changed {
             self.membership_changed(&chat, removed_self);
         }
@@ -471,9 +480,32 @@ impl Messenger {
         Ok(chat)
     }
 
+    /// Make room for a group by dropping the oldest one we were added to and never wrote in (a stranger
+    /// can make groups with us in them at will). False if we wrote in every group.
+    fn evict_unaccepted_group(&mut self) -> bool {
+        let victim = self
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.accepted)
+            .min_by_key(|(_, g)| g.seq)
+            .map(|(chat, _)| chat.clone());
+        let Some(chat) = victim else {
+            return false;
+        };
+        if let Some(g) = self.groups.remove(&chat) {
+            for m in g.group.members() {
+                if let Ok(pk) = pubkey_from_hex(m) {
+                    self.prune_peer(&pk);
+                }
+            }
+            self.drop_with(format!("group limit: group {chat} we never wrote in dropped"));
+        }
+        true
+    }
+
     fn insert_direct(&mut self, chat: String, peer: PublicKey, accepted: bool) {
-        let seq = self.next_direct_seq;
-        self.next_direct_seq += 1;
+        let seq = self.next_chat_seq;
+        self.next_chat_seq += 1;
         let log = ChatLog::new(self.config.max_messages_per_chat);
         self.direct.insert(
             chat,
@@ -579,6 +611,9 @@ impl Messenger {
     ) -> Result<MessageId, MessengerError> {
         let gc = self.group_member_or_leaving(chat)?;
         let bytes = encode_membership_update(chat, gc.group.events(), entity);
+        if let Some(gc) = self.groups.get_mut(chat) {
+            gc.accepted = true;
+        }
         let w = wrap(
             &bytes,
             MessageKind::MembershipUpdateMessage,
@@ -644,7 +679,17 @@ impl Messenger {
             let ev = new_event(EventType::MembersAdded, clock, &hexes, "");
             group = group.apply_own(&ev, &self.config.identity, now)?.0;
         }
-        self.groups.insert(chat.clone(), GroupChat { group, log });
+        let seq = self.next_chat_seq;
+        self.next_chat_seq += 1;
+        self.groups.insert(
+            chat.clone(),
+            GroupChat {
+                group,
+                log,
+                accepted: true,
+                seq,
+            },
+        );
         self.event(Event::GroupCreated {
             chat: chat.clone(),
             name,
