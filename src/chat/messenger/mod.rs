@@ -95,9 +95,12 @@ pub struct MessengerConfig {
     pub installation_id: String,
     /// Most public chats joined at once. Default 256.
     pub max_chats: usize,
-    /// Most 1:1 chats. Default 1,000; a message from a new identity beyond it is dropped.
+    /// Most 1:1 chats. Default 1,000. At the cap, a message from a new identity replaces the oldest chat
+    /// that is only an unanswered contact request (one we neither started nor wrote in); if there is none,
+    /// it is dropped.
     pub max_one_to_one_chats: usize,
-    /// Most private groups. Default 256.
+    /// Most private groups. Default 256. At the cap, a new group replaces the oldest one we were added to
+    /// and never wrote in; if there is none, it is dropped.
     pub max_groups: usize,
     /// Most members of one group (ourselves included). Default 256.
     pub max_members_per_group: usize,
