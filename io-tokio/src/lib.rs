@@ -295,6 +295,9 @@ pub mod node {
     /// Per-socket write queue depth (chunks); a peer that falls this far behind is disconnected.
     const WRITE_QUEUE: usize = 1024;
 
+    /// Longest a single socket write may take before the socket is given up.
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
     /// How often a node with a peer cache file writes it.
     pub const PEER_CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -621,12 +624,15 @@ pub mod node {
         });
         let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(WRITE_QUEUE);
         tokio::spawn(async move {
+            // A peer that stops reading cannot pin this task: a write that makes no progress for
+            // WRITE_TIMEOUT ends it (and with it the socket's write half).
             while let Some(b) = rx.recv().await {
-                if w.write_all(&b).await.is_err() {
-                    break;
+                match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&b)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return,
                 }
             }
-            let _ = w.shutdown().await;
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, w.shutdown()).await;
         });
         writers.insert(
             conn,
@@ -761,7 +767,25 @@ pub mod node {
                         Some(NodeCommand::ExportPeerCache(reply)) => { let _ = reply.send(engine.export_peer_cache()); }
                         Some(NodeCommand::ExportMessenger(reply)) => { let _ = reply.send(engine.export_messenger()); }
                         Some(NodeCommand::ExportHistory(reply)) => { let _ = reply.send(engine.export_history()); }
-                        Some(NodeCommand::Shutdown) | None => { save(&engine); return engine }
+                        Some(NodeCommand::Shutdown) | None => {
+                            // Peers hear why we go (ClientQuitting) before the sockets close.
+                            engine.disconnect_all(now, status_sansio::rlpx::DisconnectReason::ClientQuitting);
+                            while let Some(o) = engine.poll_output() {
+                                match o {
+                                    Output::Transmit { conn, data } => {
+                                        if let Some(w) = writers.get(&conn) {
+                                            let _ = w.writer.try_send(data);
+                                        }
+                                    }
+                                    Output::Close { conn } => {
+                                        writers.remove(&conn);
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            save(&engine);
+                            return engine
+                        }
                     }
                 }
                 Some(ev) = net_rx.recv() => {

@@ -135,3 +135,39 @@ async fn a_closed_connection_is_fully_closed_even_if_the_peer_keeps_sending() {
     assert!(refused, "the node still reads a connection it closed");
     drop(node);
 }
+
+#[tokio::test]
+async fn shutdown_tells_peers_the_client_is_quitting() {
+    let now = status_io_std::Clock::new().now();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_cfg = EngineConfig::new(rlpx_config(31));
+    let relay_enode = Enode::new(relay_cfg.rlpx.public_key(), listener.local_addr().unwrap());
+    let mut relay = spawn_node(Engine::new(now, relay_cfg, os_seed()), Some(listener), 256);
+    let mut c = EngineConfig::new(rlpx_config(32));
+    c.static_peers = vec![relay_enode];
+    let mut client = spawn_node(Engine::new(now, c, os_seed()), None, 256);
+    wait_for(&mut client, "connection", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+    wait_for(&mut relay, "the client", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+    client.shutdown().await.unwrap();
+    let e = wait_for(&mut relay, "the client's goodbye", |e| {
+        matches!(e, Event::PeerDisconnected { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            e,
+            Event::PeerDisconnected {
+                reason: status_sansio::rlpx::DisconnectReason::ClientQuitting,
+                remote: true,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}

@@ -334,6 +334,8 @@ pub struct Engine {
     history: history::History,
     /// Waku filters installed for the Messenger's chats.
     chat_filters: BTreeMap<String, FilterId>,
+    /// The latest time the engine was given (for calls that take no time, such as `subscribe`).
+    last_now: Timestamp,
 }
 
 impl core::fmt::Debug for Engine {
@@ -403,6 +405,7 @@ impl Engine {
             messenger,
             history,
             chat_filters: BTreeMap::new(),
+            last_now: now,
         };
         if let Some(c) = cache {
             let _ = engine.import_peer_cache(now, &c);
@@ -468,17 +471,33 @@ impl Engine {
         self.config.rlpx.public_key()
     }
 
+    /// Say goodbye to every peer: connections past their handshake send a Disconnect with `reason`
+    /// (e.g. [`DisconnectReason::ClientQuitting`] at shutdown) and close; the others just close. Drain
+    /// [`Engine::poll_output`] afterwards and write the transmits before closing the sockets.
+    pub fn disconnect_all(&mut self, now: Timestamp, reason: DisconnectReason) {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if c.rlpx.handle_input(now, rlpx::Input::Disconnect(reason)).is_err() {
+                let _ = c.rlpx.handle_input(now, rlpx::Input::TransportClosed);
+            }
+        }
+        self.pump(now);
+    }
+
     /// Subscribe a Waku filter.
     pub fn subscribe(&mut self, filter: Filter) -> Result<FilterId, WakuError> {
         let r = self.waku.subscribe(filter);
-        self.pump(Timestamp::ZERO);
+        self.pump(self.last_now);
         r
     }
 
     /// Remove a Waku filter.
     pub fn unsubscribe(&mut self, id: FilterId) -> bool {
         let r = self.waku.unsubscribe(id);
-        self.pump(Timestamp::ZERO);
+        self.pump(self.last_now);
         r
     }
 
@@ -731,6 +750,7 @@ impl Engine {
 
     /// Move outputs between the connections and the Waku node until both are quiet.
     fn pump(&mut self, now: Timestamp) {
+        self.last_now = self.last_now.max(now);
         loop {
             let mut moved = false;
             let ids: Vec<ConnId> = self.conns.keys().copied().collect();
