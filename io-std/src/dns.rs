@@ -85,16 +85,23 @@ pub fn peer_cache_path(data_dir: &Path) -> PathBuf {
 /// `None` if it is missing, unreadable or larger than
 /// [`MAX_CACHE_BYTES`](status_sansio::node::peers::MAX_CACHE_BYTES).
 pub fn load_peer_cache(path: &Path) -> Option<Vec<u8>> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.len() > status_sansio::node::peers::MAX_CACHE_BYTES as u64 {
-        return None;
-    }
-    std::fs::read(path).ok()
+    use std::io::Read;
+    let max = status_sansio::node::peers::MAX_CACHE_BYTES;
+    // Read at most one byte past the cap, so a file that grows meanwhile cannot make us read without bound.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() <= max).then_some(bytes)
 }
 
 /// Write a peer cache file atomically (a temporary file renamed over it).
 pub fn save_peer_cache(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("cache.tmp");
-    std::fs::write(&tmp, bytes)?;
+    let mut f = std::fs::File::create(&tmp)?;
+    io::Write::write_all(&mut f, bytes)?;
+    f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
