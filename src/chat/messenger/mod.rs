@@ -710,17 +710,7 @@ impl Messenger {
         }
         let payload = bytes.ok_or(MessengerError::NoMessage)?;
         self.post(topic, payload, PostKey::Symmetric(key));
-        let entry = ChatEntry {
-            id: wrapped.id,
-            author: self.me,
-            clock,
-            timestamp,
-            text,
-        };
-        if let Some(c) = self.public.get_mut(&chat) {
-            let _ = c.log.insert(wrapped.id, clock, entry);
-        }
-        self.event(Event::MessageSent { chat, id: wrapped.id });
+        self.sent(ChatKind::Public, chat, wrapped.id, clock, timestamp, text);
         Ok(())
     }
 
@@ -814,6 +804,20 @@ impl Messenger {
         if cm.chat_id != chat || cm.message_type != pb::MessageType::PublicGroup as i32 {
             return self.drop_with("not for this public chat");
         }
+        self.show(ChatKind::Public, chat, id, author, cm);
+    }
+
+    /// The log of chat `chat` of kind `kind` (a public chat may be named like another kind's id).
+    fn log_mut(&mut self, kind: ChatKind, chat: &str) -> Option<&mut ChatLog<ChatEntry>> {
+        match kind {
+            ChatKind::Public => self.public.get_mut(chat).map(|c| &mut c.log),
+            ChatKind::OneToOne => self.direct.get_mut(chat).map(|c| &mut c.log),
+            ChatKind::Group => self.groups.get_mut(chat).map(|c| &mut c.log),
+        }
+    }
+
+    /// Show a received message that passed every check, unless the chat already has it.
+    fn show(&mut self, kind: ChatKind, chat: String, id: MessageId, author: PublicKey, cm: pb::ChatMessage) {
         let own = author == self.me;
         let entry = ChatEntry {
             id,
@@ -822,16 +826,40 @@ impl Messenger {
             timestamp: cm.timestamp,
             text: cm.text,
         };
-        let Some(c) = self.public.get_mut(&chat) else {
+        let Some(log) = self.log_mut(kind, &chat) else {
             return;
         };
-        if c.log.insert(id, cm.clock, entry.clone()) == Insert::Added {
+        if log.insert(id, entry.clock, entry.clone()) == Insert::Added {
             self.event(Event::MessageReceived {
                 chat,
                 message: entry,
                 own,
             });
         }
+    }
+
+    /// Record a message we sent in our own log and report it.
+    fn sent(
+        &mut self,
+        kind: ChatKind,
+        chat: String,
+        id: MessageId,
+        clock: u64,
+        timestamp: u64,
+        text: String,
+    ) {
+        let author = self.me;
+        if let Some(log) = self.log_mut(kind, &chat) {
+            let entry = ChatEntry {
+                id,
+                author,
+                clock,
+                timestamp,
+                text,
+            };
+            let _ = log.insert(id, clock, entry);
+        }
+        self.event(Event::MessageSent { chat, id });
     }
 
     /// Export everything needed to resume (see [`persist`]). Holds session secrets: zeroized on drop.

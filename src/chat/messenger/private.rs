@@ -6,7 +6,7 @@ use rand_core::RngCore;
 use status_proto::protobuf as pb;
 
 use super::{
-    ChatEntry, DirectChat, Event, GroupChat, Messenger, MessengerError, Negotiated, Opened, Output, Pending,
+    ChatKind, DirectChat, Event, GroupChat, Messenger, MessengerError, Negotiated, Opened, Output, Pending,
     NEGOTIATED_SUBSCRIPTION_PREFIX,
 };
 use crate::chat::group::{
@@ -14,7 +14,7 @@ use crate::chat::group::{
     Group,
 };
 use crate::chat::identity::{pubkey_from_hex, pubkey_to_hex};
-use crate::chat::log::{ChatLog, Insert};
+use crate::chat::log::ChatLog;
 use crate::chat::payloads::{decode_chat_message, unwrap, wrap, wrap_chat_message, MessageId, MessageKind};
 use crate::chat::validate::validate_chat_message;
 use crate::crypto::{pubkey_from_sec1, pubkey_to_uncompressed, PublicKey};
@@ -313,23 +313,7 @@ impl Messenger {
                 });
             }
         }
-        let entry = ChatEntry {
-            id,
-            author,
-            clock: cm.clock,
-            timestamp: cm.timestamp,
-            text: cm.text,
-        };
-        let Some(c) = self.direct.get_mut(&chat) else {
-            return;
-        };
-        if c.log.insert(id, entry.clock, entry.clone()) == Insert::Added {
-            self.event(Event::MessageReceived {
-                chat,
-                message: entry,
-                own,
-            });
-        }
+        self.show(ChatKind::OneToOne, chat, id, author, cm);
     }
 
     fn on_group_update(
@@ -424,24 +408,7 @@ impl Messenger {
         if cm.message_type != pb::MessageType::PrivateGroup as i32 || cm.chat_id != chat {
             return self.drop_with("not for this group");
         }
-        let own = author == self.me;
-        let entry = ChatEntry {
-            id,
-            author,
-            clock: cm.clock,
-            timestamp: cm.timestamp,
-            text: cm.text,
-        };
-        let Some(gc) = self.groups.get_mut(&chat) else {
-            return;
-        };
-        if gc.log.insert(id, entry.clock, entry.clone()) == Insert::Added {
-            self.event(Event::MessageReceived {
-                chat,
-                message: entry,
-                own,
-            });
-        }
+        self.show(ChatKind::Group, chat, id, author, cm);
     }
 
     pub(super) fn membership_changed(&mut self, chat: &str, removed_self: bool) {
@@ -564,17 +531,7 @@ impl Messenger {
         };
         let wrapped = wrap_chat_message(&m, &self.config.identity)?;
         self.mvds_send(now, &peer, wrapped.bytes.clone(), &chat, wrapped.id, true)?;
-        let entry = ChatEntry {
-            id: wrapped.id,
-            author: self.me,
-            clock,
-            timestamp,
-            text,
-        };
-        if let Some(c) = self.direct.get_mut(&chat) {
-            let _ = c.log.insert(wrapped.id, clock, entry);
-        }
-        self.event(Event::MessageSent { chat, id: wrapped.id });
+        self.sent(ChatKind::OneToOne, chat, wrapped.id, clock, timestamp, text);
         Ok(())
     }
 
@@ -816,17 +773,7 @@ impl Messenger {
             .collect();
         let entity = ChatEntity::Message(cm);
         let id = self.send_group_update(now, &chat, Some(&entity), recipients)?;
-        let entry = ChatEntry {
-            id,
-            author: self.me,
-            clock,
-            timestamp,
-            text,
-        };
-        if let Some(gc) = self.groups.get_mut(&chat) {
-            let _ = gc.log.insert(id, clock, entry);
-        }
-        self.event(Event::MessageSent { chat, id });
+        self.sent(ChatKind::Group, chat, id, clock, timestamp, text);
         Ok(())
     }
 }
