@@ -1202,3 +1202,48 @@ fn strangers_cannot_fill_the_group_table_for_good() {
     assert_eq!(groups(&net), vec![g2], "a group alice wrote in stays");
     assert!(net.dropped(0).iter().any(|r| r.contains("group limit reached")));
 }
+
+#[test]
+fn our_bundle_is_advertised_on_our_contact_code_topic() {
+    use prost::Message as _;
+    use status_sansio::chat::messenger::CONTACT_CODE_FIRST_ADVERT;
+    use status_sansio::chat::payloads::unwrap;
+    let key = net::key(5);
+    let me = key.public_key();
+    let t0 = Timestamp::from_secs(1_700_000_000);
+    let mut m = Messenger::new(t0, MessengerConfig::new(key, "dev".into()), Seed::from_u64(5));
+    let posts = |m: &mut Messenger| {
+        let mut v = vec![];
+        while let Some(o) = m.poll_output() {
+            if let Output::Post(p) = o {
+                v.push(p);
+            }
+        }
+        v
+    };
+    posts(&mut m);
+    assert_eq!(m.poll_timeout(), Some(t0 + CONTACT_CODE_FIRST_ADVERT));
+    m.handle_timeout(t0 + (CONTACT_CODE_FIRST_ADVERT - Duration::from_secs(1)));
+    assert!(posts(&mut m).is_empty());
+    let first = t0 + CONTACT_CODE_FIRST_ADVERT;
+    m.handle_timeout(first);
+    let p = posts(&mut m);
+    assert_eq!(p.len(), 1);
+    let p = &p[0];
+    assert_eq!(p.topic, status::contact_code_topic(&me));
+    assert!(matches!(&p.key, PostKey::Symmetric(k) if **k == *status::contact_code_key(&me)));
+    assert_eq!(p.signer.as_ref().map(|s| s.public_key()), Some(me));
+    // A ProtocolMessage carrying our bundle, around a signed CONTACT_CODE_ADVERTISEMENT.
+    let pm = status_proto::encryption::ProtocolMessage::decode(&p.payload[..]).unwrap();
+    assert_eq!(pm.bundles.len(), 1);
+    let u = unwrap(&pm.public_message, None).unwrap();
+    assert_eq!(u.kind, MessageKind::ContactCodeAdvertisement as i32);
+    assert_eq!(u.author, Some(me));
+    assert!(u.signed);
+    // Then every 6 hours.
+    assert_eq!(m.poll_timeout(), Some(first + Duration::from_secs(6 * 3600)));
+    m.handle_timeout(first + Duration::from_secs(3600));
+    assert!(posts(&mut m).is_empty());
+    m.handle_timeout(first + Duration::from_secs(6 * 3600));
+    assert_eq!(posts(&mut m).len(), 1);
+}

@@ -23,7 +23,10 @@ const CHAT: &str = "history-test";
 
 fn messenger(n: u64) -> MessengerConfig {
     let key = SecretKey::random(&mut Seed::from_u64(7000 + n).rng());
-    MessengerConfig::new(key, format!("device-{n}"))
+    let mut c = MessengerConfig::new(key, format!("device-{n}"));
+    // These tests count the envelopes the mailserver archives: keep them to the chat's.
+    c.contact_code_interval = None;
+    c
 }
 
 fn history() -> HistoryConfig {

@@ -308,6 +308,8 @@ pub fn fuzz_messenger_config(identity: SecretKey) -> MessengerConfig {
     c.max_tracked_deliveries = 8;
     // No negotiated topics: each costs a PBKDF2 derivation (our sends stay on partitioned topics).
     c.max_negotiated_topics = 0;
+    // No contact-code advertisements either (the first would derive the topic key with PBKDF2).
+    c.contact_code_interval = None;
     c
 }
 

@@ -41,8 +41,9 @@
 //! Deviations from the reference, deliberate:
 //! * group members are not asked to confirm (no MEMBER_JOINED step is needed): a member's text is shown
 //!   if its author is a *member* (the reference requires a *joined* author and that we joined);
-//! * we do not publish on, nor listen to, contact-code topics: bundles come with every message, and a
-//!   first contact works DH-only (the reference fetches bundles there when it can);
+//! * we advertise our bundle on our contact-code topic (120 s after start, then every 6 h, as the
+//!   reference) but do not listen on others': bundles come with every message, and a first contact works
+//!   DH-only (the reference also fetches bundles from contact-code topics when it can);
 //! * an incoming 1:1 message is attributed by its application-layer author (as the reference does) and
 //!   creates the chat (the spec allows discarding it instead); messages we wrote on another device go to
 //!   the chat named by their `chat_id`.
@@ -73,6 +74,9 @@ use crate::waku::message::{NewMessage, PostKey};
 use crate::waku::{status, Filter, ReceivedMessage, Topic};
 
 pub use persist::STATE_VERSION;
+
+/// Delay from start to the first contact-code advertisement (the reference checks on a 120 s ticker).
+pub const CONTACT_CODE_FIRST_ADVERT: core::time::Duration = core::time::Duration::from_secs(120);
 
 /// TTL of chat envelopes (status-go `whisperTTL`).
 pub const CHAT_TTL: u32 = 15;
@@ -118,6 +122,9 @@ pub struct MessengerConfig {
     pub max_negotiated_topics: usize,
     /// Outputs queued before the oldest are dropped (drain after every call). Default 65,536.
     pub max_queued_outputs: usize,
+    /// How often our bundle is advertised on our contact-code topic (the first time
+    /// [`CONTACT_CODE_FIRST_ADVERT`] after start). Default 6 h, as the reference; `None` never does.
+    pub contact_code_interval: Option<core::time::Duration>,
     /// The MVDS node's configuration.
     pub mvds: mvds::Config,
     /// The secure transport's configuration.
@@ -148,6 +155,7 @@ impl MessengerConfig {
             max_tracked_deliveries: 20_000,
             max_negotiated_topics: 4_096,
             max_queued_outputs: 65_536,
+            contact_code_interval: Some(core::time::Duration::from_secs(6 * 3600)),
             mvds: mvds::Config::default(),
             secure: secure::Config::default(),
         }
@@ -443,6 +451,10 @@ pub struct Messenger {
     outputs: VecDeque<Output>,
     /// The latest time the messenger was driven (for the MVDS epoch in [`Messenger::export`]).
     last_now: Timestamp,
+    /// When our bundle is next advertised on our contact-code topic (`None`: never).
+    next_advert: Option<Timestamp>,
+    /// Our contact-code topic and key, derived (PBKDF2) at the first advertisement.
+    contact_code: Option<(Topic, Zeroizing<[u8; 32]>)>,
 }
 
 impl core::fmt::Debug for Messenger {
@@ -494,8 +506,14 @@ impl Messenger {
             pending_per_peer: BTreeMap::new(),
             outputs: VecDeque::new(),
             last_now: now,
+            next_advert: None,
+            contact_code: None,
             config,
         };
+        m.next_advert = m
+            .config
+            .contact_code_interval
+            .map(|_| now + CONTACT_CODE_FIRST_ADVERT);
         let filter = Filter::asymmetric(vec![status::partitioned_topic(&me)], m.config.identity.clone());
         m.push(Output::Subscribe {
             chat: PARTITIONED_SUBSCRIPTION.into(),
@@ -620,11 +638,53 @@ impl Messenger {
         let _ = self.drain_secure();
         self.mvds.handle_timeout(now);
         self.drain_mvds(now);
+        if let (Some(at), Some(every)) = (self.next_advert, self.config.contact_code_interval) {
+            if now >= at {
+                self.next_advert = Some(now + every);
+                if let Err(e) = self.advertise_contact_code(now) {
+                    self.drop_with(format!("contact code advertisement: {e}"));
+                }
+            }
+        }
     }
 
-    /// The earliest deadline of MVDS and the secure transport.
+    /// The earliest deadline: MVDS, the secure transport, the next contact-code advertisement.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        earliest(self.mvds.poll_timeout(), self.secure.poll_timeout())
+        earliest(
+            earliest(self.mvds.poll_timeout(), self.secure.poll_timeout()),
+            self.next_advert,
+        )
+    }
+
+    /// Post our bundle on our contact-code topic (secure-transport.md §3.4): a signed, empty
+    /// `ContactCodeAdvertisement` as a public message, whose `ProtocolMessage` carries the bundle.
+    fn advertise_contact_code(&mut self, now: Timestamp) -> Result<(), MessengerError> {
+        let payload = prost::Message::encode_to_vec(&pb::ContactCodeAdvertisement::default());
+        let wrapped = super::payloads::wrap(
+            &payload,
+            super::payloads::MessageKind::ContactCodeAdvertisement,
+            &self.config.identity,
+        )?;
+        self.secure.handle_input(
+            now,
+            secure::Input::Public {
+                payload: wrapped.bytes.to_vec(),
+            },
+        )?;
+        let mut bytes = None;
+        while let Some(o) = self.secure.poll_output() {
+            if let secure::Output::Send(out) = o {
+                bytes = Some(out.bytes);
+            }
+        }
+        let payload = bytes.ok_or(MessengerError::NoMessage)?;
+        let me = self.me;
+        let (topic, key) = self
+            .contact_code
+            .get_or_insert_with(|| (status::contact_code_topic(&me), status::contact_code_key(&me)))
+            .clone();
+        self.post(topic, payload, PostKey::Symmetric(key));
+        Ok(())
     }
 
     /// The next output.
