@@ -586,14 +586,48 @@ pub mod node {
     /// written what was queued).
     struct Socket {
         writer: mpsc::Sender<bytes::Bytes>,
-        reader: tokio::task::AbortHandle,
+        reader: Option<tokio::task::AbortHandle>,
     }
 
     impl Drop for Socket {
         fn drop(&mut self) {
             // Without this a peer that keeps its end open would keep the read half, the task and the
             // descriptor alive for ever.
-            self.reader.abort();
+            if let Some(r) = self.reader.take() {
+                r.abort();
+            }
+        }
+    }
+
+    /// How long a socket keeps reading after we said goodbye, so the peer can read our Disconnect (a
+    /// socket closed with unread input is reset, and a reset can discard what we wrote last).
+    const GOODBYE_LINGER: Duration = Duration::from_secs(2);
+
+    impl Socket {
+        /// Close gracefully: the writer finishes what is queued, and the reader is stopped only after
+        /// [`GOODBYE_LINGER`] (or when the peer closes first).
+        fn linger(mut self) {
+            if let Some(r) = self.reader.take() {
+                tokio::spawn(async move {
+                    tokio::time::sleep(GOODBYE_LINGER).await;
+                    r.abort();
+                });
+            }
+        }
+    }
+
+    /// Stop: every peer hears why we go (ClientQuitting) before its socket closes gracefully.
+    fn goodbye(engine: &mut Engine, writers: &mut BTreeMap<ConnId, Socket>, now: status_sansio::Timestamp) {
+        engine.disconnect_all(now, status_sansio::rlpx::DisconnectReason::ClientQuitting);
+        while let Some(o) = engine.poll_output() {
+            if let Output::Transmit { conn, data } = o {
+                if let Some(w) = writers.get(&conn) {
+                    let _ = w.writer.try_send(data);
+                }
+            }
+        }
+        for (_, w) in std::mem::take(writers) {
+            w.linger();
         }
     }
 
@@ -638,7 +672,7 @@ pub mod node {
             conn,
             Socket {
                 writer: tx,
-                reader: reader.abort_handle(),
+                reader: Some(reader.abort_handle()),
             },
         );
     }
@@ -732,6 +766,7 @@ pub mod node {
                     }
                     Output::Event(e) => {
                         if events.send(e).await.is_err() {
+                            goodbye(&mut engine, &mut writers, clock.now());
                             save(&engine);
                             return engine;
                         }
@@ -768,21 +803,7 @@ pub mod node {
                         Some(NodeCommand::ExportMessenger(reply)) => { let _ = reply.send(engine.export_messenger()); }
                         Some(NodeCommand::ExportHistory(reply)) => { let _ = reply.send(engine.export_history()); }
                         Some(NodeCommand::Shutdown) | None => {
-                            // Peers hear why we go (ClientQuitting) before the sockets close.
-                            engine.disconnect_all(now, status_sansio::rlpx::DisconnectReason::ClientQuitting);
-                            while let Some(o) = engine.poll_output() {
-                                match o {
-                                    Output::Transmit { conn, data } => {
-                                        if let Some(w) = writers.get(&conn) {
-                                            let _ = w.writer.try_send(data);
-                                        }
-                                    }
-                                    Output::Close { conn } => {
-                                        writers.remove(&conn);
-                                    }
-                                    _ => {}
-                                }
-                            }
+                            goodbye(&mut engine, &mut writers, now);
                             save(&engine);
                             return engine
                         }
