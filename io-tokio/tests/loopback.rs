@@ -153,6 +153,9 @@ fn status_node_run_connects_two_processes_and_keeps_its_key() {
         Command::new(env!("CARGO_BIN_EXE_status-node"))
             .args(["run", "--listen", "127.0.0.1:0", "--key-file"])
             .arg(dir.join(key))
+            // Each node its own data dir (chat identity, state): never the working directory.
+            .arg("--data-dir")
+            .arg(dir.join(format!("{key}.data")))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
