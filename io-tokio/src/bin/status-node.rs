@@ -300,21 +300,33 @@ fn keygen() {
 
 /// Read the node key from `path`, or create it (mode 0600) if the file does not exist.
 fn load_or_create_key(path: &std::path::Path) -> std::io::Result<SecretKey> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => demo::parse_key(&text).ok_or_else(|| {
-            std::io::Error::other(format!(
-                "{}: not a 64-hex-character secp256k1 key",
-                path.display()
-            ))
-        }),
+    match std::fs::read_to_string(path).map(zeroize::Zeroizing::new) {
+        Ok(text) => {
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(path) {
+                use std::os::unix::fs::PermissionsExt;
+                if meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(path = %path.display(), "key file is readable by others; chmod 600 it");
+                }
+            }
+            demo::parse_key(&text).ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "{}: not a 64-hex-character secp256k1 key",
+                    path.display()
+                ))
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SecretKey::random(&mut os_seed().rng());
-            let hex: String = key.to_bytes().iter().map(|x| format!("{x:02x}")).collect();
+            let hex: zeroize::Zeroizing<String> =
+                zeroize::Zeroizing::new(key.to_bytes().iter().map(|x| format!("{x:02x}")).collect());
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            std::io::Write::write_all(&mut opts.open(path)?, format!("{hex}\n").as_bytes())?;
+            let mut f = opts.open(path)?;
+            std::io::Write::write_all(&mut f, hex.as_bytes())?;
+            std::io::Write::write_all(&mut f, b"\n")?;
             Ok(key)
         }
         Err(e) => Err(e),
