@@ -78,6 +78,25 @@ pub use persist::STATE_VERSION;
 /// Delay from start to the first contact-code advertisement (the reference checks on a 120 s ticker).
 pub const CONTACT_CODE_FIRST_ADVERT: core::time::Duration = core::time::Duration::from_secs(120);
 
+/// A plain-text `ChatMessage` of `kind` for `chat`.
+fn text_message(
+    clock: u64,
+    timestamp: u64,
+    text: &str,
+    chat: &str,
+    kind: pb::MessageType,
+) -> pb::ChatMessage {
+    pb::ChatMessage {
+        clock,
+        timestamp,
+        text: text.to_string(),
+        chat_id: chat.to_string(),
+        message_type: kind as i32,
+        content_type: pb::chat_message::ContentType::TextPlain as i32,
+        ..Default::default()
+    }
+}
+
 /// TTL of chat envelopes (status-go `whisperTTL`).
 pub const CHAT_TTL: u32 = 15;
 /// PoW target for payloads up to 50,000 bytes (status-go `calculatePoW`).
@@ -665,26 +684,12 @@ impl Messenger {
             super::payloads::MessageKind::ContactCodeAdvertisement,
             &self.config.identity,
         )?;
-        self.secure.handle_input(
-            now,
-            secure::Input::Public {
-                payload: wrapped.bytes.to_vec(),
-            },
-        )?;
-        let mut bytes = None;
-        while let Some(o) = self.secure.poll_output() {
-            if let secure::Output::Send(out) = o {
-                bytes = Some(out.bytes);
-            }
-        }
-        let payload = bytes.ok_or(MessengerError::NoMessage)?;
         let me = self.me;
         let (topic, key) = self
             .contact_code
             .get_or_insert_with(|| (status::contact_code_topic(&me), status::contact_code_key(&me)))
             .clone();
-        self.post(topic, payload, PostKey::Symmetric(key));
-        Ok(())
+        self.post_public(now, &wrapped.bytes, topic, key)
     }
 
     /// The next output.
@@ -745,23 +750,28 @@ impl Messenger {
             .get_mut(&chat)
             .ok_or_else(|| MessengerError::NotJoined(chat.clone()))?;
         let (clock, timestamp) = c.log.tick(now);
-        let m = pb::ChatMessage {
-            clock,
-            timestamp,
-            text: text.clone(),
-            chat_id: chat.clone(),
-            message_type: pb::MessageType::PublicGroup as i32,
-            content_type: pb::chat_message::ContentType::TextPlain as i32,
-            ..Default::default()
-        };
+        let (topic, key) = (c.topic, c.key.clone());
+        let m = text_message(clock, timestamp, &text, &chat, pb::MessageType::PublicGroup);
         let wrapped = wrap_chat_message(&m, &self.config.identity)?;
+        self.post_public(now, &wrapped.bytes, topic, key)?;
+        self.sent(ChatKind::Public, chat, wrapped.id, clock, timestamp, text);
+        Ok(())
+    }
+
+    /// Post `payload` as a secure-transport public message (it carries our bundle) on `topic`.
+    fn post_public(
+        &mut self,
+        now: Timestamp,
+        payload: &[u8],
+        topic: Topic,
+        key: Zeroizing<[u8; 32]>,
+    ) -> Result<(), MessengerError> {
         self.secure.handle_input(
             now,
             secure::Input::Public {
-                payload: wrapped.bytes.to_vec(),
+                payload: payload.to_vec(),
             },
         )?;
-        let (topic, key) = (c.topic, c.key.clone());
         let mut bytes = None;
         while let Some(o) = self.secure.poll_output() {
             if let secure::Output::Send(out) = o {
@@ -770,7 +780,6 @@ impl Messenger {
         }
         let payload = bytes.ok_or(MessengerError::NoMessage)?;
         self.post(topic, payload, PostKey::Symmetric(key));
-        self.sent(ChatKind::Public, chat, wrapped.id, clock, timestamp, text);
         Ok(())
     }
 

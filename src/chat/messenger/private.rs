@@ -6,8 +6,8 @@ use rand_core::RngCore;
 use status_proto::protobuf as pb;
 
 use super::{
-    ChatKind, DirectChat, Event, GroupChat, Messenger, MessengerError, Negotiated, Opened, Output, Pending,
-    NEGOTIATED_SUBSCRIPTION_PREFIX,
+    text_message, ChatKind, DirectChat, Event, GroupChat, Messenger, MessengerError, Negotiated, Opened,
+    Output, Pending, NEGOTIATED_SUBSCRIPTION_PREFIX,
 };
 use crate::chat::group::{
     decode_membership_update, encode_membership_update, group_chat_id, new_event, sign_event, EventType,
@@ -520,15 +520,7 @@ impl Messenger {
         let peer = c.peer;
         c.accepted = true;
         let (clock, timestamp) = c.log.tick(now);
-        let m = pb::ChatMessage {
-            clock,
-            timestamp,
-            text: text.clone(),
-            chat_id: chat.clone(),
-            message_type: pb::MessageType::OneToOne as i32,
-            content_type: pb::chat_message::ContentType::TextPlain as i32,
-            ..Default::default()
-        };
+        let m = text_message(clock, timestamp, &text, &chat, pb::MessageType::OneToOne);
         let wrapped = wrap_chat_message(&m, &self.config.identity)?;
         self.mvds_send(now, &peer, wrapped.bytes.clone(), &chat, wrapped.id, true)?;
         self.sent(ChatKind::OneToOne, chat, wrapped.id, clock, timestamp, text);
@@ -755,15 +747,7 @@ impl Messenger {
     ) -> Result<(), MessengerError> {
         self.group_member(&chat)?;
         let (clock, timestamp) = self.next_group_clock(now, &chat);
-        let cm = pb::ChatMessage {
-            clock,
-            timestamp,
-            text: text.clone(),
-            chat_id: chat.clone(),
-            message_type: pb::MessageType::PrivateGroup as i32,
-            content_type: pb::chat_message::ContentType::TextPlain as i32,
-            ..Default::default()
-        };
+        let cm = text_message(clock, timestamp, &text, &chat, pb::MessageType::PrivateGroup);
         let recipients: Vec<String> = self
             .group_member(&chat)?
             .group
