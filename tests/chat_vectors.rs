@@ -8,7 +8,7 @@ use status_sansio::chat::identity::*;
 use status_sansio::crypto::{pubkey_from_sec1, secret_from_bytes, PublicKey, SecretKey};
 
 fn load(name: &str) -> Value {
-    let path = format!("{}/../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

@@ -16,7 +16,7 @@ use status_sansio::fuzzing::chat::{self as targets, fixed_key, NOW_MS};
 use status_sansio::Timestamp;
 
 fn load(name: &str) -> Value {
-    let path = format!("{}/../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

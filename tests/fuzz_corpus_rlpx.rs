@@ -12,7 +12,7 @@ fn handshake_seeds() -> Vec<Vec<u8>> {
     let v: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/rlpx-eip8.json"
+            "/tests/vectors/rlpx-eip8.json"
         ))
         .unwrap(),
     )

@@ -9,7 +9,7 @@ fn recorded_messages() -> Vec<Vec<u8>> {
     let v: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/double_ratchet.json"
+            "/tests/vectors/double_ratchet.json"
         ))
         .unwrap(),
     )

@@ -9,7 +9,7 @@ fn seeds(keys: &[&str]) -> Vec<Vec<u8>> {
     let v: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/waku.json"
+            "/tests/vectors/waku.json"
         ))
         .unwrap(),
     )

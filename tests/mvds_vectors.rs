@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! MVDS codec and identifiers against ../shared/vectors/mvds.json (status-go oracle) and
+//! MVDS codec and identifiers against tests/vectors/mvds.json (status-go oracle) and
 //! status_ids_topics_computed.json, plus round trips.
 
 use serde_json::Value;
@@ -7,7 +7,7 @@ use status_sansio::crypto::pubkey_from_sec1;
 use status_sansio::mvds::{GroupId, Message, MessageId, Payload, PayloadError};
 
 fn load(name: &str) -> Value {
-    let path = format!("{}/../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

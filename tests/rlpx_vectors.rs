@@ -1,4 +1,4 @@
-//! Every vector of `shared/vectors/rlpx-eip8.json`: the six auth/ack packets (legacy and EIP-8, with
+//! Every vector of `tests/vectors/rlpx-eip8.json`: the six auth/ack packets (legacy and EIP-8, with
 //! forward-compatible extra fields), the signature, the derived secrets and MAC states, the geth frame
 //! vector, the EIP-8 Hello, and the digest author's real-MAC frames.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,8 +12,8 @@ use status_sansio::rlpx::handshake::{self, derive_secrets, HandshakeFormat};
 use status_sansio::rlpx::p2p::Hello;
 
 fn vectors() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/rlpx-eip8.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("shared/vectors beside the checkout")).unwrap()
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/rlpx-eip8.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("tests/vectors in the repository")).unwrap()
 }
 
 fn hx(v: &Value) -> Vec<u8> {

@@ -14,7 +14,7 @@
 //! * [`three_word_name`]: §9.3, the low 64 bits of X seed a 64-bit Fibonacci LFSR (polynomial `0xB8`) that
 //!   picks adjective, adjective, animal. The word lists (1389 adjectives, 1704 animals, order significant,
 //!   duplicates included) are `alias_adjectives.txt` / `alias_animals.txt`, generated from the reference's
-//!   `data.go` (`../shared/vectors/alias_wordlists.json`) and compiled in.
+//!   `data.go` (`tests/vectors/alias_wordlists.json`) and compiled in.
 //!
 //! Not implemented here: BIP39/BIP32 derivation (§9.1) and the identicon (§9.4).
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # JS-to-JS self test of `peer.mjs --proto waku`, plus the vector self-check.
-#   1. node waku-selfcheck.mjs            (waku.mjs against /work/shared/vectors/waku.json)
+#   1. node waku-selfcheck.mjs            (waku.mjs against tests/vectors/waku.json)
 #   2. signed <-> signed, same chat       both: HELLO, STATUS, STATUS_POW, SENT, OPENED <the other's
 #                                          envelope, signer, text>, OK; exit 0
 #   3. unsigned 300-byte text <-> signed empty text (2-byte size field, signer "none", empty payload)

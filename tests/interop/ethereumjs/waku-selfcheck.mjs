@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Checks waku.mjs against /work/shared/vectors/waku.json (status-go oracle
+// Checks waku.mjs against tests/vectors/waku.json (status-go oracle
 // vectors) and the self-computed examples of spec/waku.md.
 //
 //   node waku-selfcheck.mjs [path/to/waku.json]
@@ -8,6 +8,7 @@
 // cannot be read.
 
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 
 import { RLP } from '@ethereumjs/rlp'
 
@@ -38,7 +39,7 @@ import {
   utf8,
 } from './waku.mjs'
 
-const vectorPath = process.argv[2] ?? '/work/shared/vectors/waku.json'
+const vectorPath = process.argv[2] ?? fileURLToPath(new URL('../../vectors/waku.json', import.meta.url))
 let V
 try {
   V = JSON.parse(readFileSync(vectorPath, 'utf8'))
