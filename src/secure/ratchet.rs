@@ -1,4 +1,5 @@
-//! The Double Ratchet as status-im/doubleratchet runs it (digest §5), generic over the [`Curve`].
+//! The Double Ratchet as status-im/doubleratchet runs it (docs/protocol/secure-transport.md §5), generic over
+//! the [`Curve`].
 //!
 //! * Initial states (§5.2): the initiator generates its first ratchet key, derives its sending chain from
 //!   `DH(DHs, SPK_B)` and sets `CKr = SK`; the responder starts with `DHs = SPK_B` and
