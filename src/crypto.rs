@@ -1,5 +1,5 @@
 //! Shared cryptographic helpers: Keccak-256, secp256k1 keys in their wire forms, ECDH and recoverable
-//! signatures as go-ethereum produces them (rlpx.md §1).
+//! signatures as go-ethereum produces them (docs/protocol/rlpx.md §1).
 //!
 //! Every primitive comes from a well-kept crate (`k256`, `sha3`); this module only fixes the encodings the
 //! network uses: public keys as 64 bytes `X‖Y` (or 65 with the `0x04` prefix), ECDH output as the raw

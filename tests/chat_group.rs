@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Private group membership (spec/payloads.md §6): event signatures, the fold table, who may do what,
-//! clock ordering, and the message codec.
+//! Private group membership (docs/protocol/payloads.md §6): event signatures, the fold table, who may do
+//! what, clock ordering, and the message codec.
 
 use status_proto::protobuf as pb;
 use status_sansio::chat::group::*;

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The PeerPool rules (status-client.md "Discovery and peers"): target relay count, one mailserver,
-//! suspend/resume signals, the cache across restarts, and backoff determinism from the seed.
+//! The PeerPool rules (docs/protocol/status-client.md "Discovery and peers"): target relay count, one
+//! mailserver, suspend/resume signals, the cache across restarts, and backoff determinism from the seed.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -1,9 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Peer management in the node engine (status-client.md "Discovery and peers"): a node that knows only an
-//! EIP-1459 tree (served by the in-memory network from a tree signed here) discovers and connects to its
-//! target, suspends discovery there, resumes it and replaces a peer that goes away; a restart with the
-//! exported cache reconnects to the cached peers without any lookup; static peers are always kept; a flood
-//! of candidates stays bounded. Virtual clock, seeded: every run is the same.
+//! Peer management in the node engine (docs/protocol/status-client.md "Discovery and peers"): a node that
+//! knows only an EIP-1459 tree (served by the in-memory network from a tree signed here) discovers and
+//! connects to its target, suspends discovery there, resumes it and replaces a peer that goes away; a restart
+//! with the exported cache reconnects to the cached peers without any lookup; static peers are always kept; a
+//! flood of candidates stays bounded. Virtual clock, seeded: every run is the same.
 
 mod common;
 

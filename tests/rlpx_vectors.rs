@@ -1,6 +1,6 @@
 //! Every vector of `tests/vectors/rlpx-eip8.json`: the six auth/ack packets (legacy and EIP-8, with
 //! forward-compatible extra fields), the signature, the derived secrets and MAC states, the geth frame
-//! vector, the EIP-8 Hello, and the digest author's real-MAC frames.
+//! vector, the EIP-8 Hello, and the independently computed real-MAC frames.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::BytesMut;
@@ -219,7 +219,7 @@ fn secrets_and_mac_states_match() {
     a_egress.update(b"foo");
     assert_eq!(a_egress.finalize().to_vec(), hx(&s["ingress_mac_foo"]));
 
-    // Real-MAC frames from B to A (no upstream counterpart; the digest author's implementation).
+    // Real-MAC frames from B to A (no upstream counterpart; computed by an independent implementation).
     let mut b_codec = FrameCodec::new(b, 1 << 20);
     let mut wire = Vec::new();
     b_codec.seal(&[&[0x02, 0xc0]], &mut wire).unwrap();

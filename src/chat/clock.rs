@@ -1,4 +1,4 @@
-//! Lamport clocks per chat (6/PAYLOADS; spec/payloads.md §4).
+//! Lamport clocks per chat (6/PAYLOADS; docs/protocol/payloads.md §4).
 //!
 //! Sending (the reference's `Chat.NextClockAndTimestamp`, used for chat messages, group events, pairing,
 //! contact and sync messages):

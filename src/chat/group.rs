@@ -1,5 +1,5 @@
-//! Private group chat membership (7/GROUP-CHAT; spec/payloads.md §6): signed membership events, and the
-//! group state as a pure fold over them. No networking: the messenger sends the events (every group
+//! Private group chat membership (7/GROUP-CHAT; docs/protocol/payloads.md §6): signed membership events, and
+//! the group state as a pure fold over them. No networking: the messenger sends the events (every group
 //! message carries all of them, §6.4) and feeds received ones to [`Group::merge`].
 //!
 //! **Events** (§6.2): `events[i] = signature(65) ‖ encode(MembershipUpdateEvent)`, the signature made over

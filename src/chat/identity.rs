@@ -1,5 +1,5 @@
-//! The chat identity's public artefacts (2/ACCOUNT; spec/payloads.md §9): the key's text forms and the
-//! 3-word pseudonym.
+//! The chat identity's public artefacts (2/ACCOUNT; docs/protocol/payloads.md §9): the key's text forms and
+//! the 3-word pseudonym.
 //!
 //! * [`pubkey_to_hex`] / [`pubkey_from_hex`]: `"0x04" + hex(X) + hex(Y)`, lowercase, 132 characters (§9.1),
 //!   the form of chat ids, member lists and mentions. Parsing is strict: the canonical lowercase form only,

@@ -1,5 +1,5 @@
 //! The message log of one chat: de-duplication by message id, display order, and the chat's Lamport clock
-//! (spec/payloads.md §2.1, §4).
+//! (docs/protocol/payloads.md §2.1, §4).
 //!
 //! * A message is identified by its [`MessageId`]; the same id arriving again (MVDS retransmission, a
 //!   mailserver replay, the same group message through two paths) is reported as

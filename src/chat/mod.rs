@@ -1,10 +1,10 @@
-//! The Status application layer (6/PAYLOADS, 7/GROUP-CHAT, 2/ACCOUNT; digest `spec/payloads.md`): the
+//! The Status application layer (6/PAYLOADS, 7/GROUP-CHAT, 2/ACCOUNT; notes `docs/protocol/payloads.md`): the
 //! identity's text forms, the signed payload wrapper and message ids, Lamport clocks, receive validation,
 //! the per-chat message log and private-group membership (pure functions and small values), and the
 //! [`messenger`] state machine that routes them: public chats, 1:1 chats and private groups over the
 //! secure transport and MVDS, with delivery reports and persistence.
 //!
-//! | module | digest section |
+//! | module | section of the notes |
 //! |---|---|
 //! | [`identity`] | §9.1 key text form, §9.2 compressed self-describing key string, §9.3 three-word name |
 //! | [`payloads`] | §2 the signed wrapper, author recovery and message ids; §3, §7 typed payloads |
@@ -12,7 +12,7 @@
 //! | [`validate`] | §3.1, §7 receive validation rules |
 //! | [`log`] | §2.1, §4 de-duplication by id, display order, the chat's clock |
 //! | [`group`] | §6 private group membership events, signatures, the group fold |
-//! | [`messenger`] | §1 layering, §5 chat ids and matching, §6.4 group sending; transport-usage §2–§3 topics and keys; mvds.md §6 |
+//! | [`messenger`] | §1 layering, §5 chat ids and matching, §6.4 group sending; docs/protocol/status-transport-usage.md §2–§3 topics and keys; docs/protocol/mvds.md §6 |
 //!
 //! Chat topics and their symmetric keys (§8) live in [`crate::waku::status`]; the datasync unwrap (§1) in
 //! [`crate::mvds::Payload::unwrap_datasync`].

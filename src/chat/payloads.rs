@@ -1,4 +1,4 @@
-//! The payload wrapper and message ids (6/PAYLOADS; spec/payloads.md §2, §3, §7).
+//! The payload wrapper and message ids (6/PAYLOADS; docs/protocol/payloads.md §2, §3, §7).
 //!
 //! Every application message travels as an `ApplicationMetadataMessage { signature, payload, type }`:
 //!
@@ -214,7 +214,8 @@ pub fn wrap_message<M: prost::Message>(
     wrap(&m.encode_to_vec(), kind, author)
 }
 
-/// A decoded typed payload, for the types in scope of the 2020 protocol (spec/payloads.md §3, §6, §7).
+/// A decoded typed payload, for the types in scope of the 2020 protocol (docs/protocol/payloads.md §3, §6,
+/// §7).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AppPayload {

@@ -1,5 +1,5 @@
-//! Receive validation of application messages (6/PAYLOADS; spec/payloads.md §3.1, §7): a message that
-//! fails any rule is dropped and never shown. Each rule has its own [`ValidationError`].
+//! Receive validation of application messages (6/PAYLOADS; docs/protocol/payloads.md §3.1, §7): a message
+//! that fails any rule is dropped and never shown. Each rule has its own [`ValidationError`].
 //!
 //! [`validate_chat_message`] is the reference's `ValidateReceivedChatMessage`, in its order:
 //!

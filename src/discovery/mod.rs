@@ -1,13 +1,13 @@
-//! Discovery: node records, DNS node lists and the peer pool (spec digests: `status-client.md`
-//! "Discovery and peers", `status-transport-usage.md` §5).
+//! Discovery: node records, DNS node lists and the peer pool (notes: `docs/protocol/status-client.md`
+//! "Discovery and peers", `docs/protocol/status-transport-usage.md` §5).
 //!
 //! * [`enr`]: Ethereum Node Records, EIP-778 ("RLP Encoding", "Text Encoding", "\"v4\" Identity
 //!   Scheme"): decode, verify, build and sign, accessors for `ip`/`tcp`/`udp`/`ip6`/`tcp6`/`udp6`, and
 //!   the conversion to an [`Enode`](crate::enode::Enode) URL;
 //! * [`dnstree`]: EIP-1459 ("DNS Record Structure", "Client Protocol"): TXT entries, `enrtree://` URLs,
 //!   root signatures and entry hashes, and [`DnsTreeClient`], which asks its driver for TXT records;
-//! * [`peerpool`]: the PeerPool rules of `status-client.md`: target relay count, one mailserver,
-//!   suspend/resume of discovery, dial backoff, and a cache of good peers exported as bytes.
+//! * [`peerpool`]: the PeerPool rules of `docs/protocol/status-client.md`: target relay count, one
+//!   mailserver, suspend/resume of discovery, dial backoff, and a cache of good peers exported as bytes.
 //!
 //! Deliberate deviations are listed in each module's documentation.
 

@@ -1,6 +1,7 @@
-//! The PeerPool (`status-client.md` "Discovery and peers"; `status-transport-usage.md` §5): keep a target
-//! number of relay peers and exactly one mailserver, tell discovery when to suspend and resume, and keep a
-//! cache of good peers that survives restarts.
+//! The PeerPool (`docs/protocol/status-client.md` "Discovery and peers";
+//! `docs/protocol/status-transport-usage.md` §5): keep a target number of relay peers and exactly one
+//! mailserver, tell discovery when to suspend and resume, and keep a cache of good peers that survives
+//! restarts.
 //!
 //! Rules, applied after every input and timer:
 //! * **Dial**: while connected plus dialing relays are below [`PeerPoolConfig::max_relays`], dial an idle

@@ -1,5 +1,6 @@
 //! The mailserver client: history requests on (re)connect, cursor paging, timeouts and failover
-//! (status-transport-usage.md §4.3 (c), §4.5, §4.6; status-client.md "Mailserver trust" and availability).
+//! (docs/protocol/status-transport-usage.md §4.3 (c), §4.5, §4.6; docs/protocol/status-client.md "Mailserver
+//! trust" and availability).
 //!
 //! The [`HistoryClient`] knows mailservers by node key. The caller tells it when one becomes usable
 //! ([`HistoryClient::connected`]: Waku handshake done, peer marked trusted) or goes away

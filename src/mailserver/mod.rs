@@ -1,5 +1,5 @@
-//! Mailservers (status-transport-usage.md §4): the server side, as a sans-IO machine whose storage is a
-//! set of actions the driver carries out.
+//! Mailservers (docs/protocol/status-transport-usage.md §4): the server side, as a sans-IO machine whose
+//! storage is a set of actions the driver carries out.
 //!
 //! * [`server::MailServer`] archives envelopes ([`server::Output::Store`] under the 40-byte key
 //!   `sent_time (u32 BE) ‖ envelope hash ‖ topic`), answers history requests in both wire forms (the

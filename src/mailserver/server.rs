@@ -1,4 +1,4 @@
-//! The mailserver server (status-transport-usage.md §4.2–§4.5).
+//! The mailserver server (docs/protocol/status-transport-usage.md §4.2–§4.5).
 //!
 //! Storage is the driver's: the machine emits [`Output::Store`] for each archived envelope,
 //! [`Output::Query`] for a key range, and [`Output::Prune`] for retention; the driver answers a query

@@ -1,5 +1,5 @@
-//! MVDS, the Minimum Viable Data Synchronization protocol (2/MVDS) as Status uses it (spec digest:
-//! `mvds.md`).
+//! MVDS, the Minimum Viable Data Synchronization protocol (2/MVDS) as Status uses it (protocol notes:
+//! `docs/protocol/mvds.md`).
 //!
 //! * [`payload`]: the wire types with the Status field numbers 5001–5005 / 6001–6003 (§2), message ids
 //!   (§3.1) and the one-to-one group id (§3.2);
@@ -7,7 +7,7 @@
 //!   persistence [`Snapshot`] (§5.1);
 //! * [`node`]: the [`Node`] state machine, batch and interactive modes (§4, §5.2–§5.5).
 //!
-//! Choices where the digest leaves room, and deliberate deviations from the reference:
+//! Choices where the protocol leaves room, and deliberate deviations from the reference:
 //! * Epochs are derived from time (`tick`, 300 ms by default) instead of a free-running ticker, so an idle
 //!   node has no deadline; a node that was not polled for several epochs runs them as one.
 //! * A duplicate MESSAGE is ACKed again (STATUS-2020 did not, so a lost ACK meant endless resends); an

@@ -1,4 +1,4 @@
-//! The MVDS node state machine (mvds.md §4, §5).
+//! The MVDS node state machine (docs/protocol/mvds.md §4, §5).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -458,7 +458,7 @@ impl Node {
     }
 
     /// Append a message created now (timestamp in UNIX seconds) to `group`, to be sent to every peer of
-    /// the group from the next epoch on (mvds.md §5.2).
+    /// the group from the next epoch on (docs/protocol/mvds.md §5.2).
     ///
     /// Fails with [`MvdsError::NoPeers`] if the group has no peers (nothing is stored: add the peers
     /// first, as status-go's `addToDataSync` does), [`MvdsError::BodyTooLarge`], or
@@ -542,9 +542,9 @@ impl Node {
         }
     }
 
-    /// Handle a decoded payload from `from` (mvds.md §5.5, in the reference's order: ACKs, REQUESTs,
-    /// OFFERs, MESSAGEs). A payload whose encoding exceeds [`Config::max_incoming_payload_bytes`] is
-    /// ignored, as it would be by [`Node::receive`].
+    /// Handle a decoded payload from `from` (docs/protocol/mvds.md §5.5, in the reference's order: ACKs,
+    /// REQUESTs, OFFERs, MESSAGEs). A payload whose encoding exceeds [`Config::max_incoming_payload_bytes`]
+    /// is ignored, as it would be by [`Node::receive`].
     pub fn receive_payload(&mut self, now: Timestamp, from: PeerId, payload: Payload) {
         let len = payload.encoded_len();
         if len > self.config.max_incoming_payload_bytes {
@@ -733,9 +733,9 @@ impl Node {
     }
 
     /// Run the epoch at `now` if it has not run yet: send pending ACKs and every due record, one payload
-    /// per peer (mvds.md §5.3). A call within an epoch already run is a no-op. The work is proportional
-    /// to what is sent: peers are served earliest-due first, each payload is filled from the peer's
-    /// earliest due record on, and what does not fit (`max_records_per_payload`, `max_payload_bytes`,
+    /// per peer (docs/protocol/mvds.md §5.3). A call within an epoch already run is a no-op. The work is
+    /// proportional to what is sent: peers are served earliest-due first, each payload is filled from the
+    /// peer's earliest due record on, and what does not fit (`max_records_per_payload`, `max_payload_bytes`,
     /// or the output queue) stays due for the next epoch.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let epoch = self.epoch(now);

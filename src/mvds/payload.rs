@@ -1,4 +1,4 @@
-//! The MVDS wire types and identifiers (mvds.md §2 and §3).
+//! The MVDS wire types and identifiers (docs/protocol/mvds.md §2 and §3).
 //!
 //! [`Payload`] and [`Message`] are the validated forms of the protobuf messages in
 //! `status_proto::mvds` (field numbers 5001–5005 and 6001–6003, as the Status network uses them).
@@ -30,7 +30,8 @@ use crate::crypto::{pubkey_to_compressed, PublicKey};
 pub const ID_LEN: usize = 32;
 
 /// The default size cap of [`Payload::decode`], [`Payload::unwrap_datasync`] and [`Message::decode`]:
-/// 1 MiB, the Waku `DefaultMaxMessageSize` that bounds what any Status peer can send (mvds.md §5.6).
+/// 1 MiB, the Waku `DefaultMaxMessageSize` that bounds what any Status peer can send (docs/protocol/mvds.md
+/// §5.6).
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 /// The field number of the STATUS-HEAD `group_offers`.
@@ -46,7 +47,7 @@ fn fmt_hex(bytes: &[u8], f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result 
     Ok(())
 }
 
-/// A message id: `SHA-256("MESSAGE_ID" ‖ group_id ‖ le_u64(timestamp) ‖ body)` (mvds.md §3.1).
+/// A message id: `SHA-256("MESSAGE_ID" ‖ group_id ‖ le_u64(timestamp) ‖ body)` (docs/protocol/mvds.md §3.1).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct MessageId(pub [u8; ID_LEN]);
 
@@ -84,7 +85,7 @@ impl GroupId {
         <[u8; ID_LEN]>::try_from(bytes).ok().map(GroupId)
     }
 
-    /// The Status one-to-one group id of two identities (mvds.md §3.2):
+    /// The Status one-to-one group id of two identities (docs/protocol/mvds.md §3.2):
     /// `keccak256(compressed(Ka) ‖ compressed(Kb))`, `Ka` the key with the numerically smaller X
     /// coordinate. Symmetric in its arguments; `one_to_one(k, k)` is the group of one's own devices.
     pub fn one_to_one(a: &PublicKey, b: &PublicKey) -> Self {
@@ -153,7 +154,7 @@ impl Message {
         }
     }
 
-    /// The message id (mvds.md §3.1).
+    /// The message id (docs/protocol/mvds.md §3.1).
     pub fn id(&self) -> MessageId {
         MessageId::compute(&self.group_id, self.timestamp, &self.body)
     }
@@ -218,7 +219,7 @@ impl GroupOffer {
     }
 }
 
-/// One MVDS payload (mvds.md §2.1).
+/// One MVDS payload (docs/protocol/mvds.md §2.1).
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Payload {
     /// ACKs (5001).
@@ -287,7 +288,7 @@ fn raw_ids(ids: &[MessageId]) -> Vec<Bytes> {
 
 impl Payload {
     /// `false` when every one of the four MVDS lists is empty: status-go then treats the bytes as a
-    /// plain application message (`Payload.IsValid`, mvds.md §2.1).
+    /// plain application message (`Payload.IsValid`, docs/protocol/mvds.md §2.1).
     pub fn is_valid(&self) -> bool {
         !(self.acks.is_empty()
             && self.offers.is_empty()

@@ -1,5 +1,5 @@
 //! Node configuration, the retransmission schedule, per-(peer, message) sync state and the exportable
-//! snapshot (mvds.md §4, §5.1, §5.4, §7).
+//! snapshot (docs/protocol/mvds.md §4, §5.1, §5.4, §7).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use status_proto::mvds as pb;
 use super::payload::{GroupId, Message, MessageId, PeerId};
 use super::MvdsError;
 
-/// Which record rules the node follows (mvds.md §4).
+/// Which record rules the node follows (docs/protocol/mvds.md §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Sending stores a MESSAGE record that is pushed to every peer (what Status uses).
@@ -22,7 +22,8 @@ pub enum Mode {
     Interactive,
 }
 
-/// The retransmission schedule: the gap, in epochs, before a record is sent again (mvds.md §5.4).
+/// The retransmission schedule: the gap, in epochs, before a record is sent again (docs/protocol/mvds.md
+/// §5.4).
 ///
 /// `count` is the number of transmissions so far (≥ 1). Jitter is drawn from the node's seeded RNG.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,7 +308,7 @@ impl RecordKind {
     }
 }
 
-/// One per-(peer, message) record awaiting completion (mvds.md §1 "state").
+/// One per-(peer, message) record awaiting completion (docs/protocol/mvds.md §1 "state").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncState {
     /// What to send.
@@ -479,9 +480,9 @@ impl States {
     }
 }
 
-/// Everything a node persists, as plain values (mvds.md §5.1: epoch, store, peers, states). Pending ACKs
-/// are not included (the reference keeps them in memory too): a peer whose ACK was lost retransmits
-/// and is ACKed again.
+/// Everything a node persists, as plain values (docs/protocol/mvds.md §5.1: epoch, store, peers, states).
+/// Pending ACKs are not included (the reference keeps them in memory too): a peer whose ACK was lost
+/// retransmits and is ACKed again.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// The epoch at export time.

@@ -1,5 +1,5 @@
-//! The engine's mailserver client wiring (status-transport-usage.md §4.1, §4.6; status-client.md
-//! "Mailserver trust"): the [`HistoryClient`] on top of the Waku node.
+//! The engine's mailserver client wiring (docs/protocol/status-transport-usage.md §4.1, §4.6;
+//! docs/protocol/status-client.md "Mailserver trust"): the [`HistoryClient`] on top of the Waku node.
 //!
 //! * The peers in [`EngineConfig::mailservers`](super::EngineConfig::mailservers) are dialled like static
 //!   peers. When one's Waku handshake completes it is marked trusted (so its P2P messages and

@@ -1,5 +1,5 @@
 //! The node engine: RLPx connections and the Waku node composed into one sans-IO state machine
-//! (status-client.md: relayer and mobile-node roles, static peers).
+//! (docs/protocol/status-client.md: relayer and mobile-node roles, static peers).
 //!
 //! The driver owns sockets: it dials when asked ([`Output::Dial`]), reports the outcome
 //! ([`Input::Connected`] / [`Input::DialFailed`]), reports inbound connections ([`Input::Accepted`]), moves
@@ -116,7 +116,7 @@ pub struct EngineConfig {
     /// The history client's limits and timers.
     pub history: HistoryConfig,
     /// Peers to keep (static ones included; static peers are kept even past it). Default 3, the upper
-    /// end of the mobile target of status-client.md ("2-3 peers").
+    /// end of the mobile target of docs/protocol/status-client.md ("2-3 peers").
     pub target_peers: usize,
     /// EIP-1459 trees (`enrtree://<key>@<domain>`, parsed with `str::parse`) to find peers in. At most
     /// [`DnsConfig::max_trees`] are used. Default none.

@@ -1,5 +1,5 @@
-//! Peer management for the [`Engine`](super::Engine) (`status-client.md` "Discovery and peers": static
-//! peers, the PeerPool, the cache of discovered peers).
+//! Peer management for the [`Engine`](super::Engine) (`docs/protocol/status-client.md` "Discovery and peers":
+//! static peers, the PeerPool, the cache of discovered peers).
 //!
 //! The engine keeps [`EngineConfig::target_peers`](super::EngineConfig::target_peers) peers from three
 //! sources:

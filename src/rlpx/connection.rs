@@ -1,5 +1,5 @@
 //! The RLPx [`Connection`]: one TCP connection's handshake, framing and `p2p` base protocol as a sans-IO
-//! state machine (rlpx.md §3–§8).
+//! state machine (docs/protocol/rlpx.md §3–§8).
 //!
 //! ```text
 //! initiator: SendAuth → AwaitAck ──┐

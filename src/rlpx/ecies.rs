@@ -1,4 +1,4 @@
-//! ECIES as devp2p uses it (rlpx.md §2): secp256k1, NIST concat-KDF with SHA-256, AES-128-CTR,
+//! ECIES as devp2p uses it (docs/protocol/rlpx.md §2): secp256k1, NIST concat-KDF with SHA-256, AES-128-CTR,
 //! HMAC-SHA-256 over `iv ‖ ciphertext ‖ shared_mac_data`, and a MAC key that is the SHA-256 *of* the second
 //! KDF half. The same construction encrypts Waku/Whisper asymmetric payloads (with empty shared-mac-data).
 //!

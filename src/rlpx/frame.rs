@@ -1,5 +1,5 @@
-//! RLPx framing (rlpx.md §4): one continuous AES-256-CTR keystream per direction (zero IV), and the
-//! Keccak-256 header and frame MACs built with AES-256 over the running sponge.
+//! RLPx framing (docs/protocol/rlpx.md §4): one continuous AES-256-CTR keystream per direction (zero IV), and
+//! the Keccak-256 header and frame MACs built with AES-256 over the running sponge.
 //!
 //! ```text
 //! frame = header-ciphertext (16) ‖ header-mac (16) ‖ frame-ciphertext (16·k) ‖ frame-mac (16)

@@ -1,4 +1,4 @@
-//! The RLPx encryption handshake (rlpx.md §3): auth and ack in the EIP-8 and legacy (pre-EIP-8)
+//! The RLPx encryption handshake (docs/protocol/rlpx.md §3): auth and ack in the EIP-8 and legacy (pre-EIP-8)
 //! encodings, and the derivation of the frame secrets and MAC states.
 //!
 //! Encoding and decoding are plain functions over explicit keys and nonces, so the EIP-8 vectors plug in
@@ -337,8 +337,8 @@ impl fmt::Debug for Secrets {
     }
 }
 
-/// Derive the secrets from the finished handshake (rlpx.md §3.4). `auth` and `ack` are the packets exactly
-/// as sent on the wire, size prefix included.
+/// Derive the secrets from the finished handshake (docs/protocol/rlpx.md §3.4). `auth` and `ack` are the
+/// packets exactly as sent on the wire, size prefix included.
 #[allow(clippy::too_many_arguments)]
 pub fn derive_secrets(
     initiator: bool,

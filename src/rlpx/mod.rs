@@ -1,4 +1,4 @@
-//! RLPx v5, the encrypted TCP transport of devp2p (spec digest: `rlpx.md`).
+//! RLPx v5, the encrypted TCP transport of devp2p (protocol notes: `docs/protocol/rlpx.md`).
 //!
 //! * [`ecies`]: the ECIES construction (§2);
 //! * [`handshake`]: auth/ack in the EIP-8 and legacy encodings, secrets and MAC initialisation (§3);
@@ -6,7 +6,7 @@
 //! * [`p2p`]: the base protocol messages Hello, Disconnect, Ping, Pong and capability matching (§5–§7);
 //! * [`connection`]: the [`Connection`] state machine composing all of the above.
 //!
-//! Deliberate choices where the digest leaves room: EIP-8 is sent by default (100–199 zero bytes of
+//! Deliberate choices where the protocol leaves room: EIP-8 is sent by default (100–199 zero bytes of
 //! padding, as geth 1.10 does) and a legacy auth/ack is still accepted when received (old geth's detection
 //! rule); a received Disconnect is decoded leniently (`[]`, `[r]` or a bare `r`); the idle read timeout
 //! maps to reason 0x0b.

@@ -1,5 +1,5 @@
-//! The devp2p base protocol `p2p` (rlpx.md §5–§7): Hello, Disconnect, Ping, Pong, capability matching and
-//! message-id offsets, and the Snappy rule of EIP-706.
+//! The devp2p base protocol `p2p` (docs/protocol/rlpx.md §5–§7): Hello, Disconnect, Ping, Pong, capability
+//! matching and message-id offsets, and the Snappy rule of EIP-706.
 //!
 //! Decoding follows EIP-8's forward-compatibility rules: extra list elements are ignored, the Hello version
 //! value is not checked, and a Disconnect is accepted as `[]`, `[reason]` or a bare `reason`.

@@ -1,5 +1,5 @@
-//! Prekey bundles (digest §3): the signed list of one identity's per-installation signed prekeys, and this
-//! device's own signed prekeys with their rotation.
+//! Prekey bundles (docs/protocol/secure-transport.md §3): the signed list of one identity's per-installation
+//! signed prekeys, and this device's own signed prekeys with their rotation.
 //!
 //! Signature (§3.2): for every installation id in byte-wise sorted order append `utf8(id) ‖ spk(33 bytes) ‖
 //! decimal(version)`, then `decimal(timestamp)` if the timestamp is non-zero; sign `keccak256` of that with

@@ -40,7 +40,7 @@ pub trait Curve: 'static {
 }
 
 /// secp256k1 with go-ethereum's ECDH (raw X coordinate) and 33-byte compressed public keys: the curve on
-/// the Status wire (digest §1, §5.1).
+/// the Status wire (docs/protocol/secure-transport.md §1, §5.1).
 #[derive(Debug, Clone, Copy)]
 pub struct Secp256k1;
 

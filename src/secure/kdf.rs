@@ -1,5 +1,5 @@
-//! The Double Ratchet crypto suite exactly as status-go's `EthereumCrypto` runs it (digest §5.1), and the
-//! AES-256-GCM sealing of the DH-only mode (§6).
+//! The Double Ratchet crypto suite exactly as status-go's `EthereumCrypto` runs it
+//! (docs/protocol/secure-transport.md §5.1), and the AES-256-GCM sealing of the DH-only mode (§6).
 //!
 //! * `KDF_RK(rk, dh)` = HKDF-SHA256(ikm = dh, salt = rk, info = `rsZUpEuXUqqwXBvSy3EcievAh4cMj6QL`, 96 bytes)
 //!   → root key, chain key, (unused) header key;

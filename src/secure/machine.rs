@@ -1,7 +1,8 @@
-//! The secure-transport state machine (digest §8): "encrypt this for identity X" and "these bytes came from
-//! identity X" in, wire messages, plaintexts, new-device events and bundle requests out.
+//! The secure-transport state machine (docs/protocol/secure-transport.md §8): "encrypt this for identity X"
+//! and "these bytes came from identity X" in, wire messages, plaintexts, new-device events and bundle
+//! requests out.
 //!
-//! Shape (design.md): [`SecureTransport::handle_input`] / [`SecureTransport::poll_output`], plus
+//! Shape (docs/architecture.md): [`SecureTransport::handle_input`] / [`SecureTransport::poll_output`], plus
 //! [`SecureTransport::handle_timeout`] / [`SecureTransport::poll_timeout`] for the own-prekey rotation
 //! (every [`Config::bundle_refresh_interval`]) and skipped-key expiry. The machine owns a `ChaCha20Rng`
 //! seeded at construction and every store (own prekeys, installations, sessions, agreed installations) in

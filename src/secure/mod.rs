@@ -1,7 +1,7 @@
 //! Secure transport (5/SECURE-TRANSPORT): prekey bundles, X3DH, the Double Ratchet, DH-only messages and
-//! multi-device, byte-compatible with status-go (digest `secure-transport.md`).
+//! multi-device, byte-compatible with status-go (notes `docs/protocol/secure-transport.md`).
 //!
-//! | module | digest section |
+//! | module | section of the notes |
 //! |---|---|
 //! | [`dh`] | §1 primitives; the DH function as a trait over secp256k1 (wire) and X25519 |
 //! | [`kdf`] | §5.1 the ratchet crypto suite; §6 AES-256-GCM of the DH-only mode |

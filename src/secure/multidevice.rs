@@ -1,4 +1,5 @@
-//! Installations (devices) learned from bundles (digest §3.5, §9), with their current signed prekeys.
+//! Installations (devices) learned from bundles (docs/protocol/secure-transport.md §3.5, §9), with their
+//! current signed prekeys.
 //!
 //! * Another identity's installations are enabled as soon as they appear in a verified bundle; our own
 //!   other installations start disabled and must be enabled by the user (pairing).

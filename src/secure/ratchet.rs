@@ -1,4 +1,5 @@
-//! The Double Ratchet as status-im/doubleratchet runs it (digest §5), generic over the [`Curve`].
+//! The Double Ratchet as status-im/doubleratchet runs it (docs/protocol/secure-transport.md §5), generic over
+//! the [`Curve`].
 //!
 //! * Initial states (§5.2): the initiator generates its first ratchet key, derives its sending chain from
 //!   `DH(DHs, SPK_B)` and sets `CKr = SK`; the responder starts with `DHs = SPK_B` and
@@ -642,7 +643,7 @@ impl<C: Curve> Session<C> {
         }
     }
 
-    /// Rebuild a session from [`Session::to_proto`]. The state is validated, not repaired: a bad key, more
+    /// Rebuild a session from `Session::to_proto`. The state is validated, not repaired: a bad key, more
     /// than [`RatchetConfig::max_skipped_keys`] skipped keys or more than the remembered number of previous
     /// ratchet keys, a repeated skipped-key id, skipped-key sequence numbers that do not strictly increase
     /// or are not below `keys_count` are all rejected with [`SecureError::InvalidState`]. (A state exported

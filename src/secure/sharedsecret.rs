@@ -1,5 +1,5 @@
-//! The shared secrets and topic names this layer owns (digest §11): the negotiated secret
-//! `S = DH(IK_mine, IK_peer)` and the names of the negotiated, partitioned and contact-code topics.
+//! The shared secrets and topic names this layer owns (docs/protocol/secure-transport.md §11): the negotiated
+//! secret `S = DH(IK_mine, IK_peer)` and the names of the negotiated, partitioned and contact-code topics.
 //!
 //! A topic name becomes a 4-byte Waku topic with [`topic`] (`keccak256(name)[0..4]`). The symmetric keys
 //! derived from names (PBKDF2) belong to the transport layer and are not computed here.

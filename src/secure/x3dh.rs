@@ -1,6 +1,6 @@
-//! X3DH as Status runs it (digest §4): no one-time prekeys and a single Keccak-256 as the KDF,
-//! `SK = keccak256(DH1 ‖ DH2 ‖ DH3)`, with no associated data. Generic over the [`Curve`]; on the wire the
-//! curve is secp256k1 and every key is the one in the bundle.
+//! X3DH as Status runs it (docs/protocol/secure-transport.md §4): no one-time prekeys and a single Keccak-256
+//! as the KDF, `SK = keccak256(DH1 ‖ DH2 ‖ DH3)`, with no associated data. Generic over the [`Curve`]; on the
+//! wire the curve is secp256k1 and every key is the one in the bundle.
 //!
 //! The initiator's identity key is not in the X3DH header: the responder takes it from the transport
 //! signature, so these functions take it as an explicit argument.

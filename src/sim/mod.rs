@@ -1,4 +1,4 @@
-//! A deterministic network simulator for sans-IO engines (design.md "Simulation").
+//! A deterministic network simulator for sans-IO engines (docs/architecture.md "Simulation").
 //!
 //! A [`Sim`] drives N engines that implement [`Engine`] against a virtual clock and a seeded network
 //! model ([`LinkModel`] per directed link: latency distribution, loss, duplication, reordering, optional

@@ -1,4 +1,4 @@
-//! The Waku/Whisper envelope and its proof of work (waku.md §2–§3).
+//! The Waku/Whisper envelope and its proof of work (docs/protocol/waku.md §2–§3).
 //!
 //! `envelope = RLP [expiry: u32, ttl: u32, topic: 4 bytes, data: bytes, nonce: u64]` with minimal
 //! big-endian integers; decoding is strict (canonical integers, exactly five fields) like Go's RLP, so

@@ -1,5 +1,5 @@
-//! Filters (waku.md §10): the application's subscriptions, by topics plus a symmetric key or a private key,
-//! and the messages they open.
+//! Filters (docs/protocol/waku.md §10): the application's subscriptions, by topics plus a symmetric key or a
+//! private key, and the messages they open.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,10 +1,10 @@
 //! The envelope `data`: plaintext format, signatures, and symmetric and asymmetric encryption
-//! (waku.md §9–§10).
+//! (docs/protocol/waku.md §9–§10).
 //!
 //! ```text
 //! plaintext = flags (1) ‖ payload-size (1..3 bytes LE) ‖ payload ‖ padding ‖ [signature (65)]
 //! symmetric  data = AES-256-GCM(key, nonce, plaintext) ‖ nonce (12)      (no associated data)
-//! asymmetric data = ECIES(recipient, plaintext)                            (rlpx.md §2, empty s1/s2)
+//! asymmetric data = ECIES(recipient, plaintext)     (docs/protocol/rlpx.md §2, empty s1/s2)
 //! ```
 //!
 //! Signatures are `r‖s‖v` with `v ∈ {0, 1}` over `keccak256(plaintext without the signature)`, made after

@@ -1,13 +1,13 @@
 //! Waku v1 (`waku/1`) with Whisper v6 (`shh/6`) compatibility: the transport-privacy layer that carries
-//! every Status message (spec digests: `waku.md`, `status-transport-usage.md`).
+//! every Status message (notes: `docs/protocol/waku.md`, `docs/protocol/status-transport-usage.md`).
 //!
 //! * [`topic`]: topics and the 64-byte bloom filter, with the Go assignment quirk (§4);
 //! * [`envelope`]: the envelope codec, hash, PoW and a resumable, budgeted nonce search (§2–§3);
 //! * [`message`]: the plaintext format, signatures, AES-256-GCM and ECIES (§9–§10);
 //! * [`options`]: the handshake options of both dialects (§6);
 //! * [`packet`]: packet codes and their msg-data (§5);
-//! * [`request`]: mailserver request and completion payloads (status-transport-usage.md §4);
-//! * [`status`]: the Status topic and key derivations (status-transport-usage.md §2);
+//! * [`request`]: mailserver request and completion payloads (docs/protocol/status-transport-usage.md §4);
+//! * [`status`]: the Status topic and key derivations (docs/protocol/status-transport-usage.md §2);
 //! * [`pool`]: the envelope pool: de-duplication, expiry, a byte cap with soonest-expiry eviction (§7);
 //! * [`filter`]: subscriptions by topic and key, and the messages they open (§10);
 //! * [`peer`]: per-connection state: handshake, interest, known envelopes, rate and fault budgets;

@@ -1,5 +1,5 @@
 //! The Waku node: a sans-IO state machine composing the per-peer state, the envelope pool, the filters
-//! and the relay (waku.md §5–§8, status-transport-usage.md §1 and §4.1).
+//! and the relay (docs/protocol/waku.md §5–§8, docs/protocol/status-transport-usage.md §1 and §4.1).
 //!
 //! It speaks in packets, not bytes: the caller connects it to RLPx (or anything else) by passing
 //! [`Input::PeerConnected`] with the negotiated [`Dialect`], each received sub-protocol message as

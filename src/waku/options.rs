@@ -1,5 +1,5 @@
-//! The Status handshake options (waku.md §6): the `waku/1` association list used by Status (code 0) and
-//! Status Update (code 22), and the positional `shh/6` Status.
+//! The Status handshake options (docs/protocol/waku.md §6): the `waku/1` association list used by Status
+//! (code 0) and Status Update (code 22), and the positional `shh/6` Status.
 //!
 //! `waku/1`: an RLP list of `[key, value]` pairs in any order, every field optional. Unknown keys are
 //! skipped one pair at a time (status-go drops every pair after an unknown key; we deliberately do not).

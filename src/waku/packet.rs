@@ -1,4 +1,4 @@
-//! Waku v1 and Whisper v6 packet codes and their msg-data (waku.md §5).
+//! Waku v1 and Whisper v6 packet codes and their msg-data (docs/protocol/waku.md §5).
 //!
 //! Codes are relative to the capability's offset in the RLPx id space. Unknown codes decode to
 //! [`Packet::Unknown`] and are ignored by the peer machine (forward compatibility).

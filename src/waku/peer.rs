@@ -1,5 +1,5 @@
-//! Per-connection Waku state (waku.md §5–§7): the Status handshake, what the remote asked for (PoW
-//! requirement, bloom or topic interest, light node, confirmations), which envelopes it already knows,
+//! Per-connection Waku state (docs/protocol/waku.md §5–§7): the Status handshake, what the remote asked for
+//! (PoW requirement, bloom or topic interest, light node, confirmations), which envelopes it already knows,
 //! its rate-limit window and its misbehaviour count. [`super::node::WakuNode`] drives one per connection.
 
 use std::collections::{BTreeSet, VecDeque};

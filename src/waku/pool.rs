@@ -1,5 +1,5 @@
-//! The envelope pool (waku.md §7–§8): every live envelope this node holds for relaying, de-duplicated by
-//! hash, dropped exactly when it expires, and bounded in bytes and count.
+//! The envelope pool (docs/protocol/waku.md §7–§8): every live envelope this node holds for relaying,
+//! de-duplicated by hash, dropped exactly when it expires, and bounded in bytes and count.
 //!
 //! Eviction at the cap: the envelope closest to expiry goes first (it has the least life left to be
 //! useful), ties broken by hash so the choice is deterministic. An envelope that would itself be the

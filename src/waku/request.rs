@@ -1,5 +1,6 @@
 //! Mailserver request and completion payloads carried by codes 126 and 125
-//! (status-transport-usage.md §4.3–§4.5). The mailserver issue builds the server and client on these.
+//! (docs/protocol/status-transport-usage.md §4.3–§4.5). The mailserver issue builds the server and client on
+//! these.
 //!
 //! * [`MessagesRequest`]: the direct form (c), the whole msg-data of code 126:
 //!   `[ID (32), From, To, Limit, Cursor, Bloom, Topics]`.

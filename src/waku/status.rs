@@ -1,5 +1,5 @@
-//! The Status derivations that live at the Waku layer (status-transport-usage.md §2): topics and
-//! symmetric keys derived from strings, and the 1:1 topics.
+//! The Status derivations that live at the Waku layer (docs/protocol/status-transport-usage.md §2): topics
+//! and symmetric keys derived from strings, and the 1:1 topics.
 //!
 //! Symmetric keys from strings are `PBKDF2-HMAC-SHA256(password, salt = "", 65356 iterations, 32 bytes)`:
 //! 65356, not 65536, is what status-go uses.

@@ -1,4 +1,4 @@
-//! Topics and the 64-byte bloom filter (waku.md §4).
+//! Topics and the 64-byte bloom filter (docs/protocol/waku.md §4).
 //!
 //! The wire bloom of a topic is computed the way go-ethereum and status-go do it: each of the three bit
 //! indices is *assigned* into its byte (`bloom[n/8] = 1 << (n%8)`) rather than ORed, so when two indices

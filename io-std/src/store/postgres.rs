@@ -1,5 +1,5 @@
-//! [`PostgresStore`]: the mailserver archive in PostgreSQL (status-transport-usage.md §4.5, storage key),
-//! and [`TempServer`], a throwaway local PostgreSQL server for tests and benchmarks.
+//! [`PostgresStore`]: the mailserver archive in PostgreSQL (docs/protocol/status-transport-usage.md §4.2,
+//! storage key), and [`TempServer`], a throwaway local PostgreSQL server for tests and benchmarks.
 //!
 //! Why PostgreSQL: an operator who already runs PostgreSQL gets the archive on a server that is backed up,
 //! replicated and inspected with the usual tools, shared by several mailserver processes, and not tied to

@@ -1,19 +1,21 @@
 //! The Messenger: public chats, 1:1 chats, contact requests, private group chats, delivery reports and
-//! persistence (payloads.md §1–§6; status-transport-usage.md §2–§3; secure-transport.md §11; mvds.md §6).
+//! persistence (docs/protocol/payloads.md §1–§6; docs/protocol/status-transport-usage.md §2–§3;
+//! docs/protocol/secure-transport.md §11; docs/protocol/mvds.md §6).
 //!
 //! It never touches a socket or the Waku node directly: it asks for subscriptions and posts
 //! ([`Output::Subscribe`], [`Output::Unsubscribe`], [`Output::Post`]) and takes the messages Waku filters
 //! opened ([`Input::Received`]). Its timers ([`Messenger::handle_timeout`] / [`Messenger::poll_timeout`])
 //! drive MVDS retransmission and the secure transport's prekey rotation.
 //!
-//! **Public chats** (payloads.md §5, transport-usage §2): a `ChatMessage` (`PUBLIC_GROUP`) is signed,
-//! wrapped in an `ApplicationMetadataMessage`, carried as the `public_message` of a secure-transport
-//! `ProtocolMessage` (with our bundle), and posted on the chat's topic with its PBKDF2 key. No MVDS.
+//! **Public chats** (docs/protocol/payloads.md §5, docs/protocol/status-transport-usage.md §2): a
+//! `ChatMessage` (`PUBLIC_GROUP`) is signed, wrapped in an `ApplicationMetadataMessage`, carried as the
+//! `public_message` of a secure-transport `ProtocolMessage` (with our bundle), and posted on the chat's topic
+//! with its PBKDF2 key. No MVDS.
 //!
 //! **1:1 chats** (chat id `"0x04…"` of the peer): a `ChatMessage` (`ONE_TO_ONE`, `chat_id` = the
 //! recipient's id) is wrapped; the wrapper bytes are the body of an MVDS message in the pairwise group
-//! `one_to_one(me, peer)` (mvds.md §6). Each MVDS payload the node transmits is encrypted by the
-//! [`SecureTransport`] for every installation of the peer and posted as the transport routes it: ECIES on
+//! `one_to_one(me, peer)` (docs/protocol/mvds.md §6). Each MVDS payload the node transmits is encrypted by
+//! the [`SecureTransport`] for every installation of the peer and posted as the transport routes it: ECIES on
 //! the peer's partitioned topic until every targeted installation has written to us, then AES-GCM on the
 //! negotiated topic. We listen on our partitioned topic (asymmetric filter with our key) from the start
 //! and on each negotiated topic when the secure transport reports its secret. Bundles travel in every
@@ -25,8 +27,8 @@
 //! **Contact requests**: a 1:1 message from an identity we have no chat with creates the chat and raises
 //! [`Event::ContactRequest`] once (the chat then exists).
 //!
-//! **Private groups** (payloads.md §6): chat id `uuid-0x04<creator>` (uuid from the seeded RNG). Every
-//! group message, chat text or membership change, is a `MembershipUpdateMessage` carrying all the
+//! **Private groups** (docs/protocol/payloads.md §6): chat id `uuid-0x04<creator>` (uuid from the seeded
+//! RNG). Every group message, chat text or membership change, is a `MembershipUpdateMessage` carrying all the
 //! group's signed events (plus the `PRIVATE_GROUP` `ChatMessage`, if any), sent pairwise through MVDS
 //! and the secure transport to each current member; a removal also goes to the removed member (so it
 //! learns it, as the reference sends it to the members before the change), nothing later does. The group state is the validated fold of [`super::group`]; received
@@ -675,7 +677,7 @@ impl Messenger {
         )
     }
 
-    /// Post our bundle on our contact-code topic (secure-transport.md §3.4): a signed, empty
+    /// Post our bundle on our contact-code topic (docs/protocol/secure-transport.md §3.4): a signed, empty
     /// `ContactCodeAdvertisement` as a public message, whose `ProtocolMessage` carries the bundle.
     fn advertise_contact_code(&mut self, now: Timestamp) -> Result<(), MessengerError> {
         let payload = prost::Message::encode_to_vec(&pb::ContactCodeAdvertisement::default());

@@ -79,7 +79,7 @@ impl Messenger {
         });
     }
 
-    /// Post a secure-transport message as its route says (secure-transport.md §11.2).
+    /// Post a secure-transport message as its route says (docs/protocol/secure-transport.md §11.2).
     fn post_outgoing(&mut self, out: secure::Outgoing) {
         match out.route {
             Route::Partitioned => {

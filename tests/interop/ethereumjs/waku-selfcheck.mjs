@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Checks waku.mjs against tests/vectors/waku.json (status-go oracle
-// vectors) and the self-computed examples of spec/waku.md.
+// vectors) and the self-computed examples of docs/protocol/waku.md.
 //
 //   node waku-selfcheck.mjs [path/to/waku.json]
 //

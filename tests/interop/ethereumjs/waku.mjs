@@ -1,5 +1,5 @@
 // Waku v1 (waku/1) building blocks for the interop peer, written from
-// docs/protocol/waku.md and status-transport-usage.md §2:
+// docs/protocol/waku.md and docs/protocol/status-transport-usage.md §2:
 // envelopes (§2), PoW (§3), Status options (§6), plaintext format (§9),
 // symmetric encryption (§10), public-chat topic and key.
 //
