@@ -305,7 +305,7 @@ pub mod node {
     //! `status_io_tokio::node`, for programs without an async runtime.
     //!
     //! DNS discovery: each [`Output::ResolveTxt`] is looked up on its own thread through the node's
-    //! [`TxtResolver`] (default [`SystemResolver`]; the engine keeps at most a few lookups out at once)
+    //! [`TxtResolver`] (default [`BlockingResolver`]; the engine keeps at most a few lookups out at once)
     //! and answered with [`Input::DnsResolved`]. With [`BlockingNode::with_peer_cache_file`] the engine's
     //! peer cache is written to that file every [`PEER_CACHE_SAVE_INTERVAL`] and when the node is dropped.
 
@@ -317,7 +317,7 @@ pub mod node {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use crate::dns::{save_peer_cache, SystemResolver, TxtResolver};
+    use crate::dns::{save_peer_cache, BlockingResolver, TxtResolver};
 
     /// How often a node with a peer cache file writes it.
     pub const PEER_CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -390,12 +390,12 @@ pub mod node {
                 rx,
                 sockets: BTreeMap::new(),
                 next_accept: 1,
-                resolver: Arc::new(SystemResolver::new()),
+                resolver: Arc::new(BlockingResolver::system()),
                 peer_cache: None,
             }
         }
 
-        /// Answer the engine's TXT lookups with `resolver` (default: [`SystemResolver`]).
+        /// Answer the engine's TXT lookups with `resolver` (default: [`BlockingResolver::system`]).
         pub fn with_resolver(mut self, resolver: Arc<dyn TxtResolver>) -> Self {
             self.resolver = resolver;
             self

@@ -1,6 +1,6 @@
 //! Mailserver storage for the drivers: the [`Store`] trait the engine's storage actions map onto,
-//! [`MemoryStore`] (in memory), [`RedbStore`] (on disk, the embedded default), and
-//! [`PostgresStore`] (a PostgreSQL table, see [`postgres`]).
+//! [`MemoryStore`] (in memory), `RedbStore` (on disk, the embedded default; feature `redb`), and
+//! `PostgresStore` (a PostgreSQL table, see the `postgres` module; feature `postgres`).
 //!
 //! Why redb: it is a pure-Rust embedded key-value store (no C toolchain, no server, nothing to set up),
 //! ACID with copy-on-write B-trees, actively maintained, and its ordered byte-key tables map one to one
@@ -10,13 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::Path;
 
 use bytes::Bytes;
+#[cfg(feature = "redb")]
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use status_sansio::mailserver::server::KEY_LEN;
 
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 
 /// Where a mailserver keeps envelopes, keyed by the 40-byte time-ordered key.
@@ -89,20 +91,24 @@ impl Store for MemoryStore {
     }
 }
 
+#[cfg(feature = "redb")]
 const ENVELOPES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("envelopes");
 
+#[cfg(feature = "redb")]
 fn db_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// An on-disk store in a single redb file.
+/// An on-disk store in a single redb file (feature `redb`).
+#[cfg(feature = "redb")]
 pub struct RedbStore {
     db: Database,
 }
 
+#[cfg(feature = "redb")]
 impl RedbStore {
     /// Open (or create) the store at `path`.
-    pub fn open(path: &Path) -> io::Result<Self> {
+    pub fn open(path: &std::path::Path) -> io::Result<Self> {
         let db = Database::create(path).map_err(db_err)?;
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(ENVELOPES).map_err(db_err)?;
@@ -118,6 +124,7 @@ impl RedbStore {
     }
 }
 
+#[cfg(feature = "redb")]
 impl Store for RedbStore {
     fn put(&mut self, key: [u8; KEY_LEN], value: Bytes) -> io::Result<()> {
         let mut tx = self.db.begin_write().map_err(db_err)?;
