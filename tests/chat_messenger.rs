@@ -250,6 +250,54 @@ fn messages_that_do_not_conform_are_never_shown() {
         .is_err());
 }
 
+/// A text every reference receiver refuses is not sent: the caller gets a typed error and nothing is
+/// posted or recorded. The limit counts characters: 4,096 Cyrillic characters (8,192 bytes) go out and
+/// are shown by the receiver.
+#[test]
+fn texts_over_the_character_limit_or_blank_are_refused_before_sending() {
+    use status_sansio::chat::messenger::MessengerError;
+    use status_sansio::chat::validate::{ValidationError, MAX_TEXT_CHARS};
+    let now = Timestamp::from_secs(1_700_000_000);
+    let (mut alice, mut bob) = (Client::new(1, now), Client::new(2, now));
+    for c in [&mut alice, &mut bob] {
+        c.messenger
+            .handle_input(now, Input::JoinPublicChat(CHAT.into()))
+            .unwrap();
+        c.pump(now);
+    }
+    let send = |alice: &mut Client, text: String| {
+        alice.messenger.handle_input(
+            now,
+            Input::SendText {
+                chat: CHAT.into(),
+                text,
+            },
+        )
+    };
+    for (text, err) in [
+        ("я".repeat(MAX_TEXT_CHARS + 1), ValidationError::TextTooLong),
+        ("x".repeat(MAX_TEXT_CHARS + 1), ValidationError::TextTooLong),
+        (" \n\t".to_string(), ValidationError::BlankText),
+        (String::new(), ValidationError::BlankText),
+    ] {
+        assert_eq!(send(&mut alice, text), Err(MessengerError::Text(err)));
+        assert!(alice.pump(now).is_empty(), "nothing posted");
+    }
+    assert!(alice.messenger.messages(CHAT).is_empty(), "nothing recorded");
+    assert!(!alice
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MessageSent { .. })));
+
+    let longest = "я".repeat(MAX_TEXT_CHARS);
+    assert_eq!(longest.len(), 2 * MAX_TEXT_CHARS);
+    send(&mut alice, longest.clone()).unwrap();
+    let posts = alice.pump(now);
+    assert_eq!(posts.len(), 1);
+    bob.deliver(now, &posts[0], 40);
+    assert_eq!(bob.received(), vec![(CHAT.to_string(), longest, false)]);
+}
+
 // ---- 1:1 chats, contact requests, groups, delivery, persistence ------------------------------------------
 
 mod net {

@@ -64,7 +64,7 @@ use super::group::{Group, GroupLimits};
 use super::identity::pubkey_to_hex;
 use super::log::{ChatLog, Insert, DEFAULT_MAX_MESSAGES};
 use super::payloads::{decode_chat_message, unwrap, wrap_chat_message, MessageId, MessageKind};
-use super::validate::validate_chat_message;
+use super::validate::{validate_chat_message, validate_outgoing_text};
 use crate::crypto::{PublicKey, SecretKey};
 use crate::mvds;
 use crate::rng::{fork, Seed};
@@ -395,6 +395,10 @@ pub enum MessengerError {
     /// The secure transport accepted the payload but produced no message to post (a bug if seen).
     #[error("the secure transport produced no message")]
     NoMessage,
+    /// The text to send breaks the receive rule every reference client applies (blank, or longer than
+    /// [`super::validate::MAX_TEXT_CHARS`] characters): it was not sent.
+    #[error("text not sent: {0}")]
+    Text(super::ValidationError),
     /// Bytes given to [`Messenger::import`] are not a valid state.
     #[error("invalid messenger state: {0}")]
     InvalidState(&'static str),
@@ -739,6 +743,7 @@ impl Messenger {
     }
 
     fn send_text(&mut self, now: Timestamp, chat: String, text: String) -> Result<(), MessengerError> {
+        validate_outgoing_text(&text).map_err(MessengerError::Text)?;
         if self.direct.contains_key(&chat) {
             return self.send_one_to_one(now, chat, text);
         }
