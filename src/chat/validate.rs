@@ -94,6 +94,21 @@ pub enum ValidationError {
     BlankInstallationField,
 }
 
+impl ValidationError {
+    /// The error text the reference's validator (`ValidateReceivedChatMessage`) gives for the same rule,
+    /// where it was observed (`tests/vectors/compat_status_go.json`): for matching our verdicts against
+    /// the reference's and for logs read beside a status-go node's. `None` for the other rules.
+    pub fn reference_text(&self) -> Option<&'static str> {
+        match self {
+            ValidationError::ZeroClock => Some("clock can't be 0"),
+            ValidationError::ClockInFuture => Some("clock value too high"),
+            ValidationError::BlankText => Some("text can't be empty"),
+            ValidationError::TextTooLong => Some("text shouldn't be longer than 4096"),
+            _ => None,
+        }
+    }
+}
+
 /// Rule 1 on its own: `clock != 0` and not more than two minutes ahead of `transport_time`.
 pub fn validate_clock(clock: u64, transport_time: Timestamp) -> Result<(), ValidationError> {
     if clock == 0 {

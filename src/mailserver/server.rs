@@ -6,7 +6,8 @@
 //! time, so a range is a time window.
 //!
 //! Serving a request:
-//! 1. decode it: the direct `MessagesRequest` list (request id = its `ID`), or a request envelope (form b),
+//! 1. decode it: the direct `MessagesRequest` list of six fields (`shh/6`, selection by bloom) or seven
+//!    (`waku/1`) (request id = its `ID`; see [`super::decode_request`]), or a request envelope (form b),
 //!    opened with the configured symmetric key or private key, signed (required), carrying a
 //!    `MessagesRequestPayload` (request id = the envelope hash);
 //! 2. apply the defaults and checks of status-go (`limit 0 → 1000`, `upper 0 → now + 60`, `lower ≤ upper`,
@@ -31,7 +32,7 @@ use crate::crypto::SecretKey;
 use crate::rng::{SeededHashMap, SeededState};
 use crate::time::Timestamp;
 use crate::waku::message::{decrypt_asymmetric, decrypt_symmetric, parse_plaintext};
-use crate::waku::request::{MessagesRequest, MessagesRequestPayload, RequestComplete, CURSOR_LEN, MAX_LIMIT};
+use crate::waku::request::{MessagesRequestPayload, RequestComplete, CURSOR_LEN, MAX_LIMIT};
 use crate::waku::{Bloom, Envelope, PeerId, Topic};
 
 /// Storage key length: `sent (4) ‖ hash (32) ‖ topic (4)`.
@@ -297,8 +298,8 @@ impl MailServer {
                 topics: p.topics,
             });
         }
-        // Form c: the direct request.
-        let r = MessagesRequest::decode(data).map_err(|_| {
+        // Form c: the direct request, six fields (shh/6) or seven (waku/1), whatever our dialect.
+        let (r, _shape) = super::decode_request(data).map_err(|_| {
             let id: [u8; 32] = crate::crypto::keccak256(data);
             (
                 id,
