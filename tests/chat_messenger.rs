@@ -298,6 +298,124 @@ fn texts_over_the_character_limit_or_blank_are_refused_before_sending() {
     assert_eq!(bob.received(), vec![(CHAT.to_string(), longest, false)]);
 }
 
+/// Images (with or without a caption), audio and stickers arrive as typed content with their bytes in the
+/// event; the chat log keeps their length and hash; each has a one-line description.
+#[test]
+fn media_messages_arrive_as_typed_content() {
+    use pb::chat_message::{ContentType as C, Payload};
+    use status_sansio::chat::messenger::Content;
+    let now = Timestamp::from_secs(1_700_000_000);
+    let mut bob = Client::new(2, now);
+    bob.messenger
+        .handle_input(now, Input::JoinPublicChat(CHAT.into()))
+        .unwrap();
+    bob.pump(now);
+    let carol = SecretKey::random(&mut Seed::from_u64(67).rng());
+    let base = pb::ChatMessage {
+        clock: now.as_millis(),
+        timestamp: now.as_millis(),
+        chat_id: CHAT.into(),
+        message_type: pb::MessageType::PublicGroup as i32,
+        ..Default::default()
+    };
+    let png = bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\n not really an image");
+    let aac = bytes::Bytes::from_static(b"not really audio");
+    let cases = [
+        pb::ChatMessage {
+            content_type: C::Image as i32,
+            payload: Some(Payload::Image(pb::ImageMessage {
+                payload: png.clone(),
+                r#type: pb::ImageType::Png as i32,
+                ..Default::default()
+            })),
+            ..base.clone()
+        },
+        pb::ChatMessage {
+            clock: base.clock + 1,
+            text: "a caption".into(),
+            content_type: C::Image as i32,
+            payload: Some(Payload::Image(pb::ImageMessage {
+                payload: png.clone(),
+                r#type: pb::ImageType::Png as i32,
+                ..Default::default()
+            })),
+            ..base.clone()
+        },
+        pb::ChatMessage {
+            clock: base.clock + 2,
+            text: "Update to listen".into(),
+            content_type: C::Audio as i32,
+            payload: Some(Payload::Audio(pb::AudioMessage {
+                payload: aac.clone(),
+                r#type: pb::audio_message::AudioType::Aac as i32,
+                duration_ms: 1_500,
+            })),
+            ..base.clone()
+        },
+        pb::ChatMessage {
+            clock: base.clock + 3,
+            text: "Update to see a sticker".into(),
+            content_type: C::Sticker as i32,
+            payload: Some(Payload::Sticker(pb::StickerMessage {
+                hash: "e3010170122000".into(),
+                pack: 3,
+            })),
+            ..base.clone()
+        },
+    ];
+    for (k, m) in cases.iter().enumerate() {
+        bob.deliver(now, &forged(now, &carol, m), 50 + k as u64);
+    }
+    assert!(bob.dropped().is_empty(), "{:?}", bob.dropped());
+    let shown: Vec<_> = bob
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown.len(), cases.len());
+    let keccak = status_sansio::crypto::keccak256;
+    match &shown[0].content {
+        Content::Image(m) => {
+            assert_eq!(
+                (m.data.clone(), m.hash, m.len),
+                (png.clone(), keccak(&png), png.len())
+            );
+            assert!(shown[0].text.is_empty());
+        }
+        c => panic!("{c:?}"),
+    }
+    assert!(matches!(&shown[1].content, Content::Image(m) if m.data == png));
+    assert_eq!(shown[1].text, "a caption");
+    assert!(shown[1].describe().starts_with("[image PNG, "));
+    assert!(shown[1].describe().ends_with(" a caption"));
+    match &shown[2].content {
+        Content::Audio { media, duration_ms } => {
+            assert_eq!((media.data.clone(), *duration_ms), (aac.clone(), 1_500));
+            assert!(shown[2].describe().starts_with("[audio AAC, 1.5 s, "));
+        }
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(
+        shown[3].content,
+        Content::Sticker {
+            hash: "e3010170122000".into(),
+            pack: 3
+        }
+    );
+    // The log: same entries, media bytes dropped, hashes kept.
+    let log = bob.messenger.messages(CHAT);
+    assert_eq!(log.len(), 4);
+    match &log[0].content {
+        Content::Image(m) => assert!(m.data.is_empty() && m.hash == keccak(&png) && m.len == png.len()),
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(log[0].describe(), shown[0].describe());
+    assert_eq!(log[3].content, shown[3].content);
+}
+
 // ---- 1:1 chats, contact requests, groups, delivery, persistence ------------------------------------------
 
 mod net {

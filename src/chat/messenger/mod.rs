@@ -22,6 +22,10 @@
 //! body is handled at once (de-duplicated by message id) and the payload is fed to the MVDS node, which
 //! ACKs it.
 //!
+//! **Content**: every shown message carries its typed [`Content`] (text, sticker, image, audio) in
+//! [`ChatEntry::content`], media bytes included in the event; [`ChatEntry::describe`] is its one-line
+//! description. Texts we send are checked against the receive rule first ([`MessengerError::Text`]).
+//!
 //! **Contact requests**: a 1:1 message from an identity we have no chat with creates the chat and raises
 //! [`Event::ContactRequest`] once (the chat then exists).
 //!
@@ -60,6 +64,7 @@ use rand_chacha::ChaCha20Rng;
 use status_proto::protobuf as pb;
 use zeroize::Zeroizing;
 
+pub use super::content::Content;
 use super::group::{Group, GroupLimits};
 use super::identity::pubkey_to_hex;
 use super::log::{ChatLog, Insert, DEFAULT_MAX_MESSAGES};
@@ -281,8 +286,20 @@ pub struct ChatEntry {
     pub clock: u64,
     /// The sender's timestamp (ms).
     pub timestamp: u64,
-    /// The text.
+    /// The text (an image's caption, a sticker's or audio's placeholder; may be empty for an image).
     pub text: String,
+    /// What the message carries besides its text: sticker, image or audio (with its bytes in
+    /// [`Event::MessageReceived`]; the chat log, [`Messenger::messages`], keeps their length and hash
+    /// only, and [`Messenger::export`] keeps neither: an imported entry is [`Content::Text`]).
+    pub content: Content,
+}
+
+impl ChatEntry {
+    /// One line describing the message ([`super::content::describe`]): the text, or a tag for a
+    /// sticker, image (then its caption) or audio. The text is the peer's: escape it before printing.
+    pub fn describe(&self) -> String {
+        super::content::describe(&self.content, &self.text)
+    }
 }
 
 /// The kind of a chat.
@@ -893,17 +910,21 @@ impl Messenger {
     /// Show a received message that passed every check, unless the chat already has it.
     fn show(&mut self, kind: ChatKind, chat: String, id: MessageId, author: PublicKey, cm: pb::ChatMessage) {
         let own = author == self.me;
+        let content = Content::of(&cm);
         let entry = ChatEntry {
             id,
             author,
             clock: cm.clock,
             timestamp: cm.timestamp,
             text: cm.text,
+            content: content.without_data(),
         };
         let Some(log) = self.log_mut(kind, &chat) else {
             return;
         };
         if log.insert(id, entry.clock, entry.clone()) == Insert::Added {
+            // The event carries the media bytes; the log keeps their length and hash.
+            let entry = ChatEntry { content, ..entry };
             self.event(Event::MessageReceived {
                 chat,
                 message: entry,
@@ -930,6 +951,7 @@ impl Messenger {
                 clock,
                 timestamp,
                 text,
+                content: Content::Text,
             };
             let _ = log.insert(id, clock, entry);
         }

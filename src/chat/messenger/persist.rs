@@ -230,6 +230,7 @@ impl<'a> Reader<'a> {
                 clock,
                 timestamp,
                 text,
+                content: super::Content::Text,
             };
             let _ = log.insert(id, clock, entry);
         }
