@@ -34,8 +34,8 @@
 //!   mailserver). The failed mailserver is left alone for `failover_cooldown` or until it reconnects. The
 //!   disconnection of the mailserver in use fails over at once. With no mailserver left the topics stay
 //!   due and are synced when one connects; `last_seen` keeps the progress made (the last cursor's time).
-//! * **Pacing**: requests to one mailserver are at least `request_gap` apart (the server rate-limits
-//!   one request per interval and peer).
+//! * **Pacing**: requests to one mailserver are at least `request_gap` apart (politeness toward servers
+//!   that still limit requests per second; ours limits scan work, see [`super::server`]).
 //! * **De-duplication**: [`HistoryClient::on_envelope`] remembers the last `max_seen_envelopes` hashes;
 //!   an envelope seen again (a page asked twice, an overlap of windows, two mailservers) is reported as
 //!   not new.
