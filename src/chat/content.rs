@@ -74,11 +74,11 @@ pub enum Content {
         pack: i32,
     },
     /// An image; the text is its caption (possibly empty).
-    Image(Media),
+    Image(Box<Media>),
     /// An audio message.
     Audio {
         /// The audio.
-        media: Media,
+        media: Box<Media>,
         /// Its duration, ms.
         duration_ms: u64,
     },
@@ -99,10 +99,10 @@ impl Content {
                 pack: s.pack,
             },
             (Ok(ContentType::Image), Some(Payload::Image(i))) => {
-                Content::Image(Media::new(i.r#type, &i.payload))
+                Content::Image(Box::new(Media::new(i.r#type, &i.payload)))
             }
             (Ok(ContentType::Audio), Some(Payload::Audio(a))) => Content::Audio {
-                media: Media::new(a.r#type, &a.payload),
+                media: Box::new(Media::new(a.r#type, &a.payload)),
                 duration_ms: a.duration_ms,
             },
             (Ok(ContentType::Community | ContentType::DiscordMessage | ContentType::BridgeMessage), _) => {
@@ -117,9 +117,9 @@ impl Content {
     /// The same content without media bytes (what a chat log keeps).
     pub fn without_data(&self) -> Content {
         match self {
-            Content::Image(m) => Content::Image(m.without_data()),
+            Content::Image(m) => Content::Image(Box::new(m.without_data())),
             Content::Audio { media, duration_ms } => Content::Audio {
-                media: media.without_data(),
+                media: Box::new(media.without_data()),
                 duration_ms: *duration_ms,
             },
             other => other.clone(),

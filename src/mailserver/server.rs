@@ -353,7 +353,7 @@ impl MailServer {
             next_prune: Some(now + config.prune_interval),
             config,
             active: BTreeMap::new(),
-            peers: SeededHashMap::with_hasher(hasher.clone()),
+            peers: SeededHashMap::with_hasher(hasher),
             request_order: VecDeque::new(),
             ips: SeededHashMap::with_hasher(hasher),
             ip_order: VecDeque::new(),
