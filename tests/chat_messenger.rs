@@ -250,6 +250,172 @@ fn messages_that_do_not_conform_are_never_shown() {
         .is_err());
 }
 
+/// A text every reference receiver refuses is not sent: the caller gets a typed error and nothing is
+/// posted or recorded. The limit counts characters: 4,096 Cyrillic characters (8,192 bytes) go out and
+/// are shown by the receiver.
+#[test]
+fn texts_over_the_character_limit_or_blank_are_refused_before_sending() {
+    use status_sansio::chat::messenger::MessengerError;
+    use status_sansio::chat::validate::{ValidationError, MAX_TEXT_CHARS};
+    let now = Timestamp::from_secs(1_700_000_000);
+    let (mut alice, mut bob) = (Client::new(1, now), Client::new(2, now));
+    for c in [&mut alice, &mut bob] {
+        c.messenger
+            .handle_input(now, Input::JoinPublicChat(CHAT.into()))
+            .unwrap();
+        c.pump(now);
+    }
+    let send = |alice: &mut Client, text: String| {
+        alice.messenger.handle_input(
+            now,
+            Input::SendText {
+                chat: CHAT.into(),
+                text,
+            },
+        )
+    };
+    for (text, err) in [
+        ("я".repeat(MAX_TEXT_CHARS + 1), ValidationError::TextTooLong),
+        ("x".repeat(MAX_TEXT_CHARS + 1), ValidationError::TextTooLong),
+        (" \n\t".to_string(), ValidationError::BlankText),
+        (String::new(), ValidationError::BlankText),
+    ] {
+        assert_eq!(send(&mut alice, text), Err(MessengerError::Text(err)));
+        assert!(alice.pump(now).is_empty(), "nothing posted");
+    }
+    assert!(alice.messenger.messages(CHAT).is_empty(), "nothing recorded");
+    assert!(!alice
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MessageSent { .. })));
+
+    let longest = "я".repeat(MAX_TEXT_CHARS);
+    assert_eq!(longest.len(), 2 * MAX_TEXT_CHARS);
+    send(&mut alice, longest.clone()).unwrap();
+    let posts = alice.pump(now);
+    assert_eq!(posts.len(), 1);
+    bob.deliver(now, &posts[0], 40);
+    assert_eq!(bob.received(), vec![(CHAT.to_string(), longest, false)]);
+}
+
+/// Images (with or without a caption), audio and stickers arrive as typed content with their bytes in the
+/// event; the chat log keeps their length and hash; each has a one-line description.
+#[test]
+fn media_messages_arrive_as_typed_content() {
+    use pb::chat_message::{ContentType as C, Payload};
+    use status_sansio::chat::messenger::Content;
+    let now = Timestamp::from_secs(1_700_000_000);
+    let mut bob = Client::new(2, now);
+    bob.messenger
+        .handle_input(now, Input::JoinPublicChat(CHAT.into()))
+        .unwrap();
+    bob.pump(now);
+    let carol = SecretKey::random(&mut Seed::from_u64(67).rng());
+    let base = pb::ChatMessage {
+        clock: now.as_millis(),
+        timestamp: now.as_millis(),
+        chat_id: CHAT.into(),
+        message_type: pb::MessageType::PublicGroup as i32,
+        ..Default::default()
+    };
+    let png = bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\n not really an image");
+    let aac = bytes::Bytes::from_static(b"not really audio");
+    let cases = [
+        pb::ChatMessage {
+            content_type: C::Image as i32,
+            payload: Some(Payload::Image(pb::ImageMessage {
+                payload: png.clone(),
+                r#type: pb::ImageType::Png as i32,
+                ..Default::default()
+            })),
+            ..base.clone()
+        },
+        pb::ChatMessage {
+            clock: base.clock + 1,
+            text: "a caption".into(),
+            content_type: C::Image as i32,
+            payload: Some(Payload::Image(pb::ImageMessage {
+                payload: png.clone(),
+                r#type: pb::ImageType::Png as i32,
+                ..Default::default()
+            })),
+            ..base.clone()
+        },
+        pb::ChatMessage {
+            clock: base.clock + 2,
+            text: "Update to listen".into(),
+            content_type: C::Audio as i32,
+            payload: Some(Payload::Audio(pb::AudioMessage {
+                payload: aac.clone(),
+                r#type: pb::audio_message::AudioType::Aac as i32,
+                duration_ms: 1_500,
+            })),
+            ..base.clone()
+        },
+        pb::ChatMessage {
+            clock: base.clock + 3,
+            text: "Update to see a sticker".into(),
+            content_type: C::Sticker as i32,
+            payload: Some(Payload::Sticker(pb::StickerMessage {
+                hash: "e3010170122000".into(),
+                pack: 3,
+            })),
+            ..base.clone()
+        },
+    ];
+    for (k, m) in cases.iter().enumerate() {
+        bob.deliver(now, &forged(now, &carol, m), 50 + k as u64);
+    }
+    assert!(bob.dropped().is_empty(), "{:?}", bob.dropped());
+    let shown: Vec<_> = bob
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown.len(), cases.len());
+    let keccak = status_sansio::crypto::keccak256;
+    match &shown[0].content {
+        Content::Image(m) => {
+            assert_eq!(
+                (m.data.clone(), m.hash, m.len),
+                (png.clone(), keccak(&png), png.len())
+            );
+            assert!(shown[0].text.is_empty());
+        }
+        c => panic!("{c:?}"),
+    }
+    assert!(matches!(&shown[1].content, Content::Image(m) if m.data == png));
+    assert_eq!(shown[1].text, "a caption");
+    assert!(shown[1].describe().starts_with("[image PNG, "));
+    assert!(shown[1].describe().ends_with(" a caption"));
+    match &shown[2].content {
+        Content::Audio { media, duration_ms } => {
+            assert_eq!((media.data.clone(), *duration_ms), (aac.clone(), 1_500));
+            assert!(shown[2].describe().starts_with("[audio AAC, 1.5 s, "));
+        }
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(
+        shown[3].content,
+        Content::Sticker {
+            hash: "e3010170122000".into(),
+            pack: 3
+        }
+    );
+    // The log: same entries, media bytes dropped, hashes kept.
+    let log = bob.messenger.messages(CHAT);
+    assert_eq!(log.len(), 4);
+    match &log[0].content {
+        Content::Image(m) => assert!(m.data.is_empty() && m.hash == keccak(&png) && m.len == png.len()),
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(log[0].describe(), shown[0].describe());
+    assert_eq!(log[3].content, shown[3].content);
+}
+
 // ---- 1:1 chats, contact requests, groups, delivery, persistence ------------------------------------------
 
 mod net {
@@ -278,6 +444,8 @@ mod net {
         pub from: usize,
         pub topic: Topic,
         pub asymmetric: bool,
+        /// The message payload (a secure-transport `ProtocolMessage`).
+        pub payload: Vec<u8>,
     }
 
     /// Messengers on real Waku message crypto (ECIES / AES-GCM, signatures, PoW), every post broadcast to
@@ -401,6 +569,7 @@ mod net {
                 from,
                 topic: post.topic,
                 asymmetric: matches!(post.key, PostKey::Asymmetric(_)),
+                payload: post.payload.clone(),
             });
             let now = self.now;
             let mut env = waku::message::wrap(&mut self.rng, now.as_secs(), post).unwrap();
@@ -1246,4 +1415,125 @@ fn our_bundle_is_advertised_on_our_contact_code_topic() {
     assert!(posts(&mut m).is_empty());
     m.handle_timeout(first + Duration::from_secs(6 * 3600));
     assert_eq!(posts(&mut m).len(), 1);
+}
+
+/// The encrypted entries of the first post `from` made to `to`'s partitioned topic after `mark`.
+fn first_direct_entries(
+    net: &Net,
+    mark: usize,
+    from: usize,
+    to: usize,
+) -> Vec<status_proto::encryption::EncryptedMessageProtocol> {
+    use prost::Message as _;
+    let topic = status::partitioned_topic(&net.pk(to));
+    let post = net.sent[mark..]
+        .iter()
+        .find(|s| s.from == from && s.topic == topic && s.asymmetric)
+        .expect("a direct post");
+    let pm = status_proto::encryption::ProtocolMessage::decode(&post.payload[..]).unwrap();
+    pm.encrypted_message.into_values().collect()
+}
+
+/// Contact codes: Alice listens on the contact-code topic of Bob, her contact; Bob's advertisement
+/// gives her his bundle, so her first message to him starts an X3DH session (an X3DH header on a
+/// double-ratchet message, a session stored) instead of going DH-only, and Bob decrypts it. Carol, whose
+/// advertisement went out before Alice listened to her, gets the DH-only first contact. When Bob's
+/// prekey rotates, his next advertisement moves Alice to the new prekey.
+#[test]
+fn first_contact_through_a_contact_code_advertisement_uses_x3dh() {
+    use status_sansio::secure::dh::CompressedKey;
+    let mut net = Net::new(0, 3);
+    for i in 0..3u64 {
+        let k = net::key(1000 + i);
+        let mut c = MessengerConfig::new(k.clone(), format!("dev-{i}"));
+        c.secure.bundle_refresh_interval = Duration::from_secs(3600);
+        c.contact_code_interval = Some(Duration::from_secs(3600));
+        let m = Messenger::new(net.now, c, Seed::from_u64(300 + i));
+        net.add(k, m);
+    }
+    net.settle();
+    let (bob, carol) = (net.pk(1), net.pk(2));
+    net.input(0, Input::StartOneToOne(bob));
+    assert_eq!(net.peers[0].messenger.contact_code_topics(), 1);
+    // Bob (and Carol) advertise 120 s after start.
+    net.run(Duration::from_secs(125));
+    let adverts = |net: &Net, who| {
+        net.sent
+            .iter()
+            .filter(|s| s.topic == status::contact_code_topic(&who))
+            .count()
+    };
+    assert_eq!((adverts(&net, bob), adverts(&net, carol)), (1, 1));
+    assert_eq!(net.peers[0].messenger.secure().session_count(), 0);
+    assert!(net.dropped(0).is_empty(), "{:?}", net.dropped(0));
+
+    let mark = net.sent.len();
+    let to_bob = Messenger::one_to_one_chat_id(&bob);
+    send(&mut net, 0, &to_bob, "first contact, forward secret");
+    net.run(Duration::from_secs(2));
+    let entries = first_direct_entries(&net, mark, 0, 1);
+    assert!(!entries.is_empty());
+    for e in &entries {
+        assert!(e.x3dh_header.is_some() && e.dr_header.is_some(), "{e:?}");
+        assert!(e.dh_header.is_none());
+    }
+    assert_eq!(net.peers[0].messenger.secure().session_count(), 1);
+    let alice_hex = Messenger::one_to_one_chat_id(&net.pk(0));
+    assert_eq!(net.texts(1, &alice_hex), vec!["first contact, forward secret"]);
+
+    // Carol advertised before Alice listened to her: DH-only, as before.
+    net.input(0, Input::StartOneToOne(carol));
+    let mark = net.sent.len();
+    send(&mut net, 0, &Messenger::one_to_one_chat_id(&carol), "hi carol");
+    net.run(Duration::from_secs(2));
+    let entries = first_direct_entries(&net, mark, 0, 2);
+    assert!(entries
+        .iter()
+        .all(|e| e.dh_header.is_some() && e.x3dh_header.is_none()));
+    assert_eq!(net.texts(2, &alice_hex), vec!["hi carol"]);
+
+    // Bob's prekey rotates after an hour; his next advertisement brings the new one to Alice.
+    let bob_c = CompressedKey::from_public(&bob);
+    let prekey = |net: &Net| {
+        let v: Vec<_> = net.peers[0]
+            .messenger
+            .secure()
+            .installations()
+            .of(&bob_c)
+            .filter_map(|i| i.signed_pre_key)
+            .collect();
+        assert_eq!(v.len(), 1);
+        v[0]
+    };
+    let before = prekey(&net);
+    net.run(Duration::from_secs(3600));
+    assert_eq!(adverts(&net, bob), 2);
+    let after = prekey(&net);
+    assert!(
+        after.1 > before.1 && after.0 != before.0,
+        "{before:?} -> {after:?}"
+    );
+    assert!(net.dropped(0).is_empty(), "{:?}", net.dropped(0));
+
+    // After an import the contacts' topics are listened to again from the first timer (no PBKDF2 in
+    // the import itself), at most `max_contact_codes` of them.
+    let state = net.peers[0].messenger.export();
+    let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
+    cfg.max_contact_codes = 1;
+    let mut m = Messenger::import(net.now, cfg, Seed::from_u64(9), &state).unwrap();
+    assert_eq!(m.contact_code_topics(), 0);
+    assert!(m.poll_timeout().is_some_and(|t| t <= net.now));
+    m.handle_timeout(net.now);
+    assert_eq!(m.contact_code_topics(), 1);
+    let mut subs = 0;
+    while let Some(o) = m.poll_output() {
+        if let Output::Subscribe { chat, .. } = o {
+            subs += usize::from(chat.starts_with(messenger_prefix()));
+        }
+    }
+    assert_eq!(subs, 1);
+}
+
+fn messenger_prefix() -> &'static str {
+    status_sansio::chat::messenger::CONTACT_CODE_SUBSCRIPTION_PREFIX
 }

@@ -55,6 +55,21 @@ fn chat_message_rules() {
     assert_eq!(with(&|m| m.text = " \t\n".into()), Err(E::BlankText));
     assert_eq!(with(&|m| m.text = "x".repeat(4096)), Ok(()));
     assert_eq!(with(&|m| m.text = "x".repeat(4097)), Err(E::TextTooLong));
+    // The limit counts characters, not bytes (2-byte Cyrillic, 4-byte emoji).
+    assert_eq!(with(&|m| m.text = "я".repeat(4096)), Ok(()));
+    assert_eq!(with(&|m| m.text = "я".repeat(4097)), Err(E::TextTooLong));
+    assert_eq!(with(&|m| m.text = "\u{1f600}".repeat(4096)), Ok(()));
+    assert_eq!(with(&|m| m.text = "\u{1f600}".repeat(4097)), Err(E::TextTooLong));
+    // DISCORD and BRIDGE messages carry no text (2024 reference).
+    for c in [C::DiscordMessage, C::BridgeMessage] {
+        assert_eq!(
+            with(&|m| {
+                m.content_type = c as i32;
+                m.text.clear();
+            }),
+            Ok(())
+        );
+    }
     // 4. chat id
     assert_eq!(with(&|m| m.chat_id.clear()), Err(E::EmptyChatId));
     // 5. message type
@@ -101,6 +116,24 @@ fn chat_message_rules() {
         }),
         Ok(())
     );
+    // An image needs no caption, but a caption of blanks or too long a caption is refused.
+    let png = Some(Payload::Image(pb::ImageMessage {
+        payload: b"png".as_slice().into(),
+        r#type: 1,
+        ..Default::default()
+    }));
+    for (text, expected) in [
+        (String::new(), Ok(())),
+        (" ".to_string(), Err(E::BlankText)),
+        ("x".repeat(4097), Err(E::TextTooLong)),
+    ] {
+        let r = with(&|m| {
+            m.content_type = C::Image as i32;
+            m.payload = png.clone();
+            m.text = text.clone();
+        });
+        assert_eq!(r, expected, "{:?}", text.len());
+    }
     let image = |payload: &'static [u8], t: i32| {
         Some(Payload::Image(pb::ImageMessage {
             payload: payload.into(),

@@ -159,16 +159,34 @@ mod payloads {
             i64::from(msg.customization_color),
             f["customization_color"].as_i64().unwrap()
         );
-        assert_eq!(s(&f["payload_oneof"]), "*protobuf.ChatMessage_Sticker");
-        match &msg.payload {
-            Some(pb::chat_message::Payload::Sticker(st)) => {
-                // From the recorded Go literal: sticker:{hash:"e30101701226761cbd541c5996c" pack:7}.
-                assert_eq!(st.hash, "e30101701226761cbd541c5996c");
-                assert_eq!(st.pack, 7);
-            }
-            other => panic!("{other:?}"),
-        }
+        // The oneof payload: its Go type name is the recorded one, and its fields appear in the recorded
+        // Go literal (prototext form: `name:{field:value  field:value}`, strings quoted).
         let go = s(&m["chat_message_go"]);
+        let (oneof, literal) = match &msg.payload {
+            Some(pb::chat_message::Payload::Sticker(st)) => (
+                "Sticker",
+                Some(format!("sticker:{{hash:{:?}  pack:{}}}", st.hash, st.pack)),
+            ),
+            Some(pb::chat_message::Payload::Image(_)) => ("Image", None),
+            Some(pb::chat_message::Payload::Audio(a)) => {
+                ("Audio", Some(format!("duration_ms:{}", a.duration_ms)))
+            }
+            Some(pb::chat_message::Payload::Community(_)) => ("Community", None),
+            Some(pb::chat_message::Payload::DiscordMessage(_)) => ("DiscordMessage", None),
+            Some(pb::chat_message::Payload::BridgeMessage(_)) => ("BridgeMessage", None),
+            None => ("", None),
+        };
+        assert_eq!(
+            s(&f["payload_oneof"]),
+            if oneof.is_empty() {
+                String::new()
+            } else {
+                format!("*protobuf.ChatMessage_{oneof}")
+            }
+        );
+        if let Some(literal) = literal {
+            assert!(go.contains(&literal), "{literal} not in {go}");
+        }
         let crp = msg.contact_request_propagated_state.as_ref().unwrap();
         assert!(go.contains(&format!(
             "local_clock:{}  local_state:{}  remote_clock:{}  remote_state:{}",
@@ -179,8 +197,15 @@ mod payloads {
             "shard:{{cluster:{}  index:{}}}",
             shard.cluster, shard.index
         )));
-        assert_eq!(msg.unfurled_links.len(), 1);
-        assert!(!msg.unfurled_status_links.is_empty());
+        // As many links as the literal shows (the nested status-link list is one field).
+        assert_eq!(
+            msg.unfurled_links.len(),
+            go.matches("unfurled_links:{url:").count()
+        );
+        assert_eq!(
+            !msg.unfurled_status_links.is_empty(),
+            go.contains("unfurled_status_links:{")
+        );
         assert_eq!(encode_chat_message(&msg), chat_pb);
 
         // Wrapping with the recorded key reproduces the recorded signature, wrapper and id (RFC 6979).

@@ -1,7 +1,7 @@
 //! The mailserver server against an in-memory store that carries out its storage actions: archive,
 //! history by topics and by bloom over several cursor pages (every matching envelope exactly once, in
 //! time order), the envelope-form request (signed, encrypted), rejected requests with the error payload,
-//! rate limiting, a bounded scan over a sparse window, and retention.
+//! the work limiter (per peer, per address, burst, continuations), a bounded scan over a sparse window, and retention.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -328,50 +328,117 @@ fn bad_requests_get_the_error_payload_and_nothing_else() {
     assert!(h.server.handle_input(now, stray).is_err());
 }
 
-#[test]
-fn one_request_per_interval_per_peer() {
-    let mut h = Harness::new(MailServerConfig::default());
-    archive(&mut h, &envelopes(10, &topics()));
-    let now = Timestamp::from_secs(T0 + 1000);
-    let req = || request(0, vec![topics()[0]], Bytes::new(), 10, Bytes::new());
+/// Outcomes of `h`'s completions to `peer` from index `from` on: true for success.
+fn outcomes(h: &Harness, peer: u64, from: usize) -> Vec<bool> {
+    h.completions[from..]
+        .iter()
+        .filter(|(p, _)| p.0 == peer)
+        .map(|(_, c)| matches!(c, RequestComplete::Success { .. }))
+        .collect()
+}
+
+fn ask(h: &mut Harness, now: Timestamp, peer: u64, cursor: Bytes) -> RequestComplete {
+    let n = h.completions.len();
     h.run(
         now,
         Input::Request {
-            peer: PeerId(1),
-            data: req(),
+            peer: PeerId(peer),
+            data: request(peer as u8, vec![topics()[0]], Bytes::new(), 2, cursor),
         },
     );
-    h.run(
-        now + Duration::from_millis(300),
-        Input::Request {
-            peer: PeerId(1),
-            data: req(),
-        },
-    );
-    h.run(
-        now + Duration::from_millis(300),
-        Input::Request {
-            peer: PeerId(2),
-            data: req(),
-        },
-    );
-    h.run(
-        now + Duration::from_millis(1300),
-        Input::Request {
-            peer: PeerId(1),
-            data: req(),
-        },
-    );
-    let kinds: Vec<_> = h
-        .completions
-        .iter()
-        .map(|(p, c)| (p.0, matches!(c, RequestComplete::Success { .. })))
-        .collect();
-    assert_eq!(kinds, vec![(1, true), (1, false), (2, true), (1, true)]);
-    match &h.completions[1].1 {
+    assert_eq!(h.completions.len(), n + 1);
+    h.completions[n].1.clone()
+}
+
+/// The limiter charges work (a fixed cost per request plus the keys examined) to a bucket per peer and
+/// per IP address: a burst of requests at one instant is served up to the bucket, then refused with
+/// "rate limit exceeded"; a continuation of a cursor this server gave is still served (a forged cursor is
+/// not); the bucket refills with time; peers behind one address share its bucket, others do not.
+#[test]
+fn scan_work_is_limited_per_peer_and_per_ip_with_burst_and_continuations() {
+    let cfg = MailServerConfig {
+        peer_scan_rate: 100,
+        peer_scan_burst: 1_000,
+        ip_scan_rate: 100,
+        ip_scan_burst: 1_500,
+        request_cost: 100,
+        ..MailServerConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    archive(&mut h, &envelopes(12, &topics()));
+    let now = Timestamp::from_secs(T0 + 1000);
+
+    // A burst from peer 1 at one instant: served while its bucket lasts, then refused.
+    let mut cursor = None;
+    let mut verdicts = vec![];
+    for _ in 0..20 {
+        let c = ask(&mut h, now, 1, Bytes::new());
+        if let RequestComplete::Success { cursor: Some(k), .. } = &c {
+            cursor = Some(k.clone());
+        }
+        verdicts.push(matches!(c, RequestComplete::Success { .. }));
+    }
+    let served = verdicts.iter().filter(|v| **v).count();
+    // Each request costs 100 plus the keys it examined (at least one): at most 10 fit in 1,000.
+    assert!((5..10).contains(&served), "{verdicts:?}");
+    assert!(verdicts[..served].iter().all(|v| *v) && verdicts[served..].iter().all(|v| !*v));
+    match &h.completions.last().unwrap().1 {
         RequestComplete::Failure { error, .. } => assert_eq!(error, "rate limit exceeded"),
         c => panic!("{c:?}"),
     }
+    // A continuation of a cursor we gave peer 1 still goes through; a cursor we never gave does not.
+    let cursor = cursor.expect("pages of 2 give cursors");
+    assert!(matches!(
+        ask(&mut h, now, 1, cursor.clone()),
+        RequestComplete::Success { .. }
+    ));
+    let mut forged = cursor.to_vec();
+    forged[35] ^= 1;
+    assert!(matches!(
+        ask(&mut h, now, 1, Bytes::from(forged)),
+        RequestComplete::Failure { .. }
+    ));
+    // ... and each cursor once only.
+    assert!(matches!(
+        ask(&mut h, now, 1, cursor),
+        RequestComplete::Failure { .. }
+    ));
+    // Another peer is not affected.
+    assert!(matches!(
+        ask(&mut h, now, 9, Bytes::new()),
+        RequestComplete::Success { .. }
+    ));
+    // The bucket refills: 20 s at 100/s is more than a burst.
+    let later = now + Duration::from_secs(20);
+    assert!(matches!(
+        ask(&mut h, later, 1, Bytes::new()),
+        RequestComplete::Success { .. }
+    ));
+
+    // Peers 2 and 3 behind one address share its bucket of 1,500: together they get about what one
+    // address may spend, peer 3 less than its own bucket would allow; peer 4 elsewhere gets its own.
+    let ip_a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let ip_b: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    for (peer, ip) in [(2, ip_a), (3, ip_a), (4, ip_b)] {
+        h.run(
+            later,
+            Input::PeerIp {
+                peer: PeerId(peer),
+                ip,
+            },
+        );
+    }
+    let mark = h.completions.len();
+    for peer in [2, 3, 4] {
+        for _ in 0..20 {
+            ask(&mut h, later, peer, Bytes::new());
+        }
+    }
+    let count = |peer| outcomes(&h, peer, mark).iter().filter(|v| **v).count();
+    let (two, three, four) = (count(2), count(3), count(4));
+    assert!((5..10).contains(&two), "{two}");
+    assert!(two + three < 15 && three < two, "{two} {three}");
+    assert_eq!(four, two, "another address has its own bucket");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! | [`payloads`] | §2 the signed wrapper, author recovery and message ids; §3, §7 typed payloads |
 //! | [`clock`] | §4 Lamport clocks |
 //! | [`validate`] | §3.1, §7 receive validation rules |
+//! | [`content`] | §3 stickers, images and audio as typed content; one-line descriptions |
 //! | [`log`] | §2.1, §4 de-duplication by id, display order, the chat's clock |
 //! | [`group`] | §6 private group membership events, signatures, the group fold |
 //! | [`messenger`] | §1 layering, §5 chat ids and matching, §6.4 group sending; docs/protocol/status-transport-usage.md §2–§3 topics and keys; docs/protocol/mvds.md §6 |
@@ -18,6 +19,7 @@
 //! [`crate::mvds::Payload::unwrap_datasync`].
 
 pub mod clock;
+pub mod content;
 pub mod group;
 pub mod identity;
 pub mod log;

@@ -8,7 +8,13 @@
 //! hands it every request-complete payload from a trusted peer ([`HistoryClient::on_request_complete`])
 //! and every envelope hash that arrived in a P2P message ([`HistoryClient::on_envelope`], which answers
 //! whether the envelope is new). It emits [`Output::Request`] (a direct-form `MessagesRequest` to send as
-//! P2P Request, code 126) and [`Event`]s.
+//! P2P Request, code 126, encoded with [`super::encode_request`] for the peer's dialect) and [`Event`]s.
+//!
+//! **Dialects** (§4.3 (c)): a mailserver that connected over `shh/6`
+//! ([`HistoryClient::connected_over`]) cannot take topics: its requests carry the bloom of the batch's
+//! topics and no topics (six fields on the wire), and envelopes of other topics that share bloom bits
+//! may come back (the Waku filters drop them). Over `waku/1` requests carry the topics and no bloom, as
+//! the 2024 Status client sends them.
 //!
 //! Behaviour:
 //! * **When**: every watched topic is synced when the first usable mailserver connects (a reconnect
@@ -29,8 +35,8 @@
 //!   mailserver). The failed mailserver is left alone for `failover_cooldown` or until it reconnects. The
 //!   disconnection of the mailserver in use fails over at once. With no mailserver left the topics stay
 //!   due and are synced when one connects; `last_seen` keeps the progress made (the last cursor's time).
-//! * **Pacing**: requests to one mailserver are at least `request_gap` apart (the server rate-limits
-//!   one request per interval and peer).
+//! * **Pacing**: requests to one mailserver are at least `request_gap` apart (politeness toward servers
+//!   that still limit requests per second; ours limits scan work, see [`super::server`]).
 //! * **De-duplication**: [`HistoryClient::on_envelope`] remembers the last `max_seen_envelopes` hashes;
 //!   an envelope seen again (a page asked twice, an overlap of windows, two mailservers) is reported as
 //!   not new.
@@ -57,7 +63,7 @@ use crate::crypto::PublicKey;
 use crate::rng::Seed;
 use crate::time::{earliest, Timestamp};
 use crate::waku::request::{MessagesRequest, RequestComplete, CURSOR_LEN, MAX_LIMIT};
-use crate::waku::Topic;
+use crate::waku::{Bloom, Dialect, Topic};
 
 /// Export format version.
 const EXPORT_VERSION: u8 = 1;
@@ -178,7 +184,8 @@ pub enum Event {
 /// Outputs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    /// Send `request` (encoded with [`MessagesRequest::encode`]) to `peer` as a P2P Request (126).
+    /// Send `request` to `peer` as a P2P Request (126), encoded with [`super::encode_request`] for the
+    /// dialect of the connection (six fields over `shh/6`, seven over `waku/1`).
     Request {
         /// The mailserver.
         peer: PublicKey,
@@ -205,6 +212,7 @@ pub enum Completion {
 #[derive(Debug)]
 struct Mailserver {
     key: PublicKey,
+    dialect: Dialect,
     cooldown_until: Option<Timestamp>,
     last_request: Option<Timestamp>,
 }
@@ -331,13 +339,21 @@ impl HistoryClient {
     /// A mailserver became usable (its Waku handshake is done and it is trusted). If no other usable
     /// mailserver was connected, every watched topic is synced from its `last_seen`.
     pub fn connected(&mut self, now: Timestamp, peer: PublicKey) {
+        self.connected_over(now, peer, Dialect::Waku1);
+    }
+
+    /// [`HistoryClient::connected`] for a mailserver attached over `dialect`: its requests take the
+    /// shape that dialect understands (see the [module docs](self)).
+    pub fn connected_over(&mut self, now: Timestamp, peer: PublicKey, dialect: Dialect) {
         self.last_now = now;
         let had_one = self.pick(now, Some(&peer)).is_some();
         if let Some(m) = self.mailservers.iter_mut().find(|m| m.key == peer) {
             m.cooldown_until = None;
+            m.dialect = dialect;
         } else if self.mailservers.len() < self.config.max_mailservers {
             self.mailservers.push(Mailserver {
                 key: peer,
+                dialect,
                 cooldown_until: None,
                 last_request: None,
             });
@@ -687,19 +703,25 @@ impl HistoryClient {
             id,
             deadline: now + self.config.request_timeout,
         };
+        let peer = job.peer;
+        let mut dialect = Dialect::Waku1;
+        if let Some(m) = self.mailservers.iter_mut().find(|m| m.key == peer) {
+            m.last_request = Some(now);
+            dialect = m.dialect;
+        }
+        let (bloom, topics) = match dialect {
+            Dialect::Waku1 => (Bytes::new(), job.topics.clone()),
+            Dialect::Whisper6 => (Bytes::copy_from_slice(&Bloom::of_topics(&job.topics).0), vec![]),
+        };
         let request = MessagesRequest {
             id: Bytes::copy_from_slice(&id),
             from: job.from,
             to: job.to,
             limit: self.config.page_limit.min(MAX_LIMIT),
             cursor: job.cursor.clone(),
-            bloom: Bytes::new(),
-            topics: job.topics.clone(),
+            bloom,
+            topics,
         };
-        let peer = job.peer;
-        if let Some(m) = self.mailservers.iter_mut().find(|m| m.key == peer) {
-            m.last_request = Some(now);
-        }
         self.outputs.push_back(Output::Request { peer, request });
     }
 

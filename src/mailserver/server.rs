@@ -6,11 +6,12 @@
 //! time, so a range is a time window.
 //!
 //! Serving a request:
-//! 1. decode it: the direct `MessagesRequest` list (request id = its `ID`), or a request envelope (form b),
+//! 1. decode it: the direct `MessagesRequest` list of six fields (`shh/6`, selection by bloom) or seven
+//!    (`waku/1`) (request id = its `ID`; see [`super::decode_request`]), or a request envelope (form b),
 //!    opened with the configured symmetric key or private key, signed (required), carrying a
 //!    `MessagesRequestPayload` (request id = the envelope hash);
-//! 2. apply the defaults and checks of status-go (`limit 0 → 1000`, `upper 0 → now + 60`, `lower ≤ upper`,
-//!    bloom or topics given, `limit ≤ 1000`), one request per `min_request_interval` per peer, and at most
+//! 2. admit it ([the limiter](#the-limiter)), apply the defaults and checks of status-go (`limit 0 → 1000`,
+//!    `upper 0 → now + 60`, `lower ≤ upper`, bloom or topics given, `limit ≤ 1000`), and serve at most
 //!    `max_active` requests at once; a failure is answered with the `ERROR=` completion;
 //! 3. scan the window in pages of `scan_page` keys (continuing after a 36-byte cursor if one was given),
 //!    keep envelopes whose topic is in the topic set (or, without topics, whose Go-form bloom matches), and
@@ -18,10 +19,35 @@
 //! 4. send them in P2P messages of at most `max_batch_bytes`, then the completion: request id, last
 //!    envelope hash and, if the page was full or the scan budget ran out, the cursor of the last key seen.
 //!
+//! # The limiter
+//!
+//! What a request costs the server is the keys it examines (a request for a few topics over a busy
+//! window scans every envelope in that window), not the request itself. So the limiter is a token bucket
+//! of *scan work* per peer ([`MailServerConfig::peer_scan_rate`], [`MailServerConfig::peer_scan_burst`])
+//! and per IP address (the `ip_*` fields; the driver names a peer's address with [`Input::PeerIp`]):
+//! a request is charged [`MailServerConfig::request_cost`] when admitted and every key it examines as it
+//! examines it. A new request needs `request_cost` in both buckets; otherwise it gets
+//! `ERROR=… rate limit exceeded`.
+//!
+//! Why not requests per second: status-go's client (the one every Status app runs) sends the next page
+//! as soon as a cursor arrives and splits its topics into requests of 10 started 50 ms apart, 3 in
+//! flight; one failed request cancels its whole sync. A one-request-per-second limit therefore let it
+//! fetch one page and ten topics at most. status-go's own server has no limiter by default. Charging work
+//! lets such a client through, with a burst for the first seconds of a sync, while a peer asking for full
+//! windows again and again is held to `peer_scan_rate` keys per second.
+//!
+//! A **cursor continuation** (a request whose cursor is one this server gave that peer in a completion)
+//! is let through even when the bucket is short, so a sync under way is never cut in the middle: it may
+//! run the bucket into debt down to minus one burst (then it is refused too), which the peer pays back
+//! before its next new request. The work of one continuation is bounded by `max_scan`, and the cursors a
+//! peer may continue are the last 16 given to it, each usable once.
+//! [`MailServerConfig::max_active_per_peer`] bounds a peer's requests in flight.
+//!
 //! Deviation: status-go's cursor is the last envelope *sent*; ours is the last key *examined* when the scan
 //! budget runs out first, so a request over a long sparse window still makes progress page by page.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,7 +57,7 @@ use crate::crypto::SecretKey;
 use crate::rng::{SeededHashMap, SeededState};
 use crate::time::Timestamp;
 use crate::waku::message::{decrypt_asymmetric, decrypt_symmetric, parse_plaintext};
-use crate::waku::request::{MessagesRequest, MessagesRequestPayload, RequestComplete, CURSOR_LEN, MAX_LIMIT};
+use crate::waku::request::{MessagesRequestPayload, RequestComplete, CURSOR_LEN, MAX_LIMIT};
 use crate::waku::{Bloom, Envelope, PeerId, Topic};
 
 /// Storage key length: `sent (4) ‖ hash (32) ‖ topic (4)`.
@@ -57,8 +83,23 @@ pub struct MailServerConfig {
     pub symmetric_key: Option<[u8; 32]>,
     /// Private key for asymmetric envelope-form requests.
     pub private_key: Option<SecretKey>,
-    /// One request per peer per this interval. Default 1 s.
+    /// Least time between two new requests of one peer (cursor continuations are exempt). Default zero:
+    /// the work limiter below is the limit (see [the limiter](self#the-limiter)).
     pub min_request_interval: Duration,
+    /// Scan work (keys examined) a peer may spend per second, sustained. Default 50,000.
+    pub peer_scan_rate: u64,
+    /// Scan work a peer may spend at once: its bucket, full at first. Default 500,000 (five requests
+    /// that each spend the whole `max_scan`, or a full sync of many topics over a busy day).
+    pub peer_scan_burst: u64,
+    /// Scan work all peers from one IP address may spend per second. Default 200,000.
+    pub ip_scan_rate: u64,
+    /// The IP bucket. Default 2,000,000.
+    pub ip_scan_burst: u64,
+    /// Work charged per request on top of the keys it examines, so that requests that find nothing are
+    /// not free. Default 1,000 (a peer's sustained rate is then at most 50 requests/s).
+    pub request_cost: u64,
+    /// Requests of one peer served at once (status-go's client keeps 3 in flight). Default 4.
+    pub max_active_per_peer: usize,
     /// Requests served at once. Default 16.
     pub max_active: usize,
     /// Keys asked per query. Default 2,000.
@@ -71,7 +112,7 @@ pub struct MailServerConfig {
     pub retention: Duration,
     /// How often to prune. Default 1 h.
     pub prune_interval: Duration,
-    /// Peers remembered by the rate limiter (oldest forgotten first). Default 10,000.
+    /// Peers, and IP addresses, remembered by the limiter (oldest forgotten first). Default 10,000.
     pub max_tracked_peers: usize,
 }
 
@@ -80,7 +121,13 @@ impl Default for MailServerConfig {
         MailServerConfig {
             symmetric_key: None,
             private_key: None,
-            min_request_interval: Duration::from_secs(1),
+            min_request_interval: Duration::ZERO,
+            peer_scan_rate: 50_000,
+            peer_scan_burst: 500_000,
+            ip_scan_rate: 200_000,
+            ip_scan_burst: 2_000_000,
+            request_cost: 1_000,
+            max_active_per_peer: 4,
             max_active: 16,
             scan_page: 2_000,
             max_scan: 100_000,
@@ -97,6 +144,11 @@ impl core::fmt::Debug for MailServerConfig {
         f.debug_struct("MailServerConfig")
             .field("symmetric_key", &self.symmetric_key.map(|_| ".."))
             .field("max_active", &self.max_active)
+            .field("peer_scan_rate", &self.peer_scan_rate)
+            .field("peer_scan_burst", &self.peer_scan_burst)
+            .field("ip_scan_rate", &self.ip_scan_rate)
+            .field("ip_scan_burst", &self.ip_scan_burst)
+            .field("request_cost", &self.request_cost)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +169,14 @@ pub enum Input {
         peer: PeerId,
         /// The raw msg-data.
         data: Bytes,
+    },
+    /// The IP address `peer` connected from: its requests are then also charged to that address's
+    /// bucket. Without it a peer is limited on its own only.
+    PeerIp {
+        /// The peer.
+        peer: PeerId,
+        /// Its address.
+        ip: IpAddr,
     },
     /// The driver's answer to a query: entries in ascending key order, at most the asked number.
     QueryResult {
@@ -171,6 +231,7 @@ pub enum Output {
 
 struct Active {
     peer: PeerId,
+    ip: Option<IpAddr>,
     request_id: [u8; 32],
     topics: Vec<Topic>,
     bloom: Option<Bloom>,
@@ -193,12 +254,84 @@ struct Parsed {
     topics: Vec<Topic>,
 }
 
+/// A token bucket of scan work.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    balance: i64,
+    at: Timestamp,
+}
+
+impl Bucket {
+    fn full(now: Timestamp, burst: u64) -> Bucket {
+        Bucket {
+            balance: clamp(burst),
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Timestamp, rate: u64, burst: u64) {
+        let ms = now.saturating_duration_since(self.at).as_millis();
+        let gained = ms.saturating_mul(u128::from(rate)) / 1000;
+        let gained = i64::try_from(gained).unwrap_or(i64::MAX);
+        self.balance = self.balance.saturating_add(gained).min(clamp(burst));
+        if now > self.at {
+            self.at = now;
+        }
+    }
+
+    fn charge(&mut self, work: u64) {
+        self.balance = self.balance.saturating_sub(clamp(work));
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The limiter's settings, copied out of the configuration.
+#[derive(Clone, Copy)]
+struct Limits {
+    peer_scan_rate: u64,
+    peer_scan_burst: u64,
+    ip_scan_burst: u64,
+    request_cost: u64,
+    max_active_per_peer: usize,
+    min_request_interval: Duration,
+}
+
+impl Limits {
+    fn of(c: &MailServerConfig) -> Limits {
+        Limits {
+            peer_scan_rate: c.peer_scan_rate,
+            peer_scan_burst: c.peer_scan_burst,
+            ip_scan_burst: c.ip_scan_burst,
+            request_cost: c.request_cost,
+            max_active_per_peer: c.max_active_per_peer,
+            min_request_interval: c.min_request_interval,
+        }
+    }
+}
+
+/// Cursors remembered per peer for continuations.
+const MAX_CURSORS_PER_PEER: usize = 16;
+
+#[derive(Debug)]
+struct PeerState {
+    bucket: Bucket,
+    ip: Option<IpAddr>,
+    last_new: Option<Timestamp>,
+    active: usize,
+    cursors: VecDeque<Bytes>,
+}
+
 /// The server. See the [module docs](self).
 pub struct MailServer {
     config: MailServerConfig,
     active: BTreeMap<QueryId, Active>,
-    last_request: SeededHashMap<PeerId, Timestamp>,
+    peers: SeededHashMap<PeerId, PeerState>,
     request_order: VecDeque<PeerId>,
+    ips: SeededHashMap<IpAddr, Bucket>,
+    ip_order: VecDeque<IpAddr>,
     next_query: u64,
     next_prune: Option<Timestamp>,
     outputs: VecDeque<Output>,
@@ -220,8 +353,10 @@ impl MailServer {
             next_prune: Some(now + config.prune_interval),
             config,
             active: BTreeMap::new(),
-            last_request: SeededHashMap::with_hasher(hasher),
+            peers: SeededHashMap::with_hasher(hasher),
             request_order: VecDeque::new(),
+            ips: SeededHashMap::with_hasher(hasher),
+            ip_order: VecDeque::new(),
             next_query: 1,
             outputs: VecDeque::new(),
         }
@@ -245,6 +380,10 @@ impl MailServer {
             }
             Input::Request { peer, data } => {
                 self.on_request(now, peer, &data);
+                Ok(())
+            }
+            Input::PeerIp { peer, ip } => {
+                self.peer_state(now, peer).ip = Some(ip);
                 Ok(())
             }
             Input::QueryResult { query, entries } => {
@@ -297,8 +436,8 @@ impl MailServer {
                 topics: p.topics,
             });
         }
-        // Form c: the direct request.
-        let r = MessagesRequest::decode(data).map_err(|_| {
+        // Form c: the direct request, six fields (shh/6) or seven (waku/1), whatever our dialect.
+        let (r, _shape) = super::decode_request(data).map_err(|_| {
             let id: [u8; 32] = crate::crypto::keccak256(data);
             (
                 id,
@@ -328,14 +467,8 @@ impl MailServer {
             Err((id, e)) => return self.fail(peer, id, e),
         };
         let id = p.request_id;
-        if let Some(last) = self.last_request.get(&peer) {
-            if now.saturating_duration_since(*last) < self.config.min_request_interval {
-                return self.fail(peer, id, MailserverError::RateLimited);
-            }
-        }
-        self.remember(peer, now);
-        if self.active.len() >= self.config.max_active {
-            return self.fail(peer, id, MailserverError::Busy);
+        if let Err(e) = self.admit(now, peer, &p.cursor) {
+            return self.fail(peer, id, e);
         }
         let limit = if p.limit == 0 { MAX_LIMIT } else { p.limit };
         let upper = if p.upper == 0 {
@@ -381,8 +514,13 @@ impl MailServer {
             Some(u) => end[..4].copy_from_slice(&u.to_be_bytes()),
             None => end = [0xff; KEY_LEN],
         }
+        let ip = self.peers.get_mut(&peer).and_then(|s| {
+            s.active += 1;
+            s.ip
+        });
         let a = Active {
             peer,
+            ip,
             request_id: id,
             topics: p.topics,
             bloom,
@@ -397,13 +535,103 @@ impl MailServer {
         self.query(a, start);
     }
 
-    fn remember(&mut self, peer: PeerId, now: Timestamp) {
-        if self.last_request.insert(peer, now).is_none() {
+    /// The limiter's state of `peer`, created with a full bucket (the oldest peer is forgotten at the
+    /// cap).
+    fn peer_state(&mut self, now: Timestamp, peer: PeerId) -> &mut PeerState {
+        if !self.peers.contains_key(&peer) {
             self.request_order.push_back(peer);
-            while self.request_order.len() > self.config.max_tracked_peers {
+            while self.request_order.len() > self.config.max_tracked_peers.max(1) {
                 if let Some(old) = self.request_order.pop_front() {
-                    self.last_request.remove(&old);
+                    self.peers.remove(&old);
                 }
+            }
+        }
+        let burst = self.config.peer_scan_burst;
+        self.peers.entry(peer).or_insert_with(|| PeerState {
+            bucket: Bucket::full(now, burst),
+            ip: None,
+            last_new: None,
+            active: 0,
+            cursors: VecDeque::new(),
+        })
+    }
+
+    /// The bucket of `ip`, refilled to `now` (created full; the oldest address is forgotten at the cap).
+    fn ip_bucket(&mut self, now: Timestamp, ip: IpAddr) -> &mut Bucket {
+        if !self.ips.contains_key(&ip) {
+            self.ip_order.push_back(ip);
+            while self.ip_order.len() > self.config.max_tracked_peers.max(1) {
+                if let Some(old) = self.ip_order.pop_front() {
+                    self.ips.remove(&old);
+                }
+            }
+        }
+        let (rate, burst) = (self.config.ip_scan_rate, self.config.ip_scan_burst);
+        let b = self.ips.entry(ip).or_insert_with(|| Bucket::full(now, burst));
+        b.refill(now, rate, burst);
+        b
+    }
+
+    /// The limiter's verdict on a request of `peer` with `cursor`; charges `request_cost` if admitted.
+    fn admit(&mut self, now: Timestamp, peer: PeerId, cursor: &Bytes) -> Result<(), MailserverError> {
+        if self.active.len() >= self.config.max_active {
+            return Err(MailserverError::Busy);
+        }
+        let c = Limits::of(&self.config);
+        let state = self.peer_state(now, peer);
+        state.bucket.refill(now, c.peer_scan_rate, c.peer_scan_burst);
+        if state.active >= c.max_active_per_peer {
+            return Err(MailserverError::Busy);
+        }
+        let continuation = !cursor.is_empty() && state.cursors.iter().any(|k| k == cursor);
+        let ip = state.ip;
+        let ip_balance = match ip {
+            Some(ip) => self.ip_bucket(now, ip).balance,
+            None => i64::MAX,
+        };
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return Err(MailserverError::RateLimited);
+        };
+        let ok = if continuation {
+            state.bucket.balance > -clamp(c.peer_scan_burst) && ip_balance > -clamp(c.ip_scan_burst)
+        } else {
+            let spaced = state.last_new.map_or(true, |t| {
+                now.saturating_duration_since(t) >= c.min_request_interval
+            });
+            let cost = clamp(c.request_cost);
+            spaced && state.bucket.balance >= cost && ip_balance >= cost
+        };
+        if !ok {
+            return Err(MailserverError::RateLimited);
+        }
+        if continuation {
+            state.cursors.retain(|k| k != cursor);
+        } else {
+            state.last_new = Some(now);
+        }
+        self.charge(peer, ip, c.request_cost);
+        Ok(())
+    }
+
+    /// Charge `work` to `peer` and its address.
+    fn charge(&mut self, peer: PeerId, ip: Option<IpAddr>, work: u64) {
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.bucket.charge(work);
+        }
+        if let Some(b) = ip.and_then(|ip| self.ips.get_mut(&ip)) {
+            b.charge(work);
+        }
+    }
+
+    /// A request of `a` ended: free its slot; remember the cursor it was given for a continuation.
+    fn ended(&mut self, a: &Active, cursor: Option<&Bytes>) {
+        if let Some(s) = self.peers.get_mut(&a.peer) {
+            s.active = s.active.saturating_sub(1);
+            if let Some(c) = cursor {
+                if s.cursors.len() >= MAX_CURSORS_PER_PEER {
+                    s.cursors.pop_front();
+                }
+                s.cursors.push_back(c.clone());
             }
         }
     }
@@ -442,6 +670,7 @@ impl MailServer {
             .min(self.config.max_scan.saturating_sub(a.scanned))
             .max(1);
         let n = entries.len();
+        let before = a.scanned;
         let mut last_key: Option<[u8; KEY_LEN]> = None;
         for (key, value) in entries.into_iter().take(asked) {
             a.scanned += 1;
@@ -473,26 +702,34 @@ impl MailServer {
             if a.sent >= a.limit {
                 self.flush(&mut a);
                 let cursor = Bytes::copy_from_slice(&key[..CURSOR_LEN]);
-                return self.complete(a.peer, a.request_id, a.last_hash, Some(cursor));
+                return self.finish(a, before, Some(cursor));
             }
         }
         let exhausted = n < asked;
         if exhausted || last_key.is_none() {
             self.flush(&mut a);
-            return self.complete(a.peer, a.request_id, a.last_hash, None);
+            return self.finish(a, before, None);
         }
         if a.scanned >= self.config.max_scan {
             // Scan budget spent: stop here and let the client continue from the last key examined.
             self.flush(&mut a);
             let cursor = last_key.map(|k| Bytes::copy_from_slice(&k[..CURSOR_LEN]));
-            return self.complete(a.peer, a.request_id, a.last_hash, cursor);
+            return self.finish(a, before, cursor);
         }
         let Some(mut next) = last_key else { return };
         if !increment(&mut next) {
             self.flush(&mut a);
-            return self.complete(a.peer, a.request_id, a.last_hash, None);
+            return self.finish(a, before, None);
         }
+        self.charge(a.peer, a.ip, (a.scanned - before) as u64);
         self.query(a, next);
+    }
+
+    /// Complete the request of `a` (charging the keys examined since `before`) and free its slot.
+    fn finish(&mut self, a: Active, before: usize, cursor: Option<Bytes>) {
+        self.charge(a.peer, a.ip, a.scanned.saturating_sub(before) as u64);
+        self.ended(&a, cursor.as_ref());
+        self.complete(a.peer, a.request_id, a.last_hash, cursor);
     }
 
     fn complete(

@@ -6,7 +6,8 @@
 //!   request-completes are accepted) and handed to the client as usable; its disconnection is reported.
 //! * The topics to fetch are those of every installed Waku filter: the Messenger's chats and any filter
 //!   the application subscribed. They are re-read whenever a filter is added or removed.
-//! * The client's requests go out as P2P Requests (code 126, direct `MessagesRequest` form); completions
+//! * The client's requests go out as P2P Requests (code 126, direct `MessagesRequest` form, six fields
+//!   over `shh/6` and seven over `waku/1`: the client learns each mailserver's dialect); completions
 //!   (125) from mailservers go back to it.
 //! * Historic envelopes: Waku opens a trusted peer's P2P envelopes with its filters (skipping expiry and
 //!   PoW, as the reference does) and reports them; the engine holds the opened messages until Waku names
@@ -154,7 +155,10 @@ impl Engine {
                     let _ = self
                         .waku
                         .handle_input(now, waku::Input::SetTrusted { peer, trusted: true });
-                    self.history.client.connected(now, key);
+                    let dialect = self.conns.get(&ConnId(peer.0)).and_then(|c| c.dialect);
+                    self.history
+                        .client
+                        .connected_over(now, key, dialect.unwrap_or(waku::Dialect::Waku1));
                 }
                 self.outputs
                     .push_back(Output::Event(Event::Waku(waku::Event::PeerReady {
@@ -195,14 +199,14 @@ impl Engine {
                         .conns
                         .iter()
                         .find(|(_, c)| c.id == Some(peer) && c.dialect.is_some() && c.rlpx.is_active())
-                        .map(|(k, _)| *k);
-                    let sent = conn.is_some_and(|conn| {
+                        .and_then(|(k, c)| Some((*k, c.dialect?)));
+                    let sent = conn.is_some_and(|(conn, dialect)| {
                         self.waku
                             .handle_input(
                                 now,
                                 waku::Input::SendP2PRequest {
                                     peer: PeerId(conn.0),
-                                    data: request.encode(),
+                                    data: crate::mailserver::encode_request(&request, dialect),
                                 },
                             )
                             .is_ok()

@@ -812,6 +812,7 @@ mod tests {
                 clock: 1,
                 timestamp: 1,
                 text: "hi\u{1b}[31m\nfake line\r".into(),
+                content: Default::default(),
             },
             own: false,
         };

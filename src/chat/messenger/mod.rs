@@ -24,6 +24,18 @@
 //! body is handled at once (de-duplicated by message id) and the payload is fed to the MVDS node, which
 //! ACKs it.
 //!
+//! **Content**: every shown message carries its typed [`Content`] (text, sticker, image, audio) in
+//! [`ChatEntry::content`], media bytes included in the event; [`ChatEntry::describe`] is its one-line
+//! description. Texts we send are checked against the receive rule first ([`MessengerError::Text`]).
+//!
+//! **Contact codes** (secure-transport.md §3.4): for each contact (a 1:1 chat we started or wrote in) we
+//! listen on its contact-code topic with its PBKDF2 key, at most [`MessengerConfig::max_contact_codes`]
+//! of them (each costs a PBKDF2 derivation and a filter). The `CONTACT_CODE_ADVERTISEMENT` found there
+//! must be signed by that contact; the bundle its `ProtocolMessage` carries goes to the secure transport
+//! (which keeps the newest signed prekey of each installation), so a first message to a contact whose
+//! advertisement we have seen starts an X3DH session instead of going DH-only, and a newer advertisement
+//! (a rotated prekey) is used from then on.
+//!
 //! **Contact requests**: a 1:1 message from an identity we have no chat with creates the chat and raises
 //! [`Event::ContactRequest`] once (the chat then exists).
 //!
@@ -44,8 +56,7 @@
 //! * group members are not asked to confirm (no MEMBER_JOINED step is needed): a member's text is shown
 //!   if its author is a *member* (the reference requires a *joined* author and that we joined);
 //! * we advertise our bundle on our contact-code topic (120 s after start, then every 6 h, as the
-//!   reference) but do not listen on others': bundles come with every message, and a first contact works
-//!   DH-only (the reference also fetches bundles from contact-code topics when it can);
+//!   reference);
 //! * an incoming 1:1 message is attributed by its application-layer author (as the reference does) and
 //!   creates the chat (the spec allows discarding it instead); messages we wrote on another device go to
 //!   the chat named by their `chat_id`.
@@ -62,11 +73,12 @@ use rand_chacha::ChaCha20Rng;
 use status_proto::protobuf as pb;
 use zeroize::Zeroizing;
 
+pub use super::content::Content;
 use super::group::{Group, GroupLimits};
 use super::identity::pubkey_to_hex;
 use super::log::{ChatLog, Insert, DEFAULT_MAX_MESSAGES};
 use super::payloads::{decode_chat_message, unwrap, wrap_chat_message, MessageId, MessageKind};
-use super::validate::validate_chat_message;
+use super::validate::{validate_chat_message, validate_outgoing_text};
 use crate::crypto::{PublicKey, SecretKey};
 use crate::mvds;
 use crate::rng::{fork, Seed};
@@ -76,6 +88,9 @@ use crate::waku::message::{NewMessage, PostKey};
 use crate::waku::{status, Filter, ReceivedMessage, Topic};
 
 pub use persist::STATE_VERSION;
+
+/// Queued contact-code topics subscribed per [`Messenger::handle_timeout`] call.
+const CONTACT_CODES_PER_TIMEOUT: usize = 8;
 
 /// Delay from start to the first contact-code advertisement (the reference checks on a 120 s ticker).
 pub const CONTACT_CODE_FIRST_ADVERT: core::time::Duration = core::time::Duration::from_secs(120);
@@ -110,6 +125,8 @@ pub const POW_TARGET_LARGE: f64 = 0.000002;
 pub const PARTITIONED_SUBSCRIPTION: &str = "@partitioned";
 /// Prefix of the subscription name of a negotiated topic; the peer's `"0x04…"` id follows.
 pub const NEGOTIATED_SUBSCRIPTION_PREFIX: &str = "@negotiated:";
+/// Prefix of the subscription name of a contact's contact-code topic; the contact's `"0x04…"` id follows.
+pub const CONTACT_CODE_SUBSCRIPTION_PREFIX: &str = "@contact-code:";
 
 /// Messenger configuration.
 #[derive(Clone)]
@@ -143,6 +160,10 @@ pub struct MessengerConfig {
     pub max_negotiated_topics: usize,
     /// Outputs queued before the oldest are dropped (drain after every call). Default 65,536.
     pub max_queued_outputs: usize,
+    /// Contacts whose contact-code topic we listen on (each costs a PBKDF2 derivation and a filter);
+    /// further contacts are not listened to (a first message to them goes DH-only unless their bundle
+    /// came another way). Default 128.
+    pub max_contact_codes: usize,
     /// How often our bundle is advertised on our contact-code topic (the first time
     /// [`CONTACT_CODE_FIRST_ADVERT`] after start). Default 6 h, as the reference; `None` never does.
     pub contact_code_interval: Option<core::time::Duration>,
@@ -176,6 +197,7 @@ impl MessengerConfig {
             max_tracked_deliveries: 20_000,
             max_negotiated_topics: 4_096,
             max_queued_outputs: 65_536,
+            max_contact_codes: 128,
             contact_code_interval: Some(core::time::Duration::from_secs(6 * 3600)),
             mvds: mvds::Config::default(),
             secure: secure::Config::default(),
@@ -283,8 +305,20 @@ pub struct ChatEntry {
     pub clock: u64,
     /// The sender's timestamp (ms).
     pub timestamp: u64,
-    /// The text.
+    /// The text (an image's caption, a sticker's or audio's placeholder; may be empty for an image).
     pub text: String,
+    /// What the message carries besides its text: sticker, image or audio (with its bytes in
+    /// [`Event::MessageReceived`]; the chat log, [`Messenger::messages`], keeps their length and hash
+    /// only, and [`Messenger::export`] keeps neither: an imported entry is [`Content::Text`]).
+    pub content: Content,
+}
+
+impl ChatEntry {
+    /// One line describing the message ([`super::content::describe`]): the text, or a tag for a
+    /// sticker, image (then its caption) or audio. The text is the peer's: escape it before printing.
+    pub fn describe(&self) -> String {
+        super::content::describe(&self.content, &self.text)
+    }
 }
 
 /// The kind of a chat.
@@ -397,6 +431,10 @@ pub enum MessengerError {
     /// The secure transport accepted the payload but produced no message to post (a bug if seen).
     #[error("the secure transport produced no message")]
     NoMessage,
+    /// The text to send breaks the receive rule every reference client applies (blank, or longer than
+    /// [`super::validate::MAX_TEXT_CHARS`] characters): it was not sent.
+    #[error("text not sent: {0}")]
+    Text(super::ValidationError),
     /// Bytes given to [`Messenger::import`] are not a valid state.
     #[error("invalid messenger state: {0}")]
     InvalidState(&'static str),
@@ -476,6 +514,17 @@ pub struct Messenger {
     next_advert: Option<Timestamp>,
     /// Our contact-code topic and key, derived (PBKDF2) at the first advertisement.
     contact_code: Option<(Topic, Zeroizing<[u8; 32]>)>,
+    /// Contacts' contact-code topics listened to, by contact id.
+    contact_codes: BTreeMap<String, ContactCode>,
+    /// Contacts whose contact-code topic is to be listened to at the next timer (after an import, so
+    /// that importing costs no PBKDF2 derivation).
+    contact_code_queue: VecDeque<PublicKey>,
+}
+
+/// A contact's contact-code topic we listen on.
+struct ContactCode {
+    peer: PublicKey,
+    topic: Topic,
 }
 
 impl core::fmt::Debug for Messenger {
@@ -529,6 +578,8 @@ impl Messenger {
             last_now: now,
             next_advert: None,
             contact_code: None,
+            contact_codes: BTreeMap::new(),
+            contact_code_queue: VecDeque::new(),
             config,
         };
         m.next_advert = m
@@ -597,6 +648,11 @@ impl Messenger {
         self.negotiated.len()
     }
 
+    /// Contacts whose contact-code topic we listen on.
+    pub fn contact_code_topics(&self) -> usize {
+        self.contact_codes.len()
+    }
+
     /// Outputs waiting to be polled.
     pub fn queued_outputs(&self) -> usize {
         self.outputs.len()
@@ -652,9 +708,16 @@ impl Messenger {
     }
 
     /// Run due timers: MVDS retransmissions and ACKs, the secure transport's prekey rotation and
-    /// skipped-key expiry.
+    /// skipped-key expiry, our contact-code advertisement, contact-code topics queued by an import.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.last_now = self.last_now.max(now);
+        // A few queued contact-code topics per call (each costs a PBKDF2 derivation).
+        for _ in 0..CONTACT_CODES_PER_TIMEOUT {
+            let Some(peer) = self.contact_code_queue.pop_front() else {
+                break;
+            };
+            self.listen_contact_code(&peer);
+        }
         self.secure.handle_timeout(now);
         let _ = self.drain_secure();
         self.mvds.handle_timeout(now);
@@ -669,11 +732,13 @@ impl Messenger {
         }
     }
 
-    /// The earliest deadline: MVDS, the secure transport, the next contact-code advertisement.
+    /// The earliest deadline: MVDS, the secure transport, the next contact-code advertisement, and now
+    /// while contact-code topics are waiting to be listened to.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let queued = (!self.contact_code_queue.is_empty()).then_some(self.last_now);
         earliest(
             earliest(self.mvds.poll_timeout(), self.secure.poll_timeout()),
-            self.next_advert,
+            earliest(self.next_advert, queued),
         )
     }
 
@@ -741,6 +806,7 @@ impl Messenger {
     }
 
     fn send_text(&mut self, now: Timestamp, chat: String, text: String) -> Result<(), MessengerError> {
+        validate_outgoing_text(&text).map_err(MessengerError::Text)?;
         if self.direct.contains_key(&chat) {
             return self.send_one_to_one(now, chat, text);
         }
@@ -809,6 +875,11 @@ impl Messenger {
             .iter()
             .find(|(_, c)| c.topic == m.topic)
             .map(|(n, _)| n.clone());
+        let contact = self
+            .contact_codes
+            .values()
+            .find(|c| c.topic == m.topic)
+            .map(|c| c.peer);
         let Some(sender) = m.sender else {
             return self.drop_with("unsigned envelope");
         };
@@ -841,6 +912,9 @@ impl Messenger {
                     if let Some(chat) = &public {
                         any = true;
                         self.on_public(chat.clone(), sender, &payload, transport_time);
+                    } else if let Some(contact) = contact {
+                        any = true;
+                        self.on_contact_code(contact, sender, &payload);
                     }
                 }
                 Opened::Private(from, plaintext) => {
@@ -849,7 +923,7 @@ impl Messenger {
                 }
             }
         }
-        if public.is_some() && !any {
+        if (public.is_some() || contact.is_some()) && !any {
             self.drop_with("not a public message");
         }
     }
@@ -890,17 +964,21 @@ impl Messenger {
     /// Show a received message that passed every check, unless the chat already has it.
     fn show(&mut self, kind: ChatKind, chat: String, id: MessageId, author: PublicKey, cm: pb::ChatMessage) {
         let own = author == self.me;
+        let content = Content::of(&cm);
         let entry = ChatEntry {
             id,
             author,
             clock: cm.clock,
             timestamp: cm.timestamp,
             text: cm.text,
+            content: content.without_data(),
         };
         let Some(log) = self.log_mut(kind, &chat) else {
             return;
         };
         if log.insert(id, entry.clock, entry.clone()) == Insert::Added {
+            // The event carries the media bytes; the log keeps their length and hash.
+            let entry = ChatEntry { content, ..entry };
             self.event(Event::MessageReceived {
                 chat,
                 message: entry,
@@ -927,6 +1005,7 @@ impl Messenger {
                 clock,
                 timestamp,
                 text,
+                content: Content::Text,
             };
             let _ = log.insert(id, clock, entry);
         }
@@ -940,7 +1019,8 @@ impl Messenger {
 
     /// Resume from [`Messenger::export`]ed bytes, with the identity of `config` (it must be the one that
     /// exported) and fresh randomness from `seed`. The subscriptions (partitioned topic, public chats,
-    /// negotiated topics) are output again. Bytes that are not a valid state give
+    /// negotiated topics) are output again; the contacts' contact-code topics from the first
+    /// [`Messenger::handle_timeout`] on (a few per call: each costs a PBKDF2 derivation). Bytes that are not a valid state give
     /// [`MessengerError::InvalidState`] (or the layer error of an embedded state); never a panic.
     pub fn import(
         now: Timestamp,

@@ -230,6 +230,7 @@ impl<'a> Reader<'a> {
                 clock,
                 timestamp,
                 text,
+                content: super::Content::Text,
             };
             let _ = log.insert(id, clock, entry);
         }
@@ -306,6 +307,10 @@ pub(super) fn import(
                 seq,
             },
         );
+        if accepted && m.contact_code_queue.len() < m.config.max_contact_codes {
+            // Listened to from the first timer on: an import derives no key.
+            m.contact_code_queue.push_back(peer);
+        }
     }
 
     let limits = m.config.group_limits();

@@ -306,6 +306,9 @@ impl Messenger {
             }
             // A message we wrote on another device means we accepted the chat there.
             self.insert_direct(chat.clone(), peer, own);
+            if own {
+                self.listen_contact_code(&peer);
+            }
             if !own {
                 self.event(Event::ContactRequest {
                     from: author,
@@ -444,7 +447,39 @@ impl Messenger {
                 self.insert_direct(chat.clone(), *peer, true);
             }
         }
+        self.listen_contact_code(peer);
         Ok(chat)
+    }
+
+    /// Listen on `peer`'s contact-code topic (a contact: we started or wrote in the chat), unless we do
+    /// or [`MessengerConfig::max_contact_codes`](super::MessengerConfig::max_contact_codes) is reached.
+    pub(super) fn listen_contact_code(&mut self, peer: &PublicKey) {
+        let hex = pubkey_to_hex(peer);
+        if self.contact_codes.contains_key(&hex) || self.contact_codes.len() >= self.config.max_contact_codes
+        {
+            return;
+        }
+        let topic = status::contact_code_topic(peer);
+        let key = status::contact_code_key(peer);
+        self.contact_codes
+            .insert(hex.clone(), super::ContactCode { peer: *peer, topic });
+        self.push(Output::Subscribe {
+            chat: format!("{}{hex}", super::CONTACT_CODE_SUBSCRIPTION_PREFIX),
+            filter: Filter::symmetric(vec![topic], *key),
+        });
+    }
+
+    /// A public message on `contact`'s contact-code topic (its bundle, if any, is already with the secure
+    /// transport): it must be that contact's signed advertisement.
+    pub(super) fn on_contact_code(&mut self, contact: PublicKey, sender: PublicKey, payload: &[u8]) {
+        match unwrap(payload, Some(&sender)) {
+            Ok(u)
+                if u.message_kind() == Some(MessageKind::ContactCodeAdvertisement)
+                    && u.signed
+                    && u.author == Some(contact) => {}
+            Ok(_) => self.drop_with("not the contact's contact-code advertisement"),
+            Err(e) => self.drop_with(format!("contact code: {e}")),
+        }
     }
 
     /// Make room for a group by dropping the oldest one we were added to and never wrote in (a stranger
@@ -520,6 +555,7 @@ impl Messenger {
         let peer = c.peer;
         c.accepted = true;
         let (clock, timestamp) = c.log.tick(now);
+        self.listen_contact_code(&peer);
         let m = text_message(clock, timestamp, &text, &chat, pb::MessageType::OneToOne);
         let wrapped = wrap_chat_message(&m, &self.config.identity)?;
         self.mvds_send(now, &peer, wrapped.bytes.clone(), &chat, wrapped.id, true)?;
