@@ -449,7 +449,7 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
             Err(e) => println!("cannot join {c}: {e}"),
         }
     }
-    let mut stdin = term::spawn_stdin_reader(tokio::io::stdin());
+    let mut stdin = term::spawn_stdin_reader(std::io::stdin());
     let mut stdin_open = true;
     let mut save_every = tokio::time::interval(Duration::from_secs(10));
     loop {

@@ -16,7 +16,8 @@ use status_sansio::chat::identity::{pubkey_from_hex, pubkey_from_multibase, pubk
 use status_sansio::chat::messenger::{ChatKind, Event as ChatEvent, Input as ChatInput, Messenger};
 use status_sansio::chat::payloads::MessageId;
 use status_sansio::crypto::PublicKey;
-use tokio::io::{AsyncBufReadExt, AsyncRead};
+use std::io::BufRead;
+
 use tokio::sync::mpsc;
 
 /// Longest stdin line accepted, in bytes (without the line break).
@@ -33,16 +34,20 @@ pub enum StdinLine {
     NotUtf8,
 }
 
-/// Read `input` line by line in a task; the channel closes at end of input or on a read error.
-pub fn spawn_stdin_reader<R: AsyncRead + Unpin + Send + 'static>(input: R) -> mpsc::Receiver<StdinLine> {
+/// Read `input` line by line on its own OS thread; the channel closes at end of input or on a read error.
+///
+/// A thread rather than a task: a blocking read cannot be cancelled, and a runtime waits for its blocking
+/// tasks when it shuts down, so a pending read of stdin would keep `/quit` from ending the program.
+pub fn spawn_stdin_reader<R: std::io::Read + Send + 'static>(input: R) -> mpsc::Receiver<StdinLine> {
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let mut reader = tokio::io::BufReader::new(input);
+    let reader = move || {
+        let mut reader = std::io::BufReader::new(input);
         let mut line: Vec<u8> = Vec::new();
         let mut too_long = false;
         loop {
-            let chunk = match reader.fill_buf().await {
+            let chunk = match reader.fill_buf() {
                 Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::warn!("stdin: {e}");
                     break;
@@ -51,7 +56,8 @@ pub fn spawn_stdin_reader<R: AsyncRead + Unpin + Send + 'static>(input: R) -> mp
             if chunk.is_empty() {
                 // End of input: a last line without a line break still counts.
                 if too_long || !line.is_empty() {
-                    let _ = tx.send(finish(&mut line, too_long)).await;
+                    // The receiver may be gone (the program is stopping); nothing to do then.
+                    let _ = tx.blocking_send(finish(&mut line, too_long));
                 }
                 break;
             }
@@ -72,12 +78,16 @@ pub fn spawn_stdin_reader<R: AsyncRead + Unpin + Send + 'static>(input: R) -> mp
             if end.is_some() {
                 let l = finish(&mut line, too_long);
                 too_long = false;
-                if tx.send(l).await.is_err() {
+                if tx.blocking_send(l).is_err() {
                     break;
                 }
             }
         }
-    });
+    };
+    if let Err(e) = std::thread::Builder::new().name("stdin".into()).spawn(reader) {
+        // Without a reader the channel is closed at once: the node runs without commands.
+        tracing::warn!("cannot read stdin: {e}");
+    }
     rx
 }
 
