@@ -469,7 +469,7 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
                             }
                         }
                     }
-                    term::Command::Chat(input, ok) => match chat_checked(&node, input).await {
+                    term::Command::Chat(input, ok) => match chat_checked(&node, *input).await {
                         Ok(()) => {
                             if let Some(l) = book.accepted(ok)? {
                                 println!("{l}");

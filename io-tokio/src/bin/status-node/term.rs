@@ -171,7 +171,11 @@ pub enum Command {
     /// Stop.
     Quit,
     /// A Messenger command, and what to do when it is accepted.
-    Chat(ChatInput, OnOk),
+    Chat(Box<ChatInput>, OnOk),
+}
+
+fn chat_cmd(input: ChatInput, ok: OnOk) -> Command {
+    Command::Chat(Box::new(input), ok)
 }
 
 /// What to do when a Messenger command is accepted.
@@ -340,7 +344,7 @@ impl Book {
             "/peers" => Command::Peers,
             "/join" => {
                 need(!rest.is_empty() && !rest.contains(' '), "/join NAME")?;
-                Command::Chat(ChatInput::JoinPublicChat(rest.into()), OnOk::Joined(rest.into()))
+                chat_cmd(ChatInput::JoinPublicChat(rest.into()), OnOk::Joined(rest.into()))
             }
             "/leave" => {
                 need(!rest.is_empty(), "/leave CHAT")?;
@@ -351,7 +355,7 @@ impl Book {
                 } else {
                     ChatInput::LeavePublicChat(chat.clone())
                 };
-                Command::Chat(input, OnOk::Left(chat))
+                chat_cmd(input, OnOk::Left(chat))
             }
             "/add" => {
                 let mut words = rest.split_whitespace();
@@ -364,7 +368,7 @@ impl Book {
                 if let Some(n) = nick {
                     self.check_nick(n, &key)?;
                 }
-                Command::Chat(
+                chat_cmd(
                     ChatInput::StartOneToOne(key),
                     OnOk::Added(key, nick.map(String::from)),
                 )
@@ -373,7 +377,7 @@ impl Book {
                 need(!rest.is_empty(), "/msg CHAT TEXT")?;
                 let (chat, text) = self.split_chat(rest)?;
                 need(!text.is_empty(), "/msg CHAT TEXT")?;
-                Command::Chat(
+                chat_cmd(
                     ChatInput::SendText {
                         chat,
                         text: text.into(),
@@ -386,7 +390,7 @@ impl Book {
                 let name = words.next();
                 need(name.is_some(), "/group NAME MEMBER...")?;
                 let members = words.map(|w| self.member(w)).collect::<Result<Vec<_>, _>>()?;
-                Command::Chat(
+                chat_cmd(
                     ChatInput::CreateGroup {
                         name: name.unwrap_or_default().into(),
                         members,
@@ -403,7 +407,7 @@ impl Book {
                 let label = self.label(&chat);
                 if cmd == "/invite" {
                     let say = format!("invited {} to {label}", self.contact_name(&member));
-                    Command::Chat(
+                    chat_cmd(
                         ChatInput::AddMembers {
                             chat,
                             members: vec![member],
@@ -412,7 +416,7 @@ impl Book {
                     )
                 } else {
                     let say = format!("removed {} from {label}", self.contact_name(&member));
-                    Command::Chat(ChatInput::RemoveMember { chat, member }, OnOk::Say(say))
+                    chat_cmd(ChatInput::RemoveMember { chat, member }, OnOk::Say(say))
                 }
             }
             c if c.starts_with('/') => {
@@ -678,20 +682,24 @@ mod tests {
         let (me, bob) = (key(1), key(2));
         let mut book = Book::default();
         let compressed = status_sansio::chat::identity::compressed_key_string(&bob);
-        let Command::Chat(ChatInput::StartOneToOne(k), ok) =
-            book.parse(&me, &format!("/add {compressed} bob"))
-        else {
+        let Command::Chat(input, ok) = book.parse(&me, &format!("/add {compressed} bob")) else {
+            panic!("not an add")
+        };
+        let ChatInput::StartOneToOne(k) = *input else {
             panic!("not an add")
         };
         assert_eq!(k, bob);
         assert!(book.accepted(ok).unwrap().unwrap().starts_with("added bob ("));
         let name = three_word_name(&bob);
-        for line in [format!("/msg bob hi there"), format!("/msg {name} hi there")] {
+        for line in ["/msg bob hi there".to_string(), format!("/msg {name} hi there")] {
             match book.parse(&me, &line) {
-                Command::Chat(ChatInput::SendText { chat, text }, _) => {
-                    assert_eq!(chat, pubkey_to_hex(&bob));
-                    assert_eq!(text, "hi there");
-                }
+                Command::Chat(input, _) => match *input {
+                    ChatInput::SendText { chat, text } => {
+                        assert_eq!(chat, pubkey_to_hex(&bob));
+                        assert_eq!(text, "hi there");
+                    }
+                    other => panic!("{line}: {other:?}"),
+                },
                 other => panic!("{line}: {other:?}"),
             }
         }
@@ -709,7 +717,7 @@ mod tests {
         });
         assert!(g.take().unwrap().contains("friends"));
         assert!(
-            matches!(book.parse(&me, "/msg friends yo"), Command::Chat(ChatInput::SendText { chat, .. }, _) if chat == "g1")
+            matches!(book.parse(&me, "/msg friends yo"), Command::Chat(input, _) if matches!(&*input, ChatInput::SendText { chat, .. } if chat == "g1"))
         );
         assert_eq!(book.label("g1"), "friends");
     }
