@@ -642,7 +642,7 @@ impl<C: Curve> Session<C> {
         }
     }
 
-    /// Rebuild a session from [`Session::to_proto`]. The state is validated, not repaired: a bad key, more
+    /// Rebuild a session from `Session::to_proto`. The state is validated, not repaired: a bad key, more
     /// than [`RatchetConfig::max_skipped_keys`] skipped keys or more than the remembered number of previous
     /// ratchet keys, a repeated skipped-key id, skipped-key sequence numbers that do not strictly increase
     /// or are not below `keys_count` are all rejected with [`SecureError::InvalidState`]. (A state exported
