@@ -332,8 +332,12 @@ mod tests {
         );
         assert!(parse_nat("upnp").unwrap_err().contains("extip:IP"));
         assert!(parse_nat("extip:example.org").unwrap_err().contains("not an IP"));
-        let id = "ab".repeat(64);
+        let key = status_sansio::crypto::SecretKey::random(&mut status_sansio::Seed::from_u64(3).rng());
+        let id = &status_sansio::chat::identity::pubkey_to_hex(&key.public_key())[4..];
         let e = parse_enode(&format!("enode://{id}@localhost:30303")).unwrap_err();
         assert!(e.contains("needs an IP address"), "{e}");
+        assert!(parse_enode(&format!("enode://{id}@127.0.0.1:30303")).is_ok());
+        let e = parse_enode(&format!("enode://{}@127.0.0.1:30303", "ab".repeat(64))).unwrap_err();
+        assert!(e.contains("expected enode://"), "{e}");
     }
 }
