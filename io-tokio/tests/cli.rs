@@ -314,6 +314,27 @@ fn nat_extip_is_the_enode_address_and_an_unspecified_one_is_warned_about() {
 }
 
 #[test]
+fn a_static_peer_that_cannot_be_dialled_is_logged_at_warn_with_its_address() {
+    let dir = tmp("dialfail");
+    // A port nobody listens on: bound, then closed.
+    let addr = free_port();
+    let key =
+        status_sansio::crypto::SecretKey::random(&mut status_sansio::Seed::from_u64(8).rng()).public_key();
+    let enode = format!("enode://{}@{addr}", &pubkey_to_hex(&key)[4..]);
+    let a = Node::start(&dir.join("a"), &["--static-peer", &enode]);
+    let line = expect(&a.err, "dial failed");
+    assert!(
+        line.contains("WARN") && line.contains(&format!("addr={addr}")),
+        "{line}"
+    );
+    // It is redialled (with backoff), and each failure shows again.
+    let again = expect(&a.err, "dial failed");
+    assert!(again.contains(&addr), "{again}");
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn errors_name_the_address_and_the_path() {
     let dir = tmp("errors");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

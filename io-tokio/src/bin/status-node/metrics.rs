@@ -27,6 +27,8 @@ type Labels = Vec<(String, String)>;
 const MAX_REQUEST: usize = 8 * 1024;
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most scrapes answered at once; connections past it are closed at once.
+const MAX_CONCURRENT: usize = 8;
 
 /// The metrics of one node.
 pub struct Metrics {
@@ -117,7 +119,7 @@ impl Metrics {
         );
         registry.register(
             "chat_messages",
-            "Chat messages by event (sent, received, delivered)",
+            "Chat messages by event (sent, received, delivered, dropped as invalid)",
             m.chat.clone(),
         );
         registry.register_with_unit(
@@ -129,7 +131,7 @@ impl Metrics {
         for d in ["waku", "shh", "none"] {
             m.peers.get_or_create(&label("dialect", d)).set(0);
         }
-        for e in ["sent", "received", "delivered"] {
+        for e in ["sent", "received", "delivered", "dropped"] {
             m.chat.get_or_create(&label("event", e)).inc_by(0);
         }
         Metrics { registry, ..m }
@@ -141,6 +143,7 @@ impl Metrics {
             ChatEvent::MessageSent { .. } => "sent",
             ChatEvent::MessageReceived { own: false, .. } => "received",
             ChatEvent::Delivered { .. } => "delivered",
+            ChatEvent::Dropped { .. } => "dropped",
             _ => return,
         };
         self.chat.get_or_create(&label("event", event)).inc();
@@ -222,6 +225,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Answer scrapes on `listener` until the node's command channel closes.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, commands: mpsc::Sender<NodeCommand>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -234,8 +238,13 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, commands: mpsc:
         if commands.is_closed() {
             return;
         }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "metrics: too many scrapes at once; connection closed");
+            continue;
+        };
         let (metrics, commands) = (metrics.clone(), commands.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = answer(sock, &metrics, &commands).await {
                 tracing::debug!(%peer, "metrics request: {e}");
             }
