@@ -507,7 +507,7 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
                 }
                 // Peers, Waku handshakes, faults and drops are logged by the driver, in the peer's span.
                 Some(NodeEvent::PeerConnected { .. } | NodeEvent::PeerDisconnected { .. }) => {}
-                Some(NodeEvent::History(e)) => tracing::info!(event = ?e, "history"),
+                Some(NodeEvent::History(e)) => log_history(&e),
                 Some(NodeEvent::Waku(e)) => tracing::debug!(event = ?e, "waku"),
                 Some(e) => tracing::debug!(event = ?e, "node"),
                 None => break,
@@ -526,6 +526,47 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     }
     save_state(&history_path, &engine.export_history())?;
     Ok(())
+}
+
+/// Log a mailserver history event with plain fields.
+fn log_history(e: &status_sansio::node::HistoryEvent) {
+    use status_io_tokio::node::short_id;
+    use status_sansio::node::HistoryEvent as H;
+    match e {
+        H::HistoryFetched {
+            peer,
+            topics,
+            from,
+            to,
+            envelopes,
+            pages,
+        } => tracing::info!(
+            mailserver = %short_id(peer),
+            topics = topics.len(),
+            from,
+            to,
+            envelopes,
+            pages,
+            "history fetched"
+        ),
+        H::RequestFailed {
+            peer,
+            reason,
+            topics,
+            will_retry,
+        } => tracing::warn!(
+            mailserver = %short_id(peer),
+            reason = ?reason,
+            topics = topics.len(),
+            will_retry,
+            "history request failed"
+        ),
+        H::FailedOver { from, to } => tracing::warn!(
+            from = %short_id(from),
+            to = %short_id(to),
+            "history request moved to another mailserver"
+        ),
+    }
 }
 
 fn print_peers(peers: &[status_io_tokio::node::PeerInfo]) {
