@@ -272,7 +272,8 @@ pub mod node {
     //!
     //! Logging (`tracing`): each socket has a `peer` span with its connection number, address and
     //! direction, and, once the handshake names it, the peer's short id (the first 8 hex characters of its
-    //! node id); the reader and writer tasks run inside it. Dials and their failures, connections, the
+    //! node id); the reader and writer tasks run inside it. Dials and their failures (WARN; a redial of a
+    //! failed address says how long the engine backed off and how many failures preceded), connections, the
     //! Waku handshake, disconnects (the reason, and whether we or the peer ended it) and peer faults are
     //! logged at INFO, rate-limited packets at DEBUG. [`NodeCommand::Peers`] lists the connections.
 
@@ -298,6 +299,9 @@ pub mod node {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::{mpsc, oneshot};
+
+    /// Most addresses whose dial failures are remembered for the redial log line.
+    const MAX_FAILED_ADDRS: usize = 1024;
 
     /// Per-socket write queue depth (chunks); a peer that falls this far behind is disconnected.
     const WRITE_QUEUE: usize = 1024;
@@ -906,6 +910,9 @@ pub mod node {
         let (net_tx, mut net_rx) = mpsc::channel::<Net>(1024);
         let mut writers: BTreeMap<ConnId, Socket> = BTreeMap::new();
         let mut links: BTreeMap<ConnId, Link> = BTreeMap::new();
+        // Addresses whose last dial failed: when and how many times in a row, so a redial shows the
+        // backoff the engine waited (bounded; cleared when the peer connects).
+        let mut failed: BTreeMap<SocketAddr, (std::time::Instant, u32)> = BTreeMap::new();
         let mut next_accept = 1u64;
         loop {
             // Carry out what the engine asked for.
@@ -913,7 +920,15 @@ pub mod node {
                 match o {
                     Output::Dial { conn, addr } => {
                         let l = link(conn, addr, false);
-                        tracing::info!(parent: &l.span, "dialing");
+                        match failed.get(&addr) {
+                            Some((at, n)) => tracing::info!(
+                                parent: &l.span,
+                                failures = n,
+                                backoff_s = at.elapsed().as_secs(),
+                                "redialling after backoff"
+                            ),
+                            None => tracing::info!(parent: &l.span, "dialing"),
+                        }
                         links.insert(conn, l);
                         let tx = net_tx.clone();
                         tokio::spawn(async move {
@@ -985,6 +1000,11 @@ pub mod node {
                         });
                     }
                     Output::Event(e) => {
+                        if let Event::PeerConnected { conn, .. } = &e {
+                            if let Some(l) = links.get(conn) {
+                                failed.remove(&l.info.addr);
+                            }
+                        }
                         log_event(&mut links, &e);
                         if events.send(e).await.is_err() {
                             goodbye(&mut engine, &mut writers, clock.now());
@@ -1050,6 +1070,13 @@ pub mod node {
                             let _ = engine.handle_input(now, Input::Connected { conn });
                         }
                         Net::Dialed(conn, Err(e)) => {
+                            if let Some(l) = links.get(&conn) {
+                                let addr = l.info.addr;
+                                if failed.len() < MAX_FAILED_ADDRS || failed.contains_key(&addr) {
+                                    let n = failed.get(&addr).map_or(0, |f| f.1);
+                                    failed.insert(addr, (std::time::Instant::now(), n + 1));
+                                }
+                            }
                             match links.remove(&conn) {
                                 Some(l) => tracing::warn!(parent: &l.span, error = %e, "dial failed (static peers are redialled with backoff)"),
                                 None => tracing::warn!(conn = conn.0, error = %e, "dial failed"),
