@@ -269,10 +269,18 @@ pub mod node {
     //! sync PostgreSQL client runs its own runtime, which panics inside a tokio worker. The node task
     //! queues puts, range queries and prunes to that thread in order (so a query sees every earlier put)
     //! and gets query results back as another event source; consecutive puts are written as one batch.
+    //!
+    //! Logging (`tracing`): each socket has a `peer` span with its connection number, address and
+    //! direction, and, once the handshake names it, the peer's short id (the first 8 hex characters of its
+    //! node id); the reader and writer tasks run inside it. Dials and their failures (WARN; a redial of a
+    //! failed address says how long the engine backed off and how many failures preceded), connections, the
+    //! Waku handshake, disconnects (the reason, and whether we or the peer ended it) and peer faults are
+    //! logged at INFO, rate-limited packets at DEBUG. [`NodeCommand::Peers`] lists the connections.
 
     use std::collections::BTreeMap;
     use std::future::Future;
     use std::io;
+    use std::net::SocketAddr;
     use std::path::PathBuf;
     use std::pin::Pin;
     use std::sync::{Arc, OnceLock};
@@ -291,6 +299,9 @@ pub mod node {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::{mpsc, oneshot};
+
+    /// Most addresses whose dial failures are remembered for the redial log line.
+    const MAX_FAILED_ADDRS: usize = 1024;
 
     /// Per-socket write queue depth (chunks); a peer that falls this far behind is disconnected.
     const WRITE_QUEUE: usize = 1024;
@@ -350,6 +361,38 @@ pub mod node {
         /// Write the engine's peer cache here every [`PEER_CACHE_SAVE_INTERVAL`] and at shutdown (load it
         /// with [`status_io_std::dns::load_peer_cache`] into `EngineConfig::peer_cache`). Default none.
         pub peer_cache_file: Option<PathBuf>,
+        /// Called on the store thread after each batch of archived envelopes is committed, with the time
+        /// the commit took and the number of envelopes (for a latency metric). Default none.
+        pub on_store_commit: Option<StoreCommitHook>,
+    }
+
+    /// See [`NodeOptions::on_store_commit`].
+    pub type StoreCommitHook = Arc<dyn Fn(Duration, usize) + Send + Sync>;
+
+    /// A connection as [`NodeCommand::Peers`] reports it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct PeerInfo {
+        /// The engine's socket id.
+        pub conn: ConnId,
+        /// The remote address.
+        pub addr: SocketAddr,
+        /// True if the peer dialled us.
+        pub inbound: bool,
+        /// Its node id, once the handshake completed.
+        pub id: Option<status_sansio::crypto::PublicKey>,
+        /// Its client id (from Hello), once connected.
+        pub client: Option<String>,
+        /// The Waku dialect attached, once connected.
+        pub dialect: Option<waku::Dialect>,
+    }
+
+    /// The first 8 hex characters of a node id, as logs show peers.
+    pub fn short_id(id: &status_sansio::crypto::PublicKey) -> String {
+        status_sansio::crypto::pubkey_to_raw64(id)
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     impl NodeOptions {
@@ -360,6 +403,7 @@ pub mod node {
                 store: Box::new(status_io_std::store::MemoryStore::default()),
                 resolver: Arc::new(HickoryResolver::new()),
                 peer_cache_file: None,
+                on_store_commit: None,
             }
         }
     }
@@ -383,14 +427,32 @@ pub mod node {
         AddPeerCandidate(Enode),
         /// The engine's peer cache as bytes.
         ExportPeerCache(oneshot::Sender<Vec<u8>>),
-        /// A Messenger command (join a chat, send a text).
+        /// A Messenger command (join a chat, send a text); a refusal is logged.
         Chat(status_sansio::chat::messenger::Input),
+        /// A Messenger command whose result (accepted, or why it was refused) is sent back.
+        ChatChecked(
+            status_sansio::chat::messenger::Input,
+            oneshot::Sender<Result<(), status_sansio::Error>>,
+        ),
+        /// The current connections.
+        Peers(oneshot::Sender<Vec<PeerInfo>>),
+        /// Run this on the engine (to read counters or state) inside the node task.
+        Inspect(Inspector),
         /// Export the Messenger's state (`None` without a Messenger), to save it.
         ExportMessenger(oneshot::Sender<Option<zeroize::Zeroizing<Vec<u8>>>>),
         /// Export the history client's last-seen times (see `Engine::export_history`), to save them.
         ExportHistory(oneshot::Sender<Vec<u8>>),
         /// Stop the node.
         Shutdown,
+    }
+
+    /// A job for [`NodeCommand::Inspect`].
+    pub struct Inspector(pub Box<dyn FnOnce(&Engine) + Send + Sync>);
+
+    impl core::fmt::Debug for Inspector {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("Inspector")
+        }
     }
 
     /// Handle to a running node.
@@ -421,6 +483,23 @@ pub mod node {
             let _ = self.commands.send(NodeCommand::Shutdown).await;
             drop(self.events);
             self.task.await.map_err(io::Error::other)
+        }
+
+        /// Run `f` on the engine inside the node task and return its result.
+        pub async fn inspect<T: Send + 'static>(
+            &self,
+            f: impl FnOnce(&Engine) -> T + Send + Sync + 'static,
+        ) -> io::Result<T> {
+            let (tx, rx) = oneshot::channel();
+            let job = Inspector(Box::new(move |e| {
+                // The caller may have gone away; then nobody wants the answer.
+                let _ = tx.send(f(e));
+            }));
+            self.commands
+                .send(NodeCommand::Inspect(job))
+                .await
+                .map_err(io::Error::other)?;
+            rx.await.map_err(io::Error::other)
         }
 
         /// Send a Waku command.
@@ -475,6 +554,7 @@ pub mod node {
             store,
             resolver,
             peer_cache_file,
+            on_store_commit,
         } = options;
         let (ev_tx, ev_rx) = mpsc::channel(events);
         let (op_tx, op_rx) = mpsc::channel(STORE_QUEUE);
@@ -483,7 +563,7 @@ pub mod node {
         let (res_tx, res_rx) = mpsc::unbounded_channel();
         let worker = std::thread::Builder::new()
             .name("status-store".into())
-            .spawn(move || store_thread(store, op_rx, res_tx));
+            .spawn(move || store_thread(store, op_rx, res_tx, on_store_commit));
         let worker = match worker {
             Ok(w) => Some(w),
             Err(e) => {
@@ -534,6 +614,7 @@ pub mod node {
         mut store: Box<dyn Store>,
         mut ops: mpsc::Receiver<StoreOp>,
         results: mpsc::UnboundedSender<(QueryId, Entries)>,
+        on_commit: Option<StoreCommitHook>,
     ) {
         let mut next = ops.blocking_recv();
         while let Some(op) = next.take() {
@@ -550,8 +631,14 @@ pub mod node {
                             Err(_) => break,
                         }
                     }
-                    if let Err(e) = store.put_batch(batch) {
-                        tracing::warn!("mailserver store: {e}");
+                    let (n, started) = (batch.len(), std::time::Instant::now());
+                    match store.put_batch(batch) {
+                        Ok(()) => {
+                            if let Some(hook) = &on_commit {
+                                hook(started.elapsed(), n);
+                            }
+                        }
+                        Err(e) => tracing::warn!(envelopes = n, "mailserver store: {e}"),
                     }
                 }
                 StoreOp::Range {
@@ -587,6 +674,107 @@ pub mod node {
     struct Socket {
         writer: mpsc::Sender<bytes::Bytes>,
         reader: Option<tokio::task::AbortHandle>,
+    }
+
+    /// What the node task knows of a socket, for logs and [`NodeCommand::Peers`].
+    struct Link {
+        info: PeerInfo,
+        span: tracing::Span,
+    }
+
+    fn link(conn: ConnId, addr: SocketAddr, inbound: bool) -> Link {
+        // Dials carry the engine's high id bit; the log shows the number without it.
+        let span = tracing::info_span!(
+            "peer",
+            conn = conn.0 & (u64::MAX >> 1),
+            %addr,
+            dir = if inbound { "in" } else { "out" },
+            id = tracing::field::Empty
+        );
+        Link {
+            info: PeerInfo {
+                conn,
+                addr,
+                inbound,
+                id: None,
+                client: None,
+                dialect: None,
+            },
+            span,
+        }
+    }
+
+    /// Log an engine event in its peer's span, keeping the connection table current.
+    fn log_event(links: &mut BTreeMap<ConnId, Link>, e: &Event) {
+        match e {
+            Event::PeerConnected {
+                conn,
+                id,
+                client,
+                dialect,
+            } => {
+                let dialect_name = dialect.map(|d| d.capability()).unwrap_or("none");
+                if let Some(l) = links.get_mut(conn) {
+                    l.span.record("id", short_id(id));
+                    l.info.id = Some(*id);
+                    l.info.client = Some(client.clone());
+                    l.info.dialect = *dialect;
+                    let _g = l.span.enter();
+                    tracing::info!(%client, dialect = dialect_name, "peer connected");
+                } else {
+                    tracing::info!(conn = conn.0, id = %short_id(id), %client, dialect = dialect_name, "peer connected");
+                }
+            }
+            Event::PeerDisconnected {
+                conn,
+                id,
+                reason,
+                remote,
+            } => {
+                let by = if *remote { "peer" } else { "us" };
+                let id = id.as_ref().map(short_id).unwrap_or_else(|| "-".into());
+                match links.remove(conn) {
+                    Some(l) => {
+                        let _g = l.span.enter();
+                        tracing::info!(%reason, by, "peer disconnected");
+                    }
+                    None => tracing::info!(conn = conn.0, %id, %reason, by, "peer disconnected"),
+                }
+            }
+            Event::Waku(w) => {
+                let peer_span = |peer: &waku::PeerId| {
+                    links
+                        .get(&ConnId(peer.0))
+                        .map(|l| l.span.clone())
+                        .unwrap_or_else(tracing::Span::none)
+                };
+                match w {
+                    waku::Event::PeerReady { peer, options } => {
+                        let _g = peer_span(peer).entered();
+                        tracing::info!(
+                            pow = ?options.pow_requirement,
+                            light = ?options.light_node,
+                            "waku handshake done"
+                        );
+                    }
+                    waku::Event::PeerFault {
+                        peer,
+                        error,
+                        disconnected,
+                    } => {
+                        let _g = peer_span(peer).entered();
+                        tracing::info!(%error, disconnected, "peer fault: message dropped");
+                    }
+                    waku::Event::RateLimited { peer } => {
+                        let _g = peer_span(peer).entered();
+                        tracing::debug!("packet dropped: rate limit");
+                    }
+                    waku::Event::PostFailed { error } => tracing::warn!(%error, "post failed"),
+                    other => tracing::trace!(event = ?other, "waku"),
+                }
+            }
+            _ => {}
+        }
     }
 
     impl Drop for Socket {
@@ -636,38 +824,61 @@ pub mod node {
         conn: ConnId,
         net: &mpsc::Sender<Net>,
         writers: &mut BTreeMap<ConnId, Socket>,
+        span: tracing::Span,
     ) {
-        let _ = stream.set_nodelay(true);
+        use tracing::Instrument;
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(parent: &span, "TCP_NODELAY: {e}");
+        }
         let (mut r, mut w) = stream.into_split();
         let net = net.clone();
-        let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match r.read(&mut buf).await {
-                    Ok(0) | Err(_) => {
-                        let _ = net.send(Net::Eof(conn)).await;
-                        break;
-                    }
-                    Ok(n) => {
-                        if net.send(Net::Read(conn, buf[..n].to_vec())).await.is_err() {
+        let reader = tokio::spawn(
+            async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match r.read(&mut buf).await {
+                        Ok(0) => {
+                            tracing::debug!("the peer closed the connection");
+                            let _ = net.send(Net::Eof(conn)).await;
                             break;
+                        }
+                        Err(e) => {
+                            tracing::debug!("read error: {e}");
+                            let _ = net.send(Net::Eof(conn)).await;
+                            break;
+                        }
+                        Ok(n) => {
+                            if net.send(Net::Read(conn, buf[..n].to_vec())).await.is_err() {
+                                break;
+                            }
                         }
                     }
                 }
             }
-        });
+            .instrument(span.clone()),
+        );
         let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(WRITE_QUEUE);
-        tokio::spawn(async move {
-            // A peer that stops reading cannot pin this task: a write that makes no progress for
-            // WRITE_TIMEOUT ends it (and with it the socket's write half).
-            while let Some(b) = rx.recv().await {
-                match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&b)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => return,
+        tokio::spawn(
+            async move {
+                // A peer that stops reading cannot pin this task: a write that makes no progress for
+                // WRITE_TIMEOUT ends it (and with it the socket's write half).
+                while let Some(b) = rx.recv().await {
+                    match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&b)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!("write error: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!("write timed out: the peer does not read");
+                            return;
+                        }
+                    }
                 }
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, w.shutdown()).await;
             }
-            let _ = tokio::time::timeout(WRITE_TIMEOUT, w.shutdown()).await;
-        });
+            .instrument(span),
+        );
         writers.insert(
             conn,
             Socket {
@@ -698,12 +909,27 @@ pub mod node {
         let clock = Clock::new();
         let (net_tx, mut net_rx) = mpsc::channel::<Net>(1024);
         let mut writers: BTreeMap<ConnId, Socket> = BTreeMap::new();
+        let mut links: BTreeMap<ConnId, Link> = BTreeMap::new();
+        // Addresses whose last dial failed: when and how many times in a row, so a redial shows the
+        // backoff the engine waited (bounded; cleared when the peer connects).
+        let mut failed: BTreeMap<SocketAddr, (std::time::Instant, u32)> = BTreeMap::new();
         let mut next_accept = 1u64;
         loop {
             // Carry out what the engine asked for.
             while let Some(o) = engine.poll_output() {
                 match o {
                     Output::Dial { conn, addr } => {
+                        let l = link(conn, addr, false);
+                        match failed.get(&addr) {
+                            Some((at, n)) => tracing::info!(
+                                parent: &l.span,
+                                failures = n,
+                                backoff_s = at.elapsed().as_secs(),
+                                "redialling after backoff"
+                            ),
+                            None => tracing::info!(parent: &l.span, "dialing"),
+                        }
+                        links.insert(conn, l);
                         let tx = net_tx.clone();
                         tokio::spawn(async move {
                             let r = tokio::time::timeout(
@@ -722,12 +948,21 @@ pub mod node {
                         };
                         if full {
                             // The peer is not reading: drop it rather than buffer without bound.
+                            if let Some(l) = links.get(&conn) {
+                                tracing::info!(parent: &l.span, "write queue full: dropping the peer");
+                            }
                             writers.remove(&conn);
                             let _ = engine.handle_input(clock.now(), Input::Closed { conn });
                         }
                     }
                     Output::Close { conn } => {
                         writers.remove(&conn);
+                        // A socket closed before the handshake named its peer has no PeerDisconnected.
+                        if links.get(&conn).is_some_and(|l| l.info.id.is_none()) {
+                            if let Some(l) = links.remove(&conn) {
+                                tracing::debug!(parent: &l.span, "closed before the handshake completed");
+                            }
+                        }
                     }
                     Output::Store { key, value } => {
                         if store.ops.send(StoreOp::Put(key, value)).await.is_err() {
@@ -765,6 +1000,12 @@ pub mod node {
                         });
                     }
                     Output::Event(e) => {
+                        if let Event::PeerConnected { conn, .. } = &e {
+                            if let Some(l) = links.get(conn) {
+                                failed.remove(&l.info.addr);
+                            }
+                        }
+                        log_event(&mut links, &e);
                         if events.send(e).await.is_err() {
                             goodbye(&mut engine, &mut writers, clock.now());
                             save(&engine);
@@ -798,6 +1039,14 @@ pub mod node {
                                 tracing::warn!("chat command refused: {e}");
                             }
                         }
+                        Some(NodeCommand::ChatChecked(c, reply)) => {
+                            // The caller may have stopped waiting; the command was still carried out.
+                            let _ = reply.send(engine.handle_input(now, Input::Chat(c)));
+                        }
+                        Some(NodeCommand::Peers(reply)) => {
+                            let _ = reply.send(links.values().map(|l| l.info.clone()).collect());
+                        }
+                        Some(NodeCommand::Inspect(f)) => (f.0)(&engine),
                         Some(NodeCommand::AddPeerCandidate(e)) => { let _ = engine.handle_input(now, Input::AddPeerCandidate(e)); }
                         Some(NodeCommand::ExportPeerCache(reply)) => { let _ = reply.send(engine.export_peer_cache()); }
                         Some(NodeCommand::ExportMessenger(reply)) => { let _ = reply.send(engine.export_messenger()); }
@@ -815,17 +1064,35 @@ pub mod node {
                         Net::Read(conn, bytes) => { let _ = engine.handle_input(now, Input::Received { conn, data: &bytes }); }
                         Net::Eof(conn) => { let _ = engine.handle_input(now, Input::Closed { conn }); }
                         Net::Dialed(conn, Ok(stream)) => {
-                            start_socket(stream, conn, &net_tx, &mut writers);
+                            let span = links.get(&conn).map(|l| l.span.clone()).unwrap_or_else(tracing::Span::none);
+                            tracing::debug!(parent: &span, "TCP connected; RLPx handshake");
+                            start_socket(stream, conn, &net_tx, &mut writers, span);
                             let _ = engine.handle_input(now, Input::Connected { conn });
                         }
-                        Net::Dialed(conn, Err(_)) => { let _ = engine.handle_input(now, Input::DialFailed { conn }); }
+                        Net::Dialed(conn, Err(e)) => {
+                            if let Some(l) = links.get(&conn) {
+                                let addr = l.info.addr;
+                                if failed.len() < MAX_FAILED_ADDRS || failed.contains_key(&addr) {
+                                    let n = failed.get(&addr).map_or(0, |f| f.1);
+                                    failed.insert(addr, (std::time::Instant::now(), n + 1));
+                                }
+                            }
+                            match links.remove(&conn) {
+                                Some(l) => tracing::warn!(parent: &l.span, error = %e, "dial failed (static peers are redialled with backoff)"),
+                                None => tracing::warn!(conn = conn.0, error = %e, "dial failed"),
+                            }
+                            let _ = engine.handle_input(now, Input::DialFailed { conn });
+                        }
                         Net::Resolved(name, txt) => { let _ = engine.handle_input(now, Input::DnsResolved { name, txt }); }
                     }
                 }
-                Ok((stream, _)) = accept => {
+                Ok((stream, addr)) = accept => {
                     let conn = ConnId(next_accept);
                     next_accept += 1;
-                    start_socket(stream, conn, &net_tx, &mut writers);
+                    let l = link(conn, addr, true);
+                    tracing::debug!(parent: &l.span, "accepted; RLPx handshake");
+                    start_socket(stream, conn, &net_tx, &mut writers, l.span.clone());
+                    links.insert(conn, l);
                     let _ = engine.handle_input(clock.now(), Input::Accepted { conn });
                 }
                 Some((query, entries)) = store.results.recv() => {

@@ -423,9 +423,10 @@ fn status_node_run_one_to_one_survives_a_restart() {
     a.send(&format!("/add {hb}"));
     a.send(&format!("/msg {hb} first contact"));
     b.expect(&format!("contact request from {na}"));
-    assert_eq!(b.expect("first contact"), format!("[{ha}] {na}: first contact"));
+    // A 1:1 chat is labelled by the contact's 3-word name (its key still names it in commands).
+    assert_eq!(b.expect("first contact"), format!("[{na}] {na}: first contact"));
     b.send(&format!("/msg {ha} hello a"));
-    assert_eq!(a.expect("hello a"), format!("[{hb}] {nb}: hello a"));
+    assert_eq!(a.expect("hello a"), format!("[{nb}] {nb}: hello a"));
     // B restarts from its data dir: same identity, same sessions.
     b.quit();
     assert!(dir.join("b/messenger.state").exists());
@@ -434,10 +435,10 @@ fn status_node_run_one_to_one_survives_a_restart() {
     a.send(&format!("/msg {hb} after your restart"));
     assert_eq!(
         b.expect("after your restart"),
-        format!("[{ha}] {na}: after your restart")
+        format!("[{na}] {na}: after your restart")
     );
     b.send(&format!("/msg {ha} still here"));
-    assert_eq!(a.expect("still here"), format!("[{hb}] {nb}: still here"));
+    assert_eq!(a.expect("still here"), format!("[{nb}] {nb}: still here"));
     drop((a, b, relay));
     let _ = std::fs::remove_dir_all(&dir);
 }

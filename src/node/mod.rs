@@ -336,6 +336,16 @@ pub struct Engine {
     chat_filters: BTreeMap<String, FilterId>,
     /// The latest time the engine was given (for calls that take no time, such as `subscribe`).
     last_now: Timestamp,
+    mailserver_stats: MailserverStats,
+}
+
+/// Mailserver counters (see [`Engine::mailserver_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MailserverStats {
+    /// History requests received (P2P requests handed to the mailserver).
+    pub requests: u64,
+    /// Envelopes sent to requesting peers.
+    pub envelopes_served: u64,
 }
 
 impl core::fmt::Debug for Engine {
@@ -406,6 +416,7 @@ impl Engine {
             history,
             chat_filters: BTreeMap::new(),
             last_now: now,
+            mailserver_stats: MailserverStats::default(),
         };
         if let Some(c) = cache {
             let _ = engine.import_peer_cache(now, &c);
@@ -499,6 +510,11 @@ impl Engine {
         let r = self.waku.unsubscribe(id);
         self.pump(self.last_now);
         r
+    }
+
+    /// The mailserver's counters (all zero without `mailserver`).
+    pub fn mailserver_stats(&self) -> MailserverStats {
+        self.mailserver_stats
     }
 
     /// Number of sockets with a completed Hello.
@@ -805,6 +821,7 @@ impl Engine {
                         if self.mailserver.is_some() =>
                     {
                         if let Some(m) = &mut self.mailserver {
+                            self.mailserver_stats.requests += 1;
                             let _ = m.handle_input(now, mailserver::Input::Request { peer, data });
                         }
                     }
@@ -859,6 +876,7 @@ impl Engine {
                     }),
                     mailserver::Output::Prune { before } => self.outputs.push_back(Output::Prune { before }),
                     mailserver::Output::Send { peer, envelopes } => {
+                        self.mailserver_stats.envelopes_served += envelopes.len() as u64;
                         let _ = self
                             .waku
                             .handle_input(now, waku::Input::SendP2PMessages { peer, envelopes });

@@ -5,82 +5,32 @@
 //! if everything arrived. `status-node demo-rlpx` runs, on loopback, two peers that do the RLPx
 //! handshake, the Hello exchange with Snappy, a Ping, and a message and its echo on the `test/1`
 //! capability; once with the tokio driver and once with the blocking std driver (and once across the
-//! two). `run` is the long-running node; `keygen` prints a new identity.
+//! two). `run` is the long-running node; `keygen` prints a new identity; `completions SHELL` prints a
+//! shell completion script. The command line is in `cli`, the terminal chat in `term`, the metrics
+//! endpoint in `metrics`.
 
 #[path = "status-node/chat_demo.rs"]
 mod chat_demo;
+#[path = "status-node/cli.rs"]
+mod cli;
+#[path = "status-node/metrics.rs"]
+mod metrics;
+#[path = "status-node/term.rs"]
+mod term;
 
-use std::collections::BTreeMap;
 use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cli::{LogFormat, Nat, RunArgs};
 use status_io_std::{demo, os_seed};
-use status_sansio::chat::identity::{pubkey_from_hex, pubkey_to_hex, three_word_name};
-use status_sansio::chat::messenger::{Event as ChatEvent, Input as ChatInput};
+use status_io_tokio::node::NodeCommand;
+use status_sansio::chat::identity::{pubkey_to_hex, three_word_name};
+use status_sansio::chat::messenger::Input as ChatInput;
 use status_sansio::crypto::SecretKey;
 use status_sansio::enode::Enode;
 use status_sansio::rlpx::{Config, DisconnectReason, Event};
-use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
-
-const USAGE: &str = "\
-status-node: a Status protocol node built on status-sansio
-
-USAGE:
-    status-node demo     run the chat demo on loopback TCP: a relay (also a mailserver) and three
-                         clients, alice, bob and carol, talking in a public chat, 1:1 and in a group;
-                         carol goes offline and catches up (MVDS and the mailserver) when she returns.
-                         Prints a transcript and a summary; exits 0 only if everything arrived
-    status-node demo-rlpx
-                         the transport-level demo (RLPx handshake, Hello, Ping, a message and its echo)
-                         with the tokio driver, the std driver, and across the two
-    status-node keygen   print a new identity: secret key, public key, compressed key, 3-word name, enode
-    status-node run [OPTIONS]
-                         run a long-lived node: prints its enode:// URL as the first line, relays,
-                         keeps its static peers connected, chats (commands on stdin), prints every
-                         received message on one line, and logs to stderr
-    status-node --help   print this help
-
-RUN OPTIONS:
-    --listen ADDR        TCP address to listen on (default 127.0.0.1:30303)
-    --data-dir DIR       where state lives (default .): node.key, identity.key (the chat key),
-                         messenger.state (sessions, chats, clocks; saved every 10 s and on exit),
-                         history.state (when each watched topic was last fetched from a mailserver),
-                         peers.cache (good peers, dialled first after a restart), and mailserver.redb
-                         with --mailserver
-    --key-file PATH      the node key (64 hex characters); created if missing (default DATA-DIR/node.key)
-    --static-peer ENODE  keep this peer connected (repeatable)
-    --mailserver         archive envelopes (in DATA-DIR/mailserver.redb) and answer history requests
-    --mailserver-db URL  with --mailserver: archive in PostgreSQL instead (table `envelopes`, created if
-                         missing), e.g. postgres://user:password@host/db or host=/run/postgresql dbname=db
-    --light              run as a Waku light node (does not relay others' envelopes)
-    --mailserver-peer ENODE
-                         use this peer as a mailserver: on connecting, fetch the history of joined
-                         chats since last seen (repeatable; the next one is used if one fails)
-    --dns-discovery URL  find peers in this EIP-1459 tree (enrtree://KEY@DOMAIN; repeatable)
-    --target-peers N     peers to keep connected, static ones included (default 3)
-    --public-chat NAME   join this public chat (repeatable); received messages print one per line as
-                         [CHAT] Three Word Name: text
-
-COMMANDS (stdin):
-    /join NAME           join a public chat
-    /leave NAME          leave a public chat
-    /add 0x04...         start a 1:1 chat with this chat key (its chat is named by the key)
-    /group NAME 0x04... [0x04...]
-                         create a group chat with these members; prints its id
-    /invite GROUP 0x04...
-                         add a member to a group (admins only)
-    /kick GROUP 0x04...  remove a member from a group (admins only)
-    /msg CHAT TEXT       send TEXT to CHAT: a public chat name, a 0x04... key or a group id
-    /whoami              print our chat key and name
-    /quit                save state and stop
-
-The chat identity is kept in DATA-DIR/identity.key (created if missing), separate from the node key.
-Received 1:1 messages print as [0x04...] Name: text; contact requests and group changes print too.
-
-Logs go to stderr through tracing; set RUST_LOG (e.g. RUST_LOG=debug) to change the level.
-";
 
 fn config(name: &str) -> Arc<Config> {
     let mut c = Config::new(SecretKey::random(&mut os_seed().rng()), vec![demo::protocol()]);
@@ -324,102 +274,75 @@ fn load_or_create_key(path: &std::path::Path) -> std::io::Result<SecretKey> {
             opts.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(path)?;
-            std::io::Write::write_all(&mut f, hex.as_bytes())?;
-            std::io::Write::write_all(&mut f, b"\n")?;
+            let mut f = opts.open(path).map_err(at(path))?;
+            std::io::Write::write_all(&mut f, hex.as_bytes()).map_err(at(path))?;
+            std::io::Write::write_all(&mut f, b"\n").map_err(at(path))?;
             Ok(key)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(at(path)(e)),
     }
 }
 
-async fn run(args: &[String]) -> std::io::Result<()> {
-    use status_io_tokio::node::NodeCommand;
+/// `path: error`, keeping the error's kind.
+fn at(path: &std::path::Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Start the logger on stderr: text (coloured on a terminal) or one JSON object per line.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+/// Ask the node task for a Messenger command's result.
+async fn chat_checked(node: &status_io_tokio::node::NodeHandle, input: ChatInput) -> Result<(), String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    node.commands
+        .send(NodeCommand::ChatChecked(input, tx))
+        .await
+        .map_err(|_| "the node has stopped".to_string())?;
+    match rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the node has stopped".into()),
+    }
+}
+
+async fn run(args: RunArgs) -> std::io::Result<()> {
     use status_sansio::chat::messenger::Messenger;
     use status_sansio::node::{Engine as NodeEngine, EngineConfig, Event as NodeEvent};
-    let mut listen: std::net::SocketAddr = "127.0.0.1:30303".parse().map_err(std::io::Error::other)?;
-    let mut key_file: Option<std::path::PathBuf> = None;
-    let mut data_dir = std::path::PathBuf::from(".");
-    let mut statics = Vec::new();
-    let (mut mailserver, mut light) = (false, false);
-    let mut mailserver_db: Option<String> = None;
-    let mut chats: Vec<String> = Vec::new();
-    let mut mailserver_peers: Vec<Enode> = Vec::new();
-    let mut dns = Vec::new();
-    let mut target_peers: Option<usize> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned();
-        match (args[i].as_str(), value) {
-            ("--listen", Some(v)) => {
-                listen = v
-                    .parse()
-                    .map_err(|e| std::io::Error::other(format!("--listen: {e}")))?
-            }
-            ("--key-file", Some(v)) => key_file = Some(v.into()),
-            ("--data-dir", Some(v)) => data_dir = v.into(),
-            ("--static-peer", Some(v)) => statics.push(
-                v.parse::<Enode>()
-                    .map_err(|e| std::io::Error::other(format!("--static-peer: {e}")))?,
-            ),
-            ("--public-chat", Some(v)) => chats.push(v),
-            ("--mailserver-db", Some(v)) => mailserver_db = Some(v),
-            ("--mailserver-peer", Some(v)) => mailserver_peers.push(
-                v.parse::<Enode>()
-                    .map_err(|e| std::io::Error::other(format!("--mailserver-peer: {e}")))?,
-            ),
-            ("--dns-discovery", Some(v)) => dns.push(
-                v.parse::<status_sansio::discovery::EnrTreeUrl>()
-                    .map_err(|e| std::io::Error::other(format!("--dns-discovery: {e}")))?,
-            ),
-            ("--target-peers", Some(v)) => {
-                target_peers = Some(
-                    v.parse()
-                        .map_err(|e| std::io::Error::other(format!("--target-peers: {e}")))?,
-                )
-            }
-            ("--mailserver", _) => {
-                mailserver = true;
-                i += 1;
-                continue;
-            }
-            ("--light", _) => {
-                light = true;
-                i += 1;
-                continue;
-            }
-            (other, _) => {
-                return Err(std::io::Error::other(format!(
-                    "unknown or incomplete option {other:?}; see --help"
-                )))
-            }
-        }
-        i += 2;
-    }
-    if mailserver_db.is_some() && !mailserver {
+    if args.mailserver_db.is_some() && !args.mailserver {
         return Err(std::io::Error::other("--mailserver-db needs --mailserver"));
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    std::fs::create_dir_all(&data_dir)?;
-    let key = load_or_create_key(&key_file.unwrap_or_else(|| data_dir.join("node.key")))?;
+    init_logging(args.log_format);
+    let data_dir = args.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("--data-dir {}: {e}", data_dir.display())))?;
+    let key_path = args.key_file.clone().unwrap_or_else(|| data_dir.join("node.key"));
+    let key = load_or_create_key(&key_path)?;
     let protocols = vec![
         status_sansio::rlpx::Protocol::new("waku", 1, 128).unwrap_or_else(|| unreachable!()),
         status_sansio::rlpx::Protocol::new("shh", 6, 128).unwrap_or_else(|| unreachable!()),
     ];
     let mut rlpx = Config::new(key, protocols);
     rlpx.client_id = concat!("status-node/v", env!("CARGO_PKG_VERSION")).to_string();
-    rlpx.listen_port = listen.port();
     let mut config = EngineConfig::new(Arc::new(rlpx));
-    config.static_peers = statics;
-    config.waku.light_node = light;
-    if mailserver {
+    config.static_peers = args.static_peer.clone();
+    config.waku.light_node = args.light;
+    if args.mailserver {
         config.mailserver = Some(Default::default());
     }
     // The chat identity is separate from the node key, as in Status.
@@ -427,21 +350,44 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     let me = identity.public_key();
     let messenger_config =
         status_sansio::chat::messenger::MessengerConfig::new(identity, "status-node".into());
-    config.mailservers = mailserver_peers;
-    config.dns_discovery = dns;
-    if let Some(t) = target_peers {
-        config.target_peers = t;
-    }
+    config.mailservers = args.mailserver_peer.clone();
+    config.dns_discovery = args.dns_discovery.clone();
+    config.target_peers = args.target_peers;
     // Good peers of earlier runs are dialled first.
     let peer_cache = status_io_std::dns::peer_cache_path(&data_dir);
     config.peer_cache = status_io_std::dns::load_peer_cache(&peer_cache);
     let state_path = data_dir.join("messenger.state");
     let history_path = data_dir.join("history.state");
     let now = status_io_std::Clock::new().now();
-    let listener = TcpListener::bind(listen).await?;
-    let enode = Enode::new(config.rlpx.public_key(), listener.local_addr()?);
+    let listener = TcpListener::bind(args.listen).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("--listen: cannot listen on {}: {e}", args.listen),
+        )
+    })?;
+    let local = listener.local_addr()?;
+    // The enode advertises the external address: --nat extip:IP, else the listening one.
+    let external = match args.nat {
+        Nat::ExtIp(ip) => std::net::SocketAddr::new(ip, local.port()),
+        Nat::None => local,
+    };
+    let mut rlpx = (*config.rlpx).clone();
+    rlpx.listen_port = external.port();
+    config.rlpx = Arc::new(rlpx);
+    let enode = Enode::new(config.rlpx.public_key(), external);
     println!("{enode}");
-    tracing::info!(%enode, mailserver, light, "node started");
+    if external.ip().is_unspecified() {
+        tracing::warn!(
+            %enode,
+            "the enode's address {} is not dialable: give the address others reach with --nat extip:IP",
+            external.ip()
+        );
+    }
+    let metrics_listener = match args.metrics {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
+    tracing::info!(%enode, listen = %local, mailserver = args.mailserver, light = args.light, "node started");
     let engine = match std::fs::read(&state_path) {
         Ok(bytes) => {
             let bytes = zeroize::Zeroizing::new(bytes);
@@ -454,15 +400,17 @@ async fn run(args: &[String]) -> std::io::Result<()> {
             config.messenger = Some(messenger_config);
             NodeEngine::new(now, config, os_seed())
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(at(&state_path)(e)),
     };
+    let mut book = term::Book::new(engine.messenger(), Some(data_dir.join("contacts.toml")))?;
     // Opened on a blocking thread: the PostgreSQL client must not run on a runtime worker.
     let redb = data_dir.join("mailserver.redb");
+    let (mailserver, mailserver_db) = (args.mailserver, args.mailserver_db.clone());
     let store =
         tokio::task::spawn_blocking(move || -> std::io::Result<Box<dyn status_io_std::store::Store>> {
             Ok(match (mailserver, mailserver_db) {
                 (true, Some(url)) => Box::new(status_io_std::store::PostgresStore::connect(&url)?),
-                (true, None) => Box::new(status_io_std::store::RedbStore::open(&redb)?),
+                (true, None) => Box::new(status_io_std::store::RedbStore::open(&redb).map_err(at(&redb))?),
                 (false, _) => Box::new(status_io_std::store::MemoryStore::default()),
             })
         })
@@ -477,34 +425,64 @@ async fn run(args: &[String]) -> std::io::Result<()> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        Err(e) => return Err(at(&history_path)(e)),
     }
+    let metrics = Arc::new(metrics::Metrics::new());
     let mut options = status_io_tokio::node::NodeOptions::new(1024);
     options.store = store;
     options.peer_cache_file = Some(peer_cache);
-    let mut node = status_io_tokio::node::spawn_node_with_options(engine, Some(listener), options);
-    tracing::info!(identity = %three_word_name(&me), key = %pubkey_to_hex(&me), "chat identity");
-    for c in chats {
-        let _ = node
-            .commands
-            .send(NodeCommand::Chat(ChatInput::JoinPublicChat(c)))
-            .await;
+    if metrics_listener.is_some() {
+        let m = metrics.clone();
+        options.on_store_commit = Some(Arc::new(move |took, _| m.store_commit(took)));
     }
-    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut node = status_io_tokio::node::spawn_node_with_options(engine, Some(listener), options);
+    if let Some(l) = metrics_listener {
+        tracing::info!(url = %format!("http://{}/metrics", l.local_addr()?), "metrics served");
+        tokio::spawn(metrics::serve(l, metrics.clone(), node.commands.clone()));
+    }
+    tracing::info!(identity = %three_word_name(&me), key = %pubkey_to_hex(&me), "chat identity");
+    for c in &args.public_chat {
+        match chat_checked(&node, ChatInput::JoinPublicChat(c.clone())).await {
+            Ok(()) => {
+                book.accepted(term::OnOk::Joined(c.clone()))?;
+            }
+            Err(e) => println!("cannot join {c}: {e}"),
+        }
+    }
+    let mut stdin = term::spawn_stdin_reader(std::io::stdin());
     let mut stdin_open = true;
     let mut save_every = tokio::time::interval(Duration::from_secs(10));
-    let mut groups: BTreeMap<String, String> = BTreeMap::new();
     loop {
         tokio::select! {
-            line = stdin.next_line(), if stdin_open => match line {
-                Ok(Some(line)) => match parse_command(&line) {
-                    Ok(Command::Quit) => break,
-                    Ok(Command::WhoAmI) => println!("{} {}", pubkey_to_hex(&me), three_word_name(&me)),
-                    Ok(Command::Chat(c)) => { let _ = node.commands.send(NodeCommand::Chat(c)).await; }
-                    Ok(Command::None) => {}
-                    Err(usage) => eprintln!("{usage}"),
+            line = stdin.recv(), if stdin_open => match line {
+                Some(term::StdinLine::Text(line)) => match book.parse(&me, &line) {
+                    term::Command::Quit => break,
+                    term::Command::None => {}
+                    term::Command::Say(s) => println!("{s}"),
+                    term::Command::WhoAmI => println!("{} {}", pubkey_to_hex(&me), three_word_name(&me)),
+                    term::Command::Chats => book.chats().iter().for_each(|l| println!("{l}")),
+                    term::Command::Peers => {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        if node.commands.send(NodeCommand::Peers(tx)).await.is_ok() {
+                            if let Ok(peers) = rx.await {
+                                print_peers(&peers);
+                            }
+                        }
+                    }
+                    term::Command::Chat(input, ok) => match chat_checked(&node, *input).await {
+                        Ok(()) => {
+                            if let Some(l) = book.accepted(ok)? {
+                                println!("{l}");
+                            }
+                        }
+                        Err(e) => println!("refused: {}", term::printable(&e)),
+                    },
                 },
-                Ok(None) | Err(_) => stdin_open = false,
+                Some(term::StdinLine::TooLong) => {
+                    println!("refused: line longer than {} bytes", term::MAX_LINE);
+                }
+                Some(term::StdinLine::NotUtf8) => println!("refused: line is not valid UTF-8"),
+                None => stdin_open = false,
             },
             _ = save_every.tick() => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
@@ -521,12 +499,15 @@ async fn run(args: &[String]) -> std::io::Result<()> {
                 }
             }
             ev = node.events.recv() => match ev {
-                Some(NodeEvent::PeerConnected { id, client, dialect, .. }) => {
-                    let id = status_sansio::crypto::pubkey_to_raw64(&id);
-                    tracing::info!(peer = %hex8(&id), %client, ?dialect, "peer connected");
+                Some(NodeEvent::Chat(e)) => {
+                    metrics.chat_event(&e);
+                    if let Some(line) = book.event_line(e) {
+                        println!("{line}");
+                    }
                 }
-                Some(NodeEvent::PeerDisconnected { reason, remote, .. }) => tracing::info!(%reason, remote, "peer disconnected"),
-                Some(NodeEvent::Chat(e)) => print_chat_event(e, &mut groups),
+                // Peers, Waku handshakes, faults and drops are logged by the driver, in the peer's span.
+                Some(NodeEvent::PeerConnected { .. } | NodeEvent::PeerDisconnected { .. }) => {}
+                Some(NodeEvent::History(e)) => log_history(&e),
                 Some(NodeEvent::Waku(e)) => tracing::debug!(event = ?e, "waku"),
                 Some(e) => tracing::debug!(event = ?e, "node"),
                 None => break,
@@ -547,182 +528,96 @@ async fn run(args: &[String]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Log a mailserver history event with plain fields.
+fn log_history(e: &status_sansio::node::HistoryEvent) {
+    use status_io_tokio::node::short_id;
+    use status_sansio::node::HistoryEvent as H;
+    match e {
+        H::HistoryFetched {
+            peer,
+            topics,
+            from,
+            to,
+            envelopes,
+            pages,
+        } => tracing::info!(
+            mailserver = %short_id(peer),
+            topics = topics.len(),
+            from,
+            to,
+            envelopes,
+            pages,
+            "history fetched"
+        ),
+        H::RequestFailed {
+            peer,
+            reason,
+            topics,
+            will_retry,
+        } => tracing::warn!(
+            mailserver = %short_id(peer),
+            reason = ?reason,
+            topics = topics.len(),
+            will_retry,
+            "history request failed"
+        ),
+        H::FailedOver { from, to } => tracing::warn!(
+            from = %short_id(from),
+            to = %short_id(to),
+            "history request moved to another mailserver"
+        ),
+    }
+}
+
+fn print_peers(peers: &[status_io_tokio::node::PeerInfo]) {
+    let connected: Vec<_> = peers.iter().filter(|p| p.id.is_some()).collect();
+    println!("{} peers connected", connected.len());
+    for p in connected {
+        let id =
+            p.id.as_ref()
+                .map(status_io_tokio::node::short_id)
+                .unwrap_or_default();
+        let dialect = p
+            .dialect
+            .map(|d| format!("{}/{}", d.capability(), d.version()))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "  {id} {} {} {dialect} {}",
+            p.addr,
+            if p.inbound { "in" } else { "out" },
+            term::printable(p.client.as_deref().unwrap_or("")),
+        );
+    }
+    let pending = peers.len() - peers.iter().filter(|p| p.id.is_some()).count();
+    if pending > 0 {
+        println!("  ({pending} connecting)");
+    }
+}
+
 /// Write `state` to `path` atomically (a temporary file renamed over it), readable by the owner only.
 fn save_state(path: &std::path::Path, state: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     // The mode applies only to a file being created: a leftover temporary file (from a crash, or made
     // by someone else) is removed first, so the secrets never land in a file with looser permissions.
     match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(&tmp)(e)),
         _ => {}
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp)?;
-    std::io::Write::write_all(&mut f, state)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-/// A line from stdin.
-enum Command {
-    Chat(ChatInput),
-    WhoAmI,
-    Quit,
-    None,
-}
-
-const COMMANDS: &str = "commands: /join NAME, /leave NAME, /add 0x04..., /group NAME 0x04..., \
-/invite GROUP 0x04..., /kick GROUP 0x04..., /msg CHAT TEXT, /whoami, /quit";
-
-fn parse_command(line: &str) -> Result<Command, String> {
-    let line = line.trim();
-    let key = |s: &str| pubkey_from_hex(s.trim()).map_err(|e| format!("{s:?}: {e}"));
-    let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
-    let rest = rest.trim();
-    let chat = match cmd {
-        "" => return Ok(Command::None),
-        "/quit" => return Ok(Command::Quit),
-        "/whoami" => return Ok(Command::WhoAmI),
-        "/join" if !rest.is_empty() => ChatInput::JoinPublicChat(rest.into()),
-        "/leave" if !rest.is_empty() => ChatInput::LeavePublicChat(rest.into()),
-        "/add" if !rest.is_empty() => ChatInput::StartOneToOne(key(rest)?),
-        "/msg" => match rest.split_once(' ') {
-            Some((chat, text)) if !text.trim().is_empty() => ChatInput::SendText {
-                chat: chat.into(),
-                text: text.into(),
-            },
-            _ => return Err("usage: /msg CHAT TEXT".into()),
-        },
-        "/group" => {
-            let mut words = rest.split_whitespace();
-            let name = words.next().ok_or("usage: /group NAME 0x04... [0x04...]")?;
-            let members = words.map(key).collect::<Result<Vec<_>, _>>()?;
-            ChatInput::CreateGroup {
-                name: name.into(),
-                members,
-            }
-        }
-        "/invite" | "/kick" => {
-            let (group, member) = rest
-                .split_once(' ')
-                .ok_or_else(|| format!("usage: {cmd} GROUP 0x04..."))?;
-            let member = key(member)?;
-            if cmd == "/invite" {
-                ChatInput::AddMembers {
-                    chat: group.into(),
-                    members: vec![member],
-                }
-            } else {
-                ChatInput::RemoveMember {
-                    chat: group.into(),
-                    member,
-                }
-            }
-        }
-        _ => return Err(COMMANDS.into()),
-    };
-    Ok(Command::Chat(chat))
-}
-
-/// One line per chat event: received messages on stdout, the rest on stdout or in the log.
-fn print_chat_event(e: ChatEvent, groups: &mut BTreeMap<String, String>) {
-    if let Some(line) = chat_event_line(e, groups) {
-        println!("{line}");
-    }
-}
-
-/// `s` with control characters (escape sequences, line breaks) and bidirectional overrides shown
-/// escaped: texts, group names and group ids come from peers and must not drive the terminal.
-fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The stdout line for a chat event, if it has one (the others go to the log).
-fn chat_event_line(e: ChatEvent, groups: &mut BTreeMap<String, String>) -> Option<String> {
-    match e {
-        ChatEvent::MessageReceived {
-            chat,
-            message,
-            own: false,
-        } => {
-            let who = three_word_name(&message.author);
-            let label = groups.get(&chat).map(|n| format!("{n} {chat}")).unwrap_or(chat);
-            Some(format!(
-                "[{}] {who}: {}",
-                printable(&label),
-                printable(&message.text)
-            ))
-        }
-        ChatEvent::ContactRequest { from, chat } => Some(format!(
-            "contact request from {} ({chat})",
-            three_word_name(&from)
-        )),
-        ChatEvent::GroupCreated { chat, name } => {
-            let line = format!("group {} created: {}", printable(&name), printable(&chat));
-            groups.insert(chat, name);
-            Some(line)
-        }
-        ChatEvent::MembershipChanged {
-            chat,
-            name,
-            members,
-            removed_self,
-            ..
-        } => {
-            let names: Vec<String> = members.iter().map(three_word_name).collect();
-            let line = if removed_self {
-                format!("removed from group {} ({})", printable(&name), printable(&chat))
-            } else {
-                format!(
-                    "group {} ({}): members {}",
-                    printable(&name),
-                    printable(&chat),
-                    names.join(", ")
-                )
-            };
-            groups.insert(chat, name);
-            Some(line)
-        }
-        ChatEvent::Delivered { chat, id, to } => {
-            tracing::info!(chat = %printable(&chat), %id, to = %three_word_name(&to), "delivered");
-            None
-        }
-        ChatEvent::DeliveryFailed { chat, id, to } => Some(format!(
-            "could not deliver {id} in {} to {}",
-            printable(&chat),
-            three_word_name(&to)
-        )),
-        ChatEvent::MessageSent { chat, id } => {
-            tracing::info!(chat = %printable(&chat), %id, "message sent");
-            None
-        }
-        ChatEvent::Dropped { reason } => {
-            tracing::debug!(reason = %printable(&reason), "message dropped");
-            None
-        }
-        other => {
-            tracing::debug!(event = ?other, "chat");
-            None
-        }
-    }
+    let mut f = opts.open(&tmp).map_err(at(&tmp))?;
+    std::io::Write::write_all(&mut f, state).map_err(at(&tmp))?;
+    f.sync_all().map_err(at(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(at(path))
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("demo") => match chat_demo::run().await {
+    let cli = cli::parse(std::env::args_os().collect());
+    match cli.command {
+        cli::Command::Demo => match chat_demo::run().await {
             Ok(true) => return,
             Ok(false) => std::process::exit(1),
             Err(e) => {
@@ -730,22 +625,15 @@ async fn main() {
                 std::process::exit(1);
             }
         },
-        Some("demo-rlpx") => {}
-        Some("keygen") => return keygen(),
-        Some("run") => {
-            if let Err(e) = run(&args[1..]).await {
+        cli::Command::DemoRlpx => {}
+        cli::Command::Keygen => return keygen(),
+        cli::Command::Completions { shell } => return cli::completions(shell),
+        cli::Command::Run(args) => {
+            if let Err(e) = run(*args).await {
                 eprintln!("status-node: {e}");
                 std::process::exit(1);
             }
             return;
-        }
-        Some("--help" | "-h" | "help") => {
-            print!("{USAGE}");
-            return;
-        }
-        _ => {
-            eprint!("{USAGE}");
-            std::process::exit(2);
         }
     }
     let limit = Duration::from_secs(30);
@@ -788,45 +676,6 @@ async fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use status_sansio::chat::messenger::ChatEntry;
-    use status_sansio::chat::payloads::MessageId;
-    use status_sansio::Seed;
-
-    #[test]
-    fn peer_texts_and_group_names_cannot_drive_the_terminal() {
-        let author = SecretKey::random(&mut Seed::from_u64(1).rng()).public_key();
-        let chat = format!("\u{1b}]52;c;ZXZpbA==\u{7}-{}", pubkey_to_hex(&author));
-        let mut groups = BTreeMap::new();
-        let created = ChatEvent::MembershipChanged {
-            chat: chat.clone(),
-            name: "evil\u{1b}[2J\u{202e}".into(),
-            members: vec![author],
-            admins: vec![author],
-            removed_self: false,
-        };
-        let text = ChatEvent::MessageReceived {
-            chat,
-            message: ChatEntry {
-                id: MessageId([0; 32]),
-                author,
-                clock: 1,
-                timestamp: 1,
-                text: "hi\u{1b}[31m\nfake line\r".into(),
-                content: Default::default(),
-            },
-            own: false,
-        };
-        for e in [created, text] {
-            let line = chat_event_line(e, &mut groups).unwrap_or_default();
-            assert!(!line.is_empty());
-            assert!(
-                line.chars()
-                    .all(|c| !c.is_control() && !('\u{202a}'..='\u{202e}').contains(&c)),
-                "{line:?}"
-            );
-        }
-        assert_eq!(printable("plain text, ünïcode"), "plain text, ünïcode");
-    }
 
     #[cfg(unix)]
     #[test]
