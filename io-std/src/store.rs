@@ -28,6 +28,9 @@ pub trait Store: Send {
         entries.into_iter().try_for_each(|(k, v)| self.put(k, v))
     }
     /// Up to `limit` entries with `start ≤ key < end`, ascending.
+    ///
+    /// Contract: callers pass `start <= end` (the mailserver server only emits `start < end`); an
+    /// implementation returns no entries for `start >= end` and never panics on it.
     fn range(
         &self,
         start: [u8; KEY_LEN],
