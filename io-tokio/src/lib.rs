@@ -822,11 +822,11 @@ pub mod node {
                         Net::Resolved(name, txt) => { let _ = engine.handle_input(now, Input::DnsResolved { name, txt }); }
                     }
                 }
-                Ok((stream, _)) = accept => {
+                Ok((stream, addr)) = accept => {
                     let conn = ConnId(next_accept);
                     next_accept += 1;
                     start_socket(stream, conn, &net_tx, &mut writers);
-                    let _ = engine.handle_input(clock.now(), Input::Accepted { conn });
+                    let _ = engine.handle_input(clock.now(), Input::AcceptedFrom { conn, addr });
                 }
                 Some((query, entries)) = store.results.recv() => {
                     let _ = engine.handle_input(clock.now(), Input::QueryResult { query, entries });
