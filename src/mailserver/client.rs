@@ -489,14 +489,14 @@ impl HistoryClient {
                 let valid = c.len() == CURSOR_LEN
                     && cursor_time(&c).is_some_and(|t| t >= job.from && t <= job.to)
                     && c[..] > job.cursor[..];
+                // A bad cursor is a failed attempt, retried from the same cursor: not a page followed.
+                if valid {
+                    job.pages = job.pages.saturating_add(1);
+                }
                 if !valid {
-                    // A failed attempt, retried from the same cursor: not a page followed.
                     self.attempt_failed(now, FailureReason::BadCursor, false);
                     Completion::Failed
-                } else if {
-                    job.pages = job.pages.saturating_add(1);
-                    job.pages >= self.config.max_pages
-                } {
+                } else if job.pages >= self.config.max_pages {
                     job.cursor = c;
                     self.give_up(FailureReason::TooManyPages);
                     Completion::Failed
