@@ -125,3 +125,33 @@ fn a_peer_dropped_for_a_fault_and_its_address_wait_out_the_back_off() {
     assert!(connected_at(&net, 0, 2));
     assert!(net.hosts[0].engine.connected_peers() >= 1);
 }
+
+#[test]
+fn connections_from_one_address_share_one_waku_source() {
+    // 0: relay; 1 and 2: two nodes behind one address; 3: a node elsewhere.
+    let mut net = Net::new(4, |i, enodes| {
+        let mut c = EngineConfig::new(rlpx_config(0));
+        if i > 0 {
+            c.static_peers = vec![enodes[0].clone()];
+        }
+        c
+    });
+    net.hosts[2].addr = net.hosts[1].addr;
+    net.run(Duration::from_secs(1));
+    assert_eq!(net.hosts[0].engine.connected_peers(), 3);
+    let sources: Vec<(u64, u64)> = net.hosts[0]
+        .engine
+        .waku()
+        .peers()
+        .map(|(id, p)| (id.0, p.source))
+        .collect();
+    assert_eq!(sources.len(), 3);
+    let mut distinct: Vec<u64> = sources.iter().map(|(_, s)| *s).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2, "two addresses, two sources: {sources:?}");
+    assert!(
+        sources.iter().all(|(id, s)| id != s),
+        "grouped by address, not by peer"
+    );
+}

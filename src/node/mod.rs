@@ -26,7 +26,9 @@
 //!   below `max_peers`. A peer we drop for a protocol fault (reasons 0x02 and 0x10), and its address,
 //!   are refused for `fault_backoff` (inbound sockets from the address are closed at once; its key is
 //!   refused with 0x03 after the handshake); every connection from the address shares one Waku rate
-//!   budget and pool share ([`WakuNode::set_peer_source`]);
+//!   budget and pool share ([`WakuNode::set_peer_source`]). Loopback addresses are exempt from the
+//!   address back-off and the address grouping (local tools and tests run many nodes on one address;
+//!   the per-address handshake cap still applies);
 //! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
 //!   out as [`Event::Waku`];
 //! * with `messenger` set, the [`Messenger`] runs on top: its subscriptions and posts go to the Waku node,
@@ -1072,7 +1074,12 @@ impl Engine {
                         .handle_input(now, waku::Input::PeerConnected { peer, dialect: d })
                         .is_ok();
                     // Every connection from one address shares one rate budget and pool share.
-                    if let Some(ip) = self.conns.get(&conn).and_then(|c| c.ip).filter(|_| attached) {
+                    let grouped = self
+                        .conns
+                        .get(&conn)
+                        .and_then(|c| c.ip)
+                        .filter(|ip| attached && !ip.is_loopback());
+                    if let Some(ip) = grouped {
                         let known = self.waku.set_peer_source(now, peer, ip_source(ip));
                         debug_assert!(known, "the peer was just attached");
                     }
@@ -1110,7 +1117,9 @@ impl Engine {
                         insert_bounded(&mut self.backoff.keys, now, key, until);
                     }
                     if let Some(ip) = self.conns.get(&conn).and_then(|c| c.ip) {
-                        insert_bounded(&mut self.backoff.ips, now, ip, until);
+                        if !ip.is_loopback() {
+                            insert_bounded(&mut self.backoff.ips, now, ip, until);
+                        }
                     }
                 }
                 self.history_peer_gone(now, conn, id);
