@@ -253,18 +253,31 @@ fn a_flooding_peer_is_rate_limited_while_others_are_served() {
     let honest = key(5);
     for round in 0..8u32 {
         let now = net.now.as_secs() as u32;
-        for i in 0..60u32 {
-            let junk = Envelope {
+        // The flooder ignores the relay's advertised limits (our own node paces itself to them, so it
+        // writes its Messages packets straight onto the RLPx connection).
+        let junk: Vec<Envelope> = (0..60u32)
+            .map(|i| Envelope {
                 expiry: now + 30,
                 ttl: 30,
                 topic: Topic([9, 9, 9, 9]),
                 data: vec![(round * 60 + i) as u8; 64].into(),
                 nonce: u64::from(round * 1000 + i),
-            };
-            net.hosts[0]
-                .waku
-                .handle_input(net.now, Input::Broadcast(junk))
+            })
+            .collect();
+        for chunk in junk.chunks(20) {
+            let payload = encode_envelopes(chunk.iter());
+            // Until the relay drops it.
+            if let Some(c) = net.hosts[0].conns.get_mut(&PeerId(1)).filter(|c| c.is_active()) {
+                c.handle_input(
+                    net.now,
+                    status_sansio::rlpx::Input::Send {
+                        capability: "waku",
+                        code: packet::MESSAGES,
+                        payload: &payload,
+                    },
+                )
                 .unwrap();
+            }
         }
         net.input(
             2,

@@ -545,8 +545,13 @@ pub mod node {
                 Ok(Net::Accepted(s)) => {
                     let conn = ConnId(self.next_accept);
                     self.next_accept += 1;
+                    let addr = s.peer_addr().ok();
                     self.start(s, conn);
-                    let _ = self.engine.handle_input(now, Input::Accepted { conn });
+                    let input = match addr {
+                        Some(addr) => Input::AcceptedFrom { conn, addr },
+                        None => Input::Accepted { conn },
+                    };
+                    let _ = self.engine.handle_input(now, input);
                 }
                 Ok(Net::Dialed(conn, Ok(s))) => {
                     self.start(s, conn);

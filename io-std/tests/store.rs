@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use status_io_std::store::postgres::TempServer;
-use status_io_std::store::{MemoryStore, PostgresStore, RedbStore, Store};
+use status_io_std::store::{CappedStore, MemoryStore, PostgresStore, RedbStore, Store};
 use status_sansio::mailserver::server::KEY_LEN;
 
 fn key(sent: u32, n: u8) -> [u8; KEY_LEN] {
@@ -208,6 +208,46 @@ fn survives_reopen(f: &dyn Fixture) {
     assert_eq!(s.len().unwrap(), 16);
 }
 
+/// The byte cap: data bytes are counted exactly (overwrites included), eviction is oldest first, and a
+/// capped store stays under its cap through a long stream of writes, single and batched.
+fn byte_cap_evicts_oldest_first(f: &dyn Fixture) {
+    let mut store = f.open();
+    for t in 0..100u32 {
+        store.put(key(1000 + t, 1), Bytes::from(vec![7u8; 100])).unwrap();
+    }
+    store.put(key(1000, 1), Bytes::from(vec![7u8; 100])).unwrap();
+    assert_eq!(store.data_bytes().unwrap(), 100 * 100);
+    store.evict_to(2_550).unwrap();
+    assert_eq!(store.data_bytes().unwrap(), 2_500);
+    assert_eq!(store.len().unwrap(), 25);
+    assert!(
+        store.range(key(0, 0), key(1075, 0), 100).unwrap().is_empty(),
+        "the oldest went first"
+    );
+    assert_eq!(store.range(key(1075, 0), [0xff; KEY_LEN], 100).unwrap().len(), 25);
+    let mut capped = CappedStore::new(store, 5_000).unwrap();
+    let mut max_seen = 0;
+    for t in 0..300u32 {
+        if t % 3 == 0 {
+            let batch = (0..3u8)
+                .map(|n| (key(2000 + t, n), Bytes::from(vec![t as u8; 50 + usize::from(n)])))
+                .collect();
+            capped.put_batch(batch).unwrap();
+        } else {
+            capped
+                .put(key(2000 + t, 9), Bytes::from(vec![t as u8; 120]))
+                .unwrap();
+        }
+        max_seen = max_seen.max(capped.data_bytes().unwrap());
+    }
+    assert!(max_seen <= 5_000, "stayed under the cap: {max_seen}");
+    assert!(capped.data_bytes().unwrap() >= 4_000, "and kept most of it");
+    // What is left is the newest.
+    let newest = capped.range(key(2299, 0), [0xff; KEY_LEN], 10).unwrap();
+    assert_eq!(newest.len(), 1);
+    assert!(capped.range(key(0, 0), key(2200, 0), 10).unwrap().is_empty());
+}
+
 macro_rules! store_suite {
     ($backend:ident, $fixture:expr $(, $persistent:ident)?) => {
         mod $backend {
@@ -231,6 +271,11 @@ macro_rules! store_suite {
             #[test]
             fn prune_boundaries() {
                 super::prune_boundaries(&$fixture);
+            }
+
+            #[test]
+            fn byte_cap_evicts_oldest_first() {
+                super::byte_cap_evicts_oldest_first(&$fixture);
             }
 
             $(

@@ -1093,7 +1093,7 @@ pub mod node {
                     tracing::debug!(parent: &l.span, "accepted; RLPx handshake");
                     start_socket(stream, conn, &net_tx, &mut writers, l.span.clone());
                     links.insert(conn, l);
-                    let _ = engine.handle_input(clock.now(), Input::Accepted { conn });
+                    let _ = engine.handle_input(clock.now(), Input::AcceptedFrom { conn, addr });
                 }
                 Some((query, entries)) = store.results.recv() => {
                     let _ = engine.handle_input(clock.now(), Input::QueryResult { query, entries });

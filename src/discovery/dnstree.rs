@@ -296,6 +296,14 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// True if `text` starts like a subtree entry (branch, link or ENR); [`Entry::parse`] then either
+    /// parses it or says why it is malformed, never [`EntryError::Unknown`].
+    pub fn is_entry_text(text: &str) -> bool {
+        text.starts_with(BRANCH_PREFIX)
+            || text.starts_with(LINK_PREFIX)
+            || text.starts_with(super::enr::ENR_PREFIX)
+    }
+
     /// Parse a subtree entry. A root entry is not a subtree entry and gives [`EntryError::Unknown`].
     pub fn parse(text: &str) -> Result<Entry, EntryError> {
         if text.len() > MAX_ENTRY_LEN {
@@ -703,10 +711,12 @@ impl DnsTreeClient {
             }
             QueryKind::Entry { hash, subtree } => {
                 let (hash, subtree) = (hash.clone(), *subtree);
-                let parsed = match Entry::parse(text) {
-                    Err(EntryError::Unknown) => return false,
-                    other => other,
-                };
+                // Other TXT records at the name are skipped. The entry is parsed (an ENR decoded and its
+                // signature checked) only after its text matched the hash that names it: unauthenticated
+                // text never reaches the decoders.
+                if !Entry::is_entry_text(text) {
+                    return false;
+                }
                 self.queries.remove(name);
                 if let TreeState::Walking(w) = &mut self.trees[tree].state {
                     w.in_flight = w.in_flight.saturating_sub(1);
@@ -715,7 +725,7 @@ impl DnsTreeClient {
                     self.entry_failed(tree, name, TreeError::HashMismatch);
                     return true;
                 }
-                match parsed {
+                match Entry::parse(text) {
                     Err(e) => self.entry_failed(tree, name, TreeError::Entry(e)),
                     Ok(entry) => self.entry_answer(now, tree, name, subtree, entry),
                 }

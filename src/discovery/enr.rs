@@ -24,6 +24,17 @@ use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use k256::ecdsa::{Signature, VerifyingKey};
 use rlp::{PayloadInfo, Rlp, RlpStream};
 
+/// The header and payload length of the RLP item at the start of `bytes`, checked to fit in `bytes`.
+///
+/// `PayloadInfo::from` only parses the header: its `total()` adds the lengths unchecked, and a length
+/// prefix of eight `0xff` bytes overflows that addition. Every length here is added with overflow checks
+/// and compared with the bytes actually present.
+fn item_info(bytes: &[u8]) -> Option<(PayloadInfo, usize)> {
+    let info = PayloadInfo::from(bytes).ok()?;
+    let total = info.header_len.checked_add(info.value_len)?;
+    (total <= bytes.len()).then_some((info, total))
+}
+
 use crate::crypto::{
     keccak256, pubkey_from_sec1, pubkey_to_compressed, pubkey_to_raw64, sign_recoverable, PublicKey,
     SecretKey,
@@ -123,11 +134,7 @@ pub struct Enr {
 fn split_items(mut payload: &[u8]) -> Result<Vec<&[u8]>, EnrError> {
     let mut items = Vec::new();
     while !payload.is_empty() {
-        let info = PayloadInfo::from(payload).map_err(|_| EnrError::Malformed("item header"))?;
-        let total = info.total();
-        if total > payload.len() {
-            return Err(EnrError::Malformed("item runs past the record"));
-        }
+        let (_, total) = item_info(payload).ok_or(EnrError::Malformed("item header or length"))?;
         let (item, rest) = payload.split_at(total);
         items.push(item);
         payload = rest;
@@ -192,11 +199,11 @@ impl Enr {
         if bytes.len() > MAX_RECORD_SIZE {
             return Err(EnrError::TooBig);
         }
-        let info = PayloadInfo::from(bytes).map_err(|_| EnrError::Malformed("list header"))?;
         if bytes.first().map_or(true, |b| *b < 0xc0) {
             return Err(EnrError::Malformed("not a list"));
         }
-        if info.total() != bytes.len() {
+        let (info, total) = item_info(bytes).ok_or(EnrError::Malformed("list header or length"))?;
+        if total != bytes.len() {
             return Err(EnrError::Malformed("length does not match the list header"));
         }
         let items = split_items(&bytes[info.header_len..])?;
@@ -571,6 +578,24 @@ mod tests {
         assert!("enr:".parse::<Enr>().is_err());
         assert_eq!("enx:AA".parse::<Enr>(), Err(EnrError::Prefix));
         assert_eq!(format!("{}=", enr).parse::<Enr>(), Err(EnrError::Base64));
+    }
+
+    #[test]
+    fn huge_length_prefixes_are_errors_not_overflows() {
+        // A fuzz find: eight 0xff length bytes overflowed `PayloadInfo::total` (a panic in debug builds),
+        // reachable from DNS TXT answers. As the record's own list header and as an item inside it.
+        let mut outer = vec![0xff];
+        outer.extend_from_slice(&[0xff; 8]);
+        outer.extend_from_slice(&[0x80; 8]);
+        assert!(matches!(Enr::decode(&outer), Err(EnrError::Malformed(_))));
+        let mut inner = vec![0xcd, 0xbf];
+        inner.extend_from_slice(&[0xff; 8]);
+        inner.extend_from_slice(&[0x80; 4]);
+        assert!(matches!(Enr::decode(&inner), Err(EnrError::Malformed(_))));
+        let mut list_item = vec![0xcd, 0xff];
+        list_item.extend_from_slice(&[0xff; 8]);
+        list_item.extend_from_slice(&[0x80; 4]);
+        assert!(matches!(Enr::decode(&list_item), Err(EnrError::Malformed(_))));
     }
 
     #[test]

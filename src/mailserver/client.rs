@@ -157,7 +157,8 @@ pub enum Event {
         to: u32,
         /// New (not yet seen) envelopes that arrived while the request was in flight.
         envelopes: u64,
-        /// Pages (completions) received.
+        /// Pages followed: completions accepted (a completion with a bad cursor is a failed attempt and
+        /// does not count), at most `max_pages`.
         pages: u32,
     },
     /// An attempt failed; `will_retry` tells whether the client goes on (same mailserver or another)
@@ -502,10 +503,13 @@ impl HistoryClient {
                 Completion::Done
             }
             RequestComplete::Success { cursor: Some(c), .. } => {
-                job.pages = job.pages.saturating_add(1);
                 let valid = c.len() == CURSOR_LEN
                     && cursor_time(&c).is_some_and(|t| t >= job.from && t <= job.to)
                     && c[..] > job.cursor[..];
+                // A bad cursor is a failed attempt, retried from the same cursor: not a page followed.
+                if valid {
+                    job.pages = job.pages.saturating_add(1);
+                }
                 if !valid {
                     self.attempt_failed(now, FailureReason::BadCursor, false);
                     Completion::Failed
@@ -1117,6 +1121,69 @@ mod tests {
         let (reqs, _) = drain(&mut c);
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].1.topics, vec![topic(1), topic(2)]);
+    }
+
+    #[test]
+    fn bad_cursors_are_not_counted_as_pages() {
+        // A fuzz find: completions with bad cursors were counted as pages, so interleaved bad cursors
+        // cut a request short (or reported more than `max_pages` pages).
+        let mut c = client(HistoryConfig {
+            max_pages: 3,
+            max_tries: 10,
+            ..cfg()
+        });
+        let a = key(1);
+        c.set_topics([topic(1)]);
+        let mut now = Timestamp::from_secs(T0);
+        c.connected(now, a);
+        let mut good = T0 as u32 - 1000;
+        let mut completions = vec![];
+        // valid, bad, bad, valid, bad, end: three pages followed.
+        for (k, kind) in ["valid", "bad", "bad", "valid", "bad", "end"].iter().enumerate() {
+            let (reqs, _) = drain(&mut c);
+            assert_eq!(reqs.len(), 1, "step {k}: one request out");
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&reqs[0].1.id);
+            let cursor = match *kind {
+                "valid" => {
+                    good += 10;
+                    let mut cur = good.to_be_bytes().to_vec();
+                    cur.extend_from_slice(&[9; 32]);
+                    Some(cur.into())
+                }
+                "bad" => {
+                    // Well formed, outside the window.
+                    let mut cur = (T0 as u32 + 100_000).to_be_bytes().to_vec();
+                    cur.extend_from_slice(&[9; 32]);
+                    Some(cur.into())
+                }
+                _ => None,
+            };
+            let rc = RequestComplete::Success {
+                request_id: id,
+                last_envelope_hash: None,
+                cursor,
+            };
+            completions.push(c.on_request_complete(now, &a, &rc.encode()));
+            // Let the retry delay or the request gap pass.
+            if c.job
+                .as_ref()
+                .is_some_and(|j| matches!(j.state, JobState::Waiting { .. }))
+            {
+                now = c.poll_timeout().unwrap();
+                c.handle_timeout(now);
+            }
+        }
+        use Completion::*;
+        assert_eq!(
+            completions,
+            vec![NextPage, Failed, Failed, NextPage, Failed, Done]
+        );
+        let (_, events) = drain(&mut c);
+        assert!(
+            matches!(events.last(), Some(Event::HistoryFetched { pages: 3, .. })),
+            "{events:?}"
+        );
     }
 
     #[test]

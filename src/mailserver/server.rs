@@ -197,7 +197,7 @@ pub enum Output {
         /// The envelope RLP.
         value: Bytes,
     },
-    /// Return up to `limit` entries with `start ≤ key < end`, ascending.
+    /// Return up to `limit` entries with `start ≤ key < end`, ascending. Always `start < end`.
     Query {
         /// Answer with this id.
         query: QueryId,
@@ -508,6 +508,10 @@ impl MailServer {
             if !increment(&mut start) {
                 return self.complete(peer, id, None, None);
             }
+            // A cursor before the window never widens it.
+            let mut lower = [0u8; KEY_LEN];
+            lower[..4].copy_from_slice(&p.lower.to_be_bytes());
+            start = start.max(lower);
         }
         let mut end = [0u8; KEY_LEN];
         match upper.checked_add(1) {
@@ -636,7 +640,14 @@ impl MailServer {
         }
     }
 
-    fn query(&mut self, a: Active, start: [u8; KEY_LEN]) {
+    /// Ask the store for the next page from `start`; an empty rest of the window (a cursor at or past
+    /// its end, or a scan that reached it) completes the request instead: a query always has
+    /// `start < end`.
+    fn query(&mut self, mut a: Active, start: [u8; KEY_LEN]) {
+        if start >= a.end {
+            self.flush(&mut a);
+            return self.complete(a.peer, a.request_id, a.last_hash, None);
+        }
         let q = QueryId(self.next_query);
         self.next_query += 1;
         let limit = self

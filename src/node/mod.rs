@@ -15,9 +15,20 @@
 //!   trees walked by a [`DnsTreeClient`] inside the engine (the driver answers [`Output::ResolveTxt`] with
 //!   [`Input::DnsResolved`]) and [`Input::AddPeerCandidate`]; discovery is suspended at the target and
 //!   resumed below it (the rules are in [`peers`]);
-//! * a second connection to a node we are already connected to is refused with reason 0x05, and an
-//!   inbound connection beyond `max_peers` with 0x04 (beyond twice `max_peers` sockets it is closed at
-//!   once, without a handshake);
+//! * **admission**: inbound sockets still in their handshake (no Hello yet) have their own slots,
+//!   `max_handshakes` in all and `max_handshakes_per_ip` from one address (the driver names it with
+//!   [`Input::AcceptedFrom`]): a socket past the per-IP cap is closed at once, and when every slot is
+//!   taken the oldest handshake of the address holding the most slots is closed to make room, so idle
+//!   sockets cannot lock honest peers out. An inbound connection beyond `max_peers` *established*
+//!   peers is refused with 0x04 once frames can carry it; a second connection to a node we are already
+//!   connected to with 0x05. Outbound dials are never held back by inbound sockets: static peers and
+//!   mailservers are always dialled, discovery candidates while established peers plus our dials are
+//!   below `max_peers`. A peer we drop for a protocol fault (reasons 0x02 and 0x10), and its address,
+//!   are refused for `fault_backoff` (inbound sockets from the address are closed at once; its key is
+//!   refused with 0x03 after the handshake); every connection from the address shares one Waku rate
+//!   budget and pool share ([`WakuNode::set_peer_source`]). Loopback addresses are exempt from the
+//!   address back-off and the address grouping (local tools and tests run many nodes on one address;
+//!   the per-address handshake cap still applies);
 //! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
 //!   out as [`Event::Waku`];
 //! * with `messenger` set, the [`Messenger`] runs on top: its subscriptions and posts go to the Waku node,
@@ -34,7 +45,7 @@
 //! ranges never meet (dials use ids with the top bit set).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +126,12 @@ pub struct EngineConfig {
     pub mailservers: Vec<Enode>,
     /// The history client's limits and timers.
     pub history: HistoryConfig,
+    /// Inbound sockets in their handshake at once (separate from `max_peers`). Default 64.
+    pub max_handshakes: usize,
+    /// Inbound sockets in their handshake from one IP address. Default 4.
+    pub max_handshakes_per_ip: usize,
+    /// How long a peer dropped for a protocol fault, and its IP address, are refused. Default 5 min.
+    pub fault_backoff: Duration,
     /// Peers to keep (static ones included; static peers are kept even past it). Default 3, the upper
     /// end of the mobile target of docs/protocol/status-client.md ("2-3 peers").
     pub target_peers: usize,
@@ -143,6 +160,9 @@ impl EngineConfig {
             messenger: None,
             mailservers: vec![],
             history: HistoryConfig::default(),
+            max_handshakes: 64,
+            max_handshakes_per_ip: 4,
+            fault_backoff: Duration::from_secs(300),
             target_peers: 3,
             dns_discovery: vec![],
             dns: DnsConfig::default(),
@@ -154,10 +174,18 @@ impl EngineConfig {
 /// Inputs.
 #[derive(Debug)]
 pub enum Input<'a> {
-    /// The driver accepted an inbound socket and named it `conn` (top bit clear).
+    /// The driver accepted an inbound socket and named it `conn` (top bit clear); its address is
+    /// unknown (all such sockets share one address for admission). Prefer [`Input::AcceptedFrom`].
     Accepted {
         /// The id.
         conn: ConnId,
+    },
+    /// The driver accepted an inbound socket from `addr` and named it `conn` (top bit clear).
+    AcceptedFrom {
+        /// The id.
+        conn: ConnId,
+        /// The remote address.
+        addr: SocketAddr,
     },
     /// A dial we asked for connected.
     Connected {
@@ -317,6 +345,49 @@ struct Conn {
     dialing: bool,
     /// Refuse this connection with this reason as soon as frames can carry it.
     refuse: Option<DisconnectReason>,
+    /// The remote IP address (dials: the enode's; inbound: from [`Input::AcceptedFrom`]).
+    ip: Option<IpAddr>,
+}
+
+impl Conn {
+    /// An inbound socket whose Hello has not completed.
+    fn handshaking_inbound(&self) -> bool {
+        self.origin.is_none() && !self.rlpx.is_active()
+    }
+}
+
+/// Most entries in each back-off table (keys and addresses); the soonest to expire gives way.
+pub const MAX_BACKOFF_ENTRIES: usize = 4096;
+
+/// Peers and addresses refused until a time.
+#[derive(Debug, Default)]
+struct Backoff {
+    keys: BTreeMap<[u8; 33], Timestamp>,
+    ips: BTreeMap<IpAddr, Timestamp>,
+}
+
+fn insert_bounded<K: Ord + Clone>(map: &mut BTreeMap<K, Timestamp>, now: Timestamp, k: K, until: Timestamp) {
+    map.retain(|_, t| *t > now);
+    if map.len() >= MAX_BACKOFF_ENTRIES && !map.contains_key(&k) {
+        let soonest = map.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone());
+        if let Some(old) = soonest {
+            map.remove(&old);
+        }
+    }
+    map.insert(k, until);
+}
+
+/// The Waku rate-limit source of an address: IPv4 addresses each, IPv6 by /64 prefix.
+fn ip_source(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => (1 << 62) | u64::from(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            let mut p = [0u8; 8];
+            p.copy_from_slice(&o[..8]);
+            (3 << 62) | (u64::from_be_bytes(p) & 0x3fff_ffff_ffff_fffe)
+        }
+    }
 }
 
 /// The engine. See the [module docs](self).
@@ -337,6 +408,7 @@ pub struct Engine {
     /// The latest time the engine was given (for calls that take no time, such as `subscribe`).
     last_now: Timestamp,
     mailserver_stats: MailserverStats,
+    backoff: Backoff,
 }
 
 /// Mailserver counters (see [`Engine::mailserver_stats`]).
@@ -417,6 +489,7 @@ impl Engine {
             chat_filters: BTreeMap::new(),
             last_now: now,
             mailserver_stats: MailserverStats::default(),
+            backoff: Backoff::default(),
         };
         if let Some(c) = cache {
             let _ = engine.import_peer_cache(now, &c);
@@ -526,34 +599,8 @@ impl Engine {
     /// or an invalid Waku command.
     pub fn handle_input(&mut self, now: Timestamp, input: Input<'_>) -> Result<(), crate::Error> {
         match input {
-            Input::Accepted { conn } => {
-                if conn.0 & DIAL_ID_BIT != 0 || self.conns.contains_key(&conn) {
-                    return Err(NodeError::InvalidConnectionId(conn).into());
-                }
-                // Far over the cap (as many sockets again are being refused): closed at once, so a flood
-                // of inbound sockets cannot grow the connection table without bound.
-                if self.conns.len() >= self.config.max_peers.saturating_mul(2) {
-                    self.outputs.push_back(Output::Close { conn });
-                    return Ok(());
-                }
-                let seed = fork(&mut self.rng);
-                let c = Connection::recipient(now, self.config.rlpx.clone(), seed)?;
-                // Over the cap: the handshake goes on until frames exist, so the peer is told why (0x04).
-                let refuse =
-                    (self.conns.len() >= self.config.max_peers).then_some(DisconnectReason::TooManyPeers);
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        rlpx: c,
-                        id: None,
-                        dialect: None,
-                        origin: None,
-                        since: now,
-                        dialing: false,
-                        refuse,
-                    },
-                );
-            }
+            Input::Accepted { conn } => self.accept(now, conn, None)?,
+            Input::AcceptedFrom { conn, addr } => self.accept(now, conn, Some(addr.ip()))?,
             Input::Connected { conn } => {
                 let c = self
                     .conns
@@ -624,6 +671,72 @@ impl Engine {
         Ok(())
     }
 
+    /// Admit an inbound socket (see the module docs).
+    fn accept(&mut self, now: Timestamp, conn: ConnId, ip: Option<IpAddr>) -> Result<(), crate::Error> {
+        if conn.0 & DIAL_ID_BIT != 0 || self.conns.contains_key(&conn) {
+            return Err(NodeError::InvalidConnectionId(conn).into());
+        }
+        let banned = ip.is_some_and(|ip| self.backoff.ips.get(&ip).is_some_and(|t| *t > now));
+        let from_ip = self
+            .conns
+            .values()
+            .filter(|c| c.handshaking_inbound() && c.ip == ip)
+            .count();
+        if banned || from_ip >= self.config.max_handshakes_per_ip || self.config.max_handshakes == 0 {
+            self.outputs.push_back(Output::Close { conn });
+            return Ok(());
+        }
+        let pending = self.conns.values().filter(|c| c.handshaking_inbound()).count();
+        if pending >= self.config.max_handshakes {
+            // Every slot taken: the oldest handshake of the address holding the most slots gives way.
+            let mut per_ip: BTreeMap<Option<IpAddr>, (usize, Timestamp, ConnId)> = BTreeMap::new();
+            for (k, c) in self.conns.iter().filter(|(_, c)| c.handshaking_inbound()) {
+                let e = per_ip.entry(c.ip).or_insert((0, c.since, *k));
+                e.0 += 1;
+                if (c.since, *k) < (e.1, e.2) {
+                    e.1 = c.since;
+                    e.2 = *k;
+                }
+            }
+            let victim = per_ip
+                .values()
+                .max_by(|a, b| a.0.cmp(&b.0).then((b.1, b.2).cmp(&(a.1, a.2))))
+                .map(|v| v.2);
+            if let Some(v) = victim {
+                self.conns.remove(&v);
+                self.outputs.push_back(Output::Close { conn: v });
+            }
+        }
+        let seed = fork(&mut self.rng);
+        let c = Connection::recipient(now, self.config.rlpx.clone(), seed)?;
+        // Over the cap of established peers: the handshake goes on until frames exist, so the peer is
+        // told why (0x04).
+        let refuse =
+            (self.connected_peers() >= self.config.max_peers).then_some(DisconnectReason::TooManyPeers);
+        self.conns.insert(
+            conn,
+            Conn {
+                rlpx: c,
+                id: None,
+                dialect: None,
+                origin: None,
+                since: now,
+                dialing: false,
+                refuse,
+                ip,
+            },
+        );
+        Ok(())
+    }
+
+    /// Outbound connections being set up or established, and established inbound ones.
+    fn outbound_and_established(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| c.origin.is_some() || c.rlpx.is_active())
+            .count()
+    }
+
     fn add_candidate(&mut self, enode: Enode) {
         if enode.id != self.public_key() {
             self.peers.add_candidate(enode, None);
@@ -662,6 +775,7 @@ impl Engine {
                         since: now,
                         dialing: true,
                         refuse: None,
+                        ip: Some(enode.addr.ip()),
                     },
                 );
                 self.peers.dialing(origin, conn);
@@ -682,7 +796,8 @@ impl Engine {
     fn dial_candidates(&mut self, now: Timestamp) {
         loop {
             let established = self.connected_peers();
-            if !self.peers.wants_dial(established) || self.conns.len() >= self.config.max_peers {
+            if !self.peers.wants_dial(established) || self.outbound_and_established() >= self.config.max_peers
+            {
                 break;
             }
             let conns = &self.conns;
@@ -715,8 +830,9 @@ impl Engine {
             let Some(enode) = self.peers.static_enode(i).cloned() else {
                 continue;
             };
-            if self.busy(&enode.id) || self.conns.len() >= self.config.max_peers {
-                // Already connected (it dialled us) or no room: look again later.
+            // Static peers and mailservers are always dialled: inbound load never holds them back.
+            if self.busy(&enode.id) {
+                // Already connected (it dialled us): look again later.
                 self.peers.static_retry_later(now, i);
                 continue;
             }
@@ -772,6 +888,15 @@ impl Engine {
             let ids: Vec<ConnId> = self.conns.keys().copied().collect();
             for id in ids {
                 if let Some(c) = self.conns.get_mut(&id) {
+                    if c.origin.is_none() && c.refuse.is_none() {
+                        // A key in back-off is refused once the handshake names it.
+                        if let Some(k) = c.rlpx.remote_id() {
+                            let key = crate::crypto::pubkey_to_compressed(&k);
+                            if self.backoff.keys.get(&key).is_some_and(|t| *t > now) {
+                                c.refuse = Some(DisconnectReason::UselessPeer);
+                            }
+                        }
+                    }
                     if c.refuse.is_some() && c.rlpx.remote_id().is_some() {
                         let reason = c.refuse.take().unwrap_or(DisconnectReason::TooManyPeers);
                         let _ = c.rlpx.handle_input(now, rlpx::Input::Disconnect(reason));
@@ -923,6 +1048,22 @@ impl Engine {
                     }
                     return;
                 }
+                // Handshakes run in their own slots, so the cap on established peers is checked again
+                // when an inbound Hello completes.
+                let inbound = self.conns.get(&conn).is_some_and(|c| c.origin.is_none());
+                let established = self
+                    .conns
+                    .iter()
+                    .filter(|(k, c)| **k != conn && c.rlpx.is_active())
+                    .count();
+                if inbound && established >= self.config.max_peers {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        let _ = c
+                            .rlpx
+                            .handle_input(now, rlpx::Input::Disconnect(DisconnectReason::TooManyPeers));
+                    }
+                    return;
+                }
                 let dialect = if capabilities
                     .iter()
                     .any(|c| c.name.as_str() == "waku" && c.version == 1)
@@ -945,13 +1086,26 @@ impl Engine {
                     }
                 }
                 if let Some(d) = dialect {
-                    let _ = self.waku.handle_input(
-                        now,
-                        waku::Input::PeerConnected {
-                            peer: PeerId(conn.0),
-                            dialect: d,
-                        },
-                    );
+                    let peer = PeerId(conn.0);
+                    let attached = self
+                        .waku
+                        .handle_input(now, waku::Input::PeerConnected { peer, dialect: d })
+                        .is_ok();
+                    // Every connection from one address shares one rate budget and pool share.
+                    let grouped = self
+                        .conns
+                        .get(&conn)
+                        .and_then(|c| c.ip)
+                        .filter(|ip| attached && !ip.is_loopback());
+                    if let Some(ip) = grouped {
+                        let known = self.waku.set_peer_source(now, peer, ip_source(ip));
+                        debug_assert!(known, "the peer was just attached");
+                        // The mailserver charges this peer's history scans to its address as well.
+                        if let Some(m) = &mut self.mailserver {
+                            let named = m.handle_input(now, mailserver::Input::PeerIp { peer, ip });
+                            debug_assert!(named.is_ok(), "naming a peer's address cannot fail");
+                        }
+                    }
                 }
                 self.outputs.push_back(Output::Event(Event::PeerConnected {
                     conn,
@@ -972,6 +1126,25 @@ impl Engine {
             }
             rlpx::Output::Event(rlpx::Event::Disconnected { reason, remote, .. }) => {
                 let id = self.conns.get(&conn).and_then(|c| c.id);
+                let fault = !remote
+                    && matches!(
+                        reason,
+                        DisconnectReason::ProtocolBreach | DisconnectReason::SubprotocolError
+                    );
+                let inbound = self.conns.get(&conn).is_some_and(|c| c.origin.is_none());
+                if fault && inbound {
+                    // Dropped for a fault: its key and address wait out the back-off.
+                    let until = now + self.config.fault_backoff;
+                    if let Some(k) = id {
+                        let key = crate::crypto::pubkey_to_compressed(&k);
+                        insert_bounded(&mut self.backoff.keys, now, key, until);
+                    }
+                    if let Some(ip) = self.conns.get(&conn).and_then(|c| c.ip) {
+                        if !ip.is_loopback() {
+                            insert_bounded(&mut self.backoff.ips, now, ip, until);
+                        }
+                    }
+                }
                 self.history_peer_gone(now, conn, id);
                 let _ = self
                     .waku

@@ -178,6 +178,10 @@ impl Envelope {
                 "list length does not match its items",
             ));
         }
+        // The rlp crate's `data()` returns a list's payload too: a topic must be a byte string.
+        if tp.is_list() {
+            return Err(WakuError::MalformedEnvelope("topic is a list"));
+        }
         let topic: [u8; 4] = tp
             .data()
             .map_err(bad)?

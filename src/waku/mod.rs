@@ -100,4 +100,10 @@ pub enum WakuError {
     /// A posted envelope is already expired.
     #[error("envelope expired")]
     Expired,
+    /// A packet with a code this node does not use (it still costs the sender its bytes).
+    #[error("unknown packet code {0}")]
+    UnknownPacket(u64),
+    /// More Status Updates than `max_status_updates_per_minute`.
+    #[error("too many status updates")]
+    TooManyStatusUpdates,
 }

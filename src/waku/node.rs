@@ -13,18 +13,34 @@
 //!   20 s past expiry: time-sync error; slightly expired: dropped silently; too large or below our PoW:
 //!   error; outside our interest: dropped silently), de-duplicated by hash, delivered to the filters and
 //!   queued for relay. A peer never gets back what it sent.
-//! * **Relay**: every `transmission_cycle` (300 ms), each active peer gets the envelopes that arrived since
-//!   the last cycle, that it did not send us, and that meet its PoW requirement and its topic interest (or
-//!   bloom). When a peer changes its interest, the pool is scanned again for it from the start (it may
-//!   then get an envelope twice; it de-duplicates). A light node relays only its own envelopes.
+//! * **Relay**: every `transmission_cycle` (300 ms), the envelopes that arrived since the last cycle, that
+//!   a peer did not send us, and that meet its PoW requirement and its topic interest (or bloom) join that
+//!   peer's send queue. The queue is paced to the rate limits the peer advertised in its Status (packets
+//!   and bytes per second, the lower of its per-IP and per-peer figures, at 3/4 of them so its own
+//!   one-second windows never see more), served round-robin across the envelopes' sources (so one
+//!   flooding source cannot crowd out the others), and bounded (`max_queued_per_peer`; past it the oldest
+//!   envelope of the longest source queue is dropped). A new peer's queue starts with the pool, bounded
+//!   and paced like everything else, so a (re)connect never replays a pool in one burst. A change of
+//!   interest applies to envelopes arriving from then on (history is the mailserver's job), so a Status
+//!   Update never causes a rescan. A light node relays only its own envelopes.
 //! * **Confirmations**: with `confirmations` on, each Messages packet is answered with a Message Response
 //!   (listing invalid envelopes) and a Batch Ack; confirmations a peer sends us come out as
 //!   [`Event::Confirmed`] naming the envelopes of that batch.
-//! * **Limits**: per peer, envelopes and bytes per second (packets over the limit are dropped; past
-//!   `rate_limit_tolerance` dropped packets the peer is disconnected), a cap on envelopes per packet and on
-//!   envelope size, and a misbehaviour budget per minute (malformed packets and invalid envelopes) past
-//!   which the peer is disconnected with reason 0x10. The pool, the filters, the peers and the pending
-//!   posts are capped too (see [`WakuConfig`]).
+//! * **Limits**: every packet counts, whatever its code, with its decoded (inflated) size: per peer and
+//!   per source (the caller groups peers by IP with [`WakuNode::set_peer_source`]; status-go's limiter
+//!   has both), envelopes and bytes per second. When drops and when disconnects:
+//!   - a packet over the *per-peer* limit we advertise is dropped and is a violation; past
+//!     `rate_limit_tolerance` violations the peer is disconnected (0x10);
+//!   - a packet within the peer's own limit but over its *source's* shared budget (other connections from
+//!     the same IP spent it) is dropped only: a peer within its advertised limits is never faulted for
+//!     what others sent;
+//!   - faults (malformed packets, invalid envelopes, unknown packet codes, Status Updates beyond
+//!     `max_status_updates_per_minute`) count toward a budget per minute past which the peer is
+//!     disconnected with 0x10.
+//!
+//!   Envelopes whose TTL is above `max_ttl` are dropped silently. A cap on envelopes per packet and on
+//!   envelope size; the pool (with a share per source, see [`super::pool`]), the filters, the peers and
+//!   the pending posts are capped too (see [`WakuConfig`]).
 //! * **Mailserver plumbing**: P2P Message (127) and Request Complete (125) are accepted only from peers
 //!   marked trusted; their envelopes skip the expiry and PoW checks, go to filters with `p2p` set, and are
 //!   never relayed. P2P Request (126) is surfaced only when `mailserver` is on.
@@ -41,7 +57,7 @@ use super::message::{wrap, NewMessage};
 use super::options::{RateLimits, StatusOptions, WhisperStatus};
 use super::packet::{self, Dialect, EnvelopeError, Packet};
 use super::peer::{PeerId, PeerState, WakuPeer};
-use super::pool::{Insert, Pool, PoolConfig};
+use super::pool::{Insert, Pool, PoolConfig, LOCAL_SOURCE};
 use super::topic::{Bloom, Topic};
 use super::WakuError;
 use crate::rlpx::DisconnectReason;
@@ -106,6 +122,21 @@ pub struct WakuConfig {
     pub max_seal_iterations: u64,
     /// Relay period. Default 300 ms.
     pub transmission_cycle: Duration,
+    /// Envelopes per second all peers of one source (an IP group, see [`WakuNode::set_peer_source`])
+    /// may send together (0 = unlimited). Default 1000.
+    pub max_envelopes_per_sec_per_source: u64,
+    /// Bytes per second all peers of one source may send together (0 = unlimited). Default 4 MiB.
+    pub max_bytes_per_sec_per_source: u64,
+    /// Status Updates (and shh/6 bloom or PoW packets) a peer may send per minute; each one past it is
+    /// dropped and is a fault. Default 30.
+    pub max_status_updates_per_minute: u32,
+    /// Longest TTL accepted, in seconds; longer-lived envelopes are dropped silently. Default 3600.
+    /// (status-go sets no maximum; Status's own envelopes live 10–50 s.)
+    pub max_ttl: u32,
+    /// Share of the pool's caps one source may hold, in percent (1–100). Default 25.
+    pub pool_source_share: u8,
+    /// Envelopes queued for one peer before the oldest are dropped. Default 20,000.
+    pub max_queued_per_peer: usize,
     /// Time allowed for the peer's Status. Default 10 s.
     pub status_timeout: Duration,
 }
@@ -136,6 +167,12 @@ impl Default for WakuConfig {
             max_seal_iterations: 20_000_000,
             transmission_cycle: Duration::from_millis(300),
             status_timeout: Duration::from_secs(10),
+            max_envelopes_per_sec_per_source: 1000,
+            max_bytes_per_sec_per_source: 4 << 20,
+            max_status_updates_per_minute: 30,
+            max_ttl: 3600,
+            pool_source_share: 25,
+            max_queued_per_peer: 20_000,
         }
     }
 }
@@ -315,6 +352,17 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Envelopes dropped at expiry.
     pub expired: u64,
+    /// Envelopes dropped from a peer's send queue (it was full).
+    pub queue_dropped: u64,
+}
+
+/// One source's shared rate window.
+#[derive(Debug)]
+struct SourceWindow {
+    start: Timestamp,
+    envelopes: u64,
+    bytes: u64,
+    peers: usize,
 }
 
 struct PendingPost {
@@ -339,6 +387,7 @@ pub struct WakuNode {
     outputs: VecDeque<Output>,
     next_cycle: Option<Timestamp>,
     stats: Stats,
+    sources: BTreeMap<u64, SourceWindow>,
 }
 
 impl core::fmt::Debug for WakuNode {
@@ -362,11 +411,14 @@ impl WakuNode {
     pub fn new(config: WakuConfig, seed: Seed) -> Self {
         let mut rng = seed.rng();
         let hasher = SeededState::new(&mut rng);
+        let mut pool = Pool::new(config.pool, hasher);
+        pool.set_source_share(config.pool_source_share);
         WakuNode {
             rng,
             hasher,
             peers: BTreeMap::new(),
-            pool: Pool::new(config.pool, hasher),
+            pool,
+            sources: BTreeMap::new(),
             filters: Filters::new(config.max_filters),
             own: SeededHashSet::with_hasher(hasher),
             p2p_seen: BTreeSet::new(),
@@ -441,13 +493,13 @@ impl WakuNode {
             light_node: Some(self.config.light_node),
             confirmations: Some(self.config.confirmations),
             packet_rate_limits: Some(RateLimits {
-                ip: 0,
+                ip: self.config.max_envelopes_per_sec_per_source,
                 peer_id: self.config.max_envelopes_per_sec,
                 topic: 0,
             }),
             topic_interest: None,
             bytes_rate_limits: Some(RateLimits {
-                ip: 0,
+                ip: self.config.max_bytes_per_sec_per_source,
                 peer_id: self.config.max_bytes_per_sec,
                 topic: 0,
             }),
@@ -533,9 +585,106 @@ impl WakuNode {
 
     /// Drop a peer: tell the caller to disconnect it and forget it.
     fn drop_peer(&mut self, peer: PeerId, reason: DisconnectReason) {
-        if self.peers.remove(&peer).is_some() {
+        if let Some(p) = self.peers.remove(&peer) {
+            self.leave_source(p.source);
             self.outputs.push_back(Output::Disconnect { peer, reason });
         }
+    }
+
+    fn join_source(&mut self, now: Timestamp, source: u64) {
+        self.sources
+            .entry(source)
+            .or_insert(SourceWindow {
+                start: now,
+                envelopes: 0,
+                bytes: 0,
+                peers: 0,
+            })
+            .peers += 1;
+    }
+
+    fn leave_source(&mut self, source: u64) {
+        if let Some(w) = self.sources.get_mut(&source) {
+            w.peers = w.peers.saturating_sub(1);
+            if w.peers == 0 {
+                self.sources.remove(&source);
+            }
+        }
+    }
+
+    /// Count `peer` toward rate-limit source `source` (for example a number derived from its IP
+    /// address): every peer of a source shares one budget (`max_*_per_sec_per_source`) and the pool
+    /// share. By default each peer is its own source (its [`PeerId`] number). Returns false (and does
+    /// nothing) for an unknown peer.
+    pub fn set_peer_source(&mut self, now: Timestamp, peer: PeerId, source: u64) -> bool {
+        let Some(old) = self.peers.get(&peer).map(|p| p.source) else {
+            return false;
+        };
+        if old != source {
+            self.leave_source(old);
+            self.join_source(now, source);
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.source = source;
+            }
+        }
+        true
+    }
+
+    /// Charge a packet of `envelopes` envelopes and `bytes` (decoded) bytes to `peer` and its source.
+    /// Returns false if it was dropped for the rate limit (and handles the consequences, see the module
+    /// docs).
+    fn charge(&mut self, now: Timestamp, peer: PeerId, envelopes: u64, bytes: u64) -> bool {
+        let (max_e, max_b) = (self.config.max_envelopes_per_sec, self.config.max_bytes_per_sec);
+        let (src_e, src_b) = (
+            self.config.max_envelopes_per_sec_per_source,
+            self.config.max_bytes_per_sec_per_source,
+        );
+        let tolerance = self.config.rate_limit_tolerance;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let source = p.source;
+        // The source's budget is checked first so a packet it refuses does not use the peer's.
+        let source_ok = match self.sources.get_mut(&source) {
+            Some(w) => {
+                if now.saturating_duration_since(w.start).as_millis() >= 1000 {
+                    w.start = now;
+                    w.envelopes = 0;
+                    w.bytes = 0;
+                }
+                let e = w.envelopes + envelopes;
+                let b = w.bytes + bytes;
+                let over = (src_e > 0 && e > src_e) || (src_b > 0 && b > src_b);
+                !over
+            }
+            None => true,
+        };
+        if !p.admit(now, envelopes, bytes, max_e, max_b) {
+            // Over the peer's own advertised limit: a violation.
+            let over = p.rate_violations > tolerance;
+            self.stats.rate_limited += 1;
+            self.event(Event::RateLimited { peer });
+            if over {
+                self.event(Event::PeerFault {
+                    peer,
+                    error: WakuError::RateLimited,
+                    disconnected: true,
+                });
+                self.drop_peer(peer, DisconnectReason::SubprotocolError);
+            }
+            return false;
+        }
+        if !source_ok {
+            // Within its own limit, but its source's shared budget is spent: dropped, not a fault.
+            self.stats.rate_limited += 1;
+            self.event(Event::RateLimited { peer });
+            return false;
+        }
+        if let Some(w) = self.sources.get_mut(&source) {
+            w.envelopes += envelopes;
+            w.bytes += bytes;
+        }
+        true
     }
 
     /// Count a fault; disconnect past the budget.
@@ -568,7 +717,9 @@ impl WakuNode {
                 if self.peers.len() >= self.config.max_peers {
                     return Err(WakuError::LimitReached("peers"));
                 }
-                let p = WakuPeer::new(dialect, now, now + self.config.status_timeout, self.hasher);
+                let mut p = WakuPeer::new(dialect, now, now + self.config.status_timeout, self.hasher);
+                p.source = peer.0;
+                self.join_source(now, peer.0);
                 self.peers.insert(peer, p);
                 let status = match dialect {
                     Dialect::Waku1 => self.local_options().encode(),
@@ -578,7 +729,7 @@ impl WakuNode {
                         light_node: self.config.light_node,
                         confirmations: self.config.confirmations,
                         rate_limits: RateLimits {
-                            ip: 0,
+                            ip: self.config.max_envelopes_per_sec_per_source,
                             peer_id: self.config.max_envelopes_per_sec,
                             topic: 0,
                         },
@@ -597,7 +748,9 @@ impl WakuNode {
                 Ok(())
             }
             Input::PeerDisconnected { peer } => {
-                self.peers.remove(&peer);
+                if let Some(p) = self.peers.remove(&peer) {
+                    self.leave_source(p.source);
+                }
                 Ok(())
             }
             Input::Post(msg) => {
@@ -719,7 +872,10 @@ impl WakuNode {
         let hash = envelope.hash();
         let pow = stamp.pow(envelope.ttl, 0);
         let opened = self.filters.open(&envelope, pow, false);
-        match self.pool.insert(stamp.id, envelope, pow, now.as_secs()) {
+        match self
+            .pool
+            .insert_from(stamp.id, envelope, pow, now.as_secs(), LOCAL_SOURCE)
+        {
             Insert::New => {
                 self.own.insert(stamp.id);
                 self.stats.accepted += 1;
@@ -750,6 +906,22 @@ impl WakuNode {
         let dialect = p.dialect;
         let awaiting = !p.is_active();
         let decoded = Packet::decode_bytes(dialect, code, data, self.config.max_envelopes_per_packet);
+        if !awaiting {
+            // Every packet costs its decoded (inflated) bytes, whatever its code or fate. Envelopes of
+            // a Messages packet count too; a trusted mailserver's history (P2P Message) is exempt from
+            // the rate limit, being what we asked for.
+            let trusted_history = matches!(
+                decoded,
+                Ok(Packet::P2PMessage(_)) | Ok(Packet::P2PRequestComplete(_))
+            ) && self.peers.get(&peer).is_some_and(|p| p.trusted);
+            let envelopes = match &decoded {
+                Ok(Packet::Messages(e)) => e.len() as u64,
+                _ => 0,
+            };
+            if !trusted_history && !self.charge(now, peer, envelopes, data.len() as u64) {
+                return;
+            }
+        }
         let packet = match decoded {
             Ok(p) => p,
             Err(e) => {
@@ -794,15 +966,27 @@ impl WakuNode {
             let o = p.remote.clone();
             return self.peer_ready(now, peer, o);
         }
+        if matches!(
+            packet,
+            Packet::StatusUpdate(_) | Packet::PowRequirement(_) | Packet::BloomFilter(_)
+        ) {
+            let max = self.config.max_status_updates_per_minute;
+            let allowed = self
+                .peers
+                .get_mut(&peer)
+                .is_some_and(|p| p.status_update_allowed(now, max));
+            if !allowed {
+                return self.fault(now, peer, WakuError::TooManyStatusUpdates);
+            }
+        }
         match packet {
-            Packet::Status(_) | Packet::WhisperStatus(_) | Packet::Unknown(_) => {}
+            Packet::Status(_) | Packet::WhisperStatus(_) => {}
+            Packet::Unknown(c) => self.fault(now, peer, WakuError::UnknownPacket(c)),
             Packet::StatusUpdate(u) => {
+                // The new interest applies from the next cycle on: no rescan (see the module docs).
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    if p.update_status(&u) {
-                        p.cursor = 0;
-                    }
+                    p.update_status(&u);
                 }
-                self.schedule_cycle(now);
             }
             Packet::PowRequirement(pow) => {
                 if let Some(p) = self.peers.get_mut(&peer) {
@@ -812,9 +996,7 @@ impl WakuNode {
             Packet::BloomFilter(b) => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.remote.bloom = Some(b);
-                    p.cursor = 0;
                 }
-                self.schedule_cycle(now);
             }
             Packet::Messages(envelopes) => self.on_messages(now, peer, envelopes, data),
             Packet::BatchAck(batch_hash) => {
@@ -899,6 +1081,9 @@ impl WakuNode {
             }
             return Ok(false);
         }
+        if env.ttl > self.config.max_ttl {
+            return Ok(false);
+        }
         if env.size() > self.config.max_envelope_size {
             return Err(EnvelopeFault::Invalid(WakuError::EnvelopeTooLarge(env.size())));
         }
@@ -909,26 +1094,11 @@ impl WakuNode {
     }
 
     fn on_messages(&mut self, now: Timestamp, peer: PeerId, envelopes: Vec<Envelope>, data: &[u8]) {
-        let bytes = data.len();
-        let (max_e, max_b) = (self.config.max_envelopes_per_sec, self.config.max_bytes_per_sec);
-        let tolerance = self.config.rate_limit_tolerance;
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
+        // The packet was charged to the peer and its source in `on_packet`.
+        let source = match self.peers.get(&peer) {
+            Some(p) => p.source,
+            None => return,
         };
-        if !p.admit(now, envelopes.len() as u64, bytes as u64, max_e, max_b) {
-            let over = p.rate_violations > tolerance;
-            self.stats.rate_limited += 1;
-            self.event(Event::RateLimited { peer });
-            if over {
-                self.event(Event::PeerFault {
-                    peer,
-                    error: WakuError::RateLimited,
-                    disconnected: true,
-                });
-                self.drop_peer(peer, DisconnectReason::SubprotocolError);
-            }
-            return;
-        }
         let now_secs = now.as_secs();
         let mut errors = Vec::new();
         for env in envelopes {
@@ -941,7 +1111,7 @@ impl WakuNode {
                 continue;
             }
             match self.validate(now_secs, &env, &stamp) {
-                Ok(true) => self.accept(now, &stamp, env),
+                Ok(true) => self.accept(now, &stamp, env, source),
                 Ok(false) => {}
                 Err(EnvelopeFault::TimeSync(what)) => {
                     self.stats.rejected += 1;
@@ -978,12 +1148,15 @@ impl WakuNode {
         }
     }
 
-    fn accept(&mut self, now: Timestamp, stamp: &Stamp, env: Envelope) {
+    fn accept(&mut self, now: Timestamp, stamp: &Stamp, env: Envelope, source: u64) {
         let pow = stamp.pow_at(&env, now.as_secs());
         let plain_pow = stamp.pow(env.ttl, 0);
         let opened = self.filters.open(&env, pow, false);
         let archived = self.config.mailserver.then(|| env.clone());
-        match self.pool.insert(stamp.id, env, plain_pow, now.as_secs()) {
+        match self
+            .pool
+            .insert_from(stamp.id, env, plain_pow, now.as_secs(), source)
+        {
             Insert::New => {
                 self.stats.accepted += 1;
                 for m in opened {
@@ -1066,70 +1239,97 @@ impl WakuNode {
         if self.next_cycle.is_some_and(|t| t <= now) {
             self.next_cycle = None;
             self.broadcast();
-            if !self.pool.is_empty() && self.peers.values().any(|p| p.is_active()) {
+            let queued = self.peers.values().any(|p| p.queued() > 0);
+            if queued || (!self.pool.is_empty() && self.peers.values().any(|p| p.is_active())) {
                 self.next_cycle = Some(now + self.config.transmission_cycle);
             }
         }
     }
 
-    /// One relay cycle: each active peer gets what it lacks and wants. Peers whose selection is identical
-    /// (common on relays: many full-bloom peers) share the same encoded packets.
+    /// One relay cycle: new envelopes join each active peer's queue (if it lacks and wants them), and
+    /// each queue sends what the peer's advertised rate limits allow (see the module docs).
     fn broadcast(&mut self) {
         let mark = self.pool.next_seq();
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
-        // Packets built this cycle, by (selection, confirming).
-        let mut built: Vec<(Vec<[u8; 32]>, bool, Vec<OutBatch>)> = Vec::new();
+        let cycle_ms = self.config.transmission_cycle.as_millis().max(1) as u64;
+        let max_queue = self.config.max_queued_per_peer;
         for id in ids {
-            let Some(p) = self.peers.get(&id) else { continue };
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue;
+            };
             if !p.is_active() {
                 continue;
             }
             let pow_req = p.pow_requirement();
             let confirming = p.remote.confirmations == Some(true);
-            let mut selected: Vec<[u8; 32]> = Vec::new();
-            let mut wires: Vec<&Bytes> = Vec::new();
-            for (_, eid, entry) in self.pool.iter_from(p.cursor) {
-                if p.knows(eid) || !p.wants(&entry.envelope.topic) || entry.pow < pow_req {
-                    continue;
-                }
-                if self.config.light_node && !self.own.contains(eid) {
-                    continue;
-                }
-                selected.push(*eid);
-                wires.push(&entry.wire);
+            let mut dropped = 0u64;
+            let new: Vec<(u64, u64)> = self
+                .pool
+                .iter_from(p.cursor)
+                .filter(|(_, eid, entry)| {
+                    !p.knows(eid)
+                        && p.wants(&entry.envelope.topic)
+                        && entry.pow >= pow_req
+                        && (!self.config.light_node || self.own.contains(*eid))
+                })
+                .map(|(seq, _, entry)| (entry.source, seq))
+                .collect();
+            for (source, seq) in new {
+                dropped += p.enqueue(source, seq, max_queue) as u64;
             }
-            let packets: Vec<OutBatch> = match built
-                .iter()
-                .find(|(s, c, _)| *c == confirming && *s == selected)
-            {
-                Some((_, _, packets)) => packets.clone(),
-                None => {
-                    let mut packets = Vec::new();
-                    let (mut start, mut size) = (0usize, 0usize);
-                    for (k, w) in wires.iter().enumerate() {
-                        if k > start && size + w.len() > self.config.max_packet_size {
-                            packets.push(OutBatch::build(&wires[start..k], &selected[start..k], confirming));
-                            start = k;
-                            size = 0;
-                        }
-                        size += w.len();
-                    }
-                    if start < wires.len() {
-                        packets.push(OutBatch::build(&wires[start..], &selected[start..], confirming));
-                    }
-                    if !selected.is_empty() {
-                        built.push((selected, confirming, packets.clone()));
-                    }
-                    packets
-                }
-            };
-            let Some(p) = self.peers.get_mut(&id) else {
-                continue;
-            };
             p.cursor = mark;
+            self.stats.queue_dropped += dropped;
+            // This cycle's allowance: 3/4 of the peer's advertised per-second limits, pro rata.
+            let (env_limit, byte_limit) = advertised_limits(&p.remote);
+            let pace = |limit: u64| (limit > 0).then(|| (limit.saturating_mul(cycle_ms) * 3 / 4000).max(1));
+            let (mut env_left, mut bytes_left) = (pace(env_limit), pace(byte_limit));
+            let pool = &self.pool;
+            let mut first = true;
+            let picks = p.dequeue(|seq| {
+                let Some(entry) = pool.get_seq(seq) else {
+                    return Some(false);
+                };
+                if !p_wants(entry, pow_req) {
+                    return Some(false);
+                }
+                let len = entry.wire.len() as u64;
+                if env_left == Some(0) || (!first && bytes_left.is_some_and(|b| b < len)) {
+                    return None;
+                }
+                first = false;
+                env_left = env_left.map(|e| e - 1);
+                bytes_left = bytes_left.map(|b| b.saturating_sub(len));
+                Some(true)
+            });
+            // Re-check interest against the peer (the closure above cannot borrow it).
+            let picks: Vec<u64> = picks
+                .into_iter()
+                .filter(|seq| {
+                    self.pool
+                        .get_seq(*seq)
+                        .is_some_and(|e| p.wants(&e.envelope.topic) && !p.knows(&e.id))
+                })
+                .collect();
+            let mut packets = Vec::new();
+            {
+                let entries: Vec<&super::pool::Entry> =
+                    picks.iter().filter_map(|s| self.pool.get_seq(*s)).collect();
+                let wires: Vec<&Bytes> = entries.iter().map(|e| &e.wire).collect();
+                let ids: Vec<[u8; 32]> = entries.iter().map(|e| e.id).collect();
+                let (mut start, mut size) = (0usize, 0usize);
+                for (k, w) in wires.iter().enumerate() {
+                    if k > start && size + w.len() > self.config.max_packet_size {
+                        packets.push(OutBatch::build(&wires[start..k], &ids[start..k], confirming));
+                        start = k;
+                        size = 0;
+                    }
+                    size += w.len();
+                }
+                if start < wires.len() {
+                    packets.push(OutBatch::build(&wires[start..], &ids[start..], confirming));
+                }
+            }
             for b in packets {
-                // Not marked known: the cursor already keeps each envelope from being considered twice
-                // (until the peer's interest changes and the cursor rewinds; the peer de-duplicates).
                 self.stats.relayed += b.ids as u64;
                 if confirming {
                     p.record_batch(crate::crypto::keccak256(&b.data), b.hashes);
@@ -1200,6 +1400,22 @@ impl OutBatch {
             hashes,
         }
     }
+}
+
+/// The lower non-zero of a peer's per-IP and per-peer limits, for packets and bytes (0: unlimited).
+fn advertised_limits(remote: &StatusOptions) -> (u64, u64) {
+    let lower = |l: Option<RateLimits>| {
+        l.map_or(0, |l| match (l.ip, l.peer_id) {
+            (0, x) | (x, 0) => x,
+            (a, b) => a.min(b),
+        })
+    };
+    (lower(remote.packet_rate_limits), lower(remote.bytes_rate_limits))
+}
+
+/// Whether a pooled envelope still meets a PoW requirement.
+fn p_wants(entry: &super::pool::Entry, pow_req: f64) -> bool {
+    entry.pow >= pow_req
 }
 
 enum EnvelopeFault {

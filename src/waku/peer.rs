@@ -2,7 +2,7 @@
 //! (PoW requirement, bloom or topic interest, light node, confirmations), which envelopes it already knows,
 //! its rate-limit window and its misbehaviour count. [`super::node::WakuNode`] drives one per connection.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::rng::{SeededHashSet, SeededState};
 
@@ -53,6 +53,17 @@ pub struct WakuPeer {
     pub rate_violations: u32,
     misbehaviour_window: Timestamp,
     misbehaviour: u32,
+    /// The rate-limit source (IP group) this peer counts toward; its own id unless the caller set one.
+    pub source: u64,
+    updates_window: Timestamp,
+    updates: u32,
+    /// Envelopes selected for this peer and not yet sent: pool sequence numbers per source, oldest
+    /// first, served round-robin across sources and bounded in total (the oldest of the longest queue
+    /// goes first).
+    queue: BTreeMap<u64, VecDeque<u64>>,
+    queued: usize,
+    /// The source served last (round-robin position).
+    served: u64,
 }
 
 /// Most batches remembered per peer for confirmations.
@@ -76,7 +87,83 @@ impl WakuPeer {
             rate_violations: 0,
             misbehaviour_window: now,
             misbehaviour: 0,
+            source: 0,
+            updates_window: now,
+            updates: 0,
+            queue: BTreeMap::new(),
+            queued: 0,
+            served: 0,
         }
+    }
+
+    /// Count a Status Update (or shh/6 bloom or PoW packet) against `max_per_minute`; false past it.
+    pub fn status_update_allowed(&mut self, now: Timestamp, max_per_minute: u32) -> bool {
+        if now.saturating_duration_since(self.updates_window).as_secs() >= 60 {
+            self.updates_window = now;
+            self.updates = 0;
+        }
+        self.updates = self.updates.saturating_add(1);
+        self.updates <= max_per_minute
+    }
+
+    /// Queue pool sequence `seq` (from `source`) for sending; past `max` queued, the oldest envelope of
+    /// the longest queue is dropped. Returns the number dropped (0 or 1).
+    pub fn enqueue(&mut self, source: u64, seq: u64, max: usize) -> usize {
+        self.queue.entry(source).or_default().push_back(seq);
+        self.queued += 1;
+        if self.queued <= max.max(1) {
+            return 0;
+        }
+        let longest = self
+            .queue
+            .iter()
+            .max_by(|a, b| a.1.len().cmp(&b.1.len()).then(b.0.cmp(a.0)))
+            .map(|(s, _)| *s);
+        if let Some(q) = longest.and_then(|s| self.queue.get_mut(&s)) {
+            q.pop_front();
+            self.queued -= 1;
+        }
+        self.queue.retain(|_, q| !q.is_empty());
+        1
+    }
+
+    /// Envelopes queued for sending.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Take queued sequence numbers round-robin across sources while `take` accepts them: `take(seq)`
+    /// returns `Some(true)` to send, `Some(false)` to skip (gone from the pool or no longer wanted) and
+    /// `None` when the budget is spent (the sequence stays queued).
+    pub fn dequeue(&mut self, mut take: impl FnMut(u64) -> Option<bool>) -> Vec<u64> {
+        let mut out = Vec::new();
+        'outer: while self.queued > 0 {
+            let sources: Vec<u64> = self
+                .queue
+                .range(self.served.saturating_add(1)..)
+                .chain(self.queue.range(..=self.served))
+                .map(|(s, _)| *s)
+                .collect();
+            for src in sources {
+                let Some(q) = self.queue.get_mut(&src) else {
+                    continue;
+                };
+                let Some(&seq) = q.front() else { continue };
+                match take(seq) {
+                    None => break 'outer,
+                    Some(send) => {
+                        q.pop_front();
+                        self.queued -= 1;
+                        self.served = src;
+                        if send {
+                            out.push(seq);
+                        }
+                    }
+                }
+            }
+            self.queue.retain(|_, q| !q.is_empty());
+        }
+        out
     }
 
     /// True once the Status exchange is done.

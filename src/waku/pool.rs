@@ -1,9 +1,17 @@
 //! The envelope pool (docs/protocol/waku.md §7–§8): every live envelope this node holds for relaying,
 //! de-duplicated by hash, dropped exactly when it expires, and bounded in bytes and count.
 //!
-//! Eviction at the cap: the envelope closest to expiry goes first (it has the least life left to be
-//! useful), ties broken by hash so the choice is deterministic. An envelope that would itself be the
-//! first to go is refused instead ([`Insert::Full`]).
+//! Sources: every envelope is charged to the source it came from (the node passes the peer's IP group,
+//! or the peer, or [`LOCAL_SOURCE`] for its own posts; [`Pool::insert`] uses source 0). With a share set
+//! ([`Pool::set_source_share`]), no source holds more than that fraction of either cap: past it, the
+//! source's own envelope closest to expiry makes room.
+//!
+//! Eviction at the cap: the envelope closest to expiry *of the source holding the most bytes* goes first,
+//! so a flood from one source (however long its TTLs) gives way to envelopes from every other source:
+//! an honest short-lived envelope is never starved by a pool full of someone else's long-lived ones.
+//! Within a source, the envelope closest to expiry goes first (it has the least life left to be useful),
+//! ties broken by arrival so the choice is deterministic. When the largest source is the inserting one,
+//! an envelope that would itself be its first to go is refused instead ([`Insert::Full`]).
 //!
 //! Entries are keyed by the envelope's PoW digest ([`super::envelope::Stamp::id`]), which identifies the
 //! envelope as well as its hash does and is computed anyway to check PoW. Each entry keeps the envelope's
@@ -22,6 +30,9 @@ use super::envelope::Envelope;
 /// Bytes charged per envelope on top of its RLP: the entry, the map and index nodes, and the shared buffer
 /// header. Measured at about 410 bytes (the `waku` bench counts real heap use); charged conservatively.
 pub const ENTRY_OVERHEAD: usize = 448;
+
+/// The source of the node's own posts.
+pub const LOCAL_SOURCE: u64 = u64::MAX;
 
 /// Pool limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +76,16 @@ pub struct Entry {
     pub wire: bytes::Bytes,
     /// Its PoW (no clock-skew adjustment).
     pub pow: f64,
+    /// The source it came from (see the module docs).
+    pub source: u64,
     charge: usize,
+}
+
+/// What one source holds.
+#[derive(Debug, Default)]
+struct SourceUse {
+    bytes: usize,
+    by_expiry: BTreeSet<(u32, u64)>,
 }
 
 /// The pool. See the module docs.
@@ -80,6 +100,9 @@ pub struct Pool {
     by_expiry: BTreeSet<(u32, u64)>,
     bytes: usize,
     next_seq: u64,
+    sources: BTreeMap<u64, SourceUse>,
+    /// Share of either cap one source may hold, in percent (100: no share).
+    share_percent: u8,
 }
 
 impl Pool {
@@ -88,7 +111,50 @@ impl Pool {
         Pool {
             config,
             index: SeededHashMap::with_hasher(hasher),
+            share_percent: 100,
             ..Default::default()
+        }
+    }
+
+    /// Let no source hold more than `percent` (1–100) of either cap. Default 100 (no share).
+    pub fn set_source_share(&mut self, percent: u8) {
+        self.share_percent = percent.clamp(1, 100);
+    }
+
+    /// Envelopes and bytes charged to `source`.
+    pub fn source_usage(&self, source: u64) -> (usize, usize) {
+        self.sources
+            .get(&source)
+            .map_or((0, 0), |u| (u.by_expiry.len(), u.bytes))
+    }
+
+    /// The envelope with sequence number `seq`.
+    pub fn get_seq(&self, seq: u64) -> Option<&Entry> {
+        self.entries.get(&seq)
+    }
+
+    /// The source holding the most bytes (ties: the lowest id).
+    fn largest_source(&self) -> Option<u64> {
+        self.sources
+            .iter()
+            .max_by(|a, b| a.1.bytes.cmp(&b.1.bytes).then(b.0.cmp(a.0)))
+            .map(|(s, _)| *s)
+    }
+
+    /// Evict `source`'s envelope closest to expiry unless `expiry` (the newcomer's, from the same source)
+    /// is sooner still; returns false when the newcomer should be refused.
+    fn evict_own(&mut self, source: u64, expiry: u32) -> bool {
+        let first = self
+            .sources
+            .get(&source)
+            .and_then(|u| u.by_expiry.first().copied());
+        match first {
+            // Ties go against the older envelope.
+            Some((exp, victim)) if exp <= expiry => {
+                self.remove_seq(victim);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -138,6 +204,19 @@ impl Pool {
     /// Store `envelope` (with id `id`, see the module docs) unless it is a duplicate, expired at
     /// `now_secs`, or the pool is full of envelopes that live longer.
     pub fn insert(&mut self, id: [u8; 32], envelope: Envelope, pow: f64, now_secs: u64) -> Insert {
+        self.insert_from(id, envelope, pow, now_secs, 0)
+    }
+
+    /// [`Pool::insert`] charging the envelope to `source` (see the module docs for the share and the
+    /// eviction order).
+    pub fn insert_from(
+        &mut self,
+        id: [u8; 32],
+        envelope: Envelope,
+        pow: f64,
+        now_secs: u64,
+        source: u64,
+    ) -> Insert {
         if self.index.contains_key(&id) {
             return Insert::Duplicate;
         }
@@ -149,19 +228,49 @@ impl Pool {
         if charge > self.config.max_bytes || self.config.max_envelopes == 0 {
             return Insert::Full;
         }
+        // The source's share first: past it, the source makes room itself.
+        if self.share_percent < 100 {
+            let share_bytes = self.config.max_bytes / 100 * usize::from(self.share_percent);
+            let share_count = (self.config.max_envelopes / 100 * usize::from(self.share_percent)).max(1);
+            loop {
+                let (count, bytes) = self.source_usage(source);
+                if bytes + charge <= share_bytes.max(charge) && count < share_count {
+                    break;
+                }
+                if !self.evict_own(source, envelope.expiry) {
+                    return Insert::Full;
+                }
+            }
+        }
         while self.bytes + charge > self.config.max_bytes || self.entries.len() >= self.config.max_envelopes {
-            let Some(&(exp, victim)) = self.by_expiry.first() else {
+            let Some(victim_source) = self.largest_source() else {
                 break;
             };
-            // Ties go against the older envelope.
-            if exp > envelope.expiry {
-                return Insert::Full;
+            if victim_source == source {
+                if !self.evict_own(source, envelope.expiry) {
+                    return Insert::Full;
+                }
+            } else {
+                let first = self
+                    .sources
+                    .get(&victim_source)
+                    .and_then(|u| u.by_expiry.first().copied());
+                match first {
+                    Some((_, victim)) => {
+                        self.remove_seq(victim);
+                    }
+                    None => {
+                        self.sources.remove(&victim_source);
+                    }
+                }
             }
-            self.remove_seq(victim);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_expiry.insert((envelope.expiry, seq));
+        let used = self.sources.entry(source).or_default();
+        used.bytes += charge;
+        used.by_expiry.insert((envelope.expiry, seq));
         self.index.insert(id, seq);
         self.bytes += charge;
         // Share the data with the wire buffer: it sits just before the nonce's encoding.
@@ -176,6 +285,7 @@ impl Pool {
                 envelope,
                 wire,
                 pow,
+                source,
                 charge,
             },
         );
@@ -187,6 +297,13 @@ impl Pool {
         self.index.remove(&e.id);
         self.by_expiry.remove(&(e.envelope.expiry, seq));
         self.bytes -= e.charge;
+        if let Some(u) = self.sources.get_mut(&e.source) {
+            u.bytes -= e.charge;
+            u.by_expiry.remove(&(e.envelope.expiry, seq));
+            if u.by_expiry.is_empty() {
+                self.sources.remove(&e.source);
+            }
+        }
         Some(e)
     }
 
@@ -309,5 +426,60 @@ mod tests {
             q.insert(h, e, 0.0, 0);
         }
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn a_flooding_source_gives_way_and_keeps_to_its_share() {
+        let mut p = Pool::new(
+            PoolConfig {
+                max_bytes: 1 << 20,
+                max_envelopes: 100,
+            },
+            SeededState::default(),
+        );
+        p.set_source_share(40);
+        // Source 1 floods long-lived envelopes: it is held to 40 of 100.
+        for i in 0..200u32 {
+            let e = Envelope {
+                expiry: 100_000 + i,
+                ttl: 3000,
+                topic: Topic([1; 4]),
+                data: Bytes::from(i.to_be_bytes().to_vec()),
+                nonce: 0,
+            };
+            p.insert_from(e.hash(), e, 0.0, 0, 1);
+        }
+        assert_eq!(p.source_usage(1).0, 40);
+        // Sources 2 and 3 too: the pool is full of long-lived envelopes.
+        for src in 2..4u64 {
+            for i in 0..40u32 {
+                let e = Envelope {
+                    expiry: 100_000 + i,
+                    ttl: 3000,
+                    topic: Topic([src as u8; 4]),
+                    data: Bytes::from(i.to_be_bytes().to_vec()),
+                    nonce: 0,
+                };
+                p.insert_from(e.hash(), e, 0.0, 0, src);
+            }
+        }
+        assert_eq!(p.len(), 100);
+        // Honest short-lived envelopes from a fourth source are all admitted.
+        for i in 0..20u32 {
+            let e = Envelope {
+                expiry: 20 + i,
+                ttl: 10,
+                topic: Topic([9; 4]),
+                data: Bytes::from(i.to_be_bytes().to_vec()),
+                nonce: 0,
+            };
+            assert_eq!(p.insert_from(e.hash(), e, 0.0, 0, 9), Insert::New, "honest {i}");
+        }
+        assert_eq!(p.source_usage(9).0, 20);
+        assert_eq!(p.len(), 100);
+        assert!(p.source_usage(1).0 <= 40 && p.source_usage(2).0 <= 40);
+        // Expiry still works and the per-source books balance.
+        p.expire(100);
+        assert_eq!(p.source_usage(9), (0, 0));
     }
 }

@@ -32,7 +32,7 @@ pub struct Host {
 enum Deliver {
     Connected(ConnId),
     DialFailed(ConnId),
-    Accepted(ConnId),
+    Accepted(ConnId, SocketAddr),
     Bytes(ConnId, Vec<u8>),
     Closed(ConnId),
     Resolved(String, Option<Vec<String>>),
@@ -128,7 +128,8 @@ impl Net {
                             self.hosts[j].next_accept += 1;
                             self.links.insert((i, conn), (j, acc));
                             self.links.insert((j, acc), (i, conn));
-                            self.push(j, Deliver::Accepted(acc));
+                            let from = self.hosts[i].addr;
+                            self.push(j, Deliver::Accepted(acc, from));
                             self.push(i, Deliver::Connected(conn));
                         }
                         None => self.push(i, Deliver::DialFailed(conn)),
@@ -205,7 +206,7 @@ impl Net {
                 let _ = match d {
                     Deliver::Connected(c) => e.handle_input(now, Input::Connected { conn: c }),
                     Deliver::DialFailed(c) => e.handle_input(now, Input::DialFailed { conn: c }),
-                    Deliver::Accepted(c) => e.handle_input(now, Input::Accepted { conn: c }),
+                    Deliver::Accepted(c, addr) => e.handle_input(now, Input::AcceptedFrom { conn: c, addr }),
                     Deliver::Bytes(c, b) => e.handle_input(now, Input::Received { conn: c, data: &b }),
                     Deliver::Closed(c) => e.handle_input(now, Input::Closed { conn: c }),
                     Deliver::Resolved(name, txt) => e.handle_input(now, Input::DnsResolved { name, txt }),

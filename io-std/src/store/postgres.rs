@@ -61,6 +61,12 @@ const RANGE: &str = "SELECT id, data FROM envelopes WHERE id >= $1 AND id < $2 A
                      ORDER BY id LIMIT $3";
 const PRUNE: &str = "DELETE FROM envelopes WHERE id < $1";
 const COUNT: &str = "SELECT count(*) FROM envelopes";
+const DATA_BYTES: &str = "SELECT COALESCE(SUM(octet_length(data)), 0)::BIGINT FROM envelopes";
+/// The oldest rows first, a batch at a time, with the bytes each frees.
+const EVICT: &str = "DELETE FROM envelopes WHERE id IN (SELECT id FROM envelopes ORDER BY id LIMIT $1) \
+                     RETURNING octet_length(data)::BIGINT";
+/// The data sizes of the oldest rows, to know how many to evict.
+const OLDEST: &str = "SELECT octet_length(data)::BIGINT FROM envelopes ORDER BY id LIMIT $1";
 
 /// The error ended the session: the socket closed, or the server is shutting the session down (the
 /// client may not have noticed the close yet when it reports the server's message).
@@ -94,6 +100,9 @@ struct Conn {
     range: Statement,
     prune: Statement,
     count: Statement,
+    data_bytes: Statement,
+    evict: Statement,
+    oldest: Statement,
 }
 
 impl Conn {
@@ -110,6 +119,9 @@ impl Conn {
             range: client.prepare(RANGE).map_err(pg_err)?,
             prune: client.prepare(PRUNE).map_err(pg_err)?,
             count: client.prepare(COUNT).map_err(pg_err)?,
+            data_bytes: client.prepare(DATA_BYTES).map_err(pg_err)?,
+            evict: client.prepare(EVICT).map_err(pg_err)?,
+            oldest: client.prepare(OLDEST).map_err(pg_err)?,
             client,
         })
     }
@@ -241,6 +253,51 @@ impl Store for PostgresStore {
     fn len(&self) -> io::Result<usize> {
         let n: i64 = self.with(|c| c.client.query_one(&c.count, &[])?.try_get(0))?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn data_bytes(&self) -> io::Result<u64> {
+        let n: i64 = self.with(|c| c.client.query_one(&c.data_bytes, &[])?.try_get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn evict_to(&mut self, max: u64) -> io::Result<()> {
+        const BATCH: i64 = 1000;
+        let mut total = self.data_bytes()?;
+        while total > max {
+            // How many of the oldest rows must go (at most a batch), then delete exactly those.
+            let sizes: Vec<i64> = self.with(|c| {
+                c.client
+                    .query(&c.oldest, &[&BATCH])?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect()
+            })?;
+            if sizes.is_empty() {
+                break;
+            }
+            let mut n = 0i64;
+            let mut left = total;
+            for s in &sizes {
+                if left <= max {
+                    break;
+                }
+                left = left.saturating_sub(u64::try_from(*s).unwrap_or(0));
+                n += 1;
+            }
+            let freed: Vec<i64> = self.with(|c| {
+                c.client
+                    .query(&c.evict, &[&n])?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect()
+            })?;
+            let freed: u64 = freed.iter().map(|s| u64::try_from(*s).unwrap_or(0)).sum();
+            if freed == 0 {
+                break;
+            }
+            total = total.saturating_sub(freed);
+        }
+        Ok(())
     }
 }
 
