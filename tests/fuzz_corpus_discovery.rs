@@ -154,3 +154,48 @@ fn discovery_peer_cache_corpus() {
         targets::discovery_peer_cache(&g.noise(300));
     }
 }
+
+#[test]
+fn discovery_enode_corpus() {
+    let mut seeds = status_sansio::fuzzing::seeds::generated("discovery_enode");
+    seeds.extend(texts().into_iter().map(String::into_bytes));
+    // The generated enodes parse (the corpus is not vacuous).
+    let parsed = seeds
+        .iter()
+        .filter(|s| {
+            std::str::from_utf8(s)
+                .ok()
+                .and_then(|t| t.parse::<status_sansio::enode::Enode>().ok())
+                .is_some()
+        })
+        .count();
+    assert!(parsed >= 3, "{parsed} seeds parse as enodes");
+    let mut g = Generator::new(0x656e_6f64).with_alphabet(b"0123456789abcdefABCDEF:[]@?=.%/ ");
+    for s in &seeds {
+        targets::discovery_enode(s);
+    }
+    for i in 0..6000 {
+        targets::discovery_enode(&g.input(i, &seeds, 6, 200));
+    }
+}
+
+#[test]
+fn discovery_peerpool_corpus() {
+    let seeds = status_sansio::fuzzing::seeds::generated("discovery_peerpool");
+    let r = targets::discovery_peerpool(&seeds[0]);
+    assert!(
+        r.dials >= 3 && r.max_relays == 2 && r.mailserver && r.imported,
+        "{r:?}"
+    );
+    let mut g = Generator::new(0x706f_6f6c);
+    let (mut dials, mut full) = (0, 0);
+    for i in 0..1500 {
+        let r = targets::discovery_peerpool(&g.input(i, &seeds, 3, 400));
+        dials += r.dials;
+        full += usize::from(r.max_relays == 2);
+    }
+    assert!(
+        dials > 1000 && full > 300,
+        "{dials} dials, {full} runs at the relay cap"
+    );
+}
