@@ -287,7 +287,7 @@ pub fn node_engine(data: &[u8]) -> EngineReached {
                 *peer = Some(p);
                 engine.handle_input(now, Input::Received { conn, data: &auth })
             }
-            3 | 4 | 5 => {
+            3..=5 => {
                 let frame = match op {
                     3 => s.bytes().to_vec(),
                     4 => {
