@@ -266,3 +266,19 @@ fn chat_messenger_corpus() {
         let _ = targets::chat_messenger(&input);
     }
 }
+
+#[test]
+fn chat_messenger_import_corpus() {
+    let seeds = status_sansio::fuzzing::seeds::generated("chat_messenger_import");
+    assert_eq!(seeds.len(), 2);
+    for s in &seeds {
+        assert!(targets::chat_messenger_import(s), "an exported state imports");
+    }
+    let mut g = status_sansio::fuzzing::corpus::Generator::new(0x696d_706f);
+    let mut imported = 0;
+    for i in 0..300 {
+        imported += usize::from(targets::chat_messenger_import(&g.input(i, &seeds, 3, 600)));
+    }
+    // Most mutations are refused (lengths, keys, signatures are checked); some survive (texts, clocks).
+    eprintln!("{imported} of 300 mutated states imported");
+}

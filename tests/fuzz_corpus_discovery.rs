@@ -154,3 +154,64 @@ fn discovery_peer_cache_corpus() {
         targets::discovery_peer_cache(&g.noise(300));
     }
 }
+
+#[test]
+fn discovery_enode_corpus() {
+    let mut seeds = status_sansio::fuzzing::seeds::generated("discovery_enode");
+    seeds.extend(texts().into_iter().map(String::into_bytes));
+    // The generated enodes parse (the corpus is not vacuous).
+    let parsed = seeds
+        .iter()
+        .filter(|s| {
+            std::str::from_utf8(s)
+                .ok()
+                .and_then(|t| t.parse::<status_sansio::enode::Enode>().ok())
+                .is_some()
+        })
+        .count();
+    assert!(parsed >= 3, "{parsed} seeds parse as enodes");
+    let mut g = Generator::new(0x656e_6f64).with_alphabet(b"0123456789abcdefABCDEF:[]@?=.%/ ");
+    for s in &seeds {
+        targets::discovery_enode(s);
+    }
+    for i in 0..6000 {
+        targets::discovery_enode(&g.input(i, &seeds, 6, 200));
+    }
+}
+
+#[test]
+fn discovery_peerpool_corpus() {
+    let seeds = status_sansio::fuzzing::seeds::generated("discovery_peerpool");
+    let r = targets::discovery_peerpool(&seeds[0]);
+    assert!(
+        r.dials >= 3 && r.max_relays == 2 && r.mailserver && r.imported,
+        "{r:?}"
+    );
+    let mut g = Generator::new(0x706f_6f6c);
+    let (mut dials, mut full) = (0, 0);
+    for i in 0..1500 {
+        let r = targets::discovery_peerpool(&g.input(i, &seeds, 3, 400));
+        dials += r.dials;
+        full += usize::from(r.max_relays == 2);
+    }
+    assert!(
+        dials > 1000 && full > 300,
+        "{dials} dials, {full} runs at the relay cap"
+    );
+}
+
+/// Regression input from the fuzz targets (issue 14): an ENR whose RLP list header carries an eight-byte
+/// length of all `0xff` overflows the length arithmetic of the RLP decoder (a panic in debug builds);
+/// `discovery_enr`, `discovery_enode` and `discovery_dns_entry` (through `enr:` text) all find it within
+/// seconds. The fix belongs to the ENR decoder; un-ignore this once it is in.
+#[test]
+#[ignore = "known bug (issue 14): ENR length overflow in the RLP decoder; fixed in src/discovery"]
+fn enr_with_an_overflowing_length_prefix_is_refused() {
+    let mut rlp = vec![0xff];
+    rlp.extend_from_slice(&[0xff; 8]);
+    rlp.extend_from_slice(&[0u8; 8]);
+    targets::discovery_enr(&rlp);
+    let text = format!("enr:{}", "_".repeat(24));
+    targets::discovery_enode(text.as_bytes());
+    targets::discovery_dns_entry(text.as_bytes());
+}

@@ -10,18 +10,21 @@ fn fuzz_mailserver_request() {
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/waku.json")).unwrap(),
     )
     .unwrap();
+    // Mode 0: raw request bytes (the vectors' requests and envelopes).
     let mut seeds: Vec<Vec<u8>> = Vec::new();
     for form in [
         "messages_request_direct_form",
         "messages_request_payload_envelope_form",
     ] {
         for c in v["mailserver"][form]["cases"].as_array().unwrap() {
-            seeds.push(hex::decode(c["rlp"].as_str().unwrap()).unwrap());
+            seeds.push([vec![0], hex::decode(c["rlp"].as_str().unwrap()).unwrap()].concat());
         }
     }
     for e in v["envelopes"].as_array().unwrap() {
-        seeds.push(hex::decode(e["envelope_rlp"].as_str().unwrap()).unwrap());
+        seeds.push([vec![0], hex::decode(e["envelope_rlp"].as_str().unwrap()).unwrap()].concat());
     }
+    // Modes 1 and 2: scripted requests, direct and sealed in a signed request envelope.
+    seeds.extend(status_sansio::fuzzing::seeds::generated("mailserver_request"));
     let mut rng = ChaCha20Rng::seed_from_u64(77);
     for i in 0..3000 {
         let mut input = seeds[i % seeds.len()].clone();
@@ -31,8 +34,8 @@ fn fuzz_mailserver_request() {
                 input = vec![0; n];
                 rng.fill_bytes(&mut input);
             }
-            1 if !input.is_empty() => {
-                let k = rng.next_u32() as usize % input.len();
+            1 if input.len() > 1 => {
+                let k = 1 + rng.next_u32() as usize % (input.len() - 1);
                 input[k] ^= 1 << (rng.next_u32() % 8);
             }
             2 => input.truncate(rng.next_u32() as usize % (input.len() + 1)),
@@ -40,6 +43,50 @@ fn fuzz_mailserver_request() {
         }
         status_sansio::fuzzing::mailserver::mailserver_request(&input);
     }
+}
+
+/// Regression input from the fuzz target (issue 14): a request whose cursor lies past its window makes
+/// the server emit a store query with `start > end` (an ordered map's range panics on that). The fix
+/// belongs to the mailserver (the server never emits an inverted range); un-ignore it, and turn on
+/// `fuzzing::mailserver::STRICT_CURSORS`, once it is in.
+#[test]
+#[ignore = "known bug (issue 14): inverted store range for a cursor past the window; fixed in src/mailserver"]
+fn mailserver_cursor_past_the_window_gives_no_inverted_query() {
+    use status_sansio::fuzzing::script::ScriptWriter;
+    // Mode 1 (direct request): window offsets 195..205, limit 5, one topic, no bloom, a scripted cursor
+    // of 36 bytes 0x65 (a time far past the window).
+    let mut w = ScriptWriter::new();
+    w.byte(1)
+        .u16(195)
+        .u16(205)
+        .byte(5)
+        .byte(1)
+        .byte(1)
+        .byte(0)
+        .byte(9)
+        .bytes(&[0x65; 36]);
+    status_sansio::fuzzing::mailserver::mailserver_request_with(&w.finish(), true);
+}
+
+/// Regression input from the fuzz target: a request whose cursor lies before its window is answered
+/// with envelopes sent before the window's lower bound (the scan starts right after the cursor).
+#[test]
+#[ignore = "known bug: a cursor before the window widens the answer past its lower bound; fixed in src/mailserver"]
+fn mailserver_cursor_before_the_window_answers_inside_it() {
+    use status_sansio::fuzzing::script::ScriptWriter;
+    // Mode 1: window offsets 205..257 (the last three stored envelopes), limit 5, topics 0 and 1, no
+    // bloom, the cursor of the first stored envelope (sent at offset 200).
+    let mut w = ScriptWriter::new();
+    w.byte(1)
+        .u16(205)
+        .u16(257)
+        .byte(5)
+        .byte(2)
+        .byte(0)
+        .byte(1)
+        .byte(0)
+        .byte(1);
+    status_sansio::fuzzing::mailserver::mailserver_request_with(&w.finish(), true);
 }
 
 /// The history client fuzz target over a seeded corpus: random operation streams, plus streams built to

@@ -90,8 +90,13 @@ fn put(z: &mut BTreeMap<String, String>, domain: &str, text: String) -> String {
 }
 
 /// A small valid zone: tree `a.example` (three records, a link to `b.example`) and tree `b.example`
-/// (one record, a link back to `a.example`).
-fn zone() -> Option<Zone> {
+/// (one record, a link back to `a.example`). Built once per process (it takes eight signatures).
+fn zone() -> Option<&'static Zone> {
+    static ZONE: std::sync::OnceLock<Option<Zone>> = std::sync::OnceLock::new();
+    ZONE.get_or_init(build_zone).as_ref()
+}
+
+fn build_zone() -> Option<Zone> {
     let ka = key(1)?;
     let kb = key(2)?;
     let mut z = BTreeMap::new();
@@ -122,7 +127,7 @@ fn zone() -> Option<Zone> {
 /// corrupted one, an unknown record, a failure, or nothing (time then advances). The client never
 /// panics, stays within its caps, and only reports records that verify.
 pub fn discovery_dns_client(data: &[u8]) {
-    let _ = dns_client_script(data);
+    dns_client_script(data);
 }
 
 /// The body of [`discovery_dns_client`]; returns how many records the client reported, so the corpus
@@ -228,4 +233,185 @@ pub fn discovery_peer_cache(data: &[u8]) {
         assert_eq!(q.cache_len(), p.cache_len());
         assert_eq!(q.export_cache(), out);
     }
+}
+
+/// Parse arbitrary text as an `enode://` URL and as an `enr:` record. Whatever parses prints to text that
+/// parses to the same value; an enode prints canonically (lower-case hex, no surrounding space) and a
+/// record's `enode://` form parses back to the same identity and endpoint.
+pub fn discovery_enode(data: &[u8]) {
+    let Ok(text) = core::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(e) = text.parse::<Enode>() {
+        let printed = e.to_string();
+        assert_eq!(printed.parse::<Enode>().as_ref(), Ok(&e), "{text:?} -> {printed}");
+        assert_eq!(
+            printed.parse::<Enode>().map(|p| p.to_string()),
+            Ok(printed.clone())
+        );
+        assert!(
+            printed.len() <= text.trim().len() + 2,
+            "printing does not grow the URL"
+        );
+    }
+    if let Ok(enr) = Enr::from_text(text) {
+        assert_eq!(enr.to_text(), text);
+        if let Some(e) = enr.to_enode() {
+            assert_eq!(e.to_string().parse::<Enode>().as_ref(), Ok(&e));
+            assert_eq!(&e.id, enr.public_key());
+        }
+    }
+}
+
+/// The public keys of the [`discovery_peerpool`] peers, built once per process.
+fn pool_keys() -> &'static [crate::crypto::PublicKey] {
+    static KEYS: std::sync::OnceLock<Vec<crate::crypto::PublicKey>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| (1..=12u8).filter_map(key).map(|k| k.public_key()).collect())
+}
+
+/// Small caps so the fuzzer reaches them.
+pub fn fuzz_peerpool_config() -> crate::discovery::peerpool::PeerPoolConfig {
+    crate::discovery::peerpool::PeerPoolConfig {
+        min_relays: 1,
+        max_relays: 2,
+        mailserver: true,
+        max_candidates: 6,
+        cache_size: 3,
+        dial_timeout: Duration::from_secs(10),
+        backoff_initial: Duration::from_secs(2),
+        backoff_max: Duration::from_secs(60),
+        max_dial_failures: 3,
+    }
+}
+
+/// What a [`discovery_peerpool`] run reached, for the corpus test.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PoolReached {
+    /// Dials the pool asked for.
+    pub dials: usize,
+    /// Most relays connected at once.
+    pub max_relays: usize,
+    /// A mailserver was connected at some point.
+    pub mailserver: bool,
+    /// A cache import succeeded.
+    pub imported: bool,
+}
+
+/// The PeerPool driven by a script (a [`Script`](super::script::Script)) of discovery results,
+/// connections (dialled or inbound), disconnections, failed dials, time and cache imports, over 12 fixed
+/// peers. Opcodes (`% 7`): 0 discovered (peer byte, kind byte, port `u16`), 1 connected (peer), 2
+/// disconnected (peer), 3 dial failed (peer), 4 time passes (`u16` × 100 ms), 5 the pending dials all
+/// connect, 6 a cache import (bytes; or, on an empty string, the pool's own export).
+///
+/// The harness is the driver: it carries out `Disconnect` at once. Oracle: no panic; after each step
+/// relays connected ≤ `max_relays`, mailservers connected ≤ 1 and dialing ≤ 1, candidates ≤
+/// `max_candidates`, cache ≤ `cache_size`; every dial is for a discovered peer (or any, after an import), and never for
+/// one already connected; an export imports into a fresh pool that exports the same bytes.
+pub fn discovery_peerpool(data: &[u8]) -> PoolReached {
+    use crate::discovery::enr::NodeId;
+    use crate::discovery::peerpool::{Input as PoolInput, Output as PoolOutput, PeerKind, PeerPool};
+    use std::collections::BTreeSet;
+    let mut reached = PoolReached::default();
+    let config = fuzz_peerpool_config();
+    let Ok(mut pool) = PeerPool::new(config.clone(), &Seed([3; 32])) else {
+        return reached;
+    };
+    let keys = pool_keys();
+    let ids: Vec<NodeId> = keys.iter().map(NodeId::from_public_key).collect();
+    let mut now = Timestamp::from_secs(1_700_000_000);
+    let mut s = super::script::Script::new(data);
+    let mut known: BTreeSet<NodeId> = BTreeSet::new();
+    let mut connected: BTreeSet<NodeId> = BTreeSet::new();
+    let mut pending: Vec<NodeId> = Vec::new();
+    pool.handle_timeout(now);
+    let mut steps = 0;
+    loop {
+        while let Some(o) = pool.poll_output() {
+            match o {
+                PoolOutput::Dial { enode, .. } => {
+                    let id = NodeId::from_public_key(&enode.id);
+                    assert!(
+                        reached.imported || known.contains(&id),
+                        "a dial for a peer never discovered"
+                    );
+                    assert!(!connected.contains(&id), "a dial for a connected peer");
+                    reached.dials += 1;
+                    pending.push(id);
+                }
+                PoolOutput::Disconnect { id } => {
+                    connected.remove(&id);
+                    pool.handle_input(now, PoolInput::Disconnected { id });
+                }
+                _ => {}
+            }
+        }
+        let relays = pool.connected(PeerKind::Relay);
+        assert!(relays <= config.max_relays, "{relays} relays connected");
+        assert!(pool.connected(PeerKind::Mailserver) <= 1);
+        assert!(pool.dialing(PeerKind::Mailserver) <= 1);
+        assert!(pool.candidate_count() <= config.max_candidates);
+        assert!(pool.cache_len() <= config.cache_size);
+        reached.max_relays = reached.max_relays.max(relays);
+        reached.mailserver |= pool.connected(PeerKind::Mailserver) > 0;
+        if s.is_empty() || steps >= 128 {
+            break;
+        }
+        steps += 1;
+        let op = s.byte() % 7;
+        let i = usize::from(s.byte()) % keys.len();
+        let id = ids[i];
+        match op {
+            0 => {
+                let kind = if s.byte() % 3 == 0 {
+                    PeerKind::Mailserver
+                } else {
+                    PeerKind::Relay
+                };
+                let port = s.u16();
+                let enode = Enode::new(
+                    keys[i],
+                    std::net::SocketAddr::new(Ipv4Addr::new(10, 1, 0, i as u8).into(), port),
+                );
+                known.insert(id);
+                pool.handle_input(now, PoolInput::Discovered { enode, kind });
+            }
+            1 => {
+                connected.insert(id);
+                pool.handle_input(now, PoolInput::Connected { id });
+            }
+            2 => {
+                connected.remove(&id);
+                pool.handle_input(now, PoolInput::Disconnected { id });
+            }
+            3 => pool.handle_input(now, PoolInput::DialFailed { id }),
+            4 => {
+                now += Duration::from_millis(u64::from(s.u16()) * 100);
+                pool.handle_timeout(now);
+            }
+            5 => {
+                for id in pending.drain(..) {
+                    connected.insert(id);
+                    pool.handle_input(now, PoolInput::Connected { id });
+                }
+            }
+            _ => {
+                let bytes = s.bytes();
+                let bytes = if bytes.is_empty() {
+                    pool.export_cache()
+                } else {
+                    bytes.to_vec()
+                };
+                if pool.import_cache(now, &bytes).is_ok() {
+                    // Imported peers are dialable too, whoever they are.
+                    reached.imported = true;
+                }
+            }
+        }
+    }
+    let out = pool.export_cache();
+    if let Ok(mut fresh) = PeerPool::new(config, &Seed([5; 32])) {
+        assert!(fresh.import_cache(now, &out).is_ok(), "an export imports");
+        assert_eq!(fresh.export_cache(), out, "export, import, export is stable");
+    }
+    reached
 }
