@@ -203,9 +203,8 @@ fn discovery_peerpool_corpus() {
 /// Regression input from the fuzz targets (issue 14): an ENR whose RLP list header carries an eight-byte
 /// length of all `0xff` overflows the length arithmetic of the RLP decoder (a panic in debug builds);
 /// `discovery_enr`, `discovery_enode` and `discovery_dns_entry` (through `enr:` text) all find it within
-/// seconds. The fix belongs to the ENR decoder; un-ignore this once it is in.
+/// seconds. Fixed in the ENR decoder (checked length arithmetic).
 #[test]
-#[ignore = "known bug (issue 14): ENR length overflow in the RLP decoder; fixed in src/discovery"]
 fn enr_with_an_overflowing_length_prefix_is_refused() {
     let mut rlp = vec![0xff];
     rlp.extend_from_slice(&[0xff; 8]);

@@ -47,10 +47,8 @@ fn fuzz_mailserver_request() {
 
 /// Regression input from the fuzz target (issue 14): a request whose cursor lies past its window makes
 /// the server emit a store query with `start > end` (an ordered map's range panics on that). The fix
-/// belongs to the mailserver (the server never emits an inverted range); un-ignore it, and turn on
-/// `fuzzing::mailserver::STRICT_CURSORS`, once it is in.
+/// belongs to the mailserver (the server never emits an inverted range).
 #[test]
-#[ignore = "known bug (issue 14): inverted store range for a cursor past the window; fixed in src/mailserver"]
 fn mailserver_cursor_past_the_window_gives_no_inverted_query() {
     use status_sansio::fuzzing::script::ScriptWriter;
     // Mode 1 (direct request): window offsets 195..205, limit 5, one topic, no bloom, a scripted cursor
@@ -71,7 +69,6 @@ fn mailserver_cursor_past_the_window_gives_no_inverted_query() {
 /// Regression input from the fuzz target: a request whose cursor lies before its window is answered
 /// with envelopes sent before the window's lower bound (the scan starts right after the cursor).
 #[test]
-#[ignore = "known bug: a cursor before the window widens the answer past its lower bound; fixed in src/mailserver"]
 fn mailserver_cursor_before_the_window_answers_inside_it() {
     use status_sansio::fuzzing::script::ScriptWriter;
     // Mode 1: window offsets 205..257 (the last three stored envelopes), limit 5, topics 0 and 1, no

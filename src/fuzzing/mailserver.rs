@@ -149,14 +149,11 @@ pub fn mailserver_request(data: &[u8]) {
 }
 
 /// Whether [`mailserver_request`] holds the server to the window of requests whose cursor lies outside
-/// it. Issue 14: the server starts its scan right after the cursor, so a cursor past the window gives
-/// a store query with `start > end` (a store built on an ordered map's range panics on that; the
-/// shipped stores answer empty, which is what the documented contract, `start ≤ key < end`, gives), and
-/// a cursor before the window gives envelopes sent before the window's lower bound. Off until the
-/// server keeps its scan inside the window; until then the harness's store answers an inverted range
-/// with nothing and the lower bound is checked only for requests without a cursor, and
-/// `tests/fuzz_corpus_mailserver.rs` holds both failing inputs as ignored regression tests.
-pub const STRICT_CURSORS: bool = false;
+/// it: a cursor past the window must give no store query with `start > end` (a store built on an
+/// ordered map's range panics on that), and a cursor before the window must not widen the answer past
+/// the window's lower bound. Both were found by this target (issue 14) and are fixed in the server; the
+/// failing inputs are regression tests in `tests/fuzz_corpus_mailserver.rs`.
+pub const STRICT_CURSORS: bool = true;
 
 /// [`mailserver_request`] with the checks of [`STRICT_CURSORS`] on or off.
 pub fn mailserver_request_with(data: &[u8], strict_cursors: bool) {
