@@ -77,8 +77,8 @@ fn handshake(c: &mut Criterion) {
     let sk = SecretKey::random(&mut rng);
     let pk = SecretKey::random(&mut rng).public_key();
     let digest = [7u8; 32];
-    let signing = SigningKey::from(&sk);
-    let (sig, recid): (Signature, RecoveryId) = signing.sign_prehash_recoverable(&digest).unwrap();
+    let signing = SigningKey::from_slice(&sk.to_bytes()).unwrap();
+    let (sig, recid): (Signature, RecoveryId) = signing.sign_prehash_recoverable(&digest);
     g.bench_function("secp256k1_keygen", |bench| {
         bench.iter(|| black_box(SecretKey::random(&mut rng).public_key()))
     });
@@ -86,7 +86,7 @@ fn handshake(c: &mut Criterion) {
         bench.iter(|| black_box(ecdh_x(&sk, &pk)))
     });
     g.bench_function("secp256k1_sign", |bench| {
-        bench.iter(|| black_box(signing.sign_prehash_recoverable(&digest).unwrap()))
+        bench.iter(|| black_box(signing.sign_prehash_recoverable(&digest)))
     });
     g.bench_function("secp256k1_recover", |bench| {
         bench.iter(|| black_box(VerifyingKey::recover_from_prehash(&digest, &sig, recid).unwrap()))
