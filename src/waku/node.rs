@@ -108,6 +108,10 @@ pub struct WakuConfig {
     pub transmission_cycle: Duration,
     /// Time allowed for the peer's Status. Default 10 s.
     pub status_timeout: Duration,
+    /// Offer our own posts to our own filters, as Whisper/Waku nodes do. Default on. The node
+    /// [`Engine`](crate::node::Engine) turns it off when it runs a Messenger, which records what it sends
+    /// itself: opening its own post (AES-GCM and signature recovery) would be work thrown away.
+    pub open_own_posts: bool,
 }
 
 impl Default for WakuConfig {
@@ -136,6 +140,7 @@ impl Default for WakuConfig {
             max_seal_iterations: 20_000_000,
             transmission_cycle: Duration::from_millis(300),
             status_timeout: Duration::from_secs(10),
+            open_own_posts: true,
         }
     }
 }
@@ -382,6 +387,11 @@ impl WakuNode {
     /// The configuration.
     pub fn config(&self) -> &WakuConfig {
         &self.config
+    }
+
+    /// Turn [`WakuConfig::open_own_posts`] on or off.
+    pub fn set_open_own_posts(&mut self, on: bool) {
+        self.config.open_own_posts = on;
     }
 
     /// Counters.
@@ -718,7 +728,11 @@ impl WakuNode {
         let stamp = envelope.stamp();
         let hash = envelope.hash();
         let pow = stamp.pow(envelope.ttl, 0);
-        let opened = self.filters.open(&envelope, pow, false);
+        let opened = if self.config.open_own_posts {
+            self.filters.open(&envelope, pow, false)
+        } else {
+            Vec::new()
+        };
         match self.pool.insert(stamp.id, envelope, pow, now.as_secs()) {
             Insert::New => {
                 self.own.insert(stamp.id);
