@@ -50,8 +50,9 @@ pub fn keccak256_concat(parts: &[&[u8]]) -> [u8; 32] {
 pub struct SecretKey {
     inner: k256::SecretKey,
     public: OnceLock<PublicKey>,
-    /// The pure-Rust provider's signing key (scalar and public key), built once on first use.
-    signing: OnceLock<k256::ecdsa::SigningKey>,
+    /// The pure-Rust provider's signing key (scalar and public key), built once on first use (boxed:
+    /// keys sit in enums and collections that need not carry its size when it is unused).
+    signing: OnceLock<Box<k256::ecdsa::SigningKey>>,
 }
 
 /// A secret key's bytes were zero or not below the group order.
@@ -104,7 +105,7 @@ impl SecretKey {
     /// The `k256` signing key, built (with its public key, by fixed-base multiplication) once.
     pub(crate) fn k256_signing_key(&self) -> &k256::ecdsa::SigningKey {
         self.signing
-            .get_or_init(|| k256::ecdsa::SigningKey::from(self.inner.to_nonzero_scalar()))
+            .get_or_init(|| Box::new(k256::ecdsa::SigningKey::from(self.inner.to_nonzero_scalar())))
     }
 }
 
@@ -254,7 +255,8 @@ mod tests {
         let sig = sign_recoverable(&sk, &digest).unwrap();
         // The malleated twin (r, n − s, v ^ 1) recovers the same key mathematically; it must be refused.
         let parsed = k256::ecdsa::Signature::from_slice(&sig[..64]).unwrap();
-        let high = k256::ecdsa::Signature::from_scalars(parsed.r().to_bytes(), (-*parsed.s()).to_bytes()).unwrap();
+        let high =
+            k256::ecdsa::Signature::from_scalars(parsed.r().to_bytes(), (-*parsed.s()).to_bytes()).unwrap();
         let mut twin = [0u8; 65];
         twin[..64].copy_from_slice(&high.to_bytes());
         twin[64] = sig[64] ^ 1;

@@ -7,11 +7,7 @@ use rand_core::{RngCore, SeedableRng};
 #[test]
 fn fuzz_mailserver_request() {
     let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/vectors/waku.json"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/waku.json")).unwrap(),
     )
     .unwrap();
     let mut seeds: Vec<Vec<u8>> = Vec::new();

@@ -7,11 +7,7 @@ use status_sansio::fuzzing::waku as targets;
 
 fn seeds(keys: &[&str]) -> Vec<Vec<u8>> {
     let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/vectors/waku.json"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/waku.json")).unwrap(),
     )
     .unwrap();
     let mut out = Vec::new();

@@ -21,6 +21,9 @@ fn pid(n: u8) -> PeerId {
     PeerId::new(vec![n])
 }
 
+/// A payload in flight: (arrival ms, sequence number, destination node, encoded payload).
+type InFlight = Reverse<(u64, u64, usize, Vec<u8>)>;
+
 /// Two nodes (0 sends to 1) and the payloads in flight.
 struct Link {
     nodes: [Node; 2],
@@ -28,7 +31,7 @@ struct Link {
     /// Loss probability in 1/1000.
     loss: u64,
     rng: rand_chacha::ChaCha20Rng,
-    flight: BinaryHeap<Reverse<(u64, u64, usize, Vec<u8>)>>,
+    flight: BinaryHeap<InFlight>,
     seq: u64,
     now: u64,
     delivered: usize,

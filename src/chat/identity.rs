@@ -18,7 +18,6 @@
 //!
 //! Not implemented here: BIP39/BIP32 derivation (§9.1) and the identicon (§9.4).
 
-
 use super::ChatError;
 use crate::crypto::{pubkey_from_sec1, pubkey_to_compressed, pubkey_to_uncompressed, PublicKey};
 
@@ -262,7 +261,7 @@ fn encode_base58(data: &[u8]) -> String {
         }
     }
     let mut s = String::with_capacity(zeros + digits.len());
-    s.extend(std::iter::repeat('1').take(zeros));
+    s.extend(std::iter::repeat_n('1', zeros));
     s.extend(digits.iter().rev().map(|&d| char::from(B58[usize::from(d)])));
     s
 }

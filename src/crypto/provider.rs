@@ -99,7 +99,9 @@ mod libsecp {
         fn new(sk: &SecretKey) -> Result<Self, SignatureError> {
             let mut bytes = Zeroizing::new([0u8; 32]);
             bytes.copy_from_slice(&sk.to_bytes());
-            secp256k1::SecretKey::from_secret_bytes(*bytes).map(Sk).map_err(|_| SignatureError)
+            secp256k1::SecretKey::from_secret_bytes(*bytes)
+                .map(Sk)
+                .map_err(|_| SignatureError)
         }
     }
 
@@ -114,7 +116,8 @@ mod libsecp {
     }
 
     fn from_k256(pk: &PublicKey) -> Result<secp256k1::PublicKey, SignatureError> {
-        secp256k1::PublicKey::from_byte_array_uncompressed(pubkey_to_uncompressed(pk)).map_err(|_| SignatureError)
+        secp256k1::PublicKey::from_byte_array_uncompressed(pubkey_to_uncompressed(pk))
+            .map_err(|_| SignatureError)
     }
 
     impl Secp256k1Provider for LibSecp256k1 {

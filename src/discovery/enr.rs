@@ -193,7 +193,7 @@ impl Enr {
             return Err(EnrError::TooBig);
         }
         let info = PayloadInfo::from(bytes).map_err(|_| EnrError::Malformed("list header"))?;
-        if bytes.first().map_or(true, |b| *b < 0xc0) {
+        if bytes.first().is_none_or(|b| *b < 0xc0) {
             return Err(EnrError::Malformed("not a list"));
         }
         if info.total() != bytes.len() {
