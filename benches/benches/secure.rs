@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use aes::cipher::{KeyIvInit, StreamCipher};
 use criterion::{criterion_group, criterion_main, Criterion};
 use hmac::{Hmac, Mac};
-use k256::elliptic_curve::sec1::ToEncodedPoint;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use sha2::Sha256;
+use status_sansio::crypto;
 use status_sansio::secure::dh::{Curve, Secp256k1};
 use status_sansio::secure::kdf::Key32;
 use status_sansio::secure::ratchet::{RatchetConfig, Session};
@@ -111,19 +111,19 @@ fn primitives_same_chain(ck: &mut [u8; 32]) {
 
 struct DhPrims {
     rng: ChaCha20Rng,
-    peer: k256::PublicKey,
+    peer: status_sansio::crypto::PublicKey,
 }
 
 /// A DH ratchet step adds: one secp256k1 key generation (scalar + public key), two ECDH and two KDF_RK
 /// (HKDF, 96 bytes).
 fn primitives_ratchet(ck: &mut [u8; 32], d: &mut DhPrims) {
     primitives_same_chain(ck);
-    let sk = k256::SecretKey::random(&mut d.rng);
-    black_box(sk.public_key().to_encoded_point(true));
+    let sk = crypto::SecretKey::random(&mut d.rng);
+    black_box(crypto::pubkey_to_compressed(&sk.public_key()));
     for _ in 0..2 {
-        let dh = k256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), d.peer.as_affine());
+        let dh = crypto::ecdh_x(&sk, &d.peer);
         let mut okm = [0u8; 96];
-        hkdf::Hkdf::<Sha256>::new(Some(ck), dh.raw_secret_bytes())
+        hkdf::Hkdf::<Sha256>::new(Some(ck), &dh[..])
             .expand(b"rsZUpEuXUqqwXBvSy3EcievAh4cMj6QL", &mut okm)
             .unwrap();
         black_box(okm);
@@ -177,7 +177,7 @@ impl Olm {
 
 fn dh_prims() -> DhPrims {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let peer = k256::SecretKey::random(&mut rng).public_key();
+    let peer = crypto::SecretKey::random(&mut rng).public_key();
     DhPrims { rng, peer }
 }
 

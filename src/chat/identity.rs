@@ -18,8 +18,6 @@
 //!
 //! Not implemented here: BIP39/BIP32 derivation (§9.1) and the identicon (§9.4).
 
-use k256::elliptic_curve::sec1::ToEncodedPoint;
-
 use super::ChatError;
 use crate::crypto::{pubkey_from_sec1, pubkey_to_compressed, pubkey_to_uncompressed, PublicKey};
 
@@ -263,7 +261,7 @@ fn encode_base58(data: &[u8]) -> String {
         }
     }
     let mut s = String::with_capacity(zeros + digits.len());
-    s.extend(std::iter::repeat('1').take(zeros));
+    s.extend(std::iter::repeat_n('1', zeros));
     s.extend(digits.iter().rev().map(|&d| char::from(B58[usize::from(d)])));
     s
 }
@@ -291,11 +289,9 @@ fn decode_base58(s: &str) -> Option<Vec<u8>> {
 
 /// The alias seed of a key: the low 64 bits of its X coordinate.
 pub fn alias_seed(pk: &PublicKey) -> u64 {
-    let ep = pk.to_encoded_point(false);
+    let raw = crate::crypto::pubkey_to_raw64(pk);
     let mut low = [0u8; 8];
-    if let Some(x) = ep.x() {
-        low.copy_from_slice(&x[24..32]);
-    }
+    low.copy_from_slice(&raw[24..32]);
     u64::from_be_bytes(low)
 }
 

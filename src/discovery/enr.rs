@@ -199,7 +199,7 @@ impl Enr {
         if bytes.len() > MAX_RECORD_SIZE {
             return Err(EnrError::TooBig);
         }
-        if bytes.first().map_or(true, |b| *b < 0xc0) {
+        if bytes.first().is_none_or(|b| *b < 0xc0) {
             return Err(EnrError::Malformed("not a list"));
         }
         let (info, total) = item_info(bytes).ok_or(EnrError::Malformed("list header or length"))?;

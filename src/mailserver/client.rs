@@ -327,13 +327,13 @@ impl HistoryClient {
     fn usable(&self, now: Timestamp, key: &PublicKey) -> bool {
         self.mailservers
             .iter()
-            .any(|m| m.key == *key && m.cooldown_until.map_or(true, |t| t <= now))
+            .any(|m| m.key == *key && m.cooldown_until.is_none_or(|t| t <= now))
     }
 
     fn pick(&self, now: Timestamp, except: Option<&PublicKey>) -> Option<PublicKey> {
         self.mailservers
             .iter()
-            .find(|m| Some(&m.key) != except && m.cooldown_until.map_or(true, |t| t <= now))
+            .find(|m| Some(&m.key) != except && m.cooldown_until.is_none_or(|t| t <= now))
             .map(|m| m.key)
     }
 

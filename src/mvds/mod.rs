@@ -22,9 +22,13 @@
 //! * [`Event::Delivered`] and [`Event::DeliveryFailed`] are raised once per (peer, message) obligation:
 //!   for records of messages we send or share, not for a MESSAGE that answers a REQUEST we never
 //!   solicited (a stale duplicate REQUEST after delivery is answered, silently).
-//! * The schedule is pluggable ([`Schedule::STATUS_2020`], [`Schedule::STATUS_HEAD`], or the default
-//!   capped exponential backoff with jitter from the node's seeded RNG), and the give-up
-//!   (`max_send_count`) raises [`Event::DeliveryFailed`].
+//! * The schedule is pluggable ([`Schedule::STATUS_2020`], [`Schedule::STATUS_HEAD`], a capped
+//!   exponential backoff with jitter from the node's seeded RNG, or the default [`Schedule::ADAPTIVE`]:
+//!   a retransmission timeout adapted to the measured round trip as TCP's (RFC 6298: SRTT, RTTVAR,
+//!   doubling per retransmission up to 6 minutes, Karn's rule), so a lossless link
+//!   carries each message and each ACK once; one estimate per node, not per peer, since every peer is
+//!   reached over the same Waku network), and the give-up (`max_send_count`) raises
+//!   [`Event::DeliveryFailed`].
 //! * A received message whose group id is not 32 bytes is skipped without ACK (the reference would
 //!   store it under an unusable group).
 //! * Decoding is lenient: an id that is not 32 bytes is skipped (and counted in
@@ -46,7 +50,7 @@ pub mod state;
 
 pub use node::{Event, Input, Node, Output};
 pub use payload::{GroupId, GroupOffer, Message, MessageId, Payload, PayloadError, PeerId};
-pub use state::{Config, Mode, RecordKind, Schedule, Snapshot, Stats, SyncState};
+pub use state::{Config, Mode, RecordKind, Rtt, Schedule, Snapshot, Stats, SyncState};
 
 /// Errors of the MVDS layer: refused local commands and unusable snapshots.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 
 use super::payload::{GroupId, Message, MessageId, Payload, PayloadError, PeerId, ENCODED_ID_LEN};
-use super::state::{Config, Mode, RecordKind, Snapshot, States, Stats, SyncState};
+use super::state::{Config, Mode, RecordKind, Rtt, Snapshot, States, Stats, SyncState};
 use super::MvdsError;
 use crate::rng::Seed;
 use crate::time::Timestamp;
@@ -101,6 +101,16 @@ pub enum Event {
     },
 }
 
+/// When a record was first transmitted, and at which backoff level.
+#[derive(Clone, Copy, Debug)]
+struct FirstSent {
+    epoch: u64,
+    /// [`Rtt::backoff`] at the first transmission: the record's timeouts double from there.
+    level: u32,
+    /// Transmitted again since: its ACK measures no round trip (Karn's rule).
+    retransmitted: bool,
+}
+
 #[derive(Clone, Debug, Default)]
 struct AckQueue {
     order: VecDeque<MessageId>,
@@ -140,6 +150,10 @@ pub struct Node {
     /// Number of groups each peer is in.
     peer_groups: BTreeMap<PeerId, usize>,
     states: States,
+    /// The round trips measured so far ([`Schedule::Adaptive`]).
+    rtt: Rtt,
+    /// Each transmitted record's first transmission: at most one entry per record, removed with it.
+    first_sent: BTreeMap<(PeerId, MessageId), FirstSent>,
     acks: BTreeMap<PeerId, AckQueue>,
     acks_total: usize,
     /// The epoch by which the pending ACKs are to be sent.
@@ -165,6 +179,8 @@ impl Node {
             groups: BTreeMap::new(),
             peer_groups: BTreeMap::new(),
             states: States::default(),
+            rtt: Rtt::default(),
+            first_sent: BTreeMap::new(),
             acks: BTreeMap::new(),
             acks_total: 0,
             ack_epoch: None,
@@ -421,6 +437,9 @@ impl Node {
 
     fn remove_state(&mut self, peer: &PeerId, id: &MessageId) -> Option<SyncState> {
         let (s, last) = self.states.remove(peer, id)?;
+        if s.send_count > 0 {
+            self.first_sent.remove(&(peer.clone(), *id));
+        }
         if last {
             if let Some((seq, _)) = self.store.get(id) {
                 self.evictable.insert(*seq, *id);
@@ -556,8 +575,14 @@ impl Node {
 
     fn process(&mut self, now: Timestamp, from: PeerId, payload: Payload) {
         let next_epoch = self.epoch(now).saturating_add(1);
-        // 1. ACKs: unknown ids are skipped and the loop goes on (the reference aborted here).
+        // 1. ACKs: unknown ids are skipped and the loop goes on (the reference aborted here). The ACK of
+        //    a record transmitted once measures a round trip.
+        let epoch = next_epoch - 1;
         for id in payload.acks {
+            match self.first_sent.get(&(from.clone(), id)) {
+                Some(f) if !f.retransmitted => self.rtt.sample(epoch.saturating_sub(f.epoch)),
+                _ => {}
+            }
             self.proved_held(&from, &id);
         }
         // 2. REQUESTs: answer with the message if the requester is a peer of its group.
@@ -844,7 +869,12 @@ impl Node {
             }
             records += 1;
             s.send_count = s.send_count.saturating_add(1);
-            s.send_epoch = epoch.saturating_add(self.config.schedule.gap(s.send_count, &mut self.rng));
+            let level = self.note_transmission(peer, id, s.send_count, epoch);
+            let gap = self
+                .config
+                .schedule
+                .gap_measured(s.send_count, level, &self.rtt, &mut self.rng);
+            s.send_epoch = epoch.saturating_add(gap);
             self.insert_state(peer.clone(), id, s);
         }
         if payload.is_valid() {
@@ -854,6 +884,40 @@ impl Node {
                 payload,
             });
         }
+    }
+
+    /// Record the `count`-th transmission of `peer`'s record `id` at `epoch`; returns the backoff level
+    /// the record's timeouts double from (Karn's rule, see [`Rtt`]).
+    fn note_transmission(&mut self, peer: &PeerId, id: MessageId, count: u32, epoch: u64) -> u32 {
+        let key = (peer.clone(), id);
+        if count <= 1 {
+            let level = self.rtt.backoff();
+            self.first_sent.insert(
+                key,
+                FirstSent {
+                    epoch,
+                    level,
+                    retransmitted: false,
+                },
+            );
+            return level;
+        }
+        let level = match self.first_sent.get_mut(&key) {
+            Some(f) => {
+                f.retransmitted = true;
+                f.level
+            }
+            // Restored from a snapshot: its first transmission is unknown.
+            None => 0,
+        };
+        self.rtt
+            .retransmitted(level.saturating_add(count.saturating_sub(1)));
+        level
+    }
+
+    /// The round trips measured so far (what [`Schedule::Adaptive`] adapts to).
+    pub fn rtt(&self) -> &Rtt {
+        &self.rtt
     }
 
     /// The next output, if any. Drain after every call.

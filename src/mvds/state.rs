@@ -26,6 +26,11 @@ pub enum Mode {
 /// §5.4).
 ///
 /// `count` is the number of transmissions so far (≥ 1). Jitter is drawn from the node's seeded RNG.
+///
+/// The default, [`Schedule::Adaptive`], is a deviation: the reference's fixed gaps (STATUS-2020: 2, 4,
+/// 6 … epochs; STATUS-HEAD: 90, 180 … epochs) either resend every message before a round trip through
+/// Waku's relay cycle can complete (about 4 epochs) or wait 27 s after a loss. The adaptive schedule
+/// measures the round trip and sets the retransmission timeout as TCP does (RFC 6298).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
     /// `gap = step * count`, no jitter, never capped: STATUS-2020 with `step = 2`.
@@ -43,6 +48,19 @@ pub enum Schedule {
         /// Jitter bound, in epochs (0 = none).
         jitter: u64,
     },
+    /// A retransmission timeout adapted to the measured round trip, as TCP's (RFC 6298): `RTO = SRTT +
+    /// max(1 epoch, 4·RTTVAR)` within `[min, max]`, `initial` before the first measurement, doubled for
+    /// each retransmission of a record (`RTO·2^(count-1)`, at most `max`). Round trips are measured from
+    /// a record's first transmission to the ACK; an ACK of a retransmitted record is not measured (Karn's
+    /// rule), since it cannot tell which transmission it answers.
+    Adaptive {
+        /// The timeout before any round trip is measured, in epochs.
+        initial: u64,
+        /// The smallest timeout, in epochs (≥ 1).
+        min: u64,
+        /// The largest gap, backoff included, in epochs.
+        max: u64,
+    },
 }
 
 impl Schedule {
@@ -55,14 +73,36 @@ impl Schedule {
         jitter: 30,
     };
 
-    /// The gap after the `count`-th transmission.
+    /// The default: [`Schedule::Adaptive`] starting at 10 epochs (3 s at the default tick, TCP's
+    /// classic initial RTO), never below 4 epochs (1.2 s: RFC 6298's 1 s rounded up to whole epochs),
+    /// backing off up to 1200 epochs (6 min), the ceiling of the earlier default. STATUS-HEAD backs off
+    /// without a ceiling (to days) before it gives up; so long a ceiling would leave a member that was
+    /// offline for an hour waiting hours more for what it missed.
+    pub const ADAPTIVE: Schedule = Schedule::Adaptive {
+        initial: 10,
+        min: 4,
+        max: 1200,
+    };
+
+    /// The gap after the `count`-th transmission, before any round trip is measured.
     pub fn gap(&self, count: u32, rng: &mut impl RngCore) -> u64 {
+        self.gap_measured(count, 0, &Rtt::default(), rng)
+    }
+
+    /// The gap after the `count`-th transmission of a record first sent at backoff level `level`
+    /// ([`Rtt::backoff`] then), with the round trips measured so far (`level` and `rtt` are used by
+    /// [`Schedule::Adaptive`] only: its gap is `RTO·2^(level + count - 1)`, at most `max`).
+    pub fn gap_measured(&self, count: u32, level: u32, rtt: &Rtt, rng: &mut impl RngCore) -> u64 {
+        let shift = count.saturating_sub(1).min(63);
         let gap = match *self {
             Schedule::Linear { step } => step.saturating_mul(u64::from(count)),
             Schedule::Exponential { initial, max, jitter } => {
-                let shift = count.saturating_sub(1).min(63);
                 let base = initial.saturating_mul(1u64 << shift).min(max);
                 base.saturating_add(uniform(rng, jitter))
+            }
+            Schedule::Adaptive { initial, min, max } => {
+                let shift = shift.saturating_add(level).min(63);
+                rtt.rto(initial, min, max).saturating_mul(1u64 << shift).min(max)
             }
         };
         gap.max(1)
@@ -70,13 +110,87 @@ impl Schedule {
 }
 
 impl Default for Schedule {
-    /// Exponential from 2 epochs (0.6 s at the default tick) up to 1200 epochs (6 min), jitter 2 epochs.
+    /// [`Schedule::ADAPTIVE`].
     fn default() -> Self {
-        Schedule::Exponential {
-            initial: 2,
-            max: 1200,
-            jitter: 2,
+        Schedule::ADAPTIVE
+    }
+}
+
+/// A round-trip estimator (RFC 6298 §2), in eighths of an epoch: the smoothed round trip and its mean
+/// deviation, from round trips measured in whole epochs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rtt {
+    /// Smoothed round trip (SRTT), in 1/8 epochs; meaningful once `samples > 0`.
+    srtt: u64,
+    /// Round-trip variation (RTTVAR), in 1/8 epochs.
+    rttvar: u64,
+    /// Round trips measured (saturating).
+    samples: u32,
+    /// Karn's backoff: the highest retransmission level (doublings, at most
+    /// [`Rtt::MAX_CARRIED_BACKOFF`]) reached since the last measurement. New records start from the backed-off timeout until an ACK of a record sent once
+    /// measures a round trip again (RFC 6298 §5.5–5.7), so a round trip longer than the timeout cannot
+    /// keep every record retransmitted and unmeasured.
+    backoff: u32,
+}
+
+impl Rtt {
+    /// Round trips longer than this many epochs are measured as this (keeps the arithmetic far from
+    /// overflow; 2^32 epochs of 300 ms are 40 years).
+    const MAX_SAMPLE: u64 = 1 << 32;
+
+    /// Take a measured round trip of `epochs` (RFC 6298 §2.2–2.3, α = 1/8, β = 1/4).
+    pub fn sample(&mut self, epochs: u64) {
+        let r = epochs.min(Self::MAX_SAMPLE) * 8;
+        if self.samples == 0 {
+            self.srtt = r;
+            self.rttvar = r / 2;
+        } else {
+            let err = self.srtt.abs_diff(r);
+            self.rttvar = self.rttvar - self.rttvar / 4 + err / 4;
+            self.srtt = self.srtt - self.srtt / 8 + r / 8;
         }
+        self.samples = self.samples.saturating_add(1);
+        self.backoff = 0;
+    }
+
+    /// The most doublings carried over to new records ([`Rtt::retransmitted`]): a new record's first
+    /// timeout is at most 8 RTOs. Without a cap the level compounds on a lossy link, where every record
+    /// that needed a retransmission would start the next one from a longer timeout (with one message in
+    /// flight at a time, a streak of four such records made the fifth wait almost an hour); with it a
+    /// round trip up to 8 RTOs (40 epochs, 12 s, at the default 5-epoch RTO of a lossless Waku path;
+    /// 80 epochs before the first measurement) is still measured.
+    pub const MAX_CARRIED_BACKOFF: u32 = 3;
+
+    /// A record was retransmitted with its timeout backed off `level` doublings: keep new records at
+    /// least that backed off (up to [`Rtt::MAX_CARRIED_BACKOFF`]) until the next measurement.
+    pub fn retransmitted(&mut self, level: u32) {
+        self.backoff = self.backoff.max(level.min(Self::MAX_CARRIED_BACKOFF));
+    }
+
+    /// Doublings the timeout is currently backed off by (Karn's rule).
+    pub fn backoff(&self) -> u32 {
+        self.backoff
+    }
+
+    /// Round trips measured so far.
+    pub fn samples(&self) -> u32 {
+        self.samples
+    }
+
+    /// The smoothed round trip in epochs (rounded up), once measured.
+    pub fn srtt_epochs(&self) -> Option<u64> {
+        (self.samples > 0).then(|| self.srtt.div_ceil(8))
+    }
+
+    /// `SRTT + max(G, 4·RTTVAR)` with a clock granularity `G` of one epoch, rounded up to whole epochs
+    /// and kept within `[min, max]`; `initial` (within the same bounds) before the first measurement.
+    pub fn rto(&self, initial: u64, min: u64, max: u64) -> u64 {
+        let rto = if self.samples == 0 {
+            initial
+        } else {
+            (self.srtt + (4 * self.rttvar).max(8)).div_ceil(8)
+        };
+        rto.max(min).min(max)
     }
 }
 
@@ -214,6 +328,9 @@ impl Config {
             Schedule::Linear { step: 0 } => return Err(bad("linear schedule with step 0")),
             Schedule::Exponential { initial, max, .. } if initial == 0 || max < initial => {
                 return Err(bad("exponential schedule needs 1 <= initial <= max"))
+            }
+            Schedule::Adaptive { initial, min, max } if min == 0 || initial < min || max < initial => {
+                return Err(bad("adaptive schedule needs 1 <= min <= initial <= max"))
             }
             _ => {}
         }

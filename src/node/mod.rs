@@ -435,6 +435,8 @@ impl Engine {
         let mut rng = seed.rng();
         let mut waku_config = config.waku.clone();
         waku_config.mailserver |= config.mailserver.is_some();
+        // The Messenger records its own sends: its posts need not be opened by its own filters.
+        waku_config.open_own_posts &= config.messenger.is_none();
         let waku = WakuNode::new(waku_config, fork(&mut rng));
         let mailserver = config
             .mailserver
@@ -530,6 +532,7 @@ impl Engine {
     /// one from `config.messenger`.
     pub fn with_messenger(now: Timestamp, config: EngineConfig, seed: Seed, messenger: Messenger) -> Self {
         let mut e = Engine::new(now, config, seed);
+        e.waku.set_open_own_posts(false);
         e.messenger = Some(messenger);
         e.pump(now);
         e

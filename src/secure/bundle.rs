@@ -5,8 +5,12 @@
 //! decimal(version)`, then `decimal(timestamp)` if the timestamp is non-zero; sign `keccak256` of that with
 //! the identity key as go-ethereum's `crypto.Sign` does (65 bytes `r‖s‖v`, `v ∈ {0,1}`). The verifier
 //! recovers the signer and requires it to be the bundle's identity. `protocol_version` is not signed.
+//!
+//! A bundle travels, unchanged until it is re-signed, with every message of its sender, so the receiver
+//! keeps the signers of the last signatures it recovered ([`VerifiedBundles`]) and recovers each distinct
+//! signature over the same material once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use prost::Message as _;
 use rand_core::CryptoRngCore;
@@ -16,6 +20,47 @@ use super::dh::{CompressedKey, Curve, Secp256k1};
 use super::SecureError;
 use crate::crypto::{self, keccak256, SecretKey};
 use crate::time::Timestamp;
+
+/// The signers of the last [`VerifiedBundles::CAPACITY`] bundle signatures recovered, by (digest of the
+/// signed material, signature); the oldest is forgotten first. Only a signature over exactly the same
+/// material hits, so the answer is the one recovery would give.
+#[derive(Debug, Clone, Default)]
+pub struct VerifiedBundles {
+    entries: VecDeque<([u8; 32], [u8; 65], CompressedKey)>,
+}
+
+impl VerifiedBundles {
+    /// Signatures remembered.
+    pub const CAPACITY: usize = 64;
+
+    /// The signer of `signature` over `digest`, recovered unless remembered.
+    pub fn signer(&mut self, digest: &[u8; 32], signature: &[u8; 65]) -> Result<CompressedKey, SecureError> {
+        if let Some((_, _, k)) = self
+            .entries
+            .iter()
+            .find(|(d, s, _)| d == digest && s == signature)
+        {
+            return Ok(*k);
+        }
+        let signer = crypto::recover(signature, digest).map_err(|_| SecureError::BadBundleSignature)?;
+        let key = CompressedKey::from_public(&signer);
+        if self.entries.len() >= Self::CAPACITY {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((*digest, *signature, key));
+        Ok(key)
+    }
+
+    /// Signatures remembered now.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
 
 /// The protocol version this implementation advertises for its installations (§2).
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -80,6 +125,28 @@ impl Bundle {
         })
     }
 
+    /// Check that the signature recovers to [`Bundle::identity`], recovering it only if `cache` has not
+    /// seen the same signature over the same material.
+    pub fn verify_cached(&self, cache: &mut VerifiedBundles) -> Result<(), SecureError> {
+        let digest = keccak256(&signature_material(&self.signed_pre_keys, self.timestamp));
+        if cache.signer(&digest, &self.signature)? != self.identity {
+            return Err(SecureError::BadBundleSignature);
+        }
+        Ok(())
+    }
+
+    /// Parse and verify a wire bundle through `cache` (see [`Bundle::verify_cached`]). At most
+    /// `max_installations` entries are accepted.
+    pub fn from_proto_cached(
+        b: &pb::Bundle,
+        max_installations: usize,
+        cache: &mut VerifiedBundles,
+    ) -> Result<Bundle, SecureError> {
+        let bundle = Self::parse(b, max_installations)?;
+        bundle.verify_cached(cache)?;
+        Ok(bundle)
+    }
+
     /// Check that the signature recovers to [`Bundle::identity`].
     pub fn verify(&self) -> Result<(), SecureError> {
         let digest = keccak256(&signature_material(&self.signed_pre_keys, self.timestamp));
@@ -93,6 +160,13 @@ impl Bundle {
 
     /// Parse and verify a wire bundle. At most `max_installations` entries are accepted.
     pub fn from_proto(b: &pb::Bundle, max_installations: usize) -> Result<Bundle, SecureError> {
+        let bundle = Self::parse(b, max_installations)?;
+        bundle.verify()?;
+        Ok(bundle)
+    }
+
+    /// Parse a wire bundle without checking its signature.
+    fn parse(b: &pb::Bundle, max_installations: usize) -> Result<Bundle, SecureError> {
         let identity = Secp256k1::public_from_bytes(&b.identity).ok_or(SecureError::MalformedBundle)?;
         if b.signed_pre_keys.len() > max_installations || b.signed_pre_keys.is_empty() {
             return Err(SecureError::MalformedBundle);
@@ -118,14 +192,12 @@ impl Bundle {
             .as_ref()
             .try_into()
             .map_err(|_| SecureError::BadBundleSignature)?;
-        let bundle = Bundle {
+        Ok(Bundle {
             identity,
             signed_pre_keys: spks,
             signature,
             timestamp: b.timestamp,
-        };
-        bundle.verify()?;
-        Ok(bundle)
+        })
     }
 
     /// Decode and verify a protobuf-encoded bundle.
@@ -346,6 +418,39 @@ mod tests {
             Err(SecureError::BadBundleSignature)
         );
         assert_eq!(Bundle::decode(&[0xff, 0xff], 3), Err(SecureError::Decode));
+    }
+
+    #[test]
+    fn verified_bundles_recover_each_signature_once_and_still_check_the_identity() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let (_, b) = sample(&mut rng);
+        let mut cache = VerifiedBundles::default();
+        let pb = pb::Bundle::decode(b.encode().as_slice()).unwrap();
+        assert_eq!(Bundle::from_proto_cached(&pb, 3, &mut cache).unwrap(), b);
+        assert_eq!(cache.len(), 1);
+        // The same bundle again: answered from the cache.
+        assert_eq!(Bundle::from_proto_cached(&pb, 3, &mut cache).unwrap(), b);
+        assert_eq!(cache.len(), 1);
+        // The same signature and material claimed by another identity: a hit, and still refused.
+        let mut other = b.clone();
+        other.identity = Secp256k1::public_key(&Secp256k1::generate(&mut rng));
+        assert_eq!(
+            other.verify_cached(&mut cache),
+            Err(SecureError::BadBundleSignature)
+        );
+        // Different material under the same signature: a miss, recovered, refused.
+        let mut tampered = b.clone();
+        tampered.timestamp += 1;
+        assert_eq!(
+            tampered.verify_cached(&mut cache),
+            Err(SecureError::BadBundleSignature)
+        );
+        // Bounded.
+        for _ in 0..VerifiedBundles::CAPACITY + 5 {
+            let (_, b) = sample(&mut rng);
+            b.verify_cached(&mut cache).unwrap();
+        }
+        assert_eq!(cache.len(), VerifiedBundles::CAPACITY);
     }
 
     #[test]

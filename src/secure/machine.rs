@@ -46,7 +46,9 @@ use rand_chacha::ChaCha20Rng;
 use status_proto::encryption as pb;
 use zeroize::Zeroizing;
 
-use super::bundle::{self, Bundle, OwnPrekeys, OwnSignedPreKey, SignedPreKey, PROTOCOL_VERSION};
+use super::bundle::{
+    self, Bundle, OwnPrekeys, OwnSignedPreKey, SignedPreKey, VerifiedBundles, PROTOCOL_VERSION,
+};
 use super::dh::{CompressedKey, Curve, Secp256k1};
 use super::kdf::{self, GCM_NONCE_LEN};
 use super::multidevice::{AgreedInstallations, Installation, Installations};
@@ -359,6 +361,8 @@ pub struct SecureTransport {
     agreed: AgreedInstallations,
     announced: BTreeSet<CompressedKey>,
     last_advert: BTreeMap<CompressedKey, Timestamp>,
+    /// Bundle signatures already recovered (a sender's bundle comes with each of its messages).
+    verified: VerifiedBundles,
     outputs: VecDeque<Output>,
 }
 
@@ -411,6 +415,7 @@ impl SecureTransport {
             sessions: BTreeMap::new(),
             announced: BTreeSet::new(),
             last_advert: BTreeMap::new(),
+            verified: VerifiedBundles::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -897,10 +902,11 @@ impl SecureTransport {
             return Err(SecureError::LimitExceeded);
         }
         let max_inst = self.config.max_installations_per_identity;
+        let verified = &mut self.verified;
         let bundles = msg
             .bundles
             .iter()
-            .map(|b| Bundle::from_proto(b, max_inst))
+            .map(|b| Bundle::from_proto_cached(b, max_inst, verified))
             .collect::<Result<Vec<_>, _>>()?;
         let sender_c = CompressedKey::from_public(sender);
         let is_me = sender_c == self.identity_c;

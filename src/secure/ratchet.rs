@@ -240,7 +240,7 @@ impl<C: Curve> SkippedKeys<C> {
     /// iteration removes one entry, so the loop ends).
     fn expire(&mut self, now: Timestamp, max_age: Duration) {
         while let Some((_, id)) = self.by_seq.first_key_value() {
-            let old = self.by_id.get(id).map_or(true, |k| k.stored_at + max_age <= now);
+            let old = self.by_id.get(id).is_none_or(|k| k.stored_at + max_age <= now);
             if !old || !self.evict_oldest() {
                 break;
             }

@@ -139,6 +139,10 @@ pub struct WakuConfig {
     pub max_queued_per_peer: usize,
     /// Time allowed for the peer's Status. Default 10 s.
     pub status_timeout: Duration,
+    /// Offer our own posts to our own filters, as Whisper/Waku nodes do. Default on. The node
+    /// [`Engine`](crate::node::Engine) turns it off when it runs a Messenger, which records what it sends
+    /// itself: opening its own post (AES-GCM and signature recovery) would be work thrown away.
+    pub open_own_posts: bool,
 }
 
 impl Default for WakuConfig {
@@ -173,6 +177,7 @@ impl Default for WakuConfig {
             max_ttl: 3600,
             pool_source_share: 25,
             max_queued_per_peer: 20_000,
+            open_own_posts: true,
         }
     }
 }
@@ -434,6 +439,11 @@ impl WakuNode {
     /// The configuration.
     pub fn config(&self) -> &WakuConfig {
         &self.config
+    }
+
+    /// Turn [`WakuConfig::open_own_posts`] on or off.
+    pub fn set_open_own_posts(&mut self, on: bool) {
+        self.config.open_own_posts = on;
     }
 
     /// Counters.
@@ -871,7 +881,11 @@ impl WakuNode {
         let stamp = envelope.stamp();
         let hash = envelope.hash();
         let pow = stamp.pow(envelope.ttl, 0);
-        let opened = self.filters.open(&envelope, pow, false);
+        let opened = if self.config.open_own_posts {
+            self.filters.open(&envelope, pow, false)
+        } else {
+            Vec::new()
+        };
         match self
             .pool
             .insert_from(stamp.id, envelope, pow, now.as_secs(), LOCAL_SOURCE)

@@ -4,7 +4,6 @@
 //! Symmetric keys from strings are `PBKDF2-HMAC-SHA256(password, salt = "", 65356 iterations, 32 bytes)`:
 //! 65356, not 65536, is what status-go uses.
 
-use k256::elliptic_curve::sec1::ToEncodedPoint;
 use zeroize::Zeroizing;
 
 use super::topic::Topic;
@@ -57,10 +56,10 @@ pub fn contact_code_key(pk: &PublicKey) -> Zeroizing<[u8; 32]> {
 
 /// The partition of K: `K.X mod 5000`.
 pub fn partition(pk: &PublicKey) -> u64 {
-    let ep = pk.to_encoded_point(false);
-    let x = ep.x().map(|x| x.as_slice().to_vec()).unwrap_or_default();
+    let raw = crate::crypto::pubkey_to_raw64(pk);
     // Big-endian X mod 5000, one byte at a time (no bignum needed).
-    x.iter()
+    raw[..32]
+        .iter()
         .fold(0u64, |acc, b| (acc * 256 + u64::from(*b)) % PARTITIONS)
 }
 

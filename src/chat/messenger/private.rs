@@ -362,7 +362,7 @@ impl Messenger {
                 (None, new)
             }
         };
-        let changed = old.as_ref().map_or(true, |o| {
+        let changed = old.as_ref().is_none_or(|o| {
             o.name() != new.name() || o.members() != new.members() || o.admins() != new.admins()
         });
         let removed_self =
