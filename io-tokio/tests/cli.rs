@@ -76,6 +76,9 @@ fn every_subcommand_has_help_and_version() {
         "--config",
         "--log-format",
         "--metrics",
+        "--mailserver-max-bytes",
+        "--mailserver-peer-scan-rate",
+        "--mailserver-ip-scan-rate",
     ] {
         assert!(help.contains(flag), "{flag} missing in\n{help}");
     }
@@ -98,6 +101,20 @@ fn bad_flags_and_values_are_refused_with_their_reason() {
         (vec!["run", "--nat=extip:host.example"], "not an IP address"),
         (vec!["run", &localhost], "an enode needs an IP address"),
         (vec!["run", "--log-format", "xml"], "--log-format"),
+        (
+            vec!["run", "--mailserver-max-bytes", "0"],
+            "must be more than zero",
+        ),
+        (vec!["run", "--mailserver-max-bytes=12Q"], "unknown size suffix"),
+        (vec!["run", "--mailserver-max-bytes=99999999999T"], "too large"),
+        (
+            vec!["run", "--mailserver-peer-scan-rate", "0"],
+            "must be more than zero",
+        ),
+        (
+            vec!["run", "--mailserver-ip-scan-rate=lots"],
+            "not a whole number",
+        ),
         (vec!["completions", "tcsh"], "invalid value 'tcsh'"),
     ];
     for (args, needle) in cases {

@@ -230,8 +230,8 @@ impl Pool {
         }
         // The source's share first: past it, the source makes room itself.
         if self.share_percent < 100 {
-            let share_bytes = self.config.max_bytes / 100 * usize::from(self.share_percent);
-            let share_count = (self.config.max_envelopes / 100 * usize::from(self.share_percent)).max(1);
+            let share_bytes = percent_of(self.config.max_bytes, self.share_percent);
+            let share_count = percent_of(self.config.max_envelopes, self.share_percent).max(1);
             loop {
                 let (count, bytes) = self.source_usage(source);
                 if bytes + charge <= share_bytes.max(charge) && count < share_count {
@@ -336,6 +336,12 @@ impl Pool {
     }
 }
 
+/// `percent`% of `cap`, rounded down, without overflow (and without the `cap / 100` that made a small
+/// cap's share zero).
+fn percent_of(cap: usize, percent: u8) -> usize {
+    (cap as u128 * u128::from(percent) / 100) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +432,35 @@ mod tests {
             q.insert(h, e, 0.0, 0);
         }
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn a_small_pool_still_gives_each_source_its_share() {
+        // 64 envelopes at a 25% share: a source may hold 16 (a share computed as `64 / 100 * 25` was 0,
+        // clamped to 1, so a second envelope from one source evicted its first).
+        let mut p = Pool::new(
+            PoolConfig {
+                max_bytes: 1 << 20,
+                max_envelopes: 64,
+            },
+            SeededState::default(),
+        );
+        p.set_source_share(25);
+        for i in 0..17u32 {
+            let e = Envelope {
+                expiry: 100_000 + i,
+                ttl: 3000,
+                topic: Topic([1; 4]),
+                data: Bytes::from(i.to_be_bytes().to_vec()),
+                nonce: 0,
+            };
+            p.insert_from(e.hash(), e, 0.0, 0, 7);
+        }
+        // The seventeenth made room among its own source's envelopes.
+        assert_eq!(p.source_usage(7).0, 16);
+        assert_eq!(p.len(), 16);
+        assert_eq!(percent_of(64, 25), 16);
+        assert_eq!(percent_of(usize::MAX, 100), usize::MAX);
     }
 
     #[test]

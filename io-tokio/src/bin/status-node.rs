@@ -343,7 +343,13 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     config.static_peers = args.static_peer.clone();
     config.waku.light_node = args.light;
     if args.mailserver {
-        config.mailserver = Some(Default::default());
+        config.mailserver = Some(status_sansio::mailserver::server::MailServerConfig {
+            peer_scan_rate: args.mailserver_peer_scan_rate,
+            peer_scan_burst: args.mailserver_peer_scan_rate.saturating_mul(10),
+            ip_scan_rate: args.mailserver_ip_scan_rate,
+            ip_scan_burst: args.mailserver_ip_scan_rate.saturating_mul(10),
+            ..Default::default()
+        });
     }
     // The chat identity is separate from the node key, as in Status.
     let identity = load_or_create_key(&data_dir.join("identity.key"))?;
@@ -406,12 +412,17 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     // Opened on a blocking thread: the PostgreSQL client must not run on a runtime worker.
     let redb = data_dir.join("mailserver.redb");
     let (mailserver, mailserver_db) = (args.mailserver, args.mailserver_db.clone());
+    let max_bytes = args.mailserver_max_bytes;
     let store =
         tokio::task::spawn_blocking(move || -> std::io::Result<Box<dyn status_io_std::store::Store>> {
+            use status_io_std::store::{CappedStore, MemoryStore, PostgresStore, RedbStore};
             Ok(match (mailserver, mailserver_db) {
-                (true, Some(url)) => Box::new(status_io_std::store::PostgresStore::connect(&url)?),
-                (true, None) => Box::new(status_io_std::store::RedbStore::open(&redb).map_err(at(&redb))?),
-                (false, _) => Box::new(status_io_std::store::MemoryStore::default()),
+                (true, Some(url)) => Box::new(CappedStore::new(PostgresStore::connect(&url)?, max_bytes)?),
+                (true, None) => {
+                    let store = RedbStore::open(&redb).map_err(at(&redb))?;
+                    Box::new(CappedStore::new(store, max_bytes).map_err(at(&redb))?)
+                }
+                (false, _) => Box::new(MemoryStore::default()),
             })
         })
         .await

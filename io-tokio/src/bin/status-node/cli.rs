@@ -100,6 +100,18 @@ pub struct RunArgs {
     /// postgres://user:password@host/db or "host=/run/postgresql dbname=db".
     #[arg(long, value_name = "URL")]
     pub mailserver_db: Option<String>,
+    /// With --mailserver: keep the archive under this many bytes of envelopes, evicting the oldest first
+    /// (suffixes K, M, G, T: powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "8G", value_parser = parse_bytes)]
+    pub mailserver_max_bytes: u64,
+    /// With --mailserver: keys of the archive one peer may scan per second for history requests (its
+    /// burst is ten seconds' worth; a cursor continuation is always let through). status-go's client
+    /// pages without pause, so this limits work, not requests.
+    #[arg(long, value_name = "KEYS", default_value = "50000", value_parser = parse_positive)]
+    pub mailserver_peer_scan_rate: u64,
+    /// With --mailserver: keys all peers from one IP address may scan per second (burst: ten seconds').
+    #[arg(long, value_name = "KEYS", default_value = "200000", value_parser = parse_positive)]
+    pub mailserver_ip_scan_rate: u64,
     /// Run as a Waku light node (does not relay others' envelopes).
     #[arg(long)]
     pub light: bool,
@@ -138,6 +150,43 @@ fn parse_nat(s: &str) -> Result<Nat, String> {
 }
 
 /// An enode URL; a host name where the IP belongs gets a message saying so.
+/// A byte count with an optional binary suffix: `512`, `64K`, `100M`, `8G`, `1T`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix {c:?} (use K, M, G or T)")),
+            };
+            (&s[..i], shift)
+        }
+        _ => (s, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count such as 512M or 8G"))?;
+    let bytes = n
+        .checked_shl(shift)
+        .filter(|b| b >> shift == n)
+        .ok_or("too large")?;
+    if bytes == 0 {
+        return Err("must be more than zero".into());
+    }
+    Ok(bytes)
+}
+
+fn parse_positive(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be more than zero".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
 pub fn parse_enode(s: &str) -> Result<Enode, String> {
     s.parse::<Enode>().map_err(|e| {
         let host = s
@@ -300,6 +349,19 @@ pub fn completions(shell: clap_complete::Shell) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        assert_eq!(parse_bytes("512"), Ok(512));
+        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
+        assert_eq!(parse_bytes("100m"), Ok(100 << 20));
+        assert_eq!(parse_bytes("8G"), Ok(8 << 30));
+        assert_eq!(parse_bytes("1T"), Ok(1 << 40));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("G").is_err());
+        assert!(parse_bytes("16777216T").is_err(), "2^64 overflows");
+        assert!(parse_bytes("-1").is_err());
+    }
 
     fn args(a: &[&str]) -> Vec<OsString> {
         std::iter::once("status-node")
