@@ -175,9 +175,7 @@ fn a_status_go_style_client_pages_through_everything_while_a_flooder_is_limited(
                 flood_sent += 1;
             }
         }
-        let due = last_start.map_or(true, |t| {
-            now.saturating_duration_since(t) >= Duration::from_millis(50)
-        });
+        let due = last_start.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_millis(50));
         if errors.is_empty() && next_batch < batches.len() && in_flight.len() < 3 && due {
             let id = client.send(&mut net, &batches[next_batch], Bytes::new(), PAGE, secs);
             in_flight.insert(id, next_batch);

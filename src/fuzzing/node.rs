@@ -51,12 +51,12 @@ fn static_peer() -> Enode {
 /// The harness's end of one socket.
 enum Remote {
     /// An inbound socket: the harness is the initiator.
-    Inbound(Option<RawPeer>),
+    Inbound(Option<Box<RawPeer>>),
     /// A dial of the engine: the harness answers as the static peer.
     Outbound {
         /// Bytes the engine sent that the harness has not consumed (its auth).
         recv: Vec<u8>,
-        codec: Option<FrameCodec>,
+        codec: Option<Box<FrameCodec>>,
     },
 }
 
@@ -125,7 +125,7 @@ impl Remote {
             &ack,
             k.recipient_pub,
         );
-        *codec = Some(FrameCodec::new(secrets, p2p::MAX_MESSAGE_SIZE));
+        *codec = Some(Box::new(FrameCodec::new(secrets, p2p::MAX_MESSAGE_SIZE)));
         recv.clear();
         ack
     }
@@ -284,7 +284,7 @@ pub fn node_engine(data: &[u8]) -> EngineReached {
                 let Some((p, auth)) = RawPeer::cached(format) else {
                     continue;
                 };
-                *peer = Some(p);
+                *peer = Some(Box::new(p));
                 engine.handle_input(now, Input::Received { conn, data: &auth })
             }
             3..=5 => {

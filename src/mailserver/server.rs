@@ -599,9 +599,9 @@ impl MailServer {
         let ok = if continuation {
             state.bucket.balance > -clamp(c.peer_scan_burst) && ip_balance > -clamp(c.ip_scan_burst)
         } else {
-            let spaced = state.last_new.map_or(true, |t| {
-                now.saturating_duration_since(t) >= c.min_request_interval
-            });
+            let spaced = state
+                .last_new
+                .is_none_or(|t| now.saturating_duration_since(t) >= c.min_request_interval);
             let cost = clamp(c.request_cost);
             spaced && state.bucket.balance >= cost && ip_balance >= cost
         };
