@@ -2,7 +2,7 @@
 //! manner of rustls' `CryptoProvider`.
 //!
 //! [`RustCrypto`] (pure-Rust `k256`) is the default: portable, fuzzable, no C toolchain. The
-//! `libsecp256k1` cargo feature adds [`LibSecp256k1`] (the C libsecp256k1 through the `secp256k1` crate)
+//! `libsecp256k1` cargo feature adds `LibSecp256k1` (the C libsecp256k1 through the `secp256k1` crate)
 //! and makes it the [`ActiveProvider`]. Both are deterministic and agree byte for byte: RFC 6979 nonces,
 //! low-s signatures, the same recovery ids, the raw ECDH X coordinate. Input checks that decide what is
 //! accepted (signature form, high-s, recovery id range) live in the caller ([`super::recover`]), so both
@@ -33,11 +33,11 @@ pub trait Secp256k1Provider {
     fn ecdh_x(sk: &SecretKey, pk: &PublicKey) -> Zeroizing<[u8; 32]>;
 }
 
-/// The provider the crate's free functions use: [`LibSecp256k1`] with the `libsecp256k1` feature,
+/// The provider the crate's free functions use: `LibSecp256k1` with the `libsecp256k1` feature,
 /// otherwise [`RustCrypto`].
 #[cfg(not(feature = "libsecp256k1"))]
 pub type ActiveProvider = RustCrypto;
-/// The provider the crate's free functions use: [`LibSecp256k1`] with the `libsecp256k1` feature,
+/// The provider the crate's free functions use: `LibSecp256k1` with the `libsecp256k1` feature,
 /// otherwise [`RustCrypto`].
 #[cfg(feature = "libsecp256k1")]
 pub type ActiveProvider = LibSecp256k1;

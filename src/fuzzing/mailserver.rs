@@ -137,7 +137,7 @@ fn sealed_request(p: &MessagesRequestPayload) -> Vec<u8> {
 /// The mailserver answering requests from a store of 8 envelopes (three topics, 8 seconds).
 ///
 /// Input: a mode byte, then (mode % 3) 0: raw request bytes, also split at their first byte into two
-/// more requests (the decoders); 1: a [script](scripted_request) the harness turns into a direct
+/// more requests (the decoders); 1: a script (`scripted_request`) the harness turns into a direct
 /// `MessagesRequest`; 2: the same script sealed as a signed, encrypted request envelope. Two scripted
 /// requests follow each other when the script has bytes left.
 ///

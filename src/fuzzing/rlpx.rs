@@ -318,12 +318,12 @@ fn handshake_body(data: &[u8], auth: bool) {
     }
 }
 
-/// Auth decoding (see [`handshake_body`] for the input modes and the oracle).
+/// Auth decoding (see `handshake_body` for the input modes and the oracle).
 pub fn rlpx_auth(data: &[u8]) {
     handshake_body(data, true);
 }
 
-/// Ack decoding (see [`handshake_body`] for the input modes and the oracle).
+/// Ack decoding (see `handshake_body` for the input modes and the oracle).
 pub fn rlpx_ack(data: &[u8]) {
     handshake_body(data, false);
 }

@@ -150,7 +150,7 @@ pub struct Node {
     /// Number of groups each peer is in.
     peer_groups: BTreeMap<PeerId, usize>,
     states: States,
-    /// The round trips measured so far ([`Schedule::Adaptive`]).
+    /// The round trips measured so far ([`Schedule::Adaptive`](crate::mvds::Schedule::Adaptive)).
     rtt: Rtt,
     /// Each transmitted record's first transmission: at most one entry per record, removed with it.
     first_sent: BTreeMap<(PeerId, MessageId), FirstSent>,
@@ -915,7 +915,7 @@ impl Node {
         level
     }
 
-    /// The round trips measured so far (what [`Schedule::Adaptive`] adapts to).
+    /// The round trips measured so far (what [`Schedule::Adaptive`](crate::mvds::Schedule::Adaptive) adapts to).
     pub fn rtt(&self) -> &Rtt {
         &self.rtt
     }
