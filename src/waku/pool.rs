@@ -434,6 +434,17 @@ mod tests {
         assert_eq!(q.len(), 2);
     }
 
+    /// The `i`th long-lived (TTL 3000 s) envelope on topic `topic`.
+    fn long_lived(i: u32, topic: [u8; 4]) -> Envelope {
+        Envelope {
+            expiry: 100_000 + i,
+            ttl: 3000,
+            topic: Topic(topic),
+            data: Bytes::from(i.to_be_bytes().to_vec()),
+            nonce: 0,
+        }
+    }
+
     #[test]
     fn a_small_pool_still_gives_each_source_its_share() {
         // 64 envelopes at a 25% share: a source may hold 16 (a share computed as `64 / 100 * 25` was 0,
@@ -447,13 +458,7 @@ mod tests {
         );
         p.set_source_share(25);
         for i in 0..17u32 {
-            let e = Envelope {
-                expiry: 100_000 + i,
-                ttl: 3000,
-                topic: Topic([1; 4]),
-                data: Bytes::from(i.to_be_bytes().to_vec()),
-                nonce: 0,
-            };
+            let e = long_lived(i, [1; 4]);
             p.insert_from(e.hash(), e, 0.0, 0, 7);
         }
         // The seventeenth made room among its own source's envelopes.
@@ -475,26 +480,14 @@ mod tests {
         p.set_source_share(40);
         // Source 1 floods long-lived envelopes: it is held to 40 of 100.
         for i in 0..200u32 {
-            let e = Envelope {
-                expiry: 100_000 + i,
-                ttl: 3000,
-                topic: Topic([1; 4]),
-                data: Bytes::from(i.to_be_bytes().to_vec()),
-                nonce: 0,
-            };
+            let e = long_lived(i, [1; 4]);
             p.insert_from(e.hash(), e, 0.0, 0, 1);
         }
         assert_eq!(p.source_usage(1).0, 40);
         // Sources 2 and 3 too: the pool is full of long-lived envelopes.
         for src in 2..4u64 {
             for i in 0..40u32 {
-                let e = Envelope {
-                    expiry: 100_000 + i,
-                    ttl: 3000,
-                    topic: Topic([src as u8; 4]),
-                    data: Bytes::from(i.to_be_bytes().to_vec()),
-                    nonce: 0,
-                };
+                let e = long_lived(i, [src as u8; 4]);
                 p.insert_from(e.hash(), e, 0.0, 0, src);
             }
         }
