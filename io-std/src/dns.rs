@@ -129,11 +129,20 @@ mod blocking {
                 ([0u16; 8], 0).into()
             };
             let socket = UdpSocket::bind(local)?;
-            socket.set_read_timeout(Some(self.timeout))?;
             socket.connect(server)?;
             socket.send(&query)?;
             let mut buf = vec![0u8; MAX_UDP_ANSWER];
+            // One deadline for the whole wait: stray datagrams cannot keep it open.
+            let deadline = std::time::Instant::now() + self.timeout;
             let answer = loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no answer from the name server",
+                    ));
+                }
+                socket.set_read_timeout(Some(left))?;
                 let n = socket.recv(&mut buf)?;
                 match parse_answer(&query, &buf[..n]) {
                     Ok(answer) => break answer,
