@@ -37,6 +37,7 @@ pub mod crypto;
 pub mod discovery;
 pub mod enode;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod mailserver;
 pub mod mvds;
