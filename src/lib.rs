@@ -23,6 +23,7 @@
 //! | [`crypto`] | the secp256k1 and Keccak helpers every layer shares |
 //! | [`enode`] | `enode://` URLs |
 //! | [`mailserver`] | the mailserver server: archive, history requests with cursors, retention |
+//! | [`persist`] | durable state as outputs: records, batches, the barrier that holds outputs until durable |
 //! | [`node`] | the engine composing RLPx connections and the Waku node; static peers with backoff |
 //! | [`discovery`] | ENR (EIP-778), DNS node lists (EIP-1459), the PeerPool |
 //! | [`waku`] | Waku v1 / Whisper v6: envelopes, PoW, bloom, message crypto, options, packets |
@@ -42,6 +43,7 @@ pub mod fuzzing;
 pub mod mailserver;
 pub mod mvds;
 pub mod node;
+pub mod persist;
 pub mod rlpx;
 pub mod rng;
 pub mod secure;
