@@ -334,6 +334,11 @@ impl MemoryStore {
         self.batches += 1;
     }
 
+    /// Store `value` under `key` directly (a driver loading what it committed before).
+    pub fn insert(&mut self, key: RecordKey, value: Vec<u8>) {
+        self.records.insert(key, Zeroizing::new(value));
+    }
+
     /// The stored value of `key`.
     pub fn get(&self, key: &RecordKey) -> Option<&[u8]> {
         self.records.get(key).map(|v| v.as_slice())

@@ -597,4 +597,6 @@ pub mod node {
 }
 
 pub mod dns;
+#[cfg(feature = "redb")]
+pub mod state;
 pub mod store;
