@@ -20,14 +20,14 @@ use status_sansio::enode::Enode;
 use status_sansio::rlpx::{self, Connection, Protocol};
 use status_sansio::waku::message::{NewMessage, PostKey};
 use status_sansio::waku::node::{Event, Input, Output, WakuConfig, WakuNode};
-use status_sansio::waku::{status, Dialect, Filter, PeerId};
+use status_sansio::waku::{status, ConnId, Dialect, Filter};
 use status_sansio::Seed;
 
 const CHAT: &str = "status-sansio-interop";
 const OURS: &str = "hello from status-sansio";
 const THEIRS: &str = "hello from ethereumjs: ünïcode";
 const JS_SIGN_KEY: &str = "5c2e4f0d8a1b3c7e9f60718293a4b5c6d7e8f9012345678901234567890abcde";
-const PEER: PeerId = PeerId(1);
+const PEER: ConnId = ConnId(1);
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/ethereumjs")
@@ -156,10 +156,11 @@ struct Ours {
 
 impl Ours {
     fn new(stream: TcpStream, conn: Connection, clock: Clock) -> Ours {
-        let mut waku = WakuNode::new(WakuConfig::default(), os_seed());
+        let mut waku = WakuNode::new(WakuConfig::default(), &os_seed()).unwrap();
         let topic = status::public_chat_topic(CHAT);
-        waku.subscribe(Filter::symmetric(vec![topic], *status::public_chat_key(CHAT)))
-            .unwrap();
+        let filter = Filter::symmetric(vec![topic], *status::public_chat_key(CHAT));
+        let id = waku.unused_subscription_id();
+        waku.handle_input(clock.now(), Input::Subscribe { id, filter }).unwrap();
         stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         Ours {
             stream,
@@ -221,7 +222,7 @@ impl Ours {
             while let Some(o) = self.waku.poll_output() {
                 moved = true;
                 match o {
-                    Output::Send { code, data, .. } => {
+                    Output::Transmit { code, data, .. } => {
                         let _ = self.conn.handle_input(
                             now,
                             rlpx::Input::Send {

@@ -3,7 +3,7 @@
 //!
 //! It speaks in packets, not bytes: the caller connects it to RLPx (or anything else) by passing
 //! [`Input::PeerConnected`] with the negotiated [`Dialect`], each received sub-protocol message as
-//! [`Input::Packet`], and by carrying out [`Output::Send`] and [`Output::Disconnect`].
+//! [`Input::Packet`], and by carrying out [`Output::Transmit`] and [`Output::Disconnect`].
 //!
 //! Behaviour:
 //! * **Handshake**: both sides send Status at once; the first packet from the peer must be Status
@@ -52,14 +52,15 @@ use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 
 use super::envelope::{Envelope, PowSealer, SealProgress, Stamp};
-use super::filter::{Filter, FilterId, Filters, ReceivedMessage};
+use super::filter::{Filter, Filters, ReceivedMessage, SubscriptionId};
 use super::message::{wrap, NewMessage};
 use super::options::{RateLimits, StatusOptions, WhisperStatus};
 use super::packet::{self, Dialect, EnvelopeError, Packet};
-use super::peer::{PeerId, PeerState, WakuPeer};
+use super::peer::{PeerState, WakuPeer};
 use super::pool::{Insert, Pool, PoolConfig, LOCAL_SOURCE};
 use super::topic::{Bloom, Topic};
 use super::WakuError;
+use crate::conn::ConnId;
 use crate::rlpx::DisconnectReason;
 use crate::rng::{Seed, SeededHashSet, SeededState};
 use crate::time::{earliest, Timestamp};
@@ -145,6 +146,23 @@ pub struct WakuConfig {
     pub open_own_posts: bool,
 }
 
+impl WakuConfig {
+    /// `Err(InvalidConfig)` when a value cannot work: a PoW requirement that is NaN, infinite or
+    /// negative, a pool source share outside 1–100 %, or a zero transmission cycle.
+    pub fn validate(&self) -> Result<(), WakuError> {
+        if !self.min_pow.is_finite() || self.min_pow < 0.0 {
+            return Err(WakuError::InvalidConfig("min_pow is NaN, infinite or negative"));
+        }
+        if !(1..=100).contains(&self.pool_source_share) {
+            return Err(WakuError::InvalidConfig("pool_source_share is outside 1-100"));
+        }
+        if self.transmission_cycle.is_zero() {
+            return Err(WakuError::InvalidConfig("transmission_cycle is zero"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for WakuConfig {
     fn default() -> Self {
         WakuConfig {
@@ -188,14 +206,14 @@ pub enum Input {
     /// A connection now carries this dialect; we send our Status.
     PeerConnected {
         /// The caller's id for the connection.
-        peer: PeerId,
+        peer: ConnId,
         /// `waku/1` or `shh/6`.
         dialect: Dialect,
     },
     /// A packet from a peer (code relative to the capability).
     Packet {
         /// From whom.
-        peer: PeerId,
+        peer: ConnId,
         /// Packet code.
         code: u64,
         /// msg-data (envelopes share this buffer while they are processed; the pool keeps its own copy).
@@ -204,7 +222,7 @@ pub enum Input {
     /// The connection ended.
     PeerDisconnected {
         /// Which.
-        peer: PeerId,
+        peer: ConnId,
     },
     /// Encrypt, sign, seal and publish a message.
     Post(Box<NewMessage>),
@@ -213,42 +231,69 @@ pub enum Input {
     /// Mark a peer trusted (a mailserver we use) or not.
     SetTrusted {
         /// Which.
-        peer: PeerId,
+        peer: ConnId,
         /// Trusted?
         trusted: bool,
     },
     /// Send a P2P Request (126) with this msg-data.
     SendP2PRequest {
         /// To whom.
-        peer: PeerId,
+        peer: ConnId,
         /// msg-data (an envelope or a `MessagesRequest`).
         data: Vec<u8>,
     },
     /// Send envelopes as a P2P Message (127).
     SendP2PMessages {
         /// To whom.
-        peer: PeerId,
+        peer: ConnId,
         /// The envelopes.
         envelopes: Vec<Envelope>,
     },
     /// Send a P2P Request Complete (125) with this payload.
     SendRequestComplete {
         /// To whom.
-        peer: PeerId,
+        peer: ConnId,
         /// The flat completion payload.
         payload: Vec<u8>,
     },
     /// Change our PoW requirement (announced to peers).
     SetMinPow(f64),
+    /// Add a filter under an id the caller chooses ([`WakuNode::unused_subscription_id`] names a free
+    /// one); announces the new interest to peers when it is derived from filters. `Err` if `id` is taken
+    /// ([`WakuError::DuplicateSubscription`]) or `max_filters` is reached.
+    Subscribe {
+        /// The caller's id for it.
+        id: SubscriptionId,
+        /// What to watch and how to open it.
+        filter: Filter,
+    },
+    /// Remove a filter. `Err(UnknownSubscription)` if there is none under `id`.
+    Unsubscribe {
+        /// Which.
+        id: SubscriptionId,
+    },
+    /// Count `peer` toward rate-limit source `source` (for example a number derived from its IP
+    /// address): every peer of a source shares one budget (`max_*_per_sec_per_source`) and the pool
+    /// share. By default each peer is its own source (its [`ConnId`] number). `Err(UnknownPeer)` for an
+    /// unknown peer.
+    SetPeerSource {
+        /// Which.
+        peer: ConnId,
+        /// Its source.
+        source: u64,
+    },
+    /// Turn [`WakuConfig::open_own_posts`] on or off.
+    SetOpenOwnPosts(bool),
 }
 
 /// Outputs.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Output {
-    /// Send a packet to a peer.
-    Send {
+    /// A packet for the transport below (RLPx) to send to a peer.
+    Transmit {
         /// To whom.
-        peer: PeerId,
+        peer: ConnId,
         /// Packet code.
         code: u64,
         /// msg-data.
@@ -257,7 +302,7 @@ pub enum Output {
     /// Disconnect a peer.
     Disconnect {
         /// Which.
-        peer: PeerId,
+        peer: ConnId,
         /// The RLPx reason to send.
         reason: DisconnectReason,
     },
@@ -267,11 +312,12 @@ pub enum Output {
 
 /// Events for the application.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// The Status exchange with a peer completed.
     PeerReady {
         /// Which.
-        peer: PeerId,
+        peer: ConnId,
         /// Its options.
         options: Box<StatusOptions>,
     },
@@ -290,7 +336,7 @@ pub enum Event {
     /// A peer confirmed a batch we sent.
     Confirmed {
         /// Who.
-        peer: PeerId,
+        peer: ConnId,
         /// The batch.
         batch_hash: [u8; 32],
         /// The envelopes in it, if we still remember the batch.
@@ -301,35 +347,35 @@ pub enum Event {
     /// A peer broke a rule; `disconnected` tells whether it was dropped for it.
     PeerFault {
         /// Who.
-        peer: PeerId,
-        /// What.
-        error: WakuError,
+        peer: ConnId,
+        /// What it did.
+        fault: WakuError,
         /// True if this fault ended the connection.
         disconnected: bool,
     },
     /// A packet from the peer was dropped for exceeding the rate limit.
     RateLimited {
         /// Who.
-        peer: PeerId,
+        peer: ConnId,
     },
     /// A P2P Request arrived (only when `mailserver` is on).
     P2PRequest {
         /// From whom.
-        peer: PeerId,
+        peer: ConnId,
         /// msg-data.
         data: Bytes,
     },
     /// Envelopes arrived in a trusted peer's P2P Message (already offered to the filters).
     P2PEnvelopes {
         /// From whom.
-        peer: PeerId,
+        peer: ConnId,
         /// Hashes, in order.
         hashes: Vec<[u8; 32]>,
     },
     /// A trusted peer completed a request.
     RequestComplete {
         /// From whom.
-        peer: PeerId,
+        peer: ConnId,
         /// The flat completion payload.
         payload: Bytes,
     },
@@ -380,7 +426,7 @@ struct PendingPost {
 pub struct WakuNode {
     config: WakuConfig,
     rng: ChaCha20Rng,
-    peers: BTreeMap<PeerId, WakuPeer>,
+    peers: BTreeMap<ConnId, WakuPeer>,
     pool: Pool,
     filters: Filters,
     /// Hashes of envelopes we posted ourselves (relayed even when we are light).
@@ -413,7 +459,14 @@ const EXPIRED_GRACE: u64 = 20;
 
 impl WakuNode {
     /// A node with `config`, drawing randomness (padding, nonces, ECIES keys) from `seed`.
-    pub fn new(config: WakuConfig, seed: Seed) -> Self {
+    /// `Err(InvalidConfig)` if `config` is inconsistent (see [`WakuConfig::validate`]).
+    pub fn new(config: WakuConfig, seed: &Seed) -> Result<Self, WakuError> {
+        config.validate()?;
+        Ok(Self::new_unvalidated(config, seed))
+    }
+
+    /// [`WakuNode::new`] without the check, for the engine until its own constructor can fail.
+    pub(crate) fn new_unvalidated(config: WakuConfig, seed: &Seed) -> Self {
         let mut rng = seed.rng();
         let hasher = SeededState::new(&mut rng);
         let mut pool = Pool::new(config.pool, hasher);
@@ -441,11 +494,6 @@ impl WakuNode {
         &self.config
     }
 
-    /// Turn [`WakuConfig::open_own_posts`] on or off.
-    pub fn set_open_own_posts(&mut self, on: bool) {
-        self.config.open_own_posts = on;
-    }
-
     /// Counters.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -457,12 +505,12 @@ impl WakuNode {
     }
 
     /// A peer's state.
-    pub fn peer(&self, peer: PeerId) -> Option<&WakuPeer> {
+    pub fn peer(&self, peer: ConnId) -> Option<&WakuPeer> {
         self.peers.get(&peer)
     }
 
     /// Connected peers.
-    pub fn peers(&self) -> impl Iterator<Item = (&PeerId, &WakuPeer)> {
+    pub fn peers(&self) -> impl Iterator<Item = (&ConnId, &WakuPeer)> {
         self.peers.iter()
     }
 
@@ -476,23 +524,14 @@ impl WakuNode {
         self.filters.generation()
     }
 
-    /// Subscribe; announces the new interest to peers when it is derived from filters.
-    pub fn subscribe(&mut self, filter: Filter) -> Result<FilterId, WakuError> {
-        let id = self
-            .filters
-            .add(filter)
-            .ok_or(WakuError::LimitReached("filters"))?;
-        self.announce_interest();
-        Ok(id)
+    /// A subscription id never used on this node so far, for [`Input::Subscribe`].
+    pub fn unused_subscription_id(&self) -> SubscriptionId {
+        self.filters.unused_id()
     }
 
-    /// Unsubscribe.
-    pub fn unsubscribe(&mut self, id: FilterId) -> bool {
-        let removed = self.filters.remove(id);
-        if removed {
-            self.announce_interest();
-        }
-        removed
+    /// True if a filter is subscribed under `id`.
+    pub fn has_subscription(&self, id: SubscriptionId) -> bool {
+        self.filters.contains(id)
     }
 
     /// Our current options, as we advertise them.
@@ -563,7 +602,7 @@ impl WakuNode {
     }
 
     /// Peers whose handshake is done, with their dialect.
-    fn active_peers(&self) -> Vec<(PeerId, Dialect)> {
+    fn active_peers(&self) -> Vec<(ConnId, Dialect)> {
         self.peers
             .iter()
             .filter(|(_, p)| p.is_active())
@@ -571,8 +610,8 @@ impl WakuNode {
             .collect()
     }
 
-    fn send(&mut self, peer: PeerId, code: u64, data: Vec<u8>) {
-        self.outputs.push_back(Output::Send {
+    fn send(&mut self, peer: ConnId, code: u64, data: Vec<u8>) {
+        self.outputs.push_back(Output::Transmit {
             peer,
             code,
             data: Bytes::from(data),
@@ -594,7 +633,7 @@ impl WakuNode {
     }
 
     /// Drop a peer: tell the caller to disconnect it and forget it.
-    fn drop_peer(&mut self, peer: PeerId, reason: DisconnectReason) {
+    fn drop_peer(&mut self, peer: ConnId, reason: DisconnectReason) {
         if let Some(p) = self.peers.remove(&peer) {
             self.leave_source(p.source);
             self.outputs.push_back(Output::Disconnect { peer, reason });
@@ -622,14 +661,9 @@ impl WakuNode {
         }
     }
 
-    /// Count `peer` toward rate-limit source `source` (for example a number derived from its IP
-    /// address): every peer of a source shares one budget (`max_*_per_sec_per_source`) and the pool
-    /// share. By default each peer is its own source (its [`PeerId`] number). Returns false (and does
-    /// nothing) for an unknown peer.
-    pub fn set_peer_source(&mut self, now: Timestamp, peer: PeerId, source: u64) -> bool {
-        let Some(old) = self.peers.get(&peer).map(|p| p.source) else {
-            return false;
-        };
+    /// See [`Input::SetPeerSource`].
+    fn set_peer_source(&mut self, now: Timestamp, peer: ConnId, source: u64) -> Result<(), WakuError> {
+        let old = self.peers.get(&peer).map(|p| p.source).ok_or(WakuError::UnknownPeer)?;
         if old != source {
             self.leave_source(old);
             self.join_source(now, source);
@@ -637,13 +671,13 @@ impl WakuNode {
                 p.source = source;
             }
         }
-        true
+        Ok(())
     }
 
     /// Charge a packet of `envelopes` envelopes and `bytes` (decoded) bytes to `peer` and its source.
     /// Returns false if it was dropped for the rate limit (and handles the consequences, see the module
     /// docs).
-    fn charge(&mut self, now: Timestamp, peer: PeerId, envelopes: u64, bytes: u64) -> bool {
+    fn charge(&mut self, now: Timestamp, peer: ConnId, envelopes: u64, bytes: u64) -> bool {
         let (max_e, max_b) = (self.config.max_envelopes_per_sec, self.config.max_bytes_per_sec);
         let (src_e, src_b) = (
             self.config.max_envelopes_per_sec_per_source,
@@ -677,7 +711,7 @@ impl WakuNode {
             if over {
                 self.event(Event::PeerFault {
                     peer,
-                    error: WakuError::RateLimited,
+                    fault: WakuError::RateLimited,
                     disconnected: true,
                 });
                 self.drop_peer(peer, DisconnectReason::SubprotocolError);
@@ -698,7 +732,7 @@ impl WakuNode {
     }
 
     /// Count a fault; disconnect past the budget.
-    fn fault(&mut self, now: Timestamp, peer: PeerId, error: WakuError) {
+    fn fault(&mut self, now: Timestamp, peer: ConnId, error: WakuError) {
         let max = self.config.max_faults_per_minute;
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
@@ -707,7 +741,7 @@ impl WakuNode {
         let disconnected = n > max;
         self.event(Event::PeerFault {
             peer,
-            error,
+            fault: error,
             disconnected,
         });
         if disconnected {
@@ -816,8 +850,33 @@ impl WakuNode {
                 if !pow.is_finite() || pow < 0.0 {
                     return Err(WakuError::MalformedStatus("pow is NaN, infinite or negative"));
                 }
-                self.config.min_pow = pow;
-                let active = self.active_peers();
+                self.set_min_pow(pow);
+                Ok(())
+            }
+            Input::Subscribe { id, filter } => {
+                self.filters.add(id, filter)?;
+                self.announce_interest();
+                Ok(())
+            }
+            Input::Unsubscribe { id } => {
+                if !self.filters.remove(id) {
+                    return Err(WakuError::UnknownSubscription(id));
+                }
+                self.announce_interest();
+                Ok(())
+            }
+            Input::SetPeerSource { peer, source } => self.set_peer_source(now, peer, source),
+            Input::SetOpenOwnPosts(on) => {
+                self.config.open_own_posts = on;
+                Ok(())
+            }
+        }
+    }
+
+    /// Adopt a new PoW requirement and announce it to every active peer.
+    fn set_min_pow(&mut self, pow: f64) {
+        self.config.min_pow = pow;
+        let active = self.active_peers();
                 for (peer, dialect) in active {
                     match dialect {
                         Dialect::Waku1 => {
@@ -834,12 +893,9 @@ impl WakuNode {
                         ),
                     }
                 }
-                Ok(())
-            }
-        }
     }
 
-    fn require_active(&self, peer: PeerId) -> Result<(), WakuError> {
+    fn require_active(&self, peer: ConnId) -> Result<(), WakuError> {
         match self.peers.get(&peer) {
             Some(p) if p.is_active() => Ok(()),
             Some(_) => Err(WakuError::NotReady),
@@ -915,7 +971,7 @@ impl WakuNode {
         }
     }
 
-    fn on_packet(&mut self, now: Timestamp, peer: PeerId, code: u64, data: &Bytes) {
+    fn on_packet(&mut self, now: Timestamp, peer: ConnId, code: u64, data: &Bytes) {
         let Some(p) = self.peers.get(&peer) else { return };
         let dialect = p.dialect;
         let awaiting = !p.is_active();
@@ -942,7 +998,7 @@ impl WakuNode {
                 if awaiting {
                     self.event(Event::PeerFault {
                         peer,
-                        error: e,
+                        fault: e,
                         disconnected: true,
                     });
                     self.drop_peer(peer, DisconnectReason::SubprotocolError);
@@ -966,7 +1022,7 @@ impl WakuNode {
                 _ => {
                     self.event(Event::PeerFault {
                         peer,
-                        error: WakuError::ExpectedStatus,
+                        fault: WakuError::ExpectedStatus,
                         disconnected: true,
                     });
                     self.drop_peer(peer, DisconnectReason::ProtocolBreach);
@@ -1064,11 +1120,11 @@ impl WakuNode {
         }
     }
 
-    fn peer_ready(&mut self, now: Timestamp, peer: PeerId, options: StatusOptions) {
+    fn peer_ready(&mut self, now: Timestamp, peer: ConnId, options: StatusOptions) {
         if self.config.light_node && self.config.restrict_light_to_light && options.light_node == Some(true) {
             self.event(Event::PeerFault {
                 peer,
-                error: WakuError::LightToLight,
+                fault: WakuError::LightToLight,
                 disconnected: true,
             });
             self.drop_peer(peer, DisconnectReason::UselessPeer);
@@ -1107,7 +1163,7 @@ impl WakuNode {
         Ok(self.we_want(&env.topic))
     }
 
-    fn on_messages(&mut self, now: Timestamp, peer: PeerId, envelopes: Vec<Envelope>, data: &[u8]) {
+    fn on_messages(&mut self, now: Timestamp, peer: ConnId, envelopes: Vec<Envelope>, data: &[u8]) {
         // The packet was charged to the peer and its source in `on_packet`.
         let source = match self.peers.get(&peer) {
             Some(p) => p.source,
@@ -1189,7 +1245,7 @@ impl WakuNode {
         }
     }
 
-    fn on_p2p_envelopes(&mut self, _now: Timestamp, peer: PeerId, envelopes: Vec<Envelope>) {
+    fn on_p2p_envelopes(&mut self, _now: Timestamp, peer: ConnId, envelopes: Vec<Envelope>) {
         let mut hashes = Vec::with_capacity(envelopes.len());
         for env in envelopes {
             let stamp = env.stamp();
@@ -1216,7 +1272,7 @@ impl WakuNode {
 
     /// Fire every deadline `<= now`: Status timeouts, expiry, the relay cycle, and PoW work.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let late: Vec<PeerId> = self
+        let late: Vec<ConnId> = self
             .peers
             .iter()
             .filter(|(_, p)| matches!(p.state, PeerState::AwaitStatus { deadline } if deadline <= now))
@@ -1225,7 +1281,7 @@ impl WakuNode {
         for peer in late {
             self.event(Event::PeerFault {
                 peer,
-                error: WakuError::StatusTimeout,
+                fault: WakuError::StatusTimeout,
                 disconnected: true,
             });
             self.drop_peer(peer, DisconnectReason::PingTimeout);
@@ -1264,7 +1320,7 @@ impl WakuNode {
     /// each queue sends what the peer's advertised rate limits allow (see the module docs).
     fn broadcast(&mut self) {
         let mark = self.pool.next_seq();
-        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        let ids: Vec<ConnId> = self.peers.keys().copied().collect();
         let cycle_ms = self.config.transmission_cycle.as_millis().max(1) as u64;
         let max_queue = self.config.max_queued_per_peer;
         for id in ids {
@@ -1348,7 +1404,7 @@ impl WakuNode {
                 if confirming {
                     p.record_batch(crate::crypto::keccak256(&b.data), b.hashes);
                 }
-                self.outputs.push_back(Output::Send {
+                self.outputs.push_back(Output::Transmit {
                     peer: id,
                     code: packet::MESSAGES,
                     data: b.data,

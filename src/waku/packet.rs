@@ -43,6 +43,26 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// Every dialect, most preferred first: a peer offering both speaks `waku/1`.
+    pub const PREFERENCE: [Dialect; 2] = [Dialect::Waku1, Dialect::Whisper6];
+
+    /// The dialect of the RLPx capability `name`/`version`, if it is one.
+    pub fn from_capability(name: &str, version: u32) -> Option<Dialect> {
+        Self::PREFERENCE
+            .into_iter()
+            .find(|d| d.capability() == name && d.version() == version)
+    }
+
+    /// The preferred dialect among negotiated capabilities given as `(name, version)`.
+    pub fn negotiate<'a>(capabilities: impl IntoIterator<Item = (&'a str, u32)> + Clone) -> Option<Dialect> {
+        Self::PREFERENCE.into_iter().find(|d| {
+            capabilities
+                .clone()
+                .into_iter()
+                .any(|(name, version)| d.capability() == name && d.version() == version)
+        })
+    }
+
     /// The RLPx capability name.
     pub fn capability(self) -> &'static str {
         match self {
