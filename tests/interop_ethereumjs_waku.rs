@@ -254,6 +254,7 @@ impl Ours {
                         });
                     }
                     Output::Event(e) => self.events.push(e),
+                    _ => {}
                 }
             }
             if !moved {

@@ -81,6 +81,7 @@ fn sync(
                         .unwrap();
                 }
                 ClientOutput::Event(e) => events.push(e),
+                _ => {}
             }
         }
         while let Some(o) = server.poll_output() {

@@ -19,7 +19,7 @@ use status_sansio::mailserver::server::{storage_key, MailServerConfig};
 use status_sansio::node::{ConnId, EngineConfig, Event, Input};
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
-use status_sansio::waku::{self, status, Dialect, ConnId, Topic};
+use status_sansio::waku::{self, status, Dialect, Topic};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 

@@ -208,7 +208,7 @@ impl Net {
             match out {
                 Output::Transmit { peer, code, data } => {
                     host.sent.push((peer, code, data.len()));
-                    let cap = host.dialects.get(&peer).map(|d| d.capability()).unwrap_or("waku");
+                    let cap = host.dialects.get(&peer).unwrap_or(&Dialect::Waku1).capability();
                     if let Some(c) = host.conns.get_mut(&peer) {
                         let _ = c.handle_input(
                             now,
@@ -226,6 +226,7 @@ impl Net {
                     }
                 }
                 Output::Event(e) => host.events.push(e),
+                _ => {}
             }
         }
         // A closed TCP connection is seen by the other end too.

@@ -390,13 +390,13 @@ impl HistoryClient {
         match input {
             Input::Connected { peer, dialect } => self.on_connected(now, peer, dialect),
             Input::Disconnected { peer } => self.on_disconnected(now, &peer),
-            Input::SetTopics(topics) => self.set_topics(topics),
+            Input::SetTopics(topics) => self.apply_topics(topics),
             Input::Fetch { topics } => self.fetch(now, &topics),
             Input::Envelope { hash } => {
-                self.on_envelope(hash);
+                self.record_envelope(hash);
             }
             Input::RequestComplete { peer, payload } => {
-                let completion = self.on_request_complete(now, &peer, &payload);
+                let completion = self.apply_completion(now, &peer, &payload);
                 self.last_completion = Some(completion);
             }
         }

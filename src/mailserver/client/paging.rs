@@ -48,7 +48,7 @@ pub(super) struct Job {
 
 impl HistoryClient {
     /// See [`Input::Envelope`](super::Input::Envelope). Returns true if it was not seen before.
-    pub(super) fn on_envelope(&mut self, hash: [u8; 32]) -> bool {
+    pub(super) fn record_envelope(&mut self, hash: [u8; 32]) -> bool {
         if self.config.max_seen_envelopes == 0 {
             return true;
         }
@@ -70,7 +70,7 @@ impl HistoryClient {
     }
 
     /// See [`Input::RequestComplete`](super::Input::RequestComplete).
-    pub(super) fn on_request_complete(&mut self, now: Timestamp, peer: &PublicKey, payload: &[u8]) -> Completion {
+    pub(super) fn apply_completion(&mut self, now: Timestamp, peer: &PublicKey, payload: &[u8]) -> Completion {
         self.last_now = now;
         let Ok(rc) = RequestComplete::decode(payload) else {
             return Completion::Ignored;

@@ -9,7 +9,6 @@ trait Drive {
     fn connected(&mut self, now: Timestamp, peer: PublicKey);
     fn disconnected(&mut self, now: Timestamp, peer: &PublicKey);
     fn set_topics(&mut self, topics: impl IntoIterator<Item = Topic>);
-    fn request(&mut self, now: Timestamp, topics: &[Topic]);
     fn on_envelope(&mut self, hash: [u8; 32]) -> bool;
     fn on_request_complete(&mut self, now: Timestamp, peer: &PublicKey, payload: &[u8]) -> Completion;
 }
@@ -28,11 +27,6 @@ impl Drive for HistoryClient {
         let now = self.last_now;
         let topics = topics.into_iter().collect();
         self.handle_input(now, Input::SetTopics(topics)).unwrap();
-    }
-
-    fn request(&mut self, now: Timestamp, topics: &[Topic]) {
-        let topics = topics.to_vec();
-        self.handle_input(now, Input::Fetch { topics }).unwrap();
     }
 
     fn on_envelope(&mut self, hash: [u8; 32]) -> bool {

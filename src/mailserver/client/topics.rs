@@ -12,7 +12,7 @@ use crate::waku::Topic;
 
 impl HistoryClient {
     /// See [`Input::SetTopics`](super::Input::SetTopics).
-    pub(super) fn set_topics(&mut self, topics: impl IntoIterator<Item = Topic>) {
+    pub(super) fn apply_topics(&mut self, topics: impl IntoIterator<Item = Topic>) {
         let want: BTreeSet<Topic> = topics.into_iter().collect();
         for (topic, t) in self.topics.iter_mut() {
             if !want.contains(topic) {
