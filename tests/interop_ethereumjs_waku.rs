@@ -160,7 +160,8 @@ impl Ours {
         let topic = status::public_chat_topic(CHAT);
         let filter = Filter::symmetric(vec![topic], *status::public_chat_key(CHAT));
         let id = waku.unused_subscription_id();
-        waku.handle_input(clock.now(), Input::Subscribe { id, filter }).unwrap();
+        waku.handle_input(clock.now(), Input::Subscribe { id, filter })
+            .unwrap();
         stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         Ours {
             stream,

@@ -17,7 +17,7 @@ use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Out
 use status_sansio::mailserver::{decode_request, encode_request, RequestShape};
 use status_sansio::rng::SeededState;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
-use status_sansio::waku::{status, Bloom, Dialect, Envelope, ConnId, Topic};
+use status_sansio::waku::{status, Bloom, ConnId, Dialect, Envelope, Topic};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -171,10 +171,14 @@ fn round_trip(dialect: Dialect) {
         now,
     )
     .unwrap();
-    client.handle_input(now, ClientInput::SetTopics(wanted.clone())).unwrap();
+    client
+        .handle_input(now, ClientInput::SetTopics(wanted.clone()))
+        .unwrap();
     let ms = SecretKey::random(&mut Seed::from_u64(5).rng());
     let peer = ms.public_key();
-    client.handle_input(now, ClientInput::Connected { peer, dialect }).unwrap();
+    client
+        .handle_input(now, ClientInput::Connected { peer, dialect })
+        .unwrap();
     let (got, shapes, events) = sync(dialect, &mut server, &mut store, &mut client, ms, now);
 
     let expected = RequestShape::of(dialect);

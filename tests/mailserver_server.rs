@@ -13,7 +13,7 @@ use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Out
 use status_sansio::rng::SeededState;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::request::{MessagesRequest, MessagesRequestPayload, RequestComplete};
-use status_sansio::waku::{status, Bloom, Envelope, ConnId, Topic};
+use status_sansio::waku::{status, Bloom, ConnId, Envelope, Topic};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 

@@ -386,7 +386,8 @@ fn node_with_peer(cfg: WakuConfig) -> (WakuNode, Timestamp) {
         },
     )
     .unwrap();
-    let status = WakuNode::new(WakuConfig::default(), &Seed::from_u64(2)).unwrap()
+    let status = WakuNode::new(WakuConfig::default(), &Seed::from_u64(2))
+        .unwrap()
         .local_options()
         .encode();
     n.handle_input(
@@ -660,7 +661,14 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
     let sym = [7u8; 32];
     let topic = Topic([4, 4, 4, 4]);
     let filter = Filter::symmetric(vec![topic], sym);
-    n.handle_input(now, Input::Subscribe { id: SubscriptionId(1), filter }).unwrap();
+    n.handle_input(
+        now,
+        Input::Subscribe {
+            id: SubscriptionId(1),
+            filter,
+        },
+    )
+    .unwrap();
     let mut rng = Seed::from_u64(9).rng();
     let msg = NewMessage {
         topic,

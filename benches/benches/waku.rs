@@ -35,7 +35,7 @@ use status_sansio::waku::node::{Input, WakuConfig, WakuNode};
 use status_sansio::waku::options::StatusOptions;
 use status_sansio::waku::packet::{encode_envelopes, MESSAGES, STATUS};
 use status_sansio::waku::pool::{Pool, PoolConfig};
-use status_sansio::waku::{Bloom, Dialect, Envelope, ConnId, Topic};
+use status_sansio::waku::{Bloom, ConnId, Dialect, Envelope, Topic};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 

@@ -15,7 +15,7 @@ use crate::rng::{Seed, SeededState};
 use crate::time::Timestamp;
 use crate::waku::message::{build_plaintext, encrypt_symmetric_with};
 use crate::waku::request::{MessagesRequest, MessagesRequestPayload};
-use crate::waku::{Bloom, Envelope, ConnId, Topic};
+use crate::waku::{Bloom, ConnId, Envelope, Topic};
 
 /// The time of [`mailserver_request`].
 pub const REQUEST_NOW: u64 = 1_700_000_100;
@@ -309,7 +309,10 @@ pub fn mailserver_client(data: &[u8]) {
     let mut c = HistoryClient::new(cfg.clone(), &Seed::from_u64(9), now)
         .unwrap_or_else(|_| unreachable!("the harness config is valid"));
     let feed = |c: &mut HistoryClient, now: Timestamp, input: Input| {
-        assert!(c.handle_input(now, input).is_ok(), "the history client refuses no input");
+        assert!(
+            c.handle_input(now, input).is_ok(),
+            "the history client refuses no input"
+        );
     };
     let mut last: Option<(usize, [u8; 32])> = None;
     let mut i = 0;

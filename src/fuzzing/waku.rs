@@ -207,8 +207,8 @@ pub fn waku_node(data: &[u8]) -> NodeReached {
         config.pool.max_envelopes,
         config.max_queued_outputs,
     );
-    let mut node =
-        WakuNode::new(config, &Seed::from_u64(1)).unwrap_or_else(|_| unreachable!("the harness config is valid"));
+    let mut node = WakuNode::new(config, &Seed::from_u64(1))
+        .unwrap_or_else(|_| unreachable!("the harness config is valid"));
     let k = keys();
     let start = Timestamp::from_secs(NODE_START_SECS);
     let symmetric = Input::Subscribe {

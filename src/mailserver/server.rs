@@ -58,7 +58,7 @@ use crate::rng::{SeededHashMap, SeededState};
 use crate::time::Timestamp;
 use crate::waku::message::{decrypt_asymmetric, decrypt_symmetric, parse_plaintext};
 use crate::waku::request::{MessagesRequestPayload, RequestComplete, CURSOR_LEN, MAX_LIMIT};
-use crate::waku::{Bloom, Envelope, ConnId, Topic};
+use crate::waku::{Bloom, ConnId, Envelope, Topic};
 
 /// Storage key length: `sent (4) ‖ hash (32) ‖ topic (4)`.
 pub const KEY_LEN: usize = 40;

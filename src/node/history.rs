@@ -50,7 +50,12 @@ pub(super) struct History {
 }
 
 impl History {
-    pub(super) fn new(now: Timestamp, config: HistoryConfig, mailservers: Vec<PublicKey>, seed: Seed) -> Self {
+    pub(super) fn new(
+        now: Timestamp,
+        config: HistoryConfig,
+        mailservers: Vec<PublicKey>,
+        seed: Seed,
+    ) -> Self {
         History {
             // `Engine::new` cannot fail yet: the history configuration is taken as it is, as before.
             // TODO(issue 11, engine): use the validating `HistoryClient::new` once `Engine::new` returns `Result`.

@@ -927,7 +927,11 @@ impl Engine {
                 moved = true;
                 match o {
                     waku::Output::Event(e) if self.history.wants(&e) => self.history_on_waku(now, e),
-                    waku::Output::Transmit { peer: conn, code, data } => {
+                    waku::Output::Transmit {
+                        peer: conn,
+                        code,
+                        data,
+                    } => {
                         if let Some(c) = self.conns.get_mut(&conn) {
                             let cap = c.dialect.unwrap_or(Dialect::Waku1).capability();
                             // A full output queue drops the packet (the RLPx cap is the backpressure).
@@ -976,9 +980,14 @@ impl Engine {
                 match o {
                     messenger::Output::Subscribe { chat, filter } => {
                         let id = self.waku.unused_subscription_id();
-                        if self.waku.handle_input(now, waku::Input::Subscribe { id, filter }).is_ok() {
+                        if self
+                            .waku
+                            .handle_input(now, waku::Input::Subscribe { id, filter })
+                            .is_ok()
+                        {
                             if let Some(old) = self.chat_filters.insert(chat, id) {
-                                let removed = self.waku.handle_input(now, waku::Input::Unsubscribe { id: old });
+                                let removed =
+                                    self.waku.handle_input(now, waku::Input::Unsubscribe { id: old });
                                 debug_assert!(removed.is_ok(), "the chat's old filter was subscribed");
                             }
                         }

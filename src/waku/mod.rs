@@ -28,8 +28,8 @@ pub mod request;
 pub mod status;
 pub mod topic;
 
-pub use envelope::Envelope;
 pub use crate::conn::ConnId;
+pub use envelope::Envelope;
 pub use filter::{Filter, ReceivedMessage, SubscriptionId};
 pub use message::{NewMessage, PostKey};
 pub use node::{Event, Input, Interest, Output, WakuConfig, WakuNode};

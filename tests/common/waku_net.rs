@@ -104,7 +104,8 @@ impl Net {
     pub fn subscribe(&mut self, i: usize, filter: Filter) -> SubscriptionId {
         let waku = &mut self.hosts[i].waku;
         let id = waku.unused_subscription_id();
-        waku.handle_input(self.now, Input::Subscribe { id, filter }).unwrap();
+        waku.handle_input(self.now, Input::Subscribe { id, filter })
+            .unwrap();
         id
     }
 

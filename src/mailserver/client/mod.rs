@@ -56,7 +56,6 @@
 //! the application; this client asks for one window per topic batch, oldest first, and relies on
 //! paging. It never sends the older envelope-form request (form b).
 
-
 mod paging;
 mod request;
 #[cfg(test)]
@@ -371,7 +370,6 @@ impl HistoryClient {
     pub fn mailservers(&self) -> impl Iterator<Item = &PublicKey> {
         self.mailservers.iter().map(|m| &m.key)
     }
-
 
     /// True if an envelope with `hash` would be new to [`Input::Envelope`] (not among the remembered
     /// hashes; always true when `max_seen_envelopes` is 0).

@@ -70,7 +70,12 @@ impl HistoryClient {
     }
 
     /// See [`Input::RequestComplete`](super::Input::RequestComplete).
-    pub(super) fn apply_completion(&mut self, now: Timestamp, peer: &PublicKey, payload: &[u8]) -> Completion {
+    pub(super) fn apply_completion(
+        &mut self,
+        now: Timestamp,
+        peer: &PublicKey,
+        payload: &[u8],
+    ) -> Completion {
         self.last_now = now;
         let Ok(rc) = RequestComplete::decode(payload) else {
             return Completion::Ignored;

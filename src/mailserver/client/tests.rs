@@ -16,11 +16,13 @@ trait Drive {
 impl Drive for HistoryClient {
     fn connected(&mut self, now: Timestamp, peer: PublicKey) {
         let dialect = Dialect::Waku1;
-        self.handle_input(now, Input::Connected { peer, dialect }).unwrap();
+        self.handle_input(now, Input::Connected { peer, dialect })
+            .unwrap();
     }
 
     fn disconnected(&mut self, now: Timestamp, peer: &PublicKey) {
-        self.handle_input(now, Input::Disconnected { peer: *peer }).unwrap();
+        self.handle_input(now, Input::Disconnected { peer: *peer })
+            .unwrap();
     }
 
     fn set_topics(&mut self, topics: impl IntoIterator<Item = Topic>) {
