@@ -392,7 +392,7 @@ fn waku_with_ethereumjs_dialing_us() {
     };
     stream.set_nonblocking(false).unwrap();
     let clock = Clock::new();
-    let conn = Connection::recipient(clock.now(), cfg, os_seed()).unwrap();
+    let conn = Connection::recipient(cfg, &os_seed(), clock.now()).unwrap();
     let mut ours = Ours::new(stream, conn, clock);
     ours.run(Duration::from_secs(20));
     let lines = js.finish();
@@ -410,7 +410,7 @@ fn waku_with_us_dialing_ethereumjs() {
         .unwrap();
     let stream = TcpStream::connect(enode.addr).unwrap();
     let clock = Clock::new();
-    let conn = Connection::initiator(clock.now(), rlpx_config(12), enode.id, os_seed()).unwrap();
+    let conn = Connection::initiator(rlpx_config(12), enode.id, &os_seed(), clock.now()).unwrap();
     let mut ours = Ours::new(stream, conn, clock);
     ours.run(Duration::from_secs(20));
     let lines = js.finish();

@@ -531,8 +531,8 @@ impl SecurePair {
 fn rlpx_pair() -> (Connection, Connection) {
     let now = Timestamp::from_secs(START);
     let (ca, cb) = (rlpx_config(0), rlpx_config(1));
-    let mut a = Connection::initiator(now, ca, cb.public_key(), Seed::from_u64(41)).unwrap();
-    let mut b = Connection::recipient(now, cb, Seed::from_u64(42)).unwrap();
+    let mut a = Connection::initiator(ca, cb.public_key(), &Seed::from_u64(41), now).unwrap();
+    let mut b = Connection::recipient(cb, &Seed::from_u64(42), now).unwrap();
     loop {
         let mut moved = false;
         while let Some(o) = a.poll_output() {

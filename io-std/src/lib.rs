@@ -106,7 +106,7 @@ impl RlpxStream {
     ) -> io::Result<Self> {
         let stream = TcpStream::connect(addr)?;
         let clock = Clock::new();
-        let conn = Connection::initiator(clock.now(), config, remote_id, os_seed()).map_err(to_io)?;
+        let conn = Connection::initiator(config, remote_id, &os_seed(), clock.now()).map_err(to_io)?;
         Self::new(stream, conn, clock)
     }
 
@@ -114,7 +114,7 @@ impl RlpxStream {
     pub fn accept(listener: &TcpListener, config: Arc<Config>) -> io::Result<Self> {
         let (stream, _) = listener.accept()?;
         let clock = Clock::new();
-        let conn = Connection::recipient(clock.now(), config, os_seed()).map_err(to_io)?;
+        let conn = Connection::recipient(config, &os_seed(), clock.now()).map_err(to_io)?;
         Self::new(stream, conn, clock)
     }
 

@@ -55,7 +55,7 @@ impl RlpxStream {
     ) -> io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         let clock = Clock::new();
-        let conn = Connection::initiator(clock.now(), config, remote_id, os_seed()).map_err(to_io)?;
+        let conn = Connection::initiator(config, remote_id, &os_seed(), clock.now()).map_err(to_io)?;
         Self::new(stream, conn, clock).await
     }
 
@@ -63,7 +63,7 @@ impl RlpxStream {
     pub async fn accept(listener: &TcpListener, config: Arc<Config>) -> io::Result<Self> {
         let (stream, _) = listener.accept().await?;
         let clock = Clock::new();
-        let conn = Connection::recipient(clock.now(), config, os_seed()).map_err(to_io)?;
+        let conn = Connection::recipient(config, &os_seed(), clock.now()).map_err(to_io)?;
         Self::new(stream, conn, clock).await
     }
 

@@ -720,7 +720,7 @@ impl Engine {
             }
         }
         let seed = fork(&mut self.rng);
-        let c = Connection::recipient(now, self.config.rlpx.clone(), seed)?;
+        let c = Connection::recipient(self.config.rlpx.clone(), &seed, now)?;
         // Over the cap of established peers: the handshake goes on until frames exist, so the peer is
         // told why (0x04).
         let refuse =
@@ -775,7 +775,7 @@ impl Engine {
         let conn = ConnId(self.next_dial_id);
         self.next_dial_id += 1;
         let seed = fork(&mut self.rng);
-        match Connection::initiator(now, self.config.rlpx.clone(), enode.id, seed) {
+        match Connection::initiator(self.config.rlpx.clone(), enode.id, &seed, now) {
             Ok(c) => {
                 self.conns.insert(
                     conn,

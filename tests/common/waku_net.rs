@@ -92,9 +92,9 @@ impl Net {
         let seed = (a * 1000 + b) as u64;
         let b_id = self.hosts[b].rlpx.public_key();
         let ca =
-            Connection::initiator(self.now, self.hosts[a].rlpx.clone(), b_id, Seed::from_u64(seed)).unwrap();
+            Connection::initiator(self.hosts[a].rlpx.clone(), b_id, &Seed::from_u64(seed), self.now).unwrap();
         let cb =
-            Connection::recipient(self.now, self.hosts[b].rlpx.clone(), Seed::from_u64(seed + 1)).unwrap();
+            Connection::recipient(self.hosts[b].rlpx.clone(), &Seed::from_u64(seed + 1), self.now).unwrap();
         self.hosts[a].conns.insert(ConnId(b as u64), ca);
         self.hosts[b].conns.insert(ConnId(a as u64), cb);
         self.settle();
