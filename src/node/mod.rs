@@ -655,7 +655,7 @@ impl Engine {
                         Some(texts) => dnstree::Input::TxtRecords { name, texts },
                         None => dnstree::Input::ResolveFailed { name },
                     };
-                    d.handle_input(now, input);
+                    d.handle_input(now, input)?;
                 }
                 self.drain_dns();
             }
@@ -824,7 +824,8 @@ impl Engine {
         match self.peers.discovery_step(self.connected_peers()) {
             Some(true) => {
                 if let Some(d) = &mut self.dns {
-                    d.resync(now);
+                    let resynced = d.handle_input(now, dnstree::Input::Resync);
+                    debug_assert!(resynced.is_ok(), "a resync cannot fail");
                     self.outputs.push_back(Output::Event(Event::DiscoveryResumed));
                 }
             }
