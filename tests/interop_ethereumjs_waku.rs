@@ -218,6 +218,7 @@ impl Ours {
                     }
                     rlpx::Output::Event(_) => {}
                     rlpx::Output::Close => self.closed = true,
+                    _ => {}
                 }
             }
             while let Some(o) = self.waku.poll_output() {

@@ -66,6 +66,7 @@ impl Pipe {
                 Output::Transmit(b) => out.extend_from_slice(&b),
                 Output::Event(e) => events.push(e),
                 Output::Close => *closed = true,
+                _ => {}
             }
         }
         out
@@ -384,6 +385,7 @@ fn feed(
             Output::Transmit(b) => wire.extend_from_slice(&b),
             Output::Event(e) => events.push(e),
             Output::Close => {}
+            _ => {}
         }
     }
     let frames = peer

@@ -62,7 +62,7 @@ use status_sansio::waku::envelope::{PowSealer, SealProgress};
 use status_sansio::waku::filter::Filters;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::packet::{encode_envelopes, Packet, MESSAGES};
-use status_sansio::waku::{self, status, Dialect, Envelope, Filter};
+use status_sansio::waku::{self, status, Dialect, Envelope, Filter, SubscriptionId};
 use status_sansio::{Seed, Timestamp};
 
 const START: u64 = 1_700_000_000;
@@ -733,7 +733,9 @@ fn layers(c: &mut Criterion) -> Stack {
         })
     });
     let mut filters = Filters::new(16);
-    filters.add(Filter::symmetric(vec![s.topic], s.key)).unwrap();
+    filters
+        .add(SubscriptionId(1), Filter::symmetric(vec![s.topic], s.key))
+        .unwrap();
     let packet = Bytes::from(s.packet.clone());
     g.bench_function("waku_recv", |b| {
         b.iter(|| {

@@ -190,6 +190,8 @@ impl RlpxStream {
                     let _ = self.stream.shutdown(Shutdown::Both);
                     self.closed = true;
                 }
+                // Outputs added later: nothing for a plain stream to do.
+                _ => {}
             }
         }
         Ok(())

@@ -131,6 +131,7 @@ impl RlpxStream {
                 Output::Transmit(b) => self.out.extend_from_slice(&b),
                 Output::Event(e) => self.events.push_back(e),
                 Output::Close => self.close_requested = true,
+                _ => {}
             }
         }
     }

@@ -200,6 +200,7 @@ impl Net {
                         closed.push(peer);
                         break;
                     }
+                    _ => {}
                 }
             }
         }
