@@ -181,7 +181,8 @@ impl Ours {
                 moved = true;
                 match o {
                     rlpx::Output::Transmit(b) => {
-                        if self.stream.write_all(&b).is_err() {
+                        let failed = self.stream.write_all(&b).is_err();
+                        if failed {
                             self.conn.handle_input(now, rlpx::Input::TransportClosed).unwrap();
                         }
                     }
