@@ -310,11 +310,11 @@ impl core::fmt::Debug for HistoryClient {
     }
 }
 
-pub(super) fn secs(t: Timestamp) -> u32 {
+fn secs(t: Timestamp) -> u32 {
     u32::try_from(t.as_secs()).unwrap_or(u32::MAX)
 }
 
-pub(super) fn dur_secs(d: Duration) -> u32 {
+fn dur_secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 impl HistoryClient {

@@ -376,16 +376,16 @@ impl Connection {
         Some(o)
     }
 
-    pub(super) fn queue_transmit(&mut self, b: Bytes) {
+    fn queue_transmit(&mut self, b: Bytes) {
         self.pending_output += b.len();
         self.outputs.push_back(Output::Transmit(b));
     }
 
-    pub(super) fn event(&mut self, e: Event) {
+    fn event(&mut self, e: Event) {
         self.outputs.push_back(Output::Event(e));
     }
 
-    pub(super) fn close(&mut self) {
+    fn close(&mut self) {
         if !matches!(self.state, State::Closed) {
             self.state = State::Closed;
             self.recv = BytesMut::new();
@@ -398,7 +398,7 @@ impl Connection {
     }
 
     /// Locally initiated end: send Disconnect if frames are up, report, then linger or close.
-    pub(super) fn disconnect(&mut self, now: Timestamp, reason: DisconnectReason, error: Option<RlpxError>) {
+    fn disconnect(&mut self, now: Timestamp, reason: DisconnectReason, error: Option<RlpxError>) {
         let framed = match &mut self.state {
             State::AwaitHello { codec, .. } => {
                 let mut out = Vec::new();

@@ -113,9 +113,9 @@ impl core::fmt::Debug for WakuNode {
 }
 
 /// How much envelope time may run ahead of ours (status-go `DefaultSyncAllowance`).
-pub(super) const SYNC_ALLOWANCE: u64 = 10;
+const SYNC_ALLOWANCE: u64 = 10;
 /// How long past expiry an envelope is still silently dropped rather than a time-sync error.
-pub(super) const EXPIRED_GRACE: u64 = 20;
+const EXPIRED_GRACE: u64 = 20;
 
 impl WakuNode {
     /// A node with `config`, drawing randomness (padding, nonces, ECIES keys) from `seed`.
@@ -390,7 +390,7 @@ impl WakuNode {
         self.outputs.pop_front()
     }
 
-    pub(super) fn send(&mut self, peer: ConnId, code: u64, data: Vec<u8>) {
+    fn send(&mut self, peer: ConnId, code: u64, data: Vec<u8>) {
         self.outputs.push_back(Output::Transmit {
             peer,
             code,
@@ -398,7 +398,7 @@ impl WakuNode {
         });
     }
 
-    pub(super) fn event(&mut self, e: Event) {
+    fn event(&mut self, e: Event) {
         if self.outputs.len() >= self.config.max_queued_outputs {
             // Drop the oldest queued message event rather than grow without bound.
             if let Some(i) = self
@@ -413,14 +413,14 @@ impl WakuNode {
     }
 
     /// Drop a peer: tell the caller to disconnect it and forget it.
-    pub(super) fn drop_peer(&mut self, peer: ConnId, reason: DisconnectReason) {
+    fn drop_peer(&mut self, peer: ConnId, reason: DisconnectReason) {
         if let Some(p) = self.peers.remove(&peer) {
             self.leave_source(p.source);
             self.outputs.push_back(Output::Disconnect { peer, reason });
         }
     }
 
-    pub(super) fn require_active(&self, peer: ConnId) -> Result<(), WakuError> {
+    fn require_active(&self, peer: ConnId) -> Result<(), WakuError> {
         match self.peers.get(&peer) {
             Some(p) if p.is_active() => Ok(()),
             Some(_) => Err(WakuError::NotReady),
