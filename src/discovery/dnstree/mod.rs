@@ -7,7 +7,7 @@
 //!   key with the recovery id ignored and high-S rejected;
 //! * `enrtree-branch:<h>,<h>,…`: child hashes; a hash is unpadded base32 of 12 to 32 bytes (go-ethereum
 //!   `isValidHash`); trees publish the first 16 bytes of Keccak-256 of the child's text;
-//! * `enr:<base64url>`: a node record ([`Enr`]), only in the `e=` subtree;
+//! * `enr:<base64url>`: a node record ([`Enr`](super::enr::Enr)), only in the `e=` subtree;
 //! * `enrtree://<base32 compressed key>@<domain>`: a link to another tree, only in the `l=` subtree.
 //!
 //! An entry at `<hash>.<domain>` is accepted only if Keccak-256 of its exact text starts with the bytes

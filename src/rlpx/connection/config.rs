@@ -9,7 +9,7 @@ use super::super::p2p::{Protocol, MAX_HELLO_SIZE, MAX_MESSAGE_SIZE};
 use super::super::RlpxError;
 use crate::crypto::{PublicKey, SecretKey};
 
-/// Configuration shared by connections (wrap it in an [`Arc`] and hand it to many).
+/// Configuration shared by connections (wrap it in an [`Arc`](std::sync::Arc) and hand it to many).
 #[derive(Clone)]
 pub struct Config {
     /// Our static identity key (set by [`Config::new`]; its public key is computed once there).
@@ -31,7 +31,7 @@ pub struct Config {
     pub max_frame_size: usize,
     /// Largest message after Snappy decompression. Default and maximum: 2^24 − 1.
     pub max_message_size: usize,
-    /// Largest number of bytes queued in [`Output::Transmit`] before [`Input::Send`] refuses. Default: 32 MiB.
+    /// Largest number of bytes queued in [`Output::Transmit`](super::Output::Transmit) before [`Input::Send`](super::Input::Send) refuses. Default: 32 MiB.
     pub max_pending_output: usize,
     /// Deadline for the handshake and Hello exchange. Default: 5 s.
     pub handshake_timeout: Duration,

@@ -94,7 +94,7 @@ pub enum Input {
         /// Its source.
         source: u64,
     },
-    /// Turn [`WakuConfig::open_own_posts`] on or off.
+    /// Turn [`WakuConfig::open_own_posts`](super::WakuConfig::open_own_posts) on or off.
     SetOpenOwnPosts(bool),
 }
 
