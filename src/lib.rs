@@ -34,6 +34,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod chat;
+mod conn;
 pub mod crypto;
 pub mod discovery;
 pub mod enode;
@@ -51,6 +52,7 @@ pub mod sim;
 pub mod time;
 pub mod waku;
 
+pub use conn::ConnId;
 pub use error::Error;
 pub use rng::Seed;
 pub use time::Timestamp;

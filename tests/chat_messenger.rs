@@ -30,7 +30,7 @@ impl Client {
         );
         Client {
             messenger,
-            waku: WakuNode::new(WakuConfig::default(), Seed::from_u64(n + 200)),
+            waku: WakuNode::new(WakuConfig::default(), &Seed::from_u64(n + 200)).unwrap(),
             events: vec![],
         }
     }
@@ -41,7 +41,9 @@ impl Client {
         while let Some(o) = self.messenger.poll_output() {
             match o {
                 Output::Subscribe { filter, .. } => {
-                    self.waku.subscribe(filter).unwrap();
+                    let id = self.waku.unused_subscription_id();
+                    let subscribe = waku::node::Input::Subscribe { id, filter };
+                    self.waku.handle_input(now, subscribe).unwrap();
                 }
                 Output::Unsubscribe { .. } => {}
                 Output::Post(m) => posts.push(*m),
@@ -427,7 +429,7 @@ mod net {
     use status_sansio::chat::messenger::{Event, Input, Messenger, MessengerConfig, Output};
     use status_sansio::crypto::{PublicKey, SecretKey};
     use status_sansio::waku::message::{NewMessage, PostKey};
-    use status_sansio::waku::{self, FilterId, Topic, WakuConfig, WakuNode};
+    use status_sansio::waku::{self, SubscriptionId, Topic, WakuConfig, WakuNode};
     use status_sansio::{Seed, Timestamp};
 
     pub struct Peer {
@@ -436,7 +438,7 @@ mod net {
         pub waku: WakuNode,
         pub events: Vec<Event>,
         pub online: bool,
-        filters: BTreeMap<String, FilterId>,
+        filters: BTreeMap<String, SubscriptionId>,
     }
 
     /// A post as seen on the network.
@@ -491,7 +493,7 @@ mod net {
             self.peers.push(Peer {
                 key,
                 messenger,
-                waku: WakuNode::new(WakuConfig::default(), Seed::from_u64(7000 + n)),
+                waku: WakuNode::new(WakuConfig::default(), &Seed::from_u64(7000 + n)).unwrap(),
                 events: vec![],
                 online: true,
                 filters: BTreeMap::new(),
@@ -503,7 +505,7 @@ mod net {
         pub fn replace(&mut self, i: usize, messenger: Messenger) {
             let p = &mut self.peers[i];
             p.messenger = messenger;
-            p.waku = WakuNode::new(WakuConfig::default(), Seed::from_u64(8000 + i as u64));
+            p.waku = WakuNode::new(WakuConfig::default(), &Seed::from_u64(8000 + i as u64)).unwrap();
             p.filters.clear();
             self.settle();
         }
@@ -537,14 +539,18 @@ mod net {
                     while let Some(o) = p.messenger.poll_output() {
                         match o {
                             Output::Subscribe { chat, filter } => {
-                                let id = p.waku.subscribe(filter).unwrap();
+                                let id = p.waku.unused_subscription_id();
+                                let subscribe = waku::node::Input::Subscribe { id, filter };
+                                p.waku.handle_input(self.now, subscribe).unwrap();
                                 if let Some(old) = p.filters.insert(chat, id) {
-                                    p.waku.unsubscribe(old);
+                                    let unsubscribe = waku::node::Input::Unsubscribe { id: old };
+                                    p.waku.handle_input(self.now, unsubscribe).unwrap();
                                 }
                             }
                             Output::Unsubscribe { chat } => {
                                 if let Some(id) = p.filters.remove(&chat) {
-                                    p.waku.unsubscribe(id);
+                                    let unsubscribe = waku::node::Input::Unsubscribe { id };
+                                    p.waku.handle_input(self.now, unsubscribe).unwrap();
                                 }
                             }
                             Output::Post(m) => posts.push((i, *m)),

@@ -28,7 +28,7 @@ use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Out
 use status_sansio::mailserver::{decode_request, encode_request, RequestShape};
 use status_sansio::rng::SeededState;
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
-use status_sansio::waku::{Bloom, Dialect, PeerId, Topic};
+use status_sansio::waku::{Bloom, ConnId, Dialect, Topic};
 use status_sansio::Timestamp;
 
 fn load() -> Value {
@@ -210,7 +210,7 @@ fn serve(requests: &[Vec<u8>]) -> Vec<RequestComplete> {
             .handle_input(
                 now,
                 Input::Request {
-                    peer: PeerId(1),
+                    peer: ConnId(1),
                     data: Bytes::from(data.clone()),
                 },
             )

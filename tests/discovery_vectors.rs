@@ -132,16 +132,19 @@ fn sync(url: &str, zone: &BTreeMap<String, String>) -> Vec<Event> {
     while let Some(o) = c.poll_output() {
         match o {
             Output::Resolve { name } => match zone.get(&name) {
-                Some(t) => c.handle_input(
-                    now,
-                    Input::TxtRecords {
-                        name,
-                        texts: vec![t.clone()],
-                    },
-                ),
-                None => c.handle_input(now, Input::ResolveFailed { name }),
+                Some(t) => c
+                    .handle_input(
+                        now,
+                        Input::TxtRecords {
+                            name,
+                            texts: vec![t.clone()],
+                        },
+                    )
+                    .unwrap(),
+                None => c.handle_input(now, Input::ResolveFailed { name }).unwrap(),
             },
             Output::Event(e) => events.push(e),
+            _ => {}
         }
     }
     events

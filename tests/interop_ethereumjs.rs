@@ -173,6 +173,7 @@ fn run_our_side(mut peer: RlpxStream) -> Outcome {
             }
             Event::Disconnected { error, .. } => assert_eq!(error, None, "clean disconnect expected"),
             Event::Pong { .. } => {}
+            _ => {}
         }
     }
     (hello, received)

@@ -20,14 +20,14 @@ use status_sansio::enode::Enode;
 use status_sansio::rlpx::{self, Connection, Protocol};
 use status_sansio::waku::message::{NewMessage, PostKey};
 use status_sansio::waku::node::{Event, Input, Output, WakuConfig, WakuNode};
-use status_sansio::waku::{status, Dialect, Filter, PeerId};
+use status_sansio::waku::{status, ConnId, Dialect, Filter};
 use status_sansio::Seed;
 
 const CHAT: &str = "status-sansio-interop";
 const OURS: &str = "hello from status-sansio";
 const THEIRS: &str = "hello from ethereumjs: ünïcode";
 const JS_SIGN_KEY: &str = "5c2e4f0d8a1b3c7e9f60718293a4b5c6d7e8f9012345678901234567890abcde";
-const PEER: PeerId = PeerId(1);
+const PEER: ConnId = ConnId(1);
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/ethereumjs")
@@ -156,9 +156,11 @@ struct Ours {
 
 impl Ours {
     fn new(stream: TcpStream, conn: Connection, clock: Clock) -> Ours {
-        let mut waku = WakuNode::new(WakuConfig::default(), os_seed());
+        let mut waku = WakuNode::new(WakuConfig::default(), &os_seed()).unwrap();
         let topic = status::public_chat_topic(CHAT);
-        waku.subscribe(Filter::symmetric(vec![topic], *status::public_chat_key(CHAT)))
+        let filter = Filter::symmetric(vec![topic], *status::public_chat_key(CHAT));
+        let id = waku.unused_subscription_id();
+        waku.handle_input(clock.now(), Input::Subscribe { id, filter })
             .unwrap();
         stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         Ours {
@@ -179,7 +181,8 @@ impl Ours {
                 moved = true;
                 match o {
                     rlpx::Output::Transmit(b) => {
-                        if self.stream.write_all(&b).is_err() {
+                        let failed = self.stream.write_all(&b).is_err();
+                        if failed {
                             self.conn.handle_input(now, rlpx::Input::TransportClosed).unwrap();
                         }
                     }
@@ -216,12 +219,13 @@ impl Ours {
                     }
                     rlpx::Output::Event(_) => {}
                     rlpx::Output::Close => self.closed = true,
+                    _ => {}
                 }
             }
             while let Some(o) = self.waku.poll_output() {
                 moved = true;
                 match o {
-                    Output::Send { code, data, .. } => {
+                    Output::Transmit { code, data, .. } => {
                         let _ = self.conn.handle_input(
                             now,
                             rlpx::Input::Send {
@@ -253,6 +257,7 @@ impl Ours {
                         });
                     }
                     Output::Event(e) => self.events.push(e),
+                    _ => {}
                 }
             }
             if !moved {
@@ -389,7 +394,7 @@ fn waku_with_ethereumjs_dialing_us() {
     };
     stream.set_nonblocking(false).unwrap();
     let clock = Clock::new();
-    let conn = Connection::recipient(clock.now(), cfg, os_seed()).unwrap();
+    let conn = Connection::recipient(cfg, &os_seed(), clock.now()).unwrap();
     let mut ours = Ours::new(stream, conn, clock);
     ours.run(Duration::from_secs(20));
     let lines = js.finish();
@@ -407,7 +412,7 @@ fn waku_with_us_dialing_ethereumjs() {
         .unwrap();
     let stream = TcpStream::connect(enode.addr).unwrap();
     let clock = Clock::new();
-    let conn = Connection::initiator(clock.now(), rlpx_config(12), enode.id, os_seed()).unwrap();
+    let conn = Connection::initiator(rlpx_config(12), enode.id, &os_seed(), clock.now()).unwrap();
     let mut ours = Ours::new(stream, conn, clock);
     ours.run(Duration::from_secs(20));
     let lines = js.finish();

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Output, KEY_LEN};
 use status_sansio::rng::SeededState;
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
-use status_sansio::waku::{Envelope, PeerId, Topic};
+use status_sansio::waku::{ConnId, Envelope, Topic};
 use status_sansio::Timestamp;
 
 const T0: u32 = 1_700_000_000;
@@ -53,7 +53,7 @@ fn run(from: u32, to: u32, cursor: Bytes) -> (Vec<Envelope>, RequestComplete) {
     }
     .encode();
     inputs.push(Input::Request {
-        peer: PeerId(1),
+        peer: ConnId(1),
         data: Bytes::from(data),
     });
     for input in inputs {

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use status_sansio::crypto::SecretKey;
-use status_sansio::mailserver::client::{Event, HistoryClient, HistoryConfig, Output as ClientOutput};
+use status_sansio::mailserver::client::{
+    Event, HistoryClient, HistoryConfig, Input as ClientInput, Output as ClientOutput,
+};
 use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Output, KEY_LEN};
 use status_sansio::mailserver::{decode_request, encode_request, RequestShape};
 use status_sansio::rng::SeededState;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
-use status_sansio::waku::{status, Bloom, Dialect, Envelope, PeerId, Topic};
+use status_sansio::waku::{status, Bloom, ConnId, Dialect, Envelope, Topic};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -59,7 +61,7 @@ fn sync(
     for _ in 0..2_000 {
         while let Some(o) = client.poll_output() {
             match o {
-                ClientOutput::Request { peer, request } => {
+                ClientOutput::Transmit { peer, request } => {
                     assert_eq!(peer, ms);
                     let data = encode_request(&request, dialect);
                     let (decoded, shape) = decode_request(&data).unwrap();
@@ -72,13 +74,14 @@ fn sync(
                         .handle_input(
                             now,
                             Input::Request {
-                                peer: PeerId(1),
+                                peer: ConnId(1),
                                 data: Bytes::from(data),
                             },
                         )
                         .unwrap();
                 }
                 ClientOutput::Event(e) => events.push(e),
+                _ => {}
             }
         }
         while let Some(o) = server.poll_output() {
@@ -104,11 +107,16 @@ fn sync(
                 Output::Send { envelopes, .. } => {
                     for e in envelopes {
                         got.insert(e.hash());
-                        client.on_envelope(e.hash());
+                        let hash = e.hash();
+                        client.handle_input(now, ClientInput::Envelope { hash }).unwrap();
                     }
                 }
                 Output::Complete { payload, .. } => {
-                    client.on_request_complete(now, &ms, &payload);
+                    let complete = ClientInput::RequestComplete {
+                        peer: ms,
+                        payload: Bytes::from(payload),
+                    };
+                    client.handle_input(now, complete).unwrap();
                 }
                 Output::Prune { .. } => {}
             }
@@ -117,7 +125,8 @@ fn sync(
             while let Some(o) = client.poll_output() {
                 match o {
                     ClientOutput::Event(e) => events.push(e),
-                    ClientOutput::Request { .. } => panic!("a request from an idle client"),
+                    ClientOutput::Transmit { .. } => panic!("a request from an idle client"),
+                    _ => {}
                 }
             }
             break;
@@ -158,11 +167,18 @@ fn round_trip(dialect: Dialect) {
             page_limit: 25,
             ..Default::default()
         },
-        Seed::from_u64(4),
-    );
-    client.set_topics(wanted.clone());
+        &Seed::from_u64(4),
+        now,
+    )
+    .unwrap();
+    client
+        .handle_input(now, ClientInput::SetTopics(wanted.clone()))
+        .unwrap();
     let ms = SecretKey::random(&mut Seed::from_u64(5).rng());
-    client.connected_over(now, ms.public_key(), dialect);
+    let peer = ms.public_key();
+    client
+        .handle_input(now, ClientInput::Connected { peer, dialect })
+        .unwrap();
     let (got, shapes, events) = sync(dialect, &mut server, &mut store, &mut client, ms, now);
 
     let expected = RequestShape::of(dialect);

@@ -19,7 +19,7 @@ use status_sansio::mailserver::server::{storage_key, MailServerConfig};
 use status_sansio::node::{ConnId, EngineConfig, Event, Input};
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
-use status_sansio::waku::{self, status, Dialect, PeerId, Topic};
+use status_sansio::waku::{self, status, Dialect, Topic};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -29,7 +29,7 @@ const TOPICS: usize = 60;
 const PAGE: u32 = 50;
 
 /// The connection of host `i` to its (only) peer, and the dialect, once the Waku handshake is done.
-fn ready_conn(net: &Net, i: usize) -> Option<(PeerId, Dialect)> {
+fn ready_conn(net: &Net, i: usize) -> Option<(ConnId, Dialect)> {
     let (conn, dialect): (ConnId, Dialect) = net.hosts[i].events.iter().find_map(|e| match e {
         Event::PeerConnected {
             conn,
@@ -38,7 +38,7 @@ fn ready_conn(net: &Net, i: usize) -> Option<(PeerId, Dialect)> {
         } => Some((*conn, *d)),
         _ => None,
     })?;
-    let peer = PeerId(conn.0);
+    let peer = conn;
     let ready = net.hosts[i]
         .events
         .iter()
@@ -48,7 +48,7 @@ fn ready_conn(net: &Net, i: usize) -> Option<(PeerId, Dialect)> {
 
 struct Requester {
     host: usize,
-    peer: PeerId,
+    peer: ConnId,
     dialect: Dialect,
     next_id: u64,
     /// Events of the host already looked at.

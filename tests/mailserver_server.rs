@@ -13,7 +13,7 @@ use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Out
 use status_sansio::rng::SeededState;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::request::{MessagesRequest, MessagesRequestPayload, RequestComplete};
-use status_sansio::waku::{status, Bloom, Envelope, PeerId, Topic};
+use status_sansio::waku::{status, Bloom, ConnId, Envelope, Topic};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -23,8 +23,8 @@ const T0: u64 = 1_700_000_000;
 struct Harness {
     server: MailServer,
     store: BTreeMap<[u8; KEY_LEN], Bytes>,
-    sent: Vec<(PeerId, Vec<Envelope>)>,
-    completions: Vec<(PeerId, RequestComplete)>,
+    sent: Vec<(ConnId, Vec<Envelope>)>,
+    completions: Vec<(ConnId, RequestComplete)>,
     queries: usize,
 }
 
@@ -154,7 +154,7 @@ fn history_by_topic_over_cursor_pages() {
         h.run(
             now,
             Input::Request {
-                peer: PeerId(1),
+                peer: ConnId(1),
                 data: request(page, vec![ts[0], ts[2]], Bytes::new(), 40, cursor.clone()),
             },
         );
@@ -221,7 +221,7 @@ fn history_by_bloom_and_the_envelope_form() {
     h.run(
         Timestamp::from_secs(T0 + 200),
         Input::Request {
-            peer: PeerId(2),
+            peer: ConnId(2),
             data: Bytes::from(req.encode()),
         },
     );
@@ -254,7 +254,7 @@ fn history_by_bloom_and_the_envelope_form() {
     h.run(
         Timestamp::from_secs(T0 + 300),
         Input::Request {
-            peer: PeerId(3),
+            peer: ConnId(3),
             data: Bytes::from(unsigned.encode()),
         },
     );
@@ -296,7 +296,7 @@ fn bad_requests_get_the_error_payload_and_nothing_else() {
         h.run(
             now + Duration::from_secs(10 * i as u64),
             Input::Request {
-                peer: PeerId(i as u64),
+                peer: ConnId(i as u64),
                 data,
             },
         );
@@ -311,7 +311,7 @@ fn bad_requests_get_the_error_payload_and_nothing_else() {
     h.run(
         now + Duration::from_secs(100),
         Input::Request {
-            peer: PeerId(50),
+            peer: ConnId(50),
             data: Bytes::from(reversed.encode()),
         },
     );
@@ -342,7 +342,7 @@ fn ask(h: &mut Harness, now: Timestamp, peer: u64, cursor: Bytes) -> RequestComp
     h.run(
         now,
         Input::Request {
-            peer: PeerId(peer),
+            peer: ConnId(peer),
             data: request(peer as u8, vec![topics()[0]], Bytes::new(), 2, cursor),
         },
     );
@@ -423,7 +423,7 @@ fn scan_work_is_limited_per_peer_and_per_ip_with_burst_and_continuations() {
         h.run(
             later,
             Input::PeerIp {
-                peer: PeerId(peer),
+                peer: ConnId(peer),
                 ip,
             },
         );
@@ -462,7 +462,7 @@ fn a_sparse_window_is_scanned_within_budget_and_resumed() {
         h.run(
             now,
             Input::Request {
-                peer: PeerId(1),
+                peer: ConnId(1),
                 data: request(pages, vec![ts[0]], Bytes::new(), 10, cursor.clone()),
             },
         );

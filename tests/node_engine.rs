@@ -191,7 +191,7 @@ fn an_offline_client_fetches_what_it_missed_from_a_mailserver() {
             }
         })
         .unwrap();
-    let peer = waku::PeerId(conn.0);
+    let peer = conn;
     net.input(2, Input::Waku(waku::Input::SetTrusted { peer, trusted: true }));
     let to = net.now.as_secs() as u32;
     let request = waku::request::MessagesRequest {

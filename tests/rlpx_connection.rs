@@ -40,8 +40,8 @@ impl Pipe {
         let now = Timestamp::from_secs(1_700_000_000);
         let cb = Arc::new(cb);
         let b_id = cb.public_key();
-        let a = Connection::initiator(now, Arc::new(ca), b_id, Seed::from_u64(seed * 2 + 1)).unwrap();
-        let b = Connection::recipient(now, cb, Seed::from_u64(seed * 2 + 2)).unwrap();
+        let a = Connection::initiator(Arc::new(ca), b_id, &Seed::from_u64(seed * 2 + 1), now).unwrap();
+        let b = Connection::recipient(cb, &Seed::from_u64(seed * 2 + 2), now).unwrap();
         let mut rng = Seed::from_u64(seed).rng();
         let max_chunk = [1usize, 7, 64, 1500, 100_000][(rng.next_u32() % 5) as usize];
         Pipe {
@@ -66,6 +66,7 @@ impl Pipe {
                 Output::Transmit(b) => out.extend_from_slice(&b),
                 Output::Event(e) => events.push(e),
                 Output::Close => *closed = true,
+                _ => {}
             }
         }
         out
@@ -273,7 +274,7 @@ fn keepalive_pings_keep_a_live_peer_and_drop_a_dead_one() {
 fn handshake_deadline() {
     let now = Timestamp::from_secs(100);
     let cfg = Arc::new(config(1));
-    let mut c = Connection::recipient(now, cfg, Seed::from_u64(1)).unwrap();
+    let mut c = Connection::recipient(cfg, &Seed::from_u64(1), now).unwrap();
     assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(5)));
     c.handle_timeout(now + Duration::from_secs(4));
     assert!(c.poll_output().is_none(), "a spurious timeout is a no-op");
@@ -305,7 +306,7 @@ fn no_shared_capability_is_a_useless_peer() {
 #[test]
 fn garbage_auth_closes_without_a_frame() {
     let now = Timestamp::from_secs(100);
-    let mut c = Connection::recipient(now, Arc::new(config(1)), Seed::from_u64(1)).unwrap();
+    let mut c = Connection::recipient(Arc::new(config(1)), &Seed::from_u64(1), now).unwrap();
     c.handle_input(now, Input::Receive(&[0x01, 0x90])).unwrap();
     c.handle_input(now, Input::Receive(&[0xAB; 0x190])).unwrap();
     match c.poll_output() {
@@ -317,7 +318,7 @@ fn garbage_auth_closes_without_a_frame() {
     }
     assert_eq!(c.poll_output(), Some(Output::Close));
     // Oversized size prefix.
-    let mut c = Connection::recipient(now, Arc::new(config(1)), Seed::from_u64(1)).unwrap();
+    let mut c = Connection::recipient(Arc::new(config(1)), &Seed::from_u64(1), now).unwrap();
     c.handle_input(now, Input::Receive(&[0xff, 0xff])).unwrap();
     assert!(matches!(
         c.poll_output(),
@@ -332,7 +333,7 @@ fn garbage_auth_closes_without_a_frame() {
 fn truncated_auth_then_close() {
     let now = Timestamp::from_secs(100);
     let cfg = Arc::new(config(1));
-    let mut c = Connection::recipient(now, cfg.clone(), Seed::from_u64(1)).unwrap();
+    let mut c = Connection::recipient(cfg.clone(), &Seed::from_u64(1), now).unwrap();
     let (_, auth) = RawPeer::new(3, &cfg.public_key(), HandshakeFormat::Eip8).unwrap();
     c.handle_input(now, Input::Receive(&auth[..auth.len() - 1]))
         .unwrap();
@@ -353,7 +354,7 @@ fn truncated_auth_then_close() {
 fn scripted(cfg: Config) -> (Connection, RawPeer, Arc<Config>, Timestamp) {
     let now = Timestamp::from_secs(100);
     let cfg = Arc::new(cfg);
-    let mut c = Connection::recipient(now, cfg.clone(), Seed::from_u64(1)).unwrap();
+    let mut c = Connection::recipient(cfg.clone(), &Seed::from_u64(1), now).unwrap();
     let (mut peer, auth) = RawPeer::new(3, &cfg.public_key(), HandshakeFormat::Eip8).unwrap();
     c.handle_input(now, Input::Receive(&auth)).unwrap();
     let mut reply = Vec::new();
@@ -384,6 +385,7 @@ fn feed(
             Output::Transmit(b) => wire.extend_from_slice(&b),
             Output::Event(e) => events.push(e),
             Output::Close => {}
+            _ => {}
         }
     }
     let frames = peer
@@ -641,7 +643,7 @@ fn remote_disconnect_is_decoded_leniently() {
 fn api_misuse_is_err() {
     let now = Timestamp::from_secs(1);
     let cfg = config(1);
-    let mut c = Connection::recipient(now, Arc::new(cfg.clone()), Seed::from_u64(1)).unwrap();
+    let mut c = Connection::recipient(Arc::new(cfg.clone()), &Seed::from_u64(1), now).unwrap();
     assert_eq!(
         c.handle_input(
             now,
@@ -730,7 +732,7 @@ fn api_misuse_is_err() {
     let mut bad = config(9);
     bad.protocols.clear();
     assert!(matches!(
-        Connection::recipient(now, Arc::new(bad), Seed::from_u64(1)),
+        Connection::recipient(Arc::new(bad), &Seed::from_u64(1), now),
         Err(RlpxError::InvalidConfig(_))
     ));
 }
@@ -740,6 +742,6 @@ fn debug_never_prints_secrets() {
     let cfg = config(1);
     let secret = hex::encode(cfg.static_key().to_bytes());
     assert!(!format!("{cfg:?}").contains(&secret));
-    let c = Connection::recipient(Timestamp::ZERO, Arc::new(cfg), Seed::from_u64(1)).unwrap();
+    let c = Connection::recipient(Arc::new(cfg), &Seed::from_u64(1), Timestamp::ZERO).unwrap();
     assert!(!format!("{c:?}").contains(&secret));
 }

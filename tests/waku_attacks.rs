@@ -18,7 +18,7 @@ use status_sansio::waku::node::{Event, Input, WakuConfig};
 use status_sansio::waku::options::StatusOptions;
 use status_sansio::waku::packet::{self, encode_envelopes};
 use status_sansio::waku::pool::PoolConfig;
-use status_sansio::waku::{status, Bloom, Filter, PeerId, Topic, WakuError};
+use status_sansio::waku::{status, Bloom, ConnId, Filter, Topic, WakuError};
 use status_sansio::{Seed, Timestamp};
 
 fn chat(text: &str, signer: &SecretKey, ttl: u32) -> Box<NewMessage> {
@@ -38,7 +38,7 @@ fn sub_chat(net: &mut Net, host: usize) {
         vec![status::public_chat_topic("status")],
         *status::public_chat_key("status"),
     );
-    net.hosts[host].waku.subscribe(f).unwrap();
+    net.subscribe(host, f);
     net.settle();
 }
 
@@ -48,7 +48,7 @@ fn raw(net: &mut Net, from: usize, to: usize, code: u64, payload: &[u8]) -> bool
     let now = net.now;
     let Some(c) = net.hosts[from]
         .conns
-        .get_mut(&PeerId(to as u64))
+        .get_mut(&ConnId(to as u64))
         .filter(|c| c.is_active())
     else {
         return false;
@@ -86,7 +86,7 @@ fn junk(now: Timestamp, n: usize, ttl: u32, tag: u64) -> Vec<Envelope> {
 
 fn disconnected_by(net: &Net, host: usize, peer: usize) -> bool {
     net.hosts[host].events.iter().any(
-        |e| matches!(e, Event::PeerFault { peer: p, disconnected: true, .. } if *p == PeerId(peer as u64)),
+        |e| matches!(e, Event::PeerFault { peer: p, disconnected: true, .. } if *p == ConnId(peer as u64)),
     )
 }
 
@@ -111,7 +111,11 @@ fn an_eight_connection_single_source_flood_does_not_cut_honest_chat() {
     // The relay counts the eight connections as one source (one IP address).
     let now = net.now;
     for a in 0..8u64 {
-        assert!(net.hosts[8].waku.set_peer_source(now, PeerId(a), 77));
+        let set = Input::SetPeerSource {
+            peer: ConnId(a),
+            source: 77,
+        };
+        net.hosts[8].waku.handle_input(now, set).unwrap();
     }
     net.run(Duration::from_millis(200));
     sub_chat(&mut net, 10);
@@ -156,7 +160,7 @@ fn an_eight_connection_single_source_flood_does_not_cut_honest_chat() {
                 .any(|e| matches!(e, Event::RateLimited { .. })),
             "the relay kept to node {honest_peer}'s advertised limits"
         );
-        assert!(net.hosts[honest_peer].conns.contains_key(&PeerId(8)));
+        assert!(net.hosts[honest_peer].conns.contains_key(&ConnId(8)));
     }
     // The attacker's connections stay within their own limits: dropped packets, not faults.
     assert!((0..8).all(|a| !disconnected_by(&net, 8, a)));
@@ -185,7 +189,7 @@ fn time_to_cut(net: &mut Net, mut attack: impl FnMut(&mut Net) -> bool) -> (Dura
         if excess && first_excess.is_none() {
             first_excess = Some(net.now);
         }
-        if net.hosts[1].waku.peer(PeerId(0)).is_none() {
+        if net.hosts[1].waku.peer(ConnId(0)).is_none() {
             let excess = first_excess.expect("the budget was exceeded first");
             return (net.now.saturating_duration_since(excess), sent);
         }
@@ -215,7 +219,7 @@ fn snappy_inflated_unknown_packets_are_cut_within_a_second() {
     assert!(net.hosts[1].events.iter().any(|e| matches!(
         e,
         Event::PeerFault {
-            error: WakuError::UnknownPacket(55) | WakuError::RateLimited,
+            fault: WakuError::UnknownPacket(55) | WakuError::RateLimited,
             disconnected: true,
             ..
         }
@@ -259,7 +263,7 @@ fn a_status_update_flood_is_cut_within_a_second_and_replays_nothing() {
     assert!(net.hosts[1].events.iter().any(|e| matches!(
         e,
         Event::PeerFault {
-            error: WakuError::TooManyStatusUpdates,
+            fault: WakuError::TooManyStatusUpdates,
             ..
         }
     )));

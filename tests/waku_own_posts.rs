@@ -31,13 +31,14 @@ fn run(open_own_posts: bool) -> (usize, usize) {
         open_own_posts,
         ..WakuConfig::default()
     };
-    let mut node = WakuNode::new(config, Seed::from_u64(2));
-    node.subscribe(Filter::symmetric(
+    let mut node = WakuNode::new(config, &Seed::from_u64(2)).unwrap();
+    let mut now = Timestamp::from_secs(1_700_000_000);
+    let filter = Filter::symmetric(
         vec![status::public_chat_topic("own")],
         *status::public_chat_key("own"),
-    ))
-    .unwrap();
-    let mut now = Timestamp::from_secs(1_700_000_000);
+    );
+    let id = node.unused_subscription_id();
+    node.handle_input(now, Input::Subscribe { id, filter }).unwrap();
     node.handle_input(now, post()).unwrap();
     let (mut opened, mut posted) = (0, 0);
     for _ in 0..10_000 {

@@ -13,7 +13,7 @@ use status_sansio::waku::envelope::Envelope;
 use status_sansio::waku::message::{NewMessage, PostKey};
 use status_sansio::waku::node::{Event, Input, Interest, Output, WakuConfig, WakuNode};
 use status_sansio::waku::packet::{self, encode_envelopes};
-use status_sansio::waku::{status, Dialect, Filter, PeerId, Topic, WakuError};
+use status_sansio::waku::{status, ConnId, Dialect, Filter, SubscriptionId, Topic, WakuError};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -52,7 +52,7 @@ fn sub_chat(net: &mut Net, host: usize, name: &str) {
         vec![status::public_chat_topic(name)],
         *status::public_chat_key(name),
     );
-    net.hosts[host].waku.subscribe(f).unwrap();
+    net.subscribe(host, f);
     net.settle();
 }
 
@@ -66,10 +66,7 @@ fn symmetric_and_asymmetric_relay_a_to_b_to_c() {
     sub_chat(&mut net, 2, "status");
     let c_identity = key(77);
     let c_topic = status::partitioned_topic(&c_identity.public_key());
-    net.hosts[2]
-        .waku
-        .subscribe(Filter::asymmetric(vec![c_topic], c_identity.clone()))
-        .unwrap();
+    net.subscribe(2, Filter::asymmetric(vec![c_topic], c_identity.clone()));
 
     let alice = key(1);
     net.input(0, Input::Post(chat_message("status", "hello public", &alice)));
@@ -105,7 +102,7 @@ fn symmetric_and_asymmetric_relay_a_to_b_to_c() {
     assert!(net.hosts[1]
         .sent
         .iter()
-        .all(|(p, code, _)| !(*p == PeerId(0) && *code == packet::MESSAGES)));
+        .all(|(p, code, _)| !(*p == ConnId(0) && *code == packet::MESSAGES)));
 }
 
 #[test]
@@ -155,7 +152,7 @@ fn two_light_nodes_are_refused() {
     assert!(net.hosts[0].events.iter().any(|e| matches!(
         e,
         Event::PeerFault {
-            error: WakuError::LightToLight,
+            fault: WakuError::LightToLight,
             ..
         }
     )));
@@ -267,7 +264,7 @@ fn a_flooding_peer_is_rate_limited_while_others_are_served() {
         for chunk in junk.chunks(20) {
             let payload = encode_envelopes(chunk.iter());
             // Until the relay drops it.
-            if let Some(c) = net.hosts[0].conns.get_mut(&PeerId(1)).filter(|c| c.is_active()) {
+            if let Some(c) = net.hosts[0].conns.get_mut(&ConnId(1)).filter(|c| c.is_active()) {
                 c.handle_input(
                     net.now,
                     status_sansio::rlpx::Input::Send {
@@ -289,17 +286,17 @@ fn a_flooding_peer_is_rate_limited_while_others_are_served() {
     let relay_events = &net.hosts[1].events;
     assert!(relay_events
         .iter()
-        .any(|e| matches!(e, Event::RateLimited { peer: PeerId(0) })));
+        .any(|e| matches!(e, Event::RateLimited { peer: ConnId(0) })));
     assert!(relay_events.iter().any(|e| matches!(
         e,
         Event::PeerFault {
-            peer: PeerId(0),
-            error: WakuError::RateLimited,
+            peer: ConnId(0),
+            fault: WakuError::RateLimited,
             disconnected: true
         }
     )));
     assert!(
-        net.hosts[1].waku.peer(PeerId(0)).is_none(),
+        net.hosts[1].waku.peer(ConnId(0)).is_none(),
         "the flooder was dropped"
     );
     assert!(net.hosts[1].waku.stats().rate_limited >= 3);
@@ -332,8 +329,8 @@ fn whisper_v6_peers_interoperate_through_a_bilingual_relay() {
     net.connect(0, 1);
     net.connect(1, 2);
     net.run(Duration::from_millis(100));
-    assert_eq!(net.hosts[1].dialects.get(&PeerId(0)), Some(&Dialect::Whisper6));
-    assert_eq!(net.hosts[1].dialects.get(&PeerId(2)), Some(&Dialect::Waku1));
+    assert_eq!(net.hosts[1].dialects.get(&ConnId(0)), Some(&Dialect::Whisper6));
+    assert_eq!(net.hosts[1].dialects.get(&ConnId(2)), Some(&Dialect::Waku1));
     sub_chat(&mut net, 2, "status");
     sub_chat(&mut net, 0, "status");
     net.input(0, Input::Post(chat_message("status", "from shh", &key(1))));
@@ -374,28 +371,29 @@ fn confirmations_name_the_envelopes_of_a_batch() {
         } => Some((*peer, envelopes.clone(), errors.clone())),
         _ => None,
     });
-    assert_eq!(confirmed, Some((PeerId(1), vec![hash], vec![])));
+    assert_eq!(confirmed, Some((ConnId(1), vec![hash], vec![])));
 }
 
 /// A node with one active peer 7 (Status received), for packet-level tests.
 fn node_with_peer(cfg: WakuConfig) -> (WakuNode, Timestamp) {
     let now = Timestamp::from_secs(1_700_000_000);
-    let mut n = WakuNode::new(cfg, Seed::from_u64(1));
+    let mut n = WakuNode::new(cfg, &Seed::from_u64(1)).unwrap();
     n.handle_input(
         now,
         Input::PeerConnected {
-            peer: PeerId(7),
+            peer: ConnId(7),
             dialect: Dialect::Waku1,
         },
     )
     .unwrap();
-    let status = WakuNode::new(WakuConfig::default(), Seed::from_u64(2))
+    let status = WakuNode::new(WakuConfig::default(), &Seed::from_u64(2))
+        .unwrap()
         .local_options()
         .encode();
     n.handle_input(
         now,
         Input::Packet {
-            peer: PeerId(7),
+            peer: ConnId(7),
             code: packet::STATUS,
             data: bytes::Bytes::copy_from_slice(&status),
         },
@@ -435,7 +433,7 @@ fn pow_is_enforced_in_both_directions() {
     n.handle_input(
         now,
         Input::Packet {
-            peer: PeerId(7),
+            peer: ConnId(7),
             code: packet::MESSAGES,
             data: bytes::Bytes::copy_from_slice(&data),
         },
@@ -445,7 +443,7 @@ fn pow_is_enforced_in_both_directions() {
     let mut evs = vec![];
     while let Some(o) = n.poll_output() {
         match o {
-            Output::Send { code, data, .. } => responses.push((code, data)),
+            Output::Transmit { code, data, .. } => responses.push((code, data)),
             Output::Event(e) => evs.push(e),
             _ => {}
         }
@@ -453,7 +451,7 @@ fn pow_is_enforced_in_both_directions() {
     assert!(evs.iter().any(|e| matches!(
         e,
         Event::PeerFault {
-            error: WakuError::InsufficientPow,
+            fault: WakuError::InsufficientPow,
             disconnected: false,
             ..
         }
@@ -498,11 +496,11 @@ fn pow_is_enforced_in_both_directions() {
 fn handshake_rules() {
     let now = Timestamp::from_secs(1_700_000_000);
     // The first packet must be Status.
-    let mut n = WakuNode::new(WakuConfig::default(), Seed::from_u64(1));
+    let mut n = WakuNode::new(WakuConfig::default(), &Seed::from_u64(1)).unwrap();
     n.handle_input(
         now,
         Input::PeerConnected {
-            peer: PeerId(1),
+            peer: ConnId(1),
             dialect: Dialect::Waku1,
         },
     )
@@ -510,7 +508,7 @@ fn handshake_rules() {
     n.handle_input(
         now,
         Input::Packet {
-            peer: PeerId(1),
+            peer: ConnId(1),
             code: packet::MESSAGES,
             data: bytes::Bytes::copy_from_slice(&[0xc0]),
         },
@@ -520,7 +518,7 @@ fn handshake_rules() {
     assert!(
         matches!(
             outs[0],
-            Output::Send {
+            Output::Transmit {
                 code: packet::STATUS,
                 ..
             }
@@ -529,12 +527,12 @@ fn handshake_rules() {
     );
     assert!(outs
         .iter()
-        .any(|o| matches!(o, Output::Disconnect { peer: PeerId(1), .. })));
+        .any(|o| matches!(o, Output::Disconnect { peer: ConnId(1), .. })));
     // A Status that never comes times out.
     n.handle_input(
         now,
         Input::PeerConnected {
-            peer: PeerId(2),
+            peer: ConnId(2),
             dialect: Dialect::Waku1,
         },
     )
@@ -545,7 +543,7 @@ fn handshake_rules() {
     assert!(events(&mut n).iter().any(|e| matches!(
         e,
         Event::PeerFault {
-            error: WakuError::StatusTimeout,
+            fault: WakuError::StatusTimeout,
             ..
         }
     )));
@@ -553,7 +551,7 @@ fn handshake_rules() {
     n.handle_input(
         now,
         Input::PeerConnected {
-            peer: PeerId(3),
+            peer: ConnId(3),
             dialect: Dialect::Waku1,
         },
     )
@@ -561,7 +559,7 @@ fn handshake_rules() {
     n.handle_input(
         now,
         Input::Packet {
-            peer: PeerId(3),
+            peer: ConnId(3),
             code: packet::STATUS,
             data: bytes::Bytes::copy_from_slice(&[0x05]),
         },
@@ -574,14 +572,14 @@ fn handshake_rules() {
             ..
         }
     )));
-    assert!(n.peer(PeerId(3)).is_none());
+    assert!(n.peer(ConnId(3)).is_none());
     // A packet from a peer that is gone (a race with the transport) is ignored, not an error.
     let data = bytes::Bytes::copy_from_slice(&[0xc0]);
     assert_eq!(
         n.handle_input(
             now,
             Input::Packet {
-                peer: PeerId(3),
+                peer: ConnId(3),
                 code: 1,
                 data
             }
@@ -593,7 +591,7 @@ fn handshake_rules() {
     n.handle_input(
         now,
         Input::PeerConnected {
-            peer: PeerId(4),
+            peer: ConnId(4),
             dialect: Dialect::Waku1,
         },
     )
@@ -602,7 +600,7 @@ fn handshake_rules() {
         n.handle_input(
             now,
             Input::PeerConnected {
-                peer: PeerId(4),
+                peer: ConnId(4),
                 dialect: Dialect::Waku1
             }
         ),
@@ -612,7 +610,7 @@ fn handshake_rules() {
         n.handle_input(
             now,
             Input::SendP2PRequest {
-                peer: PeerId(4),
+                peer: ConnId(4),
                 data: vec![]
             }
         ),
@@ -622,7 +620,7 @@ fn handshake_rules() {
         n.handle_input(
             now,
             Input::SendP2PRequest {
-                peer: PeerId(99),
+                peer: ConnId(99),
                 data: vec![]
             }
         ),
@@ -640,7 +638,7 @@ fn repeated_malformed_packets_end_the_peer() {
         n.handle_input(
             now,
             Input::Packet {
-                peer: PeerId(7),
+                peer: ConnId(7),
                 code: packet::MESSAGES,
                 data: bytes::Bytes::copy_from_slice(&[0x81, 0x01]),
             },
@@ -654,7 +652,7 @@ fn repeated_malformed_packets_end_the_peer() {
             "{i}"
         );
     }
-    assert!(n.peer(PeerId(7)).is_none());
+    assert!(n.peer(ConnId(7)).is_none());
 }
 
 #[test]
@@ -662,7 +660,15 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
     let (mut n, now) = node_with_peer(WakuConfig::default());
     let sym = [7u8; 32];
     let topic = Topic([4, 4, 4, 4]);
-    n.subscribe(Filter::symmetric(vec![topic], sym)).unwrap();
+    let filter = Filter::symmetric(vec![topic], sym);
+    n.handle_input(
+        now,
+        Input::Subscribe {
+            id: SubscriptionId(1),
+            filter,
+        },
+    )
+    .unwrap();
     let mut rng = Seed::from_u64(9).rng();
     let msg = NewMessage {
         topic,
@@ -679,7 +685,7 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
     n.handle_input(
         now,
         Input::Packet {
-            peer: PeerId(7),
+            peer: ConnId(7),
             code: packet::P2P_MESSAGE,
             data: bytes::Bytes::copy_from_slice(&data),
         },
@@ -689,7 +695,7 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
     n.handle_input(
         now,
         Input::SetTrusted {
-            peer: PeerId(7),
+            peer: ConnId(7),
             trusted: true,
         },
     )
@@ -697,7 +703,7 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
     n.handle_input(
         now,
         Input::Packet {
-            peer: PeerId(7),
+            peer: ConnId(7),
             code: packet::P2P_MESSAGE,
             data: bytes::Bytes::copy_from_slice(&data),
         },
@@ -706,7 +712,7 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
     n.handle_input(
         now,
         Input::Packet {
-            peer: PeerId(7),
+            peer: ConnId(7),
             code: packet::P2P_MESSAGE,
             data: bytes::Bytes::copy_from_slice(&data),
         },
@@ -723,7 +729,7 @@ fn trusted_p2p_messages_reach_filters_only_from_trusted_peers() {
     n.handle_input(
         now,
         Input::Packet {
-            peer: PeerId(7),
+            peer: ConnId(7),
             code: packet::P2P_REQUEST_COMPLETE,
             data: bytes::Bytes::copy_from_slice(&packet::encode_request_complete(&[1; 64])),
         },

@@ -62,7 +62,7 @@ use status_sansio::waku::envelope::{PowSealer, SealProgress};
 use status_sansio::waku::filter::Filters;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::packet::{encode_envelopes, Packet, MESSAGES};
-use status_sansio::waku::{self, status, Dialect, Envelope, Filter};
+use status_sansio::waku::{self, status, Dialect, Envelope, Filter, SubscriptionId};
 use status_sansio::{Seed, Timestamp};
 
 const START: u64 = 1_700_000_000;
@@ -531,8 +531,8 @@ impl SecurePair {
 fn rlpx_pair() -> (Connection, Connection) {
     let now = Timestamp::from_secs(START);
     let (ca, cb) = (rlpx_config(0), rlpx_config(1));
-    let mut a = Connection::initiator(now, ca, cb.public_key(), Seed::from_u64(41)).unwrap();
-    let mut b = Connection::recipient(now, cb, Seed::from_u64(42)).unwrap();
+    let mut a = Connection::initiator(ca, cb.public_key(), &Seed::from_u64(41), now).unwrap();
+    let mut b = Connection::recipient(cb, &Seed::from_u64(42), now).unwrap();
     loop {
         let mut moved = false;
         while let Some(o) = a.poll_output() {
@@ -733,7 +733,9 @@ fn layers(c: &mut Criterion) -> Stack {
         })
     });
     let mut filters = Filters::new(16);
-    filters.add(Filter::symmetric(vec![s.topic], s.key)).unwrap();
+    filters
+        .add(SubscriptionId(1), Filter::symmetric(vec![s.topic], s.key))
+        .unwrap();
     let packet = Bytes::from(s.packet.clone());
     g.bench_function("waku_recv", |b| {
         b.iter(|| {

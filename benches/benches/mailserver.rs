@@ -34,7 +34,7 @@ use status_io_std::store::{PostgresStore, RedbStore, Store};
 use status_sansio::mailserver::server::{storage_key, Input, MailServer, MailServerConfig, Output, KEY_LEN};
 use status_sansio::rng::SeededState;
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
-use status_sansio::waku::{Envelope, PeerId, Topic};
+use status_sansio::waku::{ConnId, Envelope, Topic};
 use status_sansio::Timestamp;
 
 const NOW: u32 = 1_700_000_000;
@@ -182,7 +182,7 @@ fn fetch(store: &dyn Store, now: &mut u64, from: u32, to: u32, topics: &[Topic])
         MailServerConfig::default(),
         SeededState::new(&mut ChaCha20Rng::seed_from_u64(1)),
     );
-    let peer = PeerId(1);
+    let peer = ConnId(1);
     let mut f = Fetch::default();
     let mut cursor = Bytes::new();
     loop {

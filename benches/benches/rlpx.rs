@@ -70,8 +70,8 @@ fn handshake(c: &mut Criterion) {
     g.bench_function("full_eip8_handshake_both_sides", |bench| {
         bench.iter(|| {
             n += 1;
-            let mut a = Connection::initiator(now, ca.clone(), cb.public_key(), Seed::from_u64(n)).unwrap();
-            let mut b = Connection::recipient(now, cb.clone(), Seed::from_u64(n + (1 << 32))).unwrap();
+            let mut a = Connection::initiator(ca.clone(), cb.public_key(), &Seed::from_u64(n), now).unwrap();
+            let mut b = Connection::recipient(cb.clone(), &Seed::from_u64(n + (1 << 32)), now).unwrap();
             assert_eq!(pump(&mut a, &mut b, now), 2);
         })
     });

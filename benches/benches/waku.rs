@@ -35,7 +35,7 @@ use status_sansio::waku::node::{Input, WakuConfig, WakuNode};
 use status_sansio::waku::options::StatusOptions;
 use status_sansio::waku::packet::{encode_envelopes, MESSAGES, STATUS};
 use status_sansio::waku::pool::{Pool, PoolConfig};
-use status_sansio::waku::{Bloom, Dialect, Envelope, PeerId, Topic};
+use status_sansio::waku::{Bloom, ConnId, Dialect, Envelope, Topic};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -164,14 +164,15 @@ fn relay_node() -> WakuNode {
             max_bytes_per_sec: 0,
             ..WakuConfig::default()
         },
-        Seed::from_u64(2),
-    );
+        &Seed::from_u64(2),
+    )
+    .expect("valid config");
     let ts = topics();
     for p in 0..8u64 {
         n.handle_input(
             now,
             Input::PeerConnected {
-                peer: PeerId(p),
+                peer: ConnId(p),
                 dialect: Dialect::Waku1,
             },
         )
@@ -192,7 +193,7 @@ fn relay_node() -> WakuNode {
         n.handle_input(
             now,
             Input::Packet {
-                peer: PeerId(p),
+                peer: ConnId(p),
                 code: STATUS,
                 data: bytes::Bytes::copy_from_slice(&o.encode()),
             },
@@ -224,7 +225,7 @@ fn relay(c: &mut Criterion) {
                 node.handle_input(
                     now,
                     Input::Packet {
-                        peer: PeerId(0),
+                        peer: ConnId(0),
                         code: MESSAGES,
                         data: packet.clone(),
                     },
@@ -233,7 +234,7 @@ fn relay(c: &mut Criterion) {
                 node.handle_timeout(now + Duration::from_millis(300));
                 let mut sent = 0;
                 while let Some(o) = node.poll_output() {
-                    sent += usize::from(matches!(o, status_sansio::waku::Output::Send { .. }));
+                    sent += usize::from(matches!(o, status_sansio::waku::Output::Transmit { .. }));
                 }
                 assert!(sent >= 6, "the packet was relayed");
                 node

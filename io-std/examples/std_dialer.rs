@@ -63,6 +63,7 @@ fn main() -> std::io::Result<()> {
                     error.map(|e| format!(": {e}")).unwrap_or_default()
                 )
             }
+            _ => {}
         }
     }
     if !(ponged && echoed) {

@@ -57,6 +57,7 @@ fn main() -> std::io::Result<()> {
                         error.map(|e| format!(": {e}")).unwrap_or_default()
                     )
                 }
+                _ => {}
             }
         }
         if once {

@@ -106,7 +106,7 @@ impl RlpxStream {
     ) -> io::Result<Self> {
         let stream = TcpStream::connect(addr)?;
         let clock = Clock::new();
-        let conn = Connection::initiator(clock.now(), config, remote_id, os_seed()).map_err(to_io)?;
+        let conn = Connection::initiator(config, remote_id, &os_seed(), clock.now()).map_err(to_io)?;
         Self::new(stream, conn, clock)
     }
 
@@ -114,7 +114,7 @@ impl RlpxStream {
     pub fn accept(listener: &TcpListener, config: Arc<Config>) -> io::Result<Self> {
         let (stream, _) = listener.accept()?;
         let clock = Clock::new();
-        let conn = Connection::recipient(clock.now(), config, os_seed()).map_err(to_io)?;
+        let conn = Connection::recipient(config, &os_seed(), clock.now()).map_err(to_io)?;
         Self::new(stream, conn, clock)
     }
 
@@ -180,7 +180,8 @@ impl RlpxStream {
         while let Some(o) = self.conn.poll_output() {
             match o {
                 Output::Transmit(b) => {
-                    if !self.closed && self.stream.write_all(&b).is_err() {
+                    let failed = !self.closed && self.stream.write_all(&b).is_err();
+                    if failed {
                         // The engine reports the failure as a Disconnected event and asks to close.
                         let _ = self.conn.handle_input(self.clock.now(), Input::TransportClosed);
                     }
@@ -190,6 +191,8 @@ impl RlpxStream {
                     let _ = self.stream.shutdown(Shutdown::Both);
                     self.closed = true;
                 }
+                // Outputs added later: nothing for a plain stream to do.
+                _ => {}
             }
         }
         Ok(())

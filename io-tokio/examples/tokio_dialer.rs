@@ -59,6 +59,7 @@ async fn main() -> std::io::Result<()> {
                 "disconnected: {reason} (by {})",
                 if remote { "peer" } else { "us" }
             ),
+            _ => {}
         }
     }
     if !(ponged && echoed) {

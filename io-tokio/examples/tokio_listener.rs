@@ -54,6 +54,7 @@ async fn main() -> std::io::Result<()> {
                         "disconnected: {reason} (by {})",
                         if remote { "peer" } else { "us" }
                     ),
+                    _ => {}
                 }
             }
             Ok::<_, std::io::Error>(())

@@ -55,7 +55,7 @@ impl RlpxStream {
     ) -> io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         let clock = Clock::new();
-        let conn = Connection::initiator(clock.now(), config, remote_id, os_seed()).map_err(to_io)?;
+        let conn = Connection::initiator(config, remote_id, &os_seed(), clock.now()).map_err(to_io)?;
         Self::new(stream, conn, clock).await
     }
 
@@ -63,7 +63,7 @@ impl RlpxStream {
     pub async fn accept(listener: &TcpListener, config: Arc<Config>) -> io::Result<Self> {
         let (stream, _) = listener.accept().await?;
         let clock = Clock::new();
-        let conn = Connection::recipient(clock.now(), config, os_seed()).map_err(to_io)?;
+        let conn = Connection::recipient(config, &os_seed(), clock.now()).map_err(to_io)?;
         Self::new(stream, conn, clock).await
     }
 
@@ -131,6 +131,7 @@ impl RlpxStream {
                 Output::Transmit(b) => self.out.extend_from_slice(&b),
                 Output::Event(e) => self.events.push_back(e),
                 Output::Close => self.close_requested = true,
+                _ => {}
             }
         }
     }
@@ -295,7 +296,7 @@ pub mod node {
     use status_sansio::enode::Enode;
     use status_sansio::mailserver::server::{QueryId, KEY_LEN};
     use status_sansio::node::{ConnId, Engine, Event, Input, Output};
-    use status_sansio::waku::{self, Filter, FilterId, WakuError};
+    use status_sansio::waku::{self, Filter, SubscriptionId, WakuError};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::{mpsc, oneshot};
@@ -420,7 +421,7 @@ pub mod node {
         /// A Waku command (post, broadcast, trust, ...).
         Waku(waku::Input),
         /// Subscribe a filter.
-        Subscribe(Filter, oneshot::Sender<Result<FilterId, WakuError>>),
+        Subscribe(Filter, oneshot::Sender<Result<SubscriptionId, WakuError>>),
         /// Keep this peer connected.
         AddStaticPeer(Enode),
         /// A peer to dial when below the target.
@@ -468,7 +469,7 @@ pub mod node {
 
     impl NodeHandle {
         /// Subscribe a Waku filter.
-        pub async fn subscribe(&self, filter: Filter) -> io::Result<Result<FilterId, WakuError>> {
+        pub async fn subscribe(&self, filter: Filter) -> io::Result<Result<SubscriptionId, WakuError>> {
             let (tx, rx) = oneshot::channel();
             self.commands
                 .send(NodeCommand::Subscribe(filter, tx))
@@ -742,9 +743,9 @@ pub mod node {
                 }
             }
             Event::Waku(w) => {
-                let peer_span = |peer: &waku::PeerId| {
+                let peer_span = |peer: &waku::ConnId| {
                     links
-                        .get(&ConnId(peer.0))
+                        .get(peer)
                         .map(|l| l.span.clone())
                         .unwrap_or_else(tracing::Span::none)
                 };
@@ -759,11 +760,11 @@ pub mod node {
                     }
                     waku::Event::PeerFault {
                         peer,
-                        error,
+                        fault,
                         disconnected,
                     } => {
                         let _g = peer_span(peer).entered();
-                        tracing::info!(%error, disconnected, "peer fault: message dropped");
+                        tracing::info!(%fault, disconnected, "peer fault: message dropped");
                     }
                     waku::Event::RateLimited { peer } => {
                         let _g = peer_span(peer).entered();

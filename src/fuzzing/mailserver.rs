@@ -15,7 +15,7 @@ use crate::rng::{Seed, SeededState};
 use crate::time::Timestamp;
 use crate::waku::message::{build_plaintext, encrypt_symmetric_with};
 use crate::waku::request::{MessagesRequest, MessagesRequestPayload};
-use crate::waku::{Bloom, Envelope, PeerId, Topic};
+use crate::waku::{Bloom, ConnId, Envelope, Topic};
 
 /// The time of [`mailserver_request`].
 pub const REQUEST_NOW: u64 = 1_700_000_100;
@@ -238,7 +238,7 @@ pub fn mailserver_request_with(data: &[u8], strict_cursors: bool) {
             .handle_input(
                 now,
                 Input::Request {
-                    peer: PeerId(k as u64),
+                    peer: ConnId(k as u64),
                     data: Bytes::copy_from_slice(r)
                 }
             )
@@ -268,7 +268,7 @@ pub fn mailserver_request_with(data: &[u8], strict_cursors: bool) {
                 Output::Complete { .. } => completions += 1,
                 Output::Send { peer, envelopes } => {
                     assert!(envelopes.len() <= 1000);
-                    assert_eq!(peer, PeerId(k as u64), "answers go to the asking peer");
+                    assert_eq!(peer, ConnId(k as u64), "answers go to the asking peer");
                     if let Some(w) = window {
                         envelopes.iter().for_each(|e| w.check(e));
                     }
@@ -288,7 +288,7 @@ pub fn mailserver_request_with(data: &[u8], strict_cursors: bool) {
 /// always imports back.
 pub fn mailserver_client(data: &[u8]) {
     use crate::crypto::SecretKey;
-    use crate::mailserver::client::{Completion, Event, HistoryClient, HistoryConfig, Output};
+    use crate::mailserver::client::{Completion, Event, HistoryClient, HistoryConfig, Input, Output};
     use crate::rng::Seed;
     use crate::waku::request::RequestComplete;
     use std::time::Duration;
@@ -305,8 +305,15 @@ pub fn mailserver_client(data: &[u8]) {
     let keys: Vec<_> = (0..3u64)
         .map(|i| SecretKey::random(&mut Seed::from_u64(i).rng()).public_key())
         .collect();
-    let mut c = HistoryClient::new(cfg.clone(), Seed::from_u64(9));
     let mut now = Timestamp::from_secs(1_700_000_000);
+    let mut c = HistoryClient::new(cfg.clone(), &Seed::from_u64(9), now)
+        .unwrap_or_else(|_| unreachable!("the harness config is valid"));
+    let feed = |c: &mut HistoryClient, now: Timestamp, input: Input| {
+        assert!(
+            c.handle_input(now, input).is_ok(),
+            "the history client refuses no input"
+        );
+    };
     let mut last: Option<(usize, [u8; 32])> = None;
     let mut i = 0;
     let byte = |i: &mut usize| -> u8 {
@@ -318,16 +325,31 @@ pub fn mailserver_client(data: &[u8]) {
         let op = byte(&mut i);
         let k = usize::from(byte(&mut i)) % keys.len();
         match op % 8 {
-            0 => c.connected(now, keys[k]),
-            1 => c.disconnected(now, &keys[k]),
+            0 => feed(
+                &mut c,
+                now,
+                Input::Connected {
+                    peer: keys[k],
+                    dialect: crate::waku::Dialect::Waku1,
+                },
+            ),
+            1 => feed(&mut c, now, Input::Disconnected { peer: keys[k] }),
             2 => {
                 let n = usize::from(byte(&mut i)) % 120;
                 let start = i.min(data.len());
                 let end = (start + n).min(data.len());
                 let payload = &data[start..end];
-                let r = c.on_request_complete(now, &keys[k], payload);
+                let input = Input::RequestComplete {
+                    peer: keys[k],
+                    payload: Bytes::copy_from_slice(payload),
+                };
+                feed(&mut c, now, input);
                 if RequestComplete::decode(payload).is_err() {
-                    assert_eq!(r, Completion::Ignored, "undecodable completions are ignored");
+                    assert_eq!(
+                        c.last_completion(),
+                        Some(Completion::Ignored),
+                        "undecodable completions are ignored"
+                    );
                 }
                 i = end;
             }
@@ -344,12 +366,16 @@ pub fn mailserver_client(data: &[u8]) {
                         cursor,
                     }
                     .encode();
-                    c.on_request_complete(now, &keys[peer], &payload);
+                    let input = Input::RequestComplete {
+                        peer: keys[peer],
+                        payload: Bytes::from(payload),
+                    };
+                    feed(&mut c, now, input);
                 }
             }
             4 => {
                 let h = [byte(&mut i); 32];
-                c.on_envelope(h);
+                feed(&mut c, now, Input::Envelope { hash: h });
             }
             5 => {
                 now += Duration::from_millis(u64::from(byte(&mut i)) * 250);
@@ -358,9 +384,9 @@ pub fn mailserver_client(data: &[u8]) {
             6 => {
                 let n = usize::from(byte(&mut i)) % 8;
                 let topics: Vec<Topic> = (0..n).map(|_| Topic([byte(&mut i) % 10, 0, 0, 0])).collect();
-                c.set_topics(topics);
+                feed(&mut c, now, Input::SetTopics(topics));
                 if byte(&mut i) % 2 == 0 {
-                    c.request(now, &[]);
+                    feed(&mut c, now, Input::Fetch { topics: vec![] });
                 }
             }
             _ => {
@@ -376,7 +402,7 @@ pub fn mailserver_client(data: &[u8]) {
         }
         while let Some(o) = c.poll_output() {
             match o {
-                Output::Request { peer, request } => {
+                Output::Transmit { peer, request } => {
                     assert!(request.validate().is_ok());
                     assert!(request.topics.len() <= cfg.max_topics_per_request);
                     assert!(request.limit <= cfg.page_limit);
@@ -395,7 +421,8 @@ pub fn mailserver_client(data: &[u8]) {
         let blob = c.export();
         assert!(blob.len() <= 5 + 8 * cfg.max_topics);
         assert!(c.mailservers().count() <= cfg.max_mailservers);
-        let mut copy = HistoryClient::new(cfg.clone(), Seed::from_u64(1));
+        let mut copy = HistoryClient::new(cfg.clone(), &Seed::from_u64(1), now)
+            .unwrap_or_else(|_| unreachable!("the harness config is valid"));
         assert!(copy.import(&blob).is_ok());
         assert_eq!(copy.export(), blob);
     }

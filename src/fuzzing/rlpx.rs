@@ -439,7 +439,7 @@ pub fn rlpx_connection(data: &[u8]) -> Reached {
     let config = keys().recipient_config.clone();
     let cap = config.max_frame_size + 64;
     let mut now = Timestamp::from_secs(1_000);
-    let Ok(mut conn) = Connection::recipient(now, config.clone(), Seed::from_u64(9)) else {
+    let Ok(mut conn) = Connection::recipient(config.clone(), &Seed::from_u64(9), now) else {
         return reached;
     };
     let format = if input.legacy {
@@ -570,7 +570,7 @@ pub fn rlpx_initiator(data: &[u8]) -> Reached {
     let config = k.initiator_config.clone();
     let cap = config.max_frame_size + 64;
     let mut now = Timestamp::from_secs(1_000);
-    let Ok(mut conn) = Connection::initiator(now, config, k.recipient_pub, Seed::from_u64(11)) else {
+    let Ok(mut conn) = Connection::initiator(config, k.recipient_pub, &Seed::from_u64(11), now) else {
         return reached;
     };
     let auth = drain(&mut conn, &mut reached);

@@ -190,7 +190,8 @@ fn waku_node_seeds() -> Vec<Vec<u8>> {
 /// Scripts for [`node::node_engine`]: an inbound peer completes the handshake, Hello (waku/1) and
 /// Status; the static peer is dialled, acked and greeted; sockets close and time passes.
 fn node_engine_seeds() -> Vec<Vec<u8>> {
-    let status = crate::waku::WakuNode::new(crate::waku::WakuConfig::default(), Seed::from_u64(2))
+    let status = crate::waku::WakuNode::new(crate::waku::WakuConfig::default(), &Seed::from_u64(2))
+        .unwrap_or_else(|_| unreachable!("the default config is valid"))
         .local_options()
         .encode();
     let mut out = Vec::new();

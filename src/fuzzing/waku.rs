@@ -16,7 +16,7 @@ use crate::waku::options::{StatusOptions, WhisperStatus};
 use crate::waku::packet::{encode_envelopes, Dialect, Packet};
 use crate::waku::pool::PoolConfig;
 use crate::waku::request::{MessagesRequest, MessagesRequestPayload, RequestComplete};
-use crate::waku::{Envelope, Filter, PeerId, Topic};
+use crate::waku::{ConnId, Envelope, Filter, SubscriptionId, Topic};
 
 /// Envelope and packet decoding. An accepted envelope re-encodes to exactly the input (canonical RLP),
 /// so its hash is the hash of what was received.
@@ -94,7 +94,8 @@ fn keys() -> &'static Keys {
             min_pow: 0.0,
             ..WakuConfig::default()
         };
-        let waku_status = WakuNode::new(config.clone(), Seed::from_u64(2))
+        let waku_status = WakuNode::new(config.clone(), &Seed::from_u64(2))
+            .unwrap_or_else(|_| unreachable!("the harness config is valid"))
             .local_options()
             .encode();
         let shh_status = WhisperStatus {
@@ -206,15 +207,19 @@ pub fn waku_node(data: &[u8]) -> NodeReached {
         config.pool.max_envelopes,
         config.max_queued_outputs,
     );
-    let mut node = WakuNode::new(config, Seed::from_u64(1));
+    let mut node = WakuNode::new(config, &Seed::from_u64(1))
+        .unwrap_or_else(|_| unreachable!("the harness config is valid"));
     let k = keys();
-    if node
-        .subscribe(Filter::symmetric(vec![FILTER_TOPIC], FILTER_KEY))
-        .is_err()
-        || node
-            .subscribe(Filter::asymmetric(vec![ASYM_TOPIC], k.filter.clone()))
-            .is_err()
-    {
+    let start = Timestamp::from_secs(NODE_START_SECS);
+    let symmetric = Input::Subscribe {
+        id: SubscriptionId(1),
+        filter: Filter::symmetric(vec![FILTER_TOPIC], FILTER_KEY),
+    };
+    let asymmetric = Input::Subscribe {
+        id: SubscriptionId(2),
+        filter: Filter::asymmetric(vec![ASYM_TOPIC], k.filter.clone()),
+    };
+    if node.handle_input(start, symmetric).is_err() || node.handle_input(start, asymmetric).is_err() {
         unreachable!("two filters fit");
     }
     let mut shh = [false; 6];
@@ -238,7 +243,7 @@ pub fn waku_node(data: &[u8]) -> NodeReached {
         steps += 1;
         let op = s.byte() % 9;
         let p = usize::from(s.byte() % 6);
-        let peer = PeerId(p as u64);
+        let peer = ConnId(p as u64);
         match op {
             0 => {
                 shh[p] = s.byte() % 4 == 0;

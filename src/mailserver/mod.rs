@@ -121,4 +121,7 @@ pub enum MailserverError {
     /// Exported client state could not be imported.
     #[error("invalid history state: {0}")]
     InvalidState(&'static str),
+    /// A configuration that cannot work.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
 }

@@ -58,7 +58,7 @@ use crate::rng::{SeededHashMap, SeededState};
 use crate::time::Timestamp;
 use crate::waku::message::{decrypt_asymmetric, decrypt_symmetric, parse_plaintext};
 use crate::waku::request::{MessagesRequestPayload, RequestComplete, CURSOR_LEN, MAX_LIMIT};
-use crate::waku::{Bloom, Envelope, PeerId, Topic};
+use crate::waku::{Bloom, ConnId, Envelope, Topic};
 
 /// Storage key length: `sent (4) ‖ hash (32) ‖ topic (4)`.
 pub const KEY_LEN: usize = 40;
@@ -166,7 +166,7 @@ pub enum Input {
     /// A P2P request arrived (from `waku::Event::P2PRequest`).
     Request {
         /// From whom.
-        peer: PeerId,
+        peer: ConnId,
         /// The raw msg-data.
         data: Bytes,
     },
@@ -174,7 +174,7 @@ pub enum Input {
     /// bucket. Without it a peer is limited on its own only.
     PeerIp {
         /// The peer.
-        peer: PeerId,
+        peer: ConnId,
         /// Its address.
         ip: IpAddr,
     },
@@ -216,21 +216,21 @@ pub enum Output {
     /// Send envelopes to a peer as a P2P Message (`waku::Input::SendP2PMessages`).
     Send {
         /// To whom.
-        peer: PeerId,
+        peer: ConnId,
         /// The envelopes.
         envelopes: Vec<Envelope>,
     },
     /// Send a request-complete payload (`waku::Input::SendRequestComplete`).
     Complete {
         /// To whom.
-        peer: PeerId,
+        peer: ConnId,
         /// The flat payload.
         payload: Vec<u8>,
     },
 }
 
 struct Active {
-    peer: PeerId,
+    peer: ConnId,
     ip: Option<IpAddr>,
     request_id: [u8; 32],
     topics: Vec<Topic>,
@@ -328,8 +328,8 @@ struct PeerState {
 pub struct MailServer {
     config: MailServerConfig,
     active: BTreeMap<QueryId, Active>,
-    peers: SeededHashMap<PeerId, PeerState>,
-    request_order: VecDeque<PeerId>,
+    peers: SeededHashMap<ConnId, PeerState>,
+    request_order: VecDeque<ConnId>,
     ips: SeededHashMap<IpAddr, Bucket>,
     ip_order: VecDeque<IpAddr>,
     next_query: u64,
@@ -394,7 +394,7 @@ impl MailServer {
         }
     }
 
-    fn fail(&mut self, peer: PeerId, request_id: [u8; 32], e: MailserverError) {
+    fn fail(&mut self, peer: ConnId, request_id: [u8; 32], e: MailserverError) {
         let payload = RequestComplete::Failure {
             request_id,
             error: e.to_string(),
@@ -461,7 +461,7 @@ impl MailServer {
         })
     }
 
-    fn on_request(&mut self, now: Timestamp, peer: PeerId, data: &[u8]) {
+    fn on_request(&mut self, now: Timestamp, peer: ConnId, data: &[u8]) {
         let p = match self.parse(data) {
             Ok(p) => p,
             Err((id, e)) => return self.fail(peer, id, e),
@@ -541,7 +541,7 @@ impl MailServer {
 
     /// The limiter's state of `peer`, created with a full bucket (the oldest peer is forgotten at the
     /// cap).
-    fn peer_state(&mut self, now: Timestamp, peer: PeerId) -> &mut PeerState {
+    fn peer_state(&mut self, now: Timestamp, peer: ConnId) -> &mut PeerState {
         if !self.peers.contains_key(&peer) {
             self.request_order.push_back(peer);
             while self.request_order.len() > self.config.max_tracked_peers.max(1) {
@@ -577,7 +577,7 @@ impl MailServer {
     }
 
     /// The limiter's verdict on a request of `peer` with `cursor`; charges `request_cost` if admitted.
-    fn admit(&mut self, now: Timestamp, peer: PeerId, cursor: &Bytes) -> Result<(), MailserverError> {
+    fn admit(&mut self, now: Timestamp, peer: ConnId, cursor: &Bytes) -> Result<(), MailserverError> {
         if self.active.len() >= self.config.max_active {
             return Err(MailserverError::Busy);
         }
@@ -618,7 +618,7 @@ impl MailServer {
     }
 
     /// Charge `work` to `peer` and its address.
-    fn charge(&mut self, peer: PeerId, ip: Option<IpAddr>, work: u64) {
+    fn charge(&mut self, peer: ConnId, ip: Option<IpAddr>, work: u64) {
         if let Some(s) = self.peers.get_mut(&peer) {
             s.bucket.charge(work);
         }
@@ -745,7 +745,7 @@ impl MailServer {
 
     fn complete(
         &mut self,
-        peer: PeerId,
+        peer: ConnId,
         request_id: [u8; 32],
         last: Option<[u8; 32]>,
         cursor: Option<Bytes>,

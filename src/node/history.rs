@@ -33,7 +33,7 @@ use crate::crypto::PublicKey;
 use crate::mailserver::client::{self, HistoryClient, HistoryConfig};
 use crate::rng::Seed;
 use crate::time::Timestamp;
-use crate::waku::{self, PeerId, ReceivedMessage, Topic};
+use crate::waku::{self, ReceivedMessage, Topic};
 
 /// Most opened P2P messages held while waiting for their packet's hashes.
 const MAX_HELD: usize = 4096;
@@ -50,9 +50,16 @@ pub(super) struct History {
 }
 
 impl History {
-    pub(super) fn new(config: HistoryConfig, mailservers: Vec<PublicKey>, seed: Seed) -> Self {
+    pub(super) fn new(
+        now: Timestamp,
+        config: HistoryConfig,
+        mailservers: Vec<PublicKey>,
+        seed: Seed,
+    ) -> Self {
         History {
-            client: HistoryClient::new(config, seed),
+            // `Engine::new` cannot fail yet: the history configuration is taken as it is, as before.
+            // TODO(issue 11, engine): use the validating `HistoryClient::new` once `Engine::new` returns `Result`.
+            client: HistoryClient::new_unvalidated(config, &seed, now),
             mailservers,
             held: VecDeque::new(),
             released: VecDeque::new(),
@@ -97,8 +104,14 @@ impl Engine {
     }
 
     /// The node key of a connection's peer, if it is a configured mailserver.
-    fn mailserver_key(&self, peer: PeerId) -> Option<PublicKey> {
-        let id = self.conns.get(&ConnId(peer.0))?.id?;
+    /// Feed the history client; it refuses no input the engine gives it.
+    fn history_input(&mut self, now: Timestamp, input: client::Input) {
+        let r = self.history.client.handle_input(now, input);
+        debug_assert!(r.is_ok(), "the history client refuses no input");
+    }
+
+    fn mailserver_key(&self, peer: ConnId) -> Option<PublicKey> {
+        let id = self.conns.get(&peer)?.id?;
         self.history.mailservers.contains(&id).then_some(id)
     }
 
@@ -120,9 +133,10 @@ impl Engine {
                 // Sets, so the verdict is O(held · log hashes), not O(held · hashes).
                 let mut fresh = std::collections::BTreeSet::new();
                 for h in &hashes {
-                    if self.history.client.on_envelope(*h) {
+                    if self.history.client.is_new(h) {
                         fresh.insert(*h);
                     }
+                    self.history_input(now, client::Input::Envelope { hash: *h });
                 }
                 let all: std::collections::BTreeSet<_> = hashes.iter().copied().collect();
                 for m in std::mem::take(&mut self.history.held) {
@@ -142,7 +156,8 @@ impl Engine {
             }
             waku::Event::RequestComplete { peer, payload } => {
                 if let Some(key) = self.mailserver_key(peer) {
-                    self.history.client.on_request_complete(now, &key, &payload);
+                    let payload = payload.clone();
+                    self.history_input(now, client::Input::RequestComplete { peer: key, payload });
                 }
                 self.outputs
                     .push_back(Output::Event(Event::Waku(waku::Event::RequestComplete {
@@ -155,10 +170,9 @@ impl Engine {
                     let _ = self
                         .waku
                         .handle_input(now, waku::Input::SetTrusted { peer, trusted: true });
-                    let dialect = self.conns.get(&ConnId(peer.0)).and_then(|c| c.dialect);
-                    self.history
-                        .client
-                        .connected_over(now, key, dialect.unwrap_or(waku::Dialect::Waku1));
+                    let dialect = self.conns.get(&peer).and_then(|c| c.dialect);
+                    let dialect = dialect.unwrap_or(waku::Dialect::Waku1);
+                    self.history_input(now, client::Input::Connected { peer: key, dialect });
                 }
                 self.outputs
                     .push_back(Output::Event(Event::Waku(waku::Event::PeerReady {
@@ -178,7 +192,7 @@ impl Engine {
                 .iter()
                 .any(|(k, c)| *k != conn && c.id == Some(id) && c.dialect.is_some() && c.rlpx.is_active());
             if self.history.mailservers.contains(&id) && !other {
-                self.history.client.disconnected(now, &id);
+                self.history_input(now, client::Input::Disconnected { peer: id });
             }
         }
     }
@@ -188,13 +202,14 @@ impl Engine {
         let generation = self.waku.filters_generation();
         if self.history.filters_generation != Some(generation) {
             self.history.filters_generation = Some(generation);
-            self.history.client.set_topics(self.waku.filter_topics());
+            let topics = self.waku.filter_topics().into_iter().collect();
+            self.history_input(now, client::Input::SetTopics(topics));
         }
         let mut moved = false;
         while let Some(o) = self.history.client.poll_output() {
             moved = true;
             match o {
-                client::Output::Request { peer, request } => {
+                client::Output::Transmit { peer, request } => {
                     let conn = self
                         .conns
                         .iter()
@@ -205,14 +220,14 @@ impl Engine {
                             .handle_input(
                                 now,
                                 waku::Input::SendP2PRequest {
-                                    peer: PeerId(conn.0),
+                                    peer: conn,
                                     data: crate::mailserver::encode_request(&request, dialect),
                                 },
                             )
                             .is_ok()
                     });
                     if !sent {
-                        self.history.client.disconnected(now, &peer);
+                        self.history_input(now, client::Input::Disconnected { peer });
                     }
                 }
                 client::Output::Event(e) => self.outputs.push_back(Output::Event(Event::History(e))),
@@ -226,7 +241,8 @@ impl Engine {
         if self.history.mailservers.is_empty() {
             return Err(NodeError::NotConfigured("mailservers"));
         }
-        self.history.client.request(now, topics);
+        let topics = topics.to_vec();
+        self.history_input(now, client::Input::Fetch { topics });
         Ok(())
     }
 }

@@ -26,7 +26,7 @@
 //!   below `max_peers`. A peer we drop for a protocol fault (reasons 0x02 and 0x10), and its address,
 //!   are refused for `fault_backoff` (inbound sockets from the address are closed at once; its key is
 //!   refused with 0x03 after the handshake); every connection from the address shares one Waku rate
-//!   budget and pool share ([`WakuNode::set_peer_source`]). Loopback addresses are exempt from the
+//!   budget and pool share ([`waku::Input::SetPeerSource`]). Loopback addresses are exempt from the
 //!   address back-off and the address grouping (local tools and tests run many nodes on one address;
 //!   the per-address handshake cap still applies);
 //! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
@@ -60,7 +60,7 @@ use crate::mailserver::server::{self as mailserver, MailServer, MailServerConfig
 use crate::rlpx::{self, Connection, DisconnectReason};
 use crate::rng::{fork, Seed};
 use crate::time::{earliest, Timestamp};
-use crate::waku::{self, Dialect, Filter, FilterId, PeerId, WakuConfig, WakuError, WakuNode};
+use crate::waku::{self, Dialect, Filter, SubscriptionId, WakuConfig, WakuError, WakuNode};
 
 pub mod history;
 pub use crate::mailserver::client::{Event as HistoryEvent, HistoryConfig};
@@ -92,9 +92,7 @@ pub enum NodeError {
     PeerCache(&'static str),
 }
 
-/// Identifies one socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(pub u64);
+pub use crate::conn::ConnId;
 
 /// Ids the engine assigns to its dials have this bit set; the driver must use ids without it.
 pub const DIAL_ID_BIT: u64 = 1 << 63;
@@ -404,7 +402,7 @@ pub struct Engine {
     messenger: Option<Messenger>,
     history: history::History,
     /// Waku filters installed for the Messenger's chats.
-    chat_filters: BTreeMap<String, FilterId>,
+    chat_filters: BTreeMap<String, SubscriptionId>,
     /// The latest time the engine was given (for calls that take no time, such as `subscribe`).
     last_now: Timestamp,
     mailserver_stats: MailserverStats,
@@ -437,7 +435,9 @@ impl Engine {
         waku_config.mailserver |= config.mailserver.is_some();
         // The Messenger records its own sends: its posts need not be opened by its own filters.
         waku_config.open_own_posts &= config.messenger.is_none();
-        let waku = WakuNode::new(waku_config, fork(&mut rng));
+        // `Engine::new` cannot fail yet: the Waku configuration is taken as it is, as before.
+        // TODO(issue 11, engine): make `Engine::new` return `Result` and use the validating `WakuNode::new`.
+        let waku = WakuNode::new_unvalidated(waku_config, &fork(&mut rng));
         let mailserver = config
             .mailserver
             .clone()
@@ -447,6 +447,7 @@ impl Engine {
             .clone()
             .map(|m| Messenger::new(now, m, fork(&mut rng)));
         let history = history::History::new(
+            now,
             config.history.clone(),
             config.mailservers.iter().map(|e| e.id).collect(),
             fork(&mut rng),
@@ -532,7 +533,8 @@ impl Engine {
     /// one from `config.messenger`.
     pub fn with_messenger(now: Timestamp, config: EngineConfig, seed: Seed, messenger: Messenger) -> Self {
         let mut e = Engine::new(now, config, seed);
-        e.waku.set_open_own_posts(false);
+        let set = e.waku.handle_input(now, waku::Input::SetOpenOwnPosts(false));
+        debug_assert!(set.is_ok(), "switching own-post opening cannot fail");
         e.messenger = Some(messenger);
         e.pump(now);
         e
@@ -575,15 +577,22 @@ impl Engine {
     }
 
     /// Subscribe a Waku filter.
-    pub fn subscribe(&mut self, filter: Filter) -> Result<FilterId, WakuError> {
-        let r = self.waku.subscribe(filter);
+    pub fn subscribe(&mut self, filter: Filter) -> Result<SubscriptionId, WakuError> {
+        let id = self.waku.unused_subscription_id();
+        let r = self
+            .waku
+            .handle_input(self.last_now, waku::Input::Subscribe { id, filter })
+            .map(|()| id);
         self.pump(self.last_now);
         r
     }
 
     /// Remove a Waku filter.
-    pub fn unsubscribe(&mut self, id: FilterId) -> bool {
-        let r = self.waku.unsubscribe(id);
+    pub fn unsubscribe(&mut self, id: SubscriptionId) -> bool {
+        let r = self
+            .waku
+            .handle_input(self.last_now, waku::Input::Unsubscribe { id })
+            .is_ok();
         self.pump(self.last_now);
         r
     }
@@ -646,7 +655,7 @@ impl Engine {
                         Some(texts) => dnstree::Input::TxtRecords { name, texts },
                         None => dnstree::Input::ResolveFailed { name },
                     };
-                    d.handle_input(now, input);
+                    d.handle_input(now, input)?;
                 }
                 self.drain_dns();
             }
@@ -711,7 +720,7 @@ impl Engine {
             }
         }
         let seed = fork(&mut self.rng);
-        let c = Connection::recipient(now, self.config.rlpx.clone(), seed)?;
+        let c = Connection::recipient(self.config.rlpx.clone(), &seed, now)?;
         // Over the cap of established peers: the handshake goes on until frames exist, so the peer is
         // told why (0x04).
         let refuse =
@@ -766,7 +775,7 @@ impl Engine {
         let conn = ConnId(self.next_dial_id);
         self.next_dial_id += 1;
         let seed = fork(&mut self.rng);
-        match Connection::initiator(now, self.config.rlpx.clone(), enode.id, seed) {
+        match Connection::initiator(self.config.rlpx.clone(), enode.id, &seed, now) {
             Ok(c) => {
                 self.conns.insert(
                     conn,
@@ -815,7 +824,8 @@ impl Engine {
         match self.peers.discovery_step(self.connected_peers()) {
             Some(true) => {
                 if let Some(d) = &mut self.dns {
-                    d.resync(now);
+                    let resynced = d.handle_input(now, dnstree::Input::Resync);
+                    debug_assert!(resynced.is_ok(), "a resync cannot fail");
                     self.outputs.push_back(Output::Event(Event::DiscoveryResumed));
                 }
             }
@@ -918,10 +928,13 @@ impl Engine {
                 moved = true;
                 match o {
                     waku::Output::Event(e) if self.history.wants(&e) => self.history_on_waku(now, e),
-                    waku::Output::Send { peer, code, data } => {
-                        let conn = ConnId(peer.0);
+                    waku::Output::Transmit {
+                        peer: conn,
+                        code,
+                        data,
+                    } => {
                         if let Some(c) = self.conns.get_mut(&conn) {
-                            let cap = c.dialect.map_or("waku", |d| d.capability());
+                            let cap = c.dialect.unwrap_or(Dialect::Waku1).capability();
                             // A full output queue drops the packet (the RLPx cap is the backpressure).
                             let _ = c.rlpx.handle_input(
                                 now,
@@ -934,7 +947,7 @@ impl Engine {
                         }
                     }
                     waku::Output::Disconnect { peer, reason } => {
-                        if let Some(c) = self.conns.get_mut(&ConnId(peer.0)) {
+                        if let Some(c) = self.conns.get_mut(&peer) {
                             let _ = c.rlpx.handle_input(now, rlpx::Input::Disconnect(reason));
                         }
                     }
@@ -967,15 +980,23 @@ impl Engine {
                 moved = true;
                 match o {
                     messenger::Output::Subscribe { chat, filter } => {
-                        if let Ok(id) = self.waku.subscribe(filter) {
+                        let id = self.waku.unused_subscription_id();
+                        if self
+                            .waku
+                            .handle_input(now, waku::Input::Subscribe { id, filter })
+                            .is_ok()
+                        {
                             if let Some(old) = self.chat_filters.insert(chat, id) {
-                                self.waku.unsubscribe(old);
+                                let removed =
+                                    self.waku.handle_input(now, waku::Input::Unsubscribe { id: old });
+                                debug_assert!(removed.is_ok(), "the chat's old filter was subscribed");
                             }
                         }
                     }
                     messenger::Output::Unsubscribe { chat } => {
                         if let Some(id) = self.chat_filters.remove(&chat) {
-                            self.waku.unsubscribe(id);
+                            let removed = self.waku.handle_input(now, waku::Input::Unsubscribe { id });
+                            debug_assert!(removed.is_ok(), "the chat's filter was subscribed");
                         }
                     }
                     messenger::Output::Post(m) => {
@@ -1067,19 +1088,7 @@ impl Engine {
                     }
                     return;
                 }
-                let dialect = if capabilities
-                    .iter()
-                    .any(|c| c.name.as_str() == "waku" && c.version == 1)
-                {
-                    Some(Dialect::Waku1)
-                } else if capabilities
-                    .iter()
-                    .any(|c| c.name.as_str() == "shh" && c.version == 6)
-                {
-                    Some(Dialect::Whisper6)
-                } else {
-                    None
-                };
+                let dialect = Dialect::negotiate(capabilities.iter().map(|c| (c.name.as_str(), c.version)));
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.id = Some(remote_id);
                     c.dialect = dialect;
@@ -1089,7 +1098,7 @@ impl Engine {
                     }
                 }
                 if let Some(d) = dialect {
-                    let peer = PeerId(conn.0);
+                    let peer = conn;
                     let attached = self
                         .waku
                         .handle_input(now, waku::Input::PeerConnected { peer, dialect: d })
@@ -1101,8 +1110,14 @@ impl Engine {
                         .and_then(|c| c.ip)
                         .filter(|ip| attached && !ip.is_loopback());
                     if let Some(ip) = grouped {
-                        let known = self.waku.set_peer_source(now, peer, ip_source(ip));
-                        debug_assert!(known, "the peer was just attached");
+                        let known = self.waku.handle_input(
+                            now,
+                            waku::Input::SetPeerSource {
+                                peer,
+                                source: ip_source(ip),
+                            },
+                        );
+                        debug_assert!(known.is_ok(), "the peer was just attached");
                         // The mailserver charges this peer's history scans to its address as well.
                         if let Some(m) = &mut self.mailserver {
                             let named = m.handle_input(now, mailserver::Input::PeerIp { peer, ip });
@@ -1121,7 +1136,7 @@ impl Engine {
                 let _ = self.waku.handle_input(
                     now,
                     waku::Input::Packet {
-                        peer: PeerId(conn.0),
+                        peer: conn,
                         code,
                         data: payload,
                     },
@@ -1151,7 +1166,7 @@ impl Engine {
                 self.history_peer_gone(now, conn, id);
                 let _ = self
                     .waku
-                    .handle_input(now, waku::Input::PeerDisconnected { peer: PeerId(conn.0) });
+                    .handle_input(now, waku::Input::PeerDisconnected { peer: conn });
                 self.outputs.push_back(Output::Event(Event::PeerDisconnected {
                     conn,
                     id,

@@ -9,11 +9,20 @@ use zeroize::Zeroizing;
 use super::envelope::Envelope;
 use super::message::{decrypt_asymmetric, decrypt_symmetric, parse_plaintext};
 use super::topic::Topic;
+use super::WakuError;
 use crate::crypto::{PublicKey, SecretKey};
 
-/// Identifies a filter.
+/// Identifies a subscription (one [`Filter`]). The caller chooses it in
+/// [`Input::Subscribe`](super::Input::Subscribe); [`WakuNode::unused_subscription_id`](super::WakuNode::unused_subscription_id)
+/// names one that is free.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FilterId(pub u64);
+pub struct SubscriptionId(pub u64);
+
+impl core::fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "subscription#{}", self.0)
+    }
+}
 
 /// The key a filter opens envelopes with.
 #[derive(Clone)]
@@ -72,7 +81,7 @@ impl Filter {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReceivedMessage {
     /// The filter that opened it.
-    pub filter: FilterId,
+    pub filter: SubscriptionId,
     /// The envelope topic.
     pub topic: Topic,
     /// The payload.
@@ -94,8 +103,11 @@ pub struct ReceivedMessage {
 /// The set of filters, bounded by `max`.
 #[derive(Debug, Default)]
 pub struct Filters {
-    filters: BTreeMap<FilterId, Filter>,
-    next: u64,
+    filters: BTreeMap<SubscriptionId, Filter>,
+    /// Counts additions (a removal shrinks the count instead).
+    added: u64,
+    /// The highest id ever added, so [`Filters::unused_id`] never hands out an id again.
+    highest: u64,
     max: usize,
 }
 
@@ -104,25 +116,40 @@ impl Filters {
     pub fn new(max: usize) -> Self {
         Filters {
             filters: BTreeMap::new(),
-            next: 1,
+            added: 0,
+            highest: 0,
             max,
         }
     }
 
-    /// Add a filter; `None` when the cap is reached.
-    pub fn add(&mut self, f: Filter) -> Option<FilterId> {
-        if self.filters.len() >= self.max {
-            return None;
+    /// Add a filter under `id`: `Err(DuplicateSubscription)` if `id` is taken, `Err(LimitReached)` when
+    /// the cap is reached.
+    pub fn add(&mut self, id: SubscriptionId, f: Filter) -> Result<(), WakuError> {
+        if self.filters.contains_key(&id) {
+            return Err(WakuError::DuplicateSubscription(id));
         }
-        let id = FilterId(self.next);
-        self.next += 1;
+        if self.filters.len() >= self.max {
+            return Err(WakuError::LimitReached("filters"));
+        }
+        self.added += 1;
+        self.highest = self.highest.max(id.0);
         self.filters.insert(id, f);
-        Some(id)
+        Ok(())
     }
 
-    /// Remove a filter.
-    pub fn remove(&mut self, id: FilterId) -> bool {
+    /// Remove a filter; false if there is none under `id`.
+    pub fn remove(&mut self, id: SubscriptionId) -> bool {
         self.filters.remove(&id).is_some()
+    }
+
+    /// An id never used so far: one above the highest ever added (`1` at first).
+    pub fn unused_id(&self) -> SubscriptionId {
+        SubscriptionId(self.highest.saturating_add(1))
+    }
+
+    /// True if a filter is kept under `id`.
+    pub fn contains(&self, id: SubscriptionId) -> bool {
+        self.filters.contains_key(&id)
     }
 
     /// Number of filters.
@@ -135,9 +162,9 @@ impl Filters {
         self.filters.is_empty()
     }
 
-    /// Changes whenever a filter is added or removed (ids only grow; a removal shrinks the count).
+    /// Changes whenever a filter is added or removed (additions only grow; a removal shrinks the count).
     pub fn generation(&self) -> (u64, usize) {
-        (self.next, self.filters.len())
+        (self.added, self.filters.len())
     }
 
     /// Every topic some filter watches.

@@ -28,12 +28,12 @@ pub mod request;
 pub mod status;
 pub mod topic;
 
+pub use crate::conn::ConnId;
 pub use envelope::Envelope;
-pub use filter::{Filter, FilterId, ReceivedMessage};
+pub use filter::{Filter, ReceivedMessage, SubscriptionId};
 pub use message::{NewMessage, PostKey};
 pub use node::{Event, Input, Interest, Output, WakuConfig, WakuNode};
 pub use packet::Dialect;
-pub use peer::PeerId;
 pub use topic::{Bloom, Topic};
 
 /// Errors of the Waku layer.
@@ -106,4 +106,13 @@ pub enum WakuError {
     /// More Status Updates than `max_status_updates_per_minute`.
     #[error("too many status updates")]
     TooManyStatusUpdates,
+    /// API misuse: a subscription with this id exists already.
+    #[error("duplicate subscription {0}")]
+    DuplicateSubscription(SubscriptionId),
+    /// API misuse: no subscription with this id.
+    #[error("unknown subscription {0}")]
+    UnknownSubscription(SubscriptionId),
+    /// The configuration cannot work (see [`WakuConfig::validate`]).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
 }

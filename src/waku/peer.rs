@@ -11,10 +11,6 @@ use super::packet::Dialect;
 use super::topic::{Bloom, Topic};
 use crate::time::Timestamp;
 
-/// Identifies a connection to the node; chosen by the caller (for example an index of RLPx connections).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerId(pub u64);
-
 /// Handshake progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerState {

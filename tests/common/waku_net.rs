@@ -10,7 +10,7 @@ use std::time::Duration;
 use status_sansio::crypto::SecretKey;
 use status_sansio::rlpx::{self, Connection, Protocol};
 use status_sansio::waku::node::{Event, Input, Output, WakuConfig, WakuNode};
-use status_sansio::waku::{Dialect, PeerId};
+use status_sansio::waku::{ConnId, Dialect, Filter, SubscriptionId};
 use status_sansio::{Seed, Timestamp};
 
 /// Which capabilities a node offers.
@@ -26,11 +26,11 @@ pub struct Host {
     pub key: SecretKey,
     pub rlpx: Arc<rlpx::Config>,
     /// Connections by peer id (the index of the node at the other end).
-    pub conns: BTreeMap<PeerId, Connection>,
-    pub dialects: BTreeMap<PeerId, Dialect>,
+    pub conns: BTreeMap<ConnId, Connection>,
+    pub dialects: BTreeMap<ConnId, Dialect>,
     pub events: Vec<Event>,
     /// Packets this host sent, by (peer, code): for asserting what went on the wire.
-    pub sent: Vec<(PeerId, u64, usize)>,
+    pub sent: Vec<(ConnId, u64, usize)>,
 }
 
 struct InFlight {
@@ -68,7 +68,7 @@ impl Net {
             .map(|(i, (cfg, caps))| {
                 let key = SecretKey::random(&mut Seed::from_u64(100 + i as u64).rng());
                 Host {
-                    waku: WakuNode::new(cfg, Seed::from_u64(200 + i as u64)),
+                    waku: WakuNode::new(cfg, &Seed::from_u64(200 + i as u64)).unwrap(),
                     rlpx: Arc::new(rlpx::Config::new(key.clone(), protocols(caps))),
                     key,
                     conns: BTreeMap::new(),
@@ -92,12 +92,21 @@ impl Net {
         let seed = (a * 1000 + b) as u64;
         let b_id = self.hosts[b].rlpx.public_key();
         let ca =
-            Connection::initiator(self.now, self.hosts[a].rlpx.clone(), b_id, Seed::from_u64(seed)).unwrap();
+            Connection::initiator(self.hosts[a].rlpx.clone(), b_id, &Seed::from_u64(seed), self.now).unwrap();
         let cb =
-            Connection::recipient(self.now, self.hosts[b].rlpx.clone(), Seed::from_u64(seed + 1)).unwrap();
-        self.hosts[a].conns.insert(PeerId(b as u64), ca);
-        self.hosts[b].conns.insert(PeerId(a as u64), cb);
+            Connection::recipient(self.hosts[b].rlpx.clone(), &Seed::from_u64(seed + 1), self.now).unwrap();
+        self.hosts[a].conns.insert(ConnId(b as u64), ca);
+        self.hosts[b].conns.insert(ConnId(a as u64), cb);
         self.settle();
+    }
+
+    /// Subscribe `filter` on host `i` under a fresh id.
+    pub fn subscribe(&mut self, i: usize, filter: Filter) -> SubscriptionId {
+        let waku = &mut self.hosts[i].waku;
+        let id = waku.unused_subscription_id();
+        waku.handle_input(self.now, Input::Subscribe { id, filter })
+            .unwrap();
+        id
     }
 
     /// Run every host's outputs until nothing moves at the current time.
@@ -124,7 +133,7 @@ impl Net {
             };
             for f in due {
                 moved = true;
-                if let Some(c) = self.hosts[f.to].conns.get_mut(&PeerId(f.from as u64)) {
+                if let Some(c) = self.hosts[f.to].conns.get_mut(&ConnId(f.from as u64)) {
                     c.handle_input(now, rlpx::Input::Receive(&f.bytes)).unwrap();
                 }
             }
@@ -140,7 +149,7 @@ impl Net {
         let mut closed = Vec::new();
         let host = &mut self.hosts[i];
         // RLPx outputs.
-        let peers: Vec<PeerId> = host.conns.keys().copied().collect();
+        let peers: Vec<ConnId> = host.conns.keys().copied().collect();
         for peer in peers {
             loop {
                 let Some(out) = host.conns.get_mut(&peer).and_then(|c| c.poll_output()) else {
@@ -191,6 +200,7 @@ impl Net {
                         closed.push(peer);
                         break;
                     }
+                    _ => {}
                 }
             }
         }
@@ -198,9 +208,9 @@ impl Net {
         while let Some(out) = host.waku.poll_output() {
             moved = true;
             match out {
-                Output::Send { peer, code, data } => {
+                Output::Transmit { peer, code, data } => {
                     host.sent.push((peer, code, data.len()));
-                    let cap = host.dialects.get(&peer).map(|d| d.capability()).unwrap_or("waku");
+                    let cap = host.dialects.get(&peer).unwrap_or(&Dialect::Waku1).capability();
                     if let Some(c) = host.conns.get_mut(&peer) {
                         let _ = c.handle_input(
                             now,
@@ -218,11 +228,12 @@ impl Net {
                     }
                 }
                 Output::Event(e) => host.events.push(e),
+                _ => {}
             }
         }
         // A closed TCP connection is seen by the other end too.
         for peer in closed {
-            if let Some(c) = self.hosts[peer.0 as usize].conns.get_mut(&PeerId(i as u64)) {
+            if let Some(c) = self.hosts[peer.0 as usize].conns.get_mut(&ConnId(i as u64)) {
                 c.handle_input(now, rlpx::Input::TransportClosed).unwrap();
             }
         }

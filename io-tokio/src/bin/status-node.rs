@@ -132,6 +132,7 @@ fn on_event(tag: &str, who: &str, dialer: bool, seen: &mut Seen, event: Event) -
             log(tag, who, format!("disconnected: {reason}, by {by}{err}"));
             Action::None
         }
+        _ => Action::None,
     }
 }
 
@@ -577,6 +578,7 @@ fn log_history(e: &status_sansio::node::HistoryEvent) {
             to = %short_id(to),
             "history request moved to another mailserver"
         ),
+        _ => {}
     }
 }
 
