@@ -18,6 +18,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use status_sansio::mailserver::StorageOp;
 use bytes::Bytes;
 use serde_json::Value;
 use status_proto::protobuf as pb;
@@ -217,7 +218,7 @@ fn serve(requests: &[Vec<u8>]) -> Vec<RequestComplete> {
             .unwrap();
         while let Some(o) = server.poll_output() {
             match o {
-                Output::Query { query, .. } => server
+                Output::Storage(StorageOp::Query { query, .. }) => server
                     .handle_input(
                         now,
                         Input::QueryResult {

@@ -94,7 +94,7 @@ fn static_peers_are_redialled_with_backoff_and_reconnect() {
     }
     // The relay comes back (restarted, same identity): clients reconnect and traffic flows again.
     let cfg = EngineConfig::new(rlpx_config(500));
-    net.revive(0, Engine::new(net.now, cfg, Seed::from_u64(77)));
+    net.revive(0, Engine::new(cfg, &Seed::from_u64(77), net.now).unwrap());
     net.run(Duration::from_secs(40));
     assert_eq!(net.hosts[0].engine.connected_peers(), 2);
     subscribe(&mut net, 1);
@@ -177,7 +177,7 @@ fn an_offline_client_fetches_what_it_missed_from_a_mailserver() {
     // The client comes online after the envelopes expired (TTL 20 s): relay cannot help, history can.
     let mut cfg = EngineConfig::new(rlpx_config(502));
     cfg.static_peers = vec![net.hosts[0].enode.clone()];
-    net.revive(2, Engine::new(net.now, cfg, Seed::from_u64(55)));
+    net.revive(2, Engine::new(cfg, &Seed::from_u64(55), net.now).unwrap());
     net.run(Duration::from_secs(3));
     subscribe(&mut net, 2);
     let conn = net.hosts[2]
@@ -225,7 +225,7 @@ fn an_offline_client_fetches_what_it_missed_from_a_mailserver() {
 fn misuse_is_reported_by_the_engine_itself() {
     use status_sansio::node::{ConnId, NodeError, DIAL_ID_BIT};
     let now = status_sansio::Timestamp::from_secs(1_700_000_000);
-    let mut e = Engine::new(now, EngineConfig::new(rlpx_config(9)), Seed::from_u64(1));
+    let mut e = Engine::new(EngineConfig::new(rlpx_config(9)), &Seed::from_u64(1), now).unwrap();
     let err = |r: Result<(), status_sansio::Error>| match r {
         Err(status_sansio::Error::Node(n)) => n,
         other => panic!("{other:?}"),
@@ -274,7 +274,7 @@ fn a_dial_closed_before_connecting_is_redialled() {
     let enode = status_sansio::enode::Enode::new(relay.public_key(), "127.0.0.1:30303".parse().unwrap());
     let mut c = EngineConfig::new(rlpx_config(2));
     c.static_peers = vec![enode];
-    let mut e = Engine::new(now, c, Seed::from_u64(3));
+    let mut e = Engine::new(c, &Seed::from_u64(3), now).unwrap();
     e.handle_timeout(now);
     let dial = |e: &mut Engine| {
         let mut conns = vec![];
@@ -305,7 +305,7 @@ fn a_flood_of_inbound_sockets_is_bounded() {
     let now = status_sansio::Timestamp::from_secs(1_700_000_000);
     let mut config = EngineConfig::new(rlpx_config(9));
     config.max_peers = 2;
-    let mut e = Engine::new(now, config, Seed::from_u64(1));
+    let mut e = Engine::new(config, &Seed::from_u64(1), now).unwrap();
     let mut closed = vec![];
     for i in 1..=50u64 {
         e.handle_input(now, Input::Accepted { conn: ConnId(i) }).unwrap();
@@ -339,7 +339,7 @@ fn static_backoff_without_a_ceiling_saturates() {
     config.reconnect_max = Duration::MAX;
     let peer = SecretKey::random(&mut Seed::from_u64(5).rng()).public_key();
     config.static_peers = vec![Enode::new(peer, "127.0.0.1:30399".parse().unwrap())];
-    let mut e = Engine::new(now, config, Seed::from_u64(1));
+    let mut e = Engine::new(config, &Seed::from_u64(1), now).unwrap();
     let mut dials = 0;
     for _ in 0..200 {
         now = e.poll_timeout().unwrap().max(now);

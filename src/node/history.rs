@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 
-use super::{ConnId, Engine, Event, NodeError, Output};
+use super::{ConnId, Engine, Event, LayerError, NodeError, Output};
 use crate::crypto::PublicKey;
 use crate::mailserver::client::{self, HistoryClient, HistoryConfig};
 use crate::rng::Seed;
@@ -44,7 +44,6 @@ pub(super) struct History {
     mailservers: Vec<PublicKey>,
     held: VecDeque<Box<ReceivedMessage>>,
     released: VecDeque<waku::Output>,
-    routing_released: bool,
     filters_generation: Option<(u64, usize)>,
     duplicates: u64,
 }
@@ -56,16 +55,16 @@ impl History {
             mailservers,
             held: VecDeque::new(),
             released: VecDeque::new(),
-            routing_released: false,
             filters_generation: None,
             duplicates: 0,
         }
     }
 
-    /// True if the engine should hand this Waku event to [`Engine::history_on_waku`].
-    pub(super) fn wants(&self, e: &waku::Event) -> bool {
+    /// True if the engine should hand this Waku event to [`Engine::history_on_waku`]; `released` if a
+    /// verdict released it (it is not held again).
+    pub(super) fn wants(&self, e: &waku::Event, released: bool) -> bool {
         match e {
-            waku::Event::Message(m) => m.p2p && !self.routing_released && self.held.len() < MAX_HELD,
+            waku::Event::Message(m) => m.p2p && !released && self.held.len() < MAX_HELD,
             waku::Event::P2PEnvelopes { .. } => true,
             waku::Event::RequestComplete { .. } | waku::Event::PeerReady { .. } => {
                 !self.mailservers.is_empty()
@@ -102,14 +101,12 @@ impl Engine {
         self.history.mailservers.contains(&id).then_some(id)
     }
 
-    /// The next Waku output to route: messages released by a verdict first.
-    pub(super) fn history_next_waku_output(&mut self) -> Option<waku::Output> {
+    /// The next Waku output to route, and whether a verdict released it: released messages first.
+    pub(super) fn history_next_waku_output(&mut self) -> Option<(waku::Output, bool)> {
         if let Some(o) = self.history.released.pop_front() {
-            self.history.routing_released = true;
-            return Some(o);
+            return Some((o, true));
         }
-        self.history.routing_released = false;
-        self.waku.poll_output()
+        self.waku.poll_output().map(|o| (o, false))
     }
 
     /// A Waku event [`History::wants`].
@@ -152,9 +149,10 @@ impl Engine {
             }
             waku::Event::PeerReady { peer, options } => {
                 if let Some(key) = self.mailserver_key(peer) {
-                    let _ = self
-                        .waku
-                        .handle_input(now, waku::Input::SetTrusted { peer, trusted: true });
+                    let trust = waku::Input::SetTrusted { peer, trusted: true };
+                    if let Err(e) = self.waku.handle_input(now, trust) {
+                        self.report(LayerError::Waku(e));
+                    }
                     let dialect = self.conns.get(&ConnId(peer.0)).and_then(|c| c.dialect);
                     self.history
                         .client
@@ -183,16 +181,15 @@ impl Engine {
         }
     }
 
-    /// Move the client's outputs; re-read the topics if the filters changed. True if anything moved.
-    pub(super) fn history_pump(&mut self, now: Timestamp) -> bool {
+    /// Edge history client → engine: re-read the topics if the filters changed, then send the client's
+    /// requests as Waku P2P requests and pass its events to the application.
+    pub(super) fn route_history(&mut self, now: Timestamp) {
         let generation = self.waku.filters_generation();
         if self.history.filters_generation != Some(generation) {
             self.history.filters_generation = Some(generation);
             self.history.client.set_topics(self.waku.filter_topics());
         }
-        let mut moved = false;
         while let Some(o) = self.history.client.poll_output() {
-            moved = true;
             match o {
                 client::Output::Request { peer, request } => {
                     let conn = self
@@ -200,25 +197,29 @@ impl Engine {
                         .iter()
                         .find(|(_, c)| c.id == Some(peer) && c.dialect.is_some() && c.rlpx.is_active())
                         .and_then(|(k, c)| Some((*k, c.dialect?)));
-                    let sent = conn.is_some_and(|(conn, dialect)| {
-                        self.waku
-                            .handle_input(
-                                now,
-                                waku::Input::SendP2PRequest {
-                                    peer: PeerId(conn.0),
-                                    data: crate::mailserver::encode_request(&request, dialect),
-                                },
-                            )
-                            .is_ok()
-                    });
+                    let sent = match conn {
+                        Some((conn, dialect)) => {
+                            let send = waku::Input::SendP2PRequest {
+                                peer: PeerId(conn.0),
+                                data: crate::mailserver::encode_request(&request, dialect),
+                            };
+                            let r = self.waku.handle_input(now, send);
+                            if let Err(e) = &r {
+                                self.report(LayerError::Waku(e.clone()));
+                            }
+                            self.route_waku(now);
+                            r.is_ok()
+                        }
+                        None => false,
+                    };
                     if !sent {
+                        // Not connected after all (or Waku refused): the client fails over.
                         self.history.client.disconnected(now, &peer);
                     }
                 }
                 client::Output::Event(e) => self.outputs.push_back(Output::Event(Event::History(e))),
             }
         }
-        moved
     }
 
     /// [`Input::RequestHistory`](super::Input::RequestHistory).
