@@ -18,7 +18,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use status_sansio::mailserver::StorageOp;
 use bytes::Bytes;
 use serde_json::Value;
 use status_proto::protobuf as pb;
@@ -26,6 +25,7 @@ use status_sansio::chat::payloads::decode_chat_message;
 use status_sansio::chat::validate::validate_chat_message;
 use status_sansio::crypto::keccak256;
 use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Output};
+use status_sansio::mailserver::StorageOp;
 use status_sansio::mailserver::{decode_request, encode_request, RequestShape};
 use status_sansio::rng::SeededState;
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};

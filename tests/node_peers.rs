@@ -374,7 +374,9 @@ fn peer_caches_that_are_not_caches_are_refused() {
         cfg.peer_cache = Some(broken);
         assert!(matches!(
             Engine::new(cfg, &Seed::from_u64(9), now),
-            Err(status_sansio::Error::Node(status_sansio::node::NodeError::PeerCache(_)))
+            Err(status_sansio::Error::Node(
+                status_sansio::node::NodeError::PeerCache(_)
+            ))
         ));
     }
 }

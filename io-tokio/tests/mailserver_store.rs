@@ -62,7 +62,12 @@ async fn history_through(store: Box<dyn Store>, archived: Option<Probe>) {
     cfg.mailserver = Some(MailServerConfig::default());
     cfg.waku.confirmations = true;
     let server_enode = Enode::new(cfg.rlpx.public_key(), listener.local_addr().unwrap());
-    let server = spawn_node_with_store(Engine::new(cfg, &os_seed(), now).unwrap(), Some(listener), 1024, store);
+    let server = spawn_node_with_store(
+        Engine::new(cfg, &os_seed(), now).unwrap(),
+        Some(listener),
+        1024,
+        store,
+    );
 
     let client = |n| {
         let mut c = EngineConfig::new(rlpx_config(n));

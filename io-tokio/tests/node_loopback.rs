@@ -42,7 +42,11 @@ async fn two_clients_chat_through_a_relay_over_tcp() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let relay_cfg = EngineConfig::new(rlpx_config(1));
     let relay_enode = Enode::new(relay_cfg.rlpx.public_key(), listener.local_addr().unwrap());
-    let mut relay = spawn_node(Engine::new(relay_cfg, &os_seed(), now).unwrap(), Some(listener), 256);
+    let mut relay = spawn_node(
+        Engine::new(relay_cfg, &os_seed(), now).unwrap(),
+        Some(listener),
+        256,
+    );
 
     let client = |n| {
         let mut c = EngineConfig::new(rlpx_config(n));
@@ -142,7 +146,11 @@ async fn shutdown_tells_peers_the_client_is_quitting() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let relay_cfg = EngineConfig::new(rlpx_config(31));
     let relay_enode = Enode::new(relay_cfg.rlpx.public_key(), listener.local_addr().unwrap());
-    let mut relay = spawn_node(Engine::new(relay_cfg, &os_seed(), now).unwrap(), Some(listener), 256);
+    let mut relay = spawn_node(
+        Engine::new(relay_cfg, &os_seed(), now).unwrap(),
+        Some(listener),
+        256,
+    );
     let mut c = EngineConfig::new(rlpx_config(32));
     c.static_peers = vec![relay_enode];
     let mut client = spawn_node(Engine::new(c, &os_seed(), now).unwrap(), None, 256);

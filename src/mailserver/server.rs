@@ -748,7 +748,8 @@ impl MailServer {
                 .as_secs()
                 .saturating_sub(self.config.retention.as_secs())
                 .min(u64::from(u32::MAX)) as u32;
-            self.outputs.push_back(Output::Storage(StorageOp::Prune { before }));
+            self.outputs
+                .push_back(Output::Storage(StorageOp::Prune { before }));
             self.next_prune = Some(now + self.config.prune_interval);
         }
     }

@@ -47,7 +47,12 @@ pub(super) fn ip_source(ip: IpAddr) -> u64 {
 
 impl Engine {
     /// Admit an inbound socket (see the module docs).
-    pub(super) fn accept(&mut self, now: Timestamp, conn: ConnId, ip: Option<IpAddr>) -> Result<(), crate::Error> {
+    pub(super) fn accept(
+        &mut self,
+        now: Timestamp,
+        conn: ConnId,
+        ip: Option<IpAddr>,
+    ) -> Result<(), crate::Error> {
         if conn.0 & DIAL_ID_BIT != 0 || self.conns.contains_key(&conn) {
             return Err(NodeError::InvalidConnectionId(conn).into());
         }
@@ -148,7 +153,13 @@ impl Engine {
 
     /// An inbound connection we dropped for a protocol fault (0x02, 0x10): its key and (non-loopback)
     /// address wait out `fault_backoff`.
-    pub(super) fn note_fault(&mut self, now: Timestamp, conn: ConnId, reason: DisconnectReason, remote: bool) {
+    pub(super) fn note_fault(
+        &mut self,
+        now: Timestamp,
+        conn: ConnId,
+        reason: DisconnectReason,
+        remote: bool,
+    ) {
         let fault = !remote
             && matches!(
                 reason,

@@ -8,11 +8,11 @@ use std::time::Duration;
 use super::{peers, HistoryConfig, NodeError};
 #[cfg(doc)]
 use super::{Engine, Output};
+use crate::chat::messenger::MessengerConfig;
 use crate::discovery::dnstree::{DnsConfig, EnrTreeUrl};
 use crate::enode::Enode;
 use crate::mailserver::server::MailServerConfig;
 use crate::rlpx;
-use crate::chat::messenger::MessengerConfig;
 use crate::waku::WakuConfig;
 
 /// Engine configuration.

@@ -81,7 +81,6 @@ pub use engine::{Engine, MailserverStats};
 pub use error::{LayerError, NodeError};
 pub use events::{ConnId, Event, Input, Output, DIAL_ID_BIT};
 
-use engine::Conn;
 #[cfg(doc)]
 use crate::chat::messenger::Messenger;
 #[cfg(doc)]
@@ -92,4 +91,4 @@ use crate::mailserver::server::MailServer;
 use crate::rlpx::Connection;
 #[cfg(doc)]
 use crate::waku::WakuNode;
-
+use engine::Conn;

@@ -42,10 +42,10 @@ impl Engine {
     /// Edge RLPx connection → engine: admission, then every output of `conn` (none while it dials).
     pub(super) fn route_conn(&mut self, now: Timestamp, conn: ConnId) {
         self.refuse_if_due(now, conn);
-        while let Some(o) = self
-            .conns
-            .get_mut(&conn)
-            .and_then(|c| if c.dialing() { None } else { c.rlpx.poll_output() })
+        while let Some(o) =
+            self.conns
+                .get_mut(&conn)
+                .and_then(|c| if c.dialing() { None } else { c.rlpx.poll_output() })
         {
             match o {
                 rlpx::Output::Transmit(data) => self.outputs.push_back(Output::Transmit { conn, data }),
@@ -116,7 +116,13 @@ impl Engine {
 
     /// A connection completed Hello: the peer rules learn it, and with a dialect it joins the Waku node
     /// (grouped by address for rate budgets, named to the mailserver's per-IP limiter).
-    fn peer_up(&mut self, now: Timestamp, conn: ConnId, remote_id: crate::crypto::PublicKey, dialect: Option<Dialect>) {
+    fn peer_up(
+        &mut self,
+        now: Timestamp,
+        conn: ConnId,
+        remote_id: crate::crypto::PublicKey,
+        dialect: Option<Dialect>,
+    ) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -131,7 +137,10 @@ impl Engine {
             return;
         };
         let peer = PeerId(conn.0);
-        if let Err(e) = self.waku.handle_input(now, waku::Input::PeerConnected { peer, dialect }) {
+        if let Err(e) = self
+            .waku
+            .handle_input(now, waku::Input::PeerConnected { peer, dialect })
+        {
             self.report(LayerError::Waku(e));
             self.route_waku(now);
             return;
@@ -181,7 +190,9 @@ impl Engine {
                     self.disconnect(now, conn, reason);
                     self.route_conn(now, conn);
                 }
-                waku::Output::Event(waku::Event::EnvelopeAccepted { hash, envelope }) if self.mailserver.is_some() => {
+                waku::Output::Event(waku::Event::EnvelopeAccepted { hash, envelope })
+                    if self.mailserver.is_some() =>
+                {
                     if let Some(m) = &mut self.mailserver {
                         if let Err(e) = m.handle_input(now, mailserver::Input::Archive { hash, envelope }) {
                             self.report(LayerError::Mailserver(e));
@@ -260,7 +271,9 @@ impl Engine {
                     self.mailserver_stats.envelopes_served += envelopes.len() as u64;
                     waku::Input::SendP2PMessages { peer, envelopes }
                 }
-                mailserver::Output::Complete { peer, payload } => waku::Input::SendRequestComplete { peer, payload },
+                mailserver::Output::Complete { peer, payload } => {
+                    waku::Input::SendRequestComplete { peer, payload }
+                }
             };
             if let Err(e) = self.waku.handle_input(now, send) {
                 self.report(LayerError::Waku(e));
