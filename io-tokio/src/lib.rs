@@ -965,7 +965,8 @@ pub mod node {
                         }
                     }
                     Output::Storage(StorageOp::Store { key, value }) => {
-                        if store.ops.send(StoreOp::Put(key, value)).await.is_err() {
+                        let sent = store.ops.send(StoreOp::Put(key, value)).await;
+                        if sent.is_err() {
                             tracing::warn!("mailserver store: the store thread is gone");
                         }
                     }
@@ -988,7 +989,8 @@ pub mod node {
                         }
                     }
                     Output::Storage(StorageOp::Prune { before }) => {
-                        if store.ops.send(StoreOp::Prune(before)).await.is_err() {
+                        let sent = store.ops.send(StoreOp::Prune(before)).await;
+                        if sent.is_err() {
                             tracing::warn!("mailserver prune: the store thread is gone");
                         }
                     }
