@@ -89,8 +89,8 @@ impl core::fmt::Debug for Engine {
 
 impl Engine {
     /// A new engine; static peers are dialled on the first `handle_timeout` at or after `now`. Fails on
-    /// an invalid configuration ([`EngineConfig::validate`], the DNS client's [`DnsConfig`]
-    /// (crate::discovery::DnsConfig), a peer cache that does not import).
+    /// an invalid configuration: [`EngineConfig::validate`], the DNS client's
+    /// [`DnsConfig`](crate::discovery::DnsConfig), a peer cache that does not import.
     pub fn new(config: EngineConfig, seed: &Seed, now: Timestamp) -> Result<Self, crate::Error> {
         Self::build(config, None, seed, now)
     }

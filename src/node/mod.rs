@@ -51,7 +51,7 @@
 //!
 //! # Routing
 //!
-//! The engine routes: one function per edge, each a `match` on one layer's typed output ([`routing`]).
+//! The engine routes: one function per edge, each a `match` on one layer's typed output (`node/routing.rs`).
 //! An input to a layer is followed at once by the routing of that layer's outputs, so nothing is polled
 //! that has nothing to say. Hops of one received packet that the Messenger opens, from
 //! `handle_input(Received)` to [`Event::Chat`], with `N` connections:
