@@ -496,7 +496,11 @@ impl Engine {
                     addr: enode.addr,
                 });
             }
-            Err(_) => self.peers.dial_impossible(origin),
+            Err(error) => {
+                // No connection can be set up for this key: reported, and the peer is not tried again.
+                self.report(LayerError::Rlpx { conn, error });
+                self.peers.dial_impossible(origin);
+            }
         }
     }
 
