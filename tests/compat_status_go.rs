@@ -25,6 +25,7 @@ use status_sansio::chat::payloads::decode_chat_message;
 use status_sansio::chat::validate::validate_chat_message;
 use status_sansio::crypto::keccak256;
 use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Output};
+use status_sansio::mailserver::StorageOp;
 use status_sansio::mailserver::{decode_request, encode_request, RequestShape};
 use status_sansio::rng::SeededState;
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
@@ -217,7 +218,7 @@ fn serve(requests: &[Vec<u8>]) -> Vec<RequestComplete> {
             .unwrap();
         while let Some(o) = server.poll_output() {
             match o {
-                Output::Query { query, .. } => server
+                Output::Storage(StorageOp::Query { query, .. }) => server
                     .handle_input(
                         now,
                         Input::QueryResult {

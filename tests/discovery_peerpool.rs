@@ -253,3 +253,29 @@ fn candidates_are_bounded() {
     )
     .is_err());
 }
+
+/// The pool's cache format (version 2, with a peer kind) and the engine's (version 1) are told apart by
+/// their version, which each import checks: neither imports the other's bytes.
+#[test]
+fn cache_versions_are_checked_across_formats() {
+    let key = secret_from_bytes(&[0x61; 32]).unwrap();
+    let rlpx = std::sync::Arc::new(status_sansio::rlpx::Config::new(key, vec![]));
+    let mut engine = status_sansio::node::Engine::new(
+        status_sansio::node::EngineConfig::new(rlpx),
+        &Seed::from_u64(1),
+        T0,
+    )
+    .unwrap();
+    let mut p = pool(6);
+    let engine_cache = engine.export_peer_cache();
+    assert_eq!(
+        p.import_cache(T0, &engine_cache),
+        Err(status_sansio::discovery::DiscoveryError::Cache(
+            "unknown cache version"
+        ))
+    );
+    assert_eq!(
+        engine.import_peer_cache(T0, &p.export_cache()),
+        Err(status_sansio::node::NodeError::PeerCache("unknown cache version"))
+    );
+}

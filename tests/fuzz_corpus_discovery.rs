@@ -91,10 +91,11 @@ fn targets_reject(bytes: &[u8]) -> bool {
     let key = status_sansio::crypto::secret_from_bytes(&[0x78; 32]).unwrap();
     let rlpx = std::sync::Arc::new(status_sansio::rlpx::Config::new(key, vec![]));
     let mut e = status_sansio::node::Engine::new(
-        now,
         status_sansio::node::EngineConfig::new(rlpx),
-        status_sansio::Seed::from_u64(1),
-    );
+        &status_sansio::Seed::from_u64(1),
+        now,
+    )
+    .unwrap();
     e.import_peer_cache(now, bytes).is_err()
 }
 
@@ -129,10 +130,11 @@ fn discovery_peer_cache_corpus() {
     for n in [0u8, 1, 5, 32] {
         targets::discovery_peer_cache(&peer_cache(n));
         let mut e = status_sansio::node::Engine::new(
-            now,
             status_sansio::node::EngineConfig::new(rlpx.clone()),
-            status_sansio::Seed::from_u64(1),
-        );
+            &status_sansio::Seed::from_u64(1),
+            now,
+        )
+        .unwrap();
         assert_eq!(e.import_peer_cache(now, &peer_cache(n)).unwrap(), usize::from(n));
         assert_eq!(e.peer_cache_len(), usize::from(n));
     }
@@ -140,13 +142,14 @@ fn discovery_peer_cache_corpus() {
     // A cache holding our own key (copied from another data dir, say): that entry is skipped.
     let me = status_sansio::crypto::secret_from_bytes(&[3; 32]).unwrap();
     let mut e = status_sansio::node::Engine::new(
-        now,
         status_sansio::node::EngineConfig::new(std::sync::Arc::new(status_sansio::rlpx::Config::new(
             me,
             vec![],
         ))),
-        status_sansio::Seed::from_u64(1),
-    );
+        &status_sansio::Seed::from_u64(1),
+        now,
+    )
+    .unwrap();
     assert_eq!(e.import_peer_cache(now, &peer_cache(5)).unwrap(), 4);
     let base = peer_cache(6);
     for _ in 0..300 {

@@ -4,6 +4,7 @@
 //! is also checked against the store contract (`start < end`) and the request's window.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use status_sansio::mailserver::StorageOp;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -60,15 +61,15 @@ fn run(from: u32, to: u32, cursor: Bytes) -> (Vec<Envelope>, RequestComplete) {
         server.handle_input(now, input).unwrap();
         while let Some(o) = server.poll_output() {
             match o {
-                Output::Store { key, value } => {
+                Output::Storage(StorageOp::Store { key, value }) => {
                     store.insert(key, value);
                 }
-                Output::Query {
+                Output::Storage(StorageOp::Query {
                     query,
                     start,
                     end,
                     limit,
-                } => {
+                }) => {
                     assert!(start < end, "the store contract: start < end");
                     assert!(start[..4] >= from.to_be_bytes()[..], "inside the window");
                     let entries = store
@@ -80,9 +81,10 @@ fn run(from: u32, to: u32, cursor: Bytes) -> (Vec<Envelope>, RequestComplete) {
                         .handle_input(now, Input::QueryResult { query, entries })
                         .unwrap();
                 }
-                Output::Send { envelopes, .. } => sent.extend(envelopes),
+                Output::Transmit { envelopes, .. } => sent.extend(envelopes),
                 Output::Complete { payload, .. } => done = Some(RequestComplete::decode(&payload).unwrap()),
-                Output::Prune { .. } => {}
+                Output::Storage(StorageOp::Prune { .. }) => {}
+                other => panic!("unexpected output {other:?}"),
             }
         }
     }

@@ -5,6 +5,7 @@
 //! `shh/6` possibly with a few others that share bloom bits, never fewer) and advances its `last_seen`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use status_sansio::mailserver::StorageOp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -86,15 +87,15 @@ fn sync(
         }
         while let Some(o) = server.poll_output() {
             match o {
-                Output::Store { key, value } => {
+                Output::Storage(StorageOp::Store { key, value }) => {
                     store.insert(key, value);
                 }
-                Output::Query {
+                Output::Storage(StorageOp::Query {
                     query,
                     start,
                     end,
                     limit,
-                } => {
+                }) => {
                     let entries = store
                         .range(start..end)
                         .take(limit)
@@ -104,7 +105,7 @@ fn sync(
                         .handle_input(now, Input::QueryResult { query, entries })
                         .unwrap();
                 }
-                Output::Send { envelopes, .. } => {
+                Output::Transmit { envelopes, .. } => {
                     for e in envelopes {
                         got.insert(e.hash());
                         let hash = e.hash();
@@ -118,7 +119,8 @@ fn sync(
                     };
                     client.handle_input(now, complete).unwrap();
                 }
-                Output::Prune { .. } => {}
+                Output::Storage(StorageOp::Prune { .. }) => {}
+                other => panic!("unexpected output {other:?}"),
             }
         }
         if !client.busy() && client.due_topics() == 0 {

@@ -190,7 +190,7 @@ fn offline_client_catches_up(seed: u64) {
     let blob = net.hosts[1].engine.export_history();
     let mut cfg = EngineConfig::new(rlpx_config(0));
     cfg.rlpx = rlpx_config(501);
-    let mut fresh = status_sansio::node::Engine::new(net.now, cfg, Seed::from_u64(5));
+    let mut fresh = status_sansio::node::Engine::new(cfg, &Seed::from_u64(5), net.now).unwrap();
     fresh.import_history(&blob).unwrap();
     assert_eq!(
         fresh.history().last_seen(&topic),

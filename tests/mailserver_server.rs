@@ -4,6 +4,7 @@
 //! the work limiter (per peer, per address, burst, continuations), a bounded scan over a sparse window, and retention.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use status_sansio::mailserver::StorageOp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -47,15 +48,15 @@ impl Harness {
     fn drain(&mut self, now: Timestamp) {
         while let Some(o) = self.server.poll_output() {
             match o {
-                Output::Store { key, value } => {
+                Output::Storage(StorageOp::Store { key, value }) => {
                     self.store.insert(key, value);
                 }
-                Output::Query {
+                Output::Storage(StorageOp::Query {
                     query,
                     start,
                     end,
                     limit,
-                } => {
+                }) => {
                     self.queries += 1;
                     let entries: Vec<_> = self
                         .store
@@ -67,13 +68,14 @@ impl Harness {
                         .handle_input(now, Input::QueryResult { query, entries })
                         .unwrap();
                 }
-                Output::Prune { before } => self
+                Output::Storage(StorageOp::Prune { before }) => self
                     .store
                     .retain(|k, _| u32::from_be_bytes([k[0], k[1], k[2], k[3]]) >= before),
-                Output::Send { peer, envelopes } => self.sent.push((peer, envelopes)),
+                Output::Transmit { peer, envelopes } => self.sent.push((peer, envelopes)),
                 Output::Complete { peer, payload } => self
                     .completions
                     .push((peer, RequestComplete::decode(&payload).unwrap())),
+                other => panic!("unexpected output {other:?}"),
             }
         }
     }

@@ -94,7 +94,7 @@ fn static_peers_are_redialled_with_backoff_and_reconnect() {
     }
     // The relay comes back (restarted, same identity): clients reconnect and traffic flows again.
     let cfg = EngineConfig::new(rlpx_config(500));
-    net.revive(0, Engine::new(net.now, cfg, Seed::from_u64(77)));
+    net.revive(0, Engine::new(cfg, &Seed::from_u64(77), net.now).unwrap());
     net.run(Duration::from_secs(40));
     assert_eq!(net.hosts[0].engine.connected_peers(), 2);
     subscribe(&mut net, 1);
@@ -177,7 +177,7 @@ fn an_offline_client_fetches_what_it_missed_from_a_mailserver() {
     // The client comes online after the envelopes expired (TTL 20 s): relay cannot help, history can.
     let mut cfg = EngineConfig::new(rlpx_config(502));
     cfg.static_peers = vec![net.hosts[0].enode.clone()];
-    net.revive(2, Engine::new(net.now, cfg, Seed::from_u64(55)));
+    net.revive(2, Engine::new(cfg, &Seed::from_u64(55), net.now).unwrap());
     net.run(Duration::from_secs(3));
     subscribe(&mut net, 2);
     let conn = net.hosts[2]
@@ -225,7 +225,7 @@ fn an_offline_client_fetches_what_it_missed_from_a_mailserver() {
 fn misuse_is_reported_by_the_engine_itself() {
     use status_sansio::node::{ConnId, NodeError, DIAL_ID_BIT};
     let now = status_sansio::Timestamp::from_secs(1_700_000_000);
-    let mut e = Engine::new(now, EngineConfig::new(rlpx_config(9)), Seed::from_u64(1));
+    let mut e = Engine::new(EngineConfig::new(rlpx_config(9)), &Seed::from_u64(1), now).unwrap();
     let err = |r: Result<(), status_sansio::Error>| match r {
         Err(status_sansio::Error::Node(n)) => n,
         other => panic!("{other:?}"),
@@ -274,7 +274,7 @@ fn a_dial_closed_before_connecting_is_redialled() {
     let enode = status_sansio::enode::Enode::new(relay.public_key(), "127.0.0.1:30303".parse().unwrap());
     let mut c = EngineConfig::new(rlpx_config(2));
     c.static_peers = vec![enode];
-    let mut e = Engine::new(now, c, Seed::from_u64(3));
+    let mut e = Engine::new(c, &Seed::from_u64(3), now).unwrap();
     e.handle_timeout(now);
     let dial = |e: &mut Engine| {
         let mut conns = vec![];
@@ -305,7 +305,7 @@ fn a_flood_of_inbound_sockets_is_bounded() {
     let now = status_sansio::Timestamp::from_secs(1_700_000_000);
     let mut config = EngineConfig::new(rlpx_config(9));
     config.max_peers = 2;
-    let mut e = Engine::new(now, config, Seed::from_u64(1));
+    let mut e = Engine::new(config, &Seed::from_u64(1), now).unwrap();
     let mut closed = vec![];
     for i in 1..=50u64 {
         e.handle_input(now, Input::Accepted { conn: ConnId(i) }).unwrap();
@@ -339,7 +339,7 @@ fn static_backoff_without_a_ceiling_saturates() {
     config.reconnect_max = Duration::MAX;
     let peer = SecretKey::random(&mut Seed::from_u64(5).rng()).public_key();
     config.static_peers = vec![Enode::new(peer, "127.0.0.1:30399".parse().unwrap())];
-    let mut e = Engine::new(now, config, Seed::from_u64(1));
+    let mut e = Engine::new(config, &Seed::from_u64(1), now).unwrap();
     let mut dials = 0;
     for _ in 0..200 {
         now = e.poll_timeout().unwrap().max(now);
@@ -352,4 +352,98 @@ fn static_backoff_without_a_ceiling_saturates() {
         }
     }
     assert!(dials >= 70, "{dials} dials");
+}
+
+/// A dial the driver never reports within `dial_timeout` has failed: the engine closes it (the driver
+/// cancels the dial), says so, and dials the static peer again after its backoff.
+#[test]
+fn an_unanswered_dial_times_out() {
+    use status_sansio::enode::Enode;
+    use status_sansio::node::{NodeError, Output};
+    let t0 = status_sansio::Timestamp::from_secs(1_700_000_000);
+    let mut config = EngineConfig::new(rlpx_config(9));
+    config.dial_timeout = Duration::from_secs(3);
+    let peer = SecretKey::random(&mut Seed::from_u64(5).rng()).public_key();
+    config.static_peers = vec![Enode::new(peer, "127.0.0.1:30399".parse().unwrap())];
+    let mut e = Engine::new(config, &Seed::from_u64(1), t0).unwrap();
+    e.handle_timeout(t0);
+    let dialled: Vec<_> = std::iter::from_fn(|| e.poll_output())
+        .filter_map(|o| match o {
+            Output::Dial { conn, .. } => Some(conn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dialled.len(), 1);
+    let conn = dialled[0];
+    assert_eq!(e.poll_timeout(), Some(t0 + Duration::from_secs(3)));
+    // Not yet.
+    e.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(std::iter::from_fn(|| e.poll_output()).all(|o| o != Output::Close { conn }));
+    // Now: closed, reported, and a late report of the dial is misuse.
+    e.handle_timeout(t0 + Duration::from_secs(3));
+    let out: Vec<_> = std::iter::from_fn(|| e.poll_output()).collect();
+    assert!(out.contains(&Output::Close { conn }), "{out:?}");
+    assert!(
+        out.contains(&Output::Event(Event::DialTimedOut { conn })),
+        "{out:?}"
+    );
+    assert!(matches!(
+        e.handle_input(t0 + Duration::from_secs(4), Input::Connected { conn }),
+        Err(status_sansio::Error::Node(NodeError::UnknownConnection(c))) if c == conn
+    ));
+    // The static peer is dialled again after its backoff (reconnect_min plus jitter under 1 s).
+    let later = t0 + Duration::from_secs(5);
+    e.handle_timeout(later);
+    let redialled = std::iter::from_fn(|| e.poll_output()).any(|o| matches!(o, Output::Dial { .. }));
+    assert!(redialled);
+}
+
+/// Configuration without a meaningful reading is refused with a typed error, not replaced by defaults.
+#[test]
+fn invalid_configuration_is_refused() {
+    use status_sansio::node::NodeError;
+    let now = status_sansio::Timestamp::from_secs(1_700_000_000);
+    let refused = |f: &dyn Fn(&mut EngineConfig)| {
+        let mut c = EngineConfig::new(rlpx_config(9));
+        f(&mut c);
+        match Engine::new(c, &Seed::from_u64(1), now) {
+            Err(status_sansio::Error::Node(e)) => Some(e),
+            Err(e) => panic!("{e}"),
+            Ok(_) => None,
+        }
+    };
+    assert!(matches!(
+        refused(&|c| c.dial_timeout = Duration::ZERO),
+        Some(NodeError::Config(_))
+    ));
+    assert!(matches!(
+        refused(&|c| c.max_peers = 0),
+        Some(NodeError::Config(_))
+    ));
+    assert!(matches!(
+        refused(&|c| c.reconnect_min = c.reconnect_max + Duration::from_secs(1)),
+        Some(NodeError::Config(_))
+    ));
+    assert!(matches!(
+        refused(&|c| {
+            let peer = |n: u64| SecretKey::random(&mut Seed::from_u64(n).rng()).public_key();
+            c.static_peers = (0..65)
+                .map(|n| status_sansio::enode::Enode::new(peer(100 + n), "127.0.0.1:30303".parse().unwrap()))
+                .collect();
+        }),
+        Some(NodeError::TooManyStaticPeers)
+    ));
+    assert!(refused(&|_| {}).is_none());
+    // A bad DNS configuration is the DNS client's typed error.
+    let mut c = EngineConfig::new(rlpx_config(9));
+    c.dns_discovery = vec![
+        "enrtree://AM5FCQLWIZX2QFPNJAP7VUERCCRNGRHWZG3YYHIUV7BVDQ5FDPRT2@nodes.example.org"
+            .parse()
+            .unwrap(),
+    ];
+    c.dns.max_in_flight = 0;
+    assert!(matches!(
+        Engine::new(c, &Seed::from_u64(1), now),
+        Err(status_sansio::Error::Discovery(_))
+    ));
 }

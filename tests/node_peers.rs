@@ -215,7 +215,7 @@ fn a_restart_with_the_cache_reconnects_without_discovery() {
     cfg.target_peers = 3;
     cfg.dns_discovery = vec![url()];
     cfg.peer_cache = Some(cache.clone());
-    let engine = Engine::new(net.now, cfg, Seed::from_u64(77));
+    let engine = Engine::new(cfg, &Seed::from_u64(77), net.now).unwrap();
     assert_eq!(engine.peer_cache_len(), 3);
     net.revive(0, engine);
     net.run(Duration::from_secs(20));
@@ -240,7 +240,7 @@ fn a_restart_with_the_cache_reconnects_without_discovery() {
     // The same cache exported again round-trips.
     net.run(Duration::from_secs(60));
     let again = net.hosts[0].engine.export_peer_cache();
-    let mut fresh = Engine::new(net.now, EngineConfig::new(rlpx_config(1)), Seed::from_u64(1));
+    let mut fresh = Engine::new(EngineConfig::new(rlpx_config(1)), &Seed::from_u64(1), net.now).unwrap();
     assert_eq!(fresh.import_peer_cache(net.now, &again).unwrap(), 3);
 }
 
@@ -291,7 +291,7 @@ fn static_peers_are_kept_past_the_target_and_count_towards_it() {
     net.run(Duration::from_secs(30));
     assert_eq!(connected(&net, 0).len(), 1);
     assert!(net.hosts[0].dials.len() > 3);
-    let fresh = Engine::new(net.now, EngineConfig::new(rlpx_config(501)), Seed::from_u64(5));
+    let fresh = Engine::new(EngineConfig::new(rlpx_config(501)), &Seed::from_u64(5), net.now).unwrap();
     net.revive(1, fresh);
     net.run(Duration::from_secs(60));
     assert_eq!(connected(&net, 0), statics);
@@ -359,7 +359,7 @@ fn a_flood_of_candidates_stays_bounded_and_dead_ones_are_dropped() {
 #[test]
 fn peer_caches_that_are_not_caches_are_refused() {
     let now = Timestamp::from_secs(1_700_000_000);
-    let mut e = Engine::new(now, EngineConfig::new(rlpx_config(9)), Seed::from_u64(9));
+    let mut e = Engine::new(EngineConfig::new(rlpx_config(9)), &Seed::from_u64(9), now).unwrap();
     assert!(e.import_peer_cache(now, b"").is_err());
     assert!(
         e.import_peer_cache(now, &[0xc2, 0x02, 0xc0]).is_err(),
@@ -367,10 +367,18 @@ fn peer_caches_that_are_not_caches_are_refused() {
     );
     assert!(e.import_peer_cache(now, &vec![0u8; 20_000]).is_err(), "too large");
     assert_eq!(e.import_peer_cache(now, &[0xc2, 0x01, 0xc0]).unwrap(), 0);
-    // A config with a broken cache still makes an engine, with no candidate.
-    let mut cfg = EngineConfig::new(rlpx_config(9));
-    cfg.peer_cache = Some(vec![1, 2, 3]);
-    assert_eq!(Engine::new(now, cfg, Seed::from_u64(9)).peer_candidates(), 0);
+    // A config with a broken cache (garbled, or of another version) is refused with a typed error
+    // (issue 11: it was silently ignored before).
+    for broken in [vec![1, 2, 3], vec![0xc2, 0x02, 0xc0]] {
+        let mut cfg = EngineConfig::new(rlpx_config(9));
+        cfg.peer_cache = Some(broken);
+        assert!(matches!(
+            Engine::new(cfg, &Seed::from_u64(9), now),
+            Err(status_sansio::Error::Node(
+                status_sansio::node::NodeError::PeerCache(_)
+            ))
+        ));
+    }
 }
 
 #[test]

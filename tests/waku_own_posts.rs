@@ -74,13 +74,13 @@ fn an_engine_with_a_messenger_does_not_open_its_own_posts() {
         vec![Protocol::new("waku", 1, 128).unwrap()],
     ));
     let now = Timestamp::from_secs(1_700_000_000);
-    let plain = Engine::new(now, EngineConfig::new(rlpx.clone()), Seed::from_u64(4));
+    let plain = Engine::new(EngineConfig::new(rlpx.clone()), &Seed::from_u64(4), now).unwrap();
     assert!(plain.waku().config().open_own_posts);
     let mut c = EngineConfig::new(rlpx);
     c.messenger = Some(MessengerConfig::new(
         SecretKey::random(&mut Seed::from_u64(5).rng()),
         "device".into(),
     ));
-    let chat = Engine::new(now, c, Seed::from_u64(6));
+    let chat = Engine::new(c, &Seed::from_u64(6), now).unwrap();
     assert!(!chat.waku().config().open_own_posts);
 }

@@ -133,7 +133,7 @@ impl Pair {
                 c.static_peers = vec![bob_enode.clone()];
             }
             c.messenger = Some(MessengerConfig::new(chat_key(i as u64), format!("device-{i}")));
-            Engine::new(now, c, Seed::from_u64(900 + i as u64))
+            Engine::new(c, &Seed::from_u64(900 + i as u64), now).expect("valid engine configuration")
         };
         Pair {
             now,

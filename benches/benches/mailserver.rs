@@ -20,6 +20,7 @@
 //! to build the same archive in a throwaway local PostgreSQL server (see `TempServer`) and run the same
 //! scenarios against it.
 
+use status_sansio::mailserver::StorageOp;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -215,18 +216,18 @@ fn fetch(store: &dyn Store, now: &mut u64, from: u32, to: u32, topics: &[Topic])
                 panic!("the machine stopped before completing");
             };
             match o {
-                Output::Query {
+                Output::Storage(StorageOp::Query {
                     query,
                     start,
                     end,
                     limit,
-                } => {
+                }) => {
                     let entries = store.range(start, end, limit).expect("range");
                     f.scanned += entries.len() as u64;
                     ms.handle_input(t, Input::QueryResult { query, entries })
                         .expect("result");
                 }
-                Output::Send { envelopes, .. } => {
+                Output::Transmit { envelopes, .. } => {
                     f.served += envelopes.len() as u64;
                     black_box(envelopes);
                 }
@@ -237,7 +238,8 @@ fn fetch(store: &dyn Store, now: &mut u64, from: u32, to: u32, topics: &[Topic])
                     }
                     done = true;
                 }
-                Output::Store { .. } | Output::Prune { .. } => {}
+                Output::Storage(StorageOp::Store { .. } | StorageOp::Prune { .. }) => {}
+                other => panic!("unexpected output {other:?}"),
             }
         }
         if cursor.is_empty() {

@@ -82,7 +82,10 @@ fn main() -> std::io::Result<()> {
         three_word_name(&identity.public_key())
     );
     config.messenger = Some(MessengerConfig::new(identity, "std-chat".into()));
-    let mut node = BlockingNode::new(Engine::new(Clock::new().now(), config, os_seed()), None);
+    let mut node = BlockingNode::new(
+        Engine::new(config, &os_seed(), Clock::new().now()).map_err(std::io::Error::other)?,
+        None,
+    );
     for c in chats {
         let _ = node.input(Input::Chat(ChatInput::JoinPublicChat(c)));
     }

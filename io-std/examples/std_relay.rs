@@ -39,7 +39,10 @@ fn main() -> std::io::Result<()> {
     config.static_peers = statics;
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     println!("{}", Enode::new(config.rlpx.public_key(), listener.local_addr()?));
-    let mut node = BlockingNode::new(Engine::new(Clock::new().now(), config, os_seed()), Some(listener));
+    let mut node = BlockingNode::new(
+        Engine::new(config, &os_seed(), Clock::new().now()).map_err(std::io::Error::other)?,
+        Some(listener),
+    );
     loop {
         for e in node.step(Duration::from_secs(1)) {
             match e {

@@ -325,7 +325,7 @@ pub mod node {
     /// How often a node with a peer cache file writes it.
     pub const PEER_CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 
-    use status_sansio::node::{ConnId, Engine, Event, Input, Output};
+    use status_sansio::node::{ConnId, Engine, Event, Input, Output, StorageOp};
 
     use crate::Clock;
 
@@ -490,16 +490,16 @@ pub mod node {
                             let _ = s.shutdown(Shutdown::Both);
                         }
                     }
-                    Output::Store { key, value } => {
+                    Output::Storage(StorageOp::Store { key, value }) => {
                         let failed = self.store.put(key, value).is_err();
                         self.count(failed);
                     }
-                    Output::Query {
+                    Output::Storage(StorageOp::Query {
                         query,
                         start,
                         end,
                         limit,
-                    } => {
+                    }) => {
                         // A failed read answers with nothing (the request completes without envelopes).
                         let r = self.store.range(start, end, limit);
                         self.count(r.is_err());
@@ -508,7 +508,7 @@ pub mod node {
                             .engine
                             .handle_input(self.clock.now(), Input::QueryResult { query, entries });
                     }
-                    Output::Prune { before } => {
+                    Output::Storage(StorageOp::Prune { before }) => {
                         let failed = self.store.prune(before).is_err();
                         self.count(failed);
                     }
@@ -520,6 +520,8 @@ pub mod node {
                         });
                     }
                     Output::Event(e) => events.push(e),
+                    // Outputs added after this driver was written.
+                    _ => {}
                 }
             }
             if self

@@ -59,7 +59,7 @@ fn txt_lookups_round_trip_through_the_blocking_driver() {
     let now = status_io_std::Clock::new().now();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut relay = BlockingNode::new(Engine::new(now, config(31), os_seed()), Some(listener));
+    let mut relay = BlockingNode::new(Engine::new(config(31), &os_seed(), now).unwrap(), Some(listener));
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let relay_thread = std::thread::spawn(move || {
@@ -92,7 +92,7 @@ fn txt_lookups_round_trip_through_the_blocking_driver() {
     c.target_peers = 1;
     c.dns_discovery = vec![EnrTreeUrl::new(signer.public_key(), DOMAIN).unwrap()];
     c.stable_after = Duration::from_millis(200);
-    let mut client = BlockingNode::new(Engine::new(now, c, os_seed()), None)
+    let mut client = BlockingNode::new(Engine::new(c, &os_seed(), now).unwrap(), None)
         .with_resolver(resolver.clone())
         .with_peer_cache_file(cache_file.clone());
     let (ok, events) = client.run_until(Duration::from_secs(15), |e| {
@@ -115,7 +115,7 @@ fn txt_lookups_round_trip_through_the_blocking_driver() {
     assert_eq!(client.engine().peer_cache_len(), 1);
     drop(client);
     let saved = load_peer_cache(&cache_file).expect("cache written on drop");
-    let mut fresh = Engine::new(now, config(40), os_seed());
+    let mut fresh = Engine::new(config(40), &os_seed(), now).unwrap();
     assert_eq!(fresh.import_peer_cache(now, &saved).unwrap(), 1);
 
     stop.store(true, Ordering::Relaxed);

@@ -30,7 +30,7 @@ fn two_clients_chat_through_a_relay_over_tcp() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let rc = config(1);
     let relay_enode = Enode::new(rc.rlpx.public_key(), listener.local_addr().unwrap());
-    let mut relay = BlockingNode::new(Engine::new(now, rc, os_seed()), Some(listener));
+    let mut relay = BlockingNode::new(Engine::new(rc, &os_seed(), now).unwrap(), Some(listener));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
     let relay_thread = std::thread::spawn(move || {
@@ -42,7 +42,7 @@ fn two_clients_chat_through_a_relay_over_tcp() {
     let client = |n| {
         let mut c = config(n);
         c.static_peers = vec![relay_enode.clone()];
-        BlockingNode::new(Engine::new(now, c, os_seed()), None)
+        BlockingNode::new(Engine::new(c, &os_seed(), now).unwrap(), None)
     };
     let chat = "std-loopback";
     let mut b = client(3);
@@ -105,7 +105,7 @@ fn one_to_one_chat_on_blocking_nodes() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let rc = config(11);
     let relay_enode = Enode::new(rc.rlpx.public_key(), listener.local_addr().unwrap());
-    let mut relay = BlockingNode::new(Engine::new(now, rc, os_seed()), Some(listener));
+    let mut relay = BlockingNode::new(Engine::new(rc, &os_seed(), now).unwrap(), Some(listener));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
     let relay_thread = std::thread::spawn(move || {
@@ -118,7 +118,7 @@ fn one_to_one_chat_on_blocking_nodes() {
         c.static_peers = vec![relay_enode.clone()];
         let identity = SecretKey::random(&mut Seed::from_u64(100 + n).rng());
         c.messenger = Some(MessengerConfig::new(identity, format!("device-{n}")));
-        BlockingNode::new(Engine::new(now, c, os_seed()), None)
+        BlockingNode::new(Engine::new(c, &os_seed(), now).unwrap(), None)
     };
     let (mut a, mut b) = (client(12), client(13));
     let ka = SecretKey::random(&mut Seed::from_u64(112).rng()).public_key();

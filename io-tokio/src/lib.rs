@@ -295,7 +295,7 @@ pub mod node {
     use status_io_std::Clock;
     use status_sansio::enode::Enode;
     use status_sansio::mailserver::server::{QueryId, KEY_LEN};
-    use status_sansio::node::{ConnId, Engine, Event, Input, Output};
+    use status_sansio::node::{ConnId, Engine, Event, Input, Output, StorageOp};
     use status_sansio::waku::{self, Filter, SubscriptionId, WakuError};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
@@ -965,17 +965,18 @@ pub mod node {
                             }
                         }
                     }
-                    Output::Store { key, value } => {
-                        if store.ops.send(StoreOp::Put(key, value)).await.is_err() {
+                    Output::Storage(StorageOp::Store { key, value }) => {
+                        let sent = store.ops.send(StoreOp::Put(key, value)).await;
+                        if sent.is_err() {
                             tracing::warn!("mailserver store: the store thread is gone");
                         }
                     }
-                    Output::Query {
+                    Output::Storage(StorageOp::Query {
                         query,
                         start,
                         end,
                         limit,
-                    } => {
+                    }) => {
                         let op = StoreOp::Range {
                             query,
                             start,
@@ -988,8 +989,9 @@ pub mod node {
                             let _ = engine.handle_input(clock.now(), Input::QueryResult { query, entries });
                         }
                     }
-                    Output::Prune { before } => {
-                        if store.ops.send(StoreOp::Prune(before)).await.is_err() {
+                    Output::Storage(StorageOp::Prune { before }) => {
+                        let sent = store.ops.send(StoreOp::Prune(before)).await;
+                        if sent.is_err() {
                             tracing::warn!("mailserver prune: the store thread is gone");
                         }
                     }
@@ -1013,6 +1015,8 @@ pub mod node {
                             return engine;
                         }
                     }
+                    // Outputs added after this driver was written.
+                    _ => {}
                 }
             }
             let deadline = engine.poll_timeout();

@@ -62,12 +62,17 @@ async fn history_through(store: Box<dyn Store>, archived: Option<Probe>) {
     cfg.mailserver = Some(MailServerConfig::default());
     cfg.waku.confirmations = true;
     let server_enode = Enode::new(cfg.rlpx.public_key(), listener.local_addr().unwrap());
-    let server = spawn_node_with_store(Engine::new(now, cfg, os_seed()), Some(listener), 1024, store);
+    let server = spawn_node_with_store(
+        Engine::new(cfg, &os_seed(), now).unwrap(),
+        Some(listener),
+        1024,
+        store,
+    );
 
     let client = |n| {
         let mut c = EngineConfig::new(rlpx_config(n));
         c.static_peers = vec![server_enode.clone()];
-        spawn_node(Engine::new(now, c, os_seed()), None, 1024)
+        spawn_node(Engine::new(c, &os_seed(), now).unwrap(), None, 1024)
     };
     let mut poster = client(2);
     wait_for(&mut poster, "the poster's Waku handshake", |e| {

@@ -97,7 +97,7 @@ async fn txt_lookups_round_trip_through_the_driver_and_the_cache_is_saved() {
     for n in [11u64, 12] {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         listed.push((n, l.local_addr().unwrap()));
-        let engine = Engine::new(now, EngineConfig::new(rlpx_config(n)), os_seed());
+        let engine = Engine::new(EngineConfig::new(rlpx_config(n)), &os_seed(), now).unwrap();
         relays.push(spawn_node(engine, Some(l), 64));
     }
     // A name that does not exist in the zone is a failed lookup; the tree also lists a dead address.
@@ -124,7 +124,7 @@ async fn txt_lookups_round_trip_through_the_driver_and_the_cache_is_saved() {
     let mut options = NodeOptions::new(256);
     options.resolver = resolver.clone();
     options.peer_cache_file = Some(cache_file.clone());
-    let mut client = spawn_node_with_options(Engine::new(now, cfg, os_seed()), None, options);
+    let mut client = spawn_node_with_options(Engine::new(cfg, &os_seed(), now).unwrap(), None, options);
 
     let want: BTreeSet<[u8; 64]> = [11u64, 12]
         .iter()
@@ -159,7 +159,7 @@ async fn txt_lookups_round_trip_through_the_driver_and_the_cache_is_saved() {
     while client.events.recv().await.is_some() {}
     let saved = load_peer_cache(&cache_file).expect("cache file written at shutdown");
     assert_eq!(saved, exported);
-    let mut fresh = Engine::new(now, EngineConfig::new(rlpx_config(20)), os_seed());
+    let mut fresh = Engine::new(EngineConfig::new(rlpx_config(20)), &os_seed(), now).unwrap();
     assert_eq!(fresh.import_peer_cache(now, &saved).unwrap(), 2);
     let _ = std::fs::remove_dir_all(&dir);
     drop(relays);

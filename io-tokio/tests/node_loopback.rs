@@ -42,12 +42,16 @@ async fn two_clients_chat_through_a_relay_over_tcp() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let relay_cfg = EngineConfig::new(rlpx_config(1));
     let relay_enode = Enode::new(relay_cfg.rlpx.public_key(), listener.local_addr().unwrap());
-    let mut relay = spawn_node(Engine::new(now, relay_cfg, os_seed()), Some(listener), 256);
+    let mut relay = spawn_node(
+        Engine::new(relay_cfg, &os_seed(), now).unwrap(),
+        Some(listener),
+        256,
+    );
 
     let client = |n| {
         let mut c = EngineConfig::new(rlpx_config(n));
         c.static_peers = vec![relay_enode.clone()];
-        spawn_node(Engine::new(now, c, os_seed()), None, 256)
+        spawn_node(Engine::new(c, &os_seed(), now).unwrap(), None, 256)
     };
     let (mut a, mut b) = (client(2), client(3));
     for h in [&mut a, &mut b] {
@@ -105,7 +109,7 @@ async fn a_closed_connection_is_fully_closed_even_if_the_peer_keeps_sending() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let now = status_io_std::Clock::new().now();
-    let engine = Engine::new(now, EngineConfig::new(rlpx_config(41)), os_seed());
+    let engine = Engine::new(EngineConfig::new(rlpx_config(41)), &os_seed(), now).unwrap();
     let node = spawn_node(engine, Some(listener), 64);
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     // An EIP-8 auth of 64 bytes that does not decrypt: the handshake fails and the engine closes.
@@ -142,10 +146,14 @@ async fn shutdown_tells_peers_the_client_is_quitting() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let relay_cfg = EngineConfig::new(rlpx_config(31));
     let relay_enode = Enode::new(relay_cfg.rlpx.public_key(), listener.local_addr().unwrap());
-    let mut relay = spawn_node(Engine::new(now, relay_cfg, os_seed()), Some(listener), 256);
+    let mut relay = spawn_node(
+        Engine::new(relay_cfg, &os_seed(), now).unwrap(),
+        Some(listener),
+        256,
+    );
     let mut c = EngineConfig::new(rlpx_config(32));
     c.static_peers = vec![relay_enode];
-    let mut client = spawn_node(Engine::new(now, c, os_seed()), None, 256);
+    let mut client = spawn_node(Engine::new(c, &os_seed(), now).unwrap(), None, 256);
     wait_for(&mut client, "connection", |e| {
         matches!(e, Event::PeerConnected { .. })
     })

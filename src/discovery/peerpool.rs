@@ -171,7 +171,9 @@ pub struct PeerPool {
     counter: u64,
 }
 
-const CACHE_VERSION: u64 = 1;
+/// The version of this pool's cache format. Version 1 is the engine's format
+/// (`node::peers`, five fields per peer, no kind); a cache of another version is refused on import.
+const CACHE_VERSION: u64 = 2;
 
 impl PeerPool {
     /// A pool with no candidates. Fails if `min_relays > max_relays`, `max_relays` is 0, or a cap is 0.
@@ -519,7 +521,7 @@ impl PeerPool {
         }
     }
 
-    /// The cache as bytes for the driver to store: RLP `[1, [[kind, X‖Y, ip, tcp, udp, last_seen_ms], …]]`
+    /// The cache as bytes for the driver to store: RLP `[2, [[kind, X‖Y, ip, tcp, udp, last_seen_ms], …]]`
     /// with `kind` 0 relay / 1 mailserver, `ip` 4 or 16 bytes and `udp` 0 when it equals `tcp`.
     pub fn export_cache(&self) -> Vec<u8> {
         let cached: Vec<(&Candidate, &Enode)> = self

@@ -2,6 +2,7 @@
 //! store; oracle in [`mailserver_request`]) and the history client
 //! (arbitrary operations and completions; oracle in [`mailserver_client`]).
 
+use crate::mailserver::StorageOp;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -245,15 +246,15 @@ pub fn mailserver_request_with(data: &[u8], strict_cursors: bool) {
             .is_ok());
         while let Some(o) = s.poll_output() {
             match o {
-                Output::Store { key, value } => {
+                Output::Storage(StorageOp::Store { key, value }) => {
                     store.insert(key, value);
                 }
-                Output::Query {
+                Output::Storage(StorageOp::Query {
                     query,
                     start,
                     end,
                     limit,
-                } => {
+                }) => {
                     assert!(
                         !strict_cursors || start <= end,
                         "a store query with start above end"
@@ -266,14 +267,14 @@ pub fn mailserver_request_with(data: &[u8], strict_cursors: bool) {
                     assert!(s.handle_input(now, Input::QueryResult { query, entries }).is_ok());
                 }
                 Output::Complete { .. } => completions += 1,
-                Output::Send { peer, envelopes } => {
+                Output::Transmit { peer, envelopes } => {
                     assert!(envelopes.len() <= 1000);
                     assert_eq!(peer, ConnId(k as u64), "answers go to the asking peer");
                     if let Some(w) = window {
                         envelopes.iter().for_each(|e| w.check(e));
                     }
                 }
-                Output::Prune { .. } => {}
+                Output::Storage(StorageOp::Prune { .. }) => {}
             }
         }
     }

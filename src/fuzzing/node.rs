@@ -193,7 +193,9 @@ pub fn node_engine(data: &[u8]) -> EngineReached {
         max_envelopes: 64,
     };
     let (max_bytes, max_envelopes) = (config.waku.pool.max_bytes, config.waku.pool.max_envelopes);
-    let mut engine = Engine::new(now, config, Seed::from_u64(7));
+    let Ok(mut engine) = Engine::new(config, &Seed::from_u64(7), now) else {
+        unreachable!("the fuzz configuration is valid")
+    };
     engine.handle_timeout(now);
     let mut remotes: BTreeMap<ConnId, Remote> = BTreeMap::new();
     let mut dials: Vec<ConnId> = Vec::new();

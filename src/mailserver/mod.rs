@@ -1,10 +1,10 @@
 //! Mailservers (docs/protocol/status-transport-usage.md §4): the server side, as a sans-IO machine whose
 //! storage is a set of actions the driver carries out.
 //!
-//! * [`server::MailServer`] archives envelopes ([`server::Output::Store`] under the 40-byte key
+//! * [`server::MailServer`] archives envelopes ([`StorageOp::Store`] under the 40-byte key
 //!   `sent_time (u32 BE) ‖ envelope hash ‖ topic`), answers history requests in both wire forms (the
 //!   direct `MessagesRequest` and the older signed, encrypted request envelope) by asking the driver for
-//!   key ranges ([`server::Output::Query`]), filters by topics or bloom, pages with 36-byte cursors,
+//!   key ranges ([`StorageOp::Query`]), filters by topics or bloom, pages with 36-byte cursors,
 //!   sends P2P messages and a request-complete, and prunes by age.
 //!
 //! * [`client::HistoryClient`] fetches what a node missed: on (re)connect to a mailserver it asks for the
@@ -20,6 +20,9 @@
 
 pub mod client;
 pub mod server;
+mod storage;
+
+pub use storage::StorageOp;
 
 use bytes::Bytes;
 use rlp::{Rlp, RlpStream};

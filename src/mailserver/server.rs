@@ -1,7 +1,8 @@
 //! The mailserver server (docs/protocol/status-transport-usage.md §4.2–§4.5).
 //!
-//! Storage is the driver's: the machine emits [`Output::Store`] for each archived envelope,
-//! [`Output::Query`] for a key range, and [`Output::Prune`] for retention; the driver answers a query
+//! Storage is the driver's: the machine emits [`Output::Storage`] with a [`StorageOp`]:
+//! [`StorageOp::Store`] for each archived envelope, [`StorageOp::Query`] for a key range, and
+//! [`StorageOp::Prune`] for retention; the driver answers a query
 //! with [`Input::QueryResult`] (entries in ascending key order, at most the asked number). Keys sort by
 //! time, so a range is a time window.
 //!
@@ -52,6 +53,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use super::storage::StorageOp;
 use super::MailserverError;
 use crate::crypto::SecretKey;
 use crate::rng::{SeededHashMap, SeededState};
@@ -189,32 +191,12 @@ pub enum Input {
 
 /// Outputs.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Output {
-    /// Store `value` (the envelope RLP) under `key`.
-    Store {
-        /// The key.
-        key: [u8; KEY_LEN],
-        /// The envelope RLP.
-        value: Bytes,
-    },
-    /// Return up to `limit` entries with `start ≤ key < end`, ascending. Always `start < end`.
-    Query {
-        /// Answer with this id.
-        query: QueryId,
-        /// Inclusive lower bound.
-        start: [u8; KEY_LEN],
-        /// Exclusive upper bound.
-        end: [u8; KEY_LEN],
-        /// Most entries.
-        limit: usize,
-    },
-    /// Delete every entry whose sent time is before `before` (UNIX seconds).
-    Prune {
-        /// The cut-off.
-        before: u32,
-    },
+    /// A storage action for the driver ([`StorageOp::Query`] is answered with [`Input::QueryResult`]).
+    Storage(StorageOp),
     /// Send envelopes to a peer as a P2P Message (`waku::Input::SendP2PMessages`).
-    Send {
+    Transmit {
         /// To whom.
         peer: ConnId,
         /// The envelopes.
@@ -372,10 +354,10 @@ impl MailServer {
         match input {
             Input::Archive { hash, envelope } => {
                 let key = storage_key(&envelope, &hash);
-                self.outputs.push_back(Output::Store {
+                self.outputs.push_back(Output::Storage(StorageOp::Store {
                     key,
                     value: Bytes::from(envelope.encode()),
-                });
+                }));
                 Ok(())
             }
             Input::Request { peer, data } => {
@@ -655,18 +637,18 @@ impl MailServer {
             .scan_page
             .min(self.config.max_scan.saturating_sub(a.scanned))
             .max(1);
-        self.outputs.push_back(Output::Query {
+        self.outputs.push_back(Output::Storage(StorageOp::Query {
             query: q,
             start,
             end: a.end,
             limit,
-        });
+        }));
         self.active.insert(q, a);
     }
 
     fn flush(&mut self, a: &mut Active) {
         if !a.batch.is_empty() {
-            self.outputs.push_back(Output::Send {
+            self.outputs.push_back(Output::Transmit {
                 peer: a.peer,
                 envelopes: std::mem::take(&mut a.batch),
             });
@@ -766,7 +748,8 @@ impl MailServer {
                 .as_secs()
                 .saturating_sub(self.config.retention.as_secs())
                 .min(u64::from(u32::MAX)) as u32;
-            self.outputs.push_back(Output::Prune { before });
+            self.outputs
+                .push_back(Output::Storage(StorageOp::Prune { before }));
             self.next_prune = Some(now + self.config.prune_interval);
         }
     }

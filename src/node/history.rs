@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 
-use super::{ConnId, Engine, Event, NodeError, Output};
+use super::{ConnId, Engine, Event, LayerError, NodeError, Output};
 use crate::crypto::PublicKey;
 use crate::mailserver::client::{self, HistoryClient, HistoryConfig};
 use crate::rng::Seed;
@@ -44,35 +44,32 @@ pub(super) struct History {
     mailservers: Vec<PublicKey>,
     held: VecDeque<Box<ReceivedMessage>>,
     released: VecDeque<waku::Output>,
-    routing_released: bool,
     filters_generation: Option<(u64, usize)>,
     duplicates: u64,
 }
 
 impl History {
     pub(super) fn new(
-        now: Timestamp,
         config: HistoryConfig,
         mailservers: Vec<PublicKey>,
-        seed: Seed,
-    ) -> Self {
-        History {
-            // `Engine::new` cannot fail yet: the history configuration is taken as it is, as before.
-            // TODO(issue 11, engine): use the validating `HistoryClient::new` once `Engine::new` returns `Result`.
-            client: HistoryClient::new_unvalidated(config, &seed, now),
+        seed: &Seed,
+        now: Timestamp,
+    ) -> Result<Self, crate::Error> {
+        Ok(History {
+            client: HistoryClient::new(config, seed, now)?,
             mailservers,
             held: VecDeque::new(),
             released: VecDeque::new(),
-            routing_released: false,
             filters_generation: None,
             duplicates: 0,
-        }
+        })
     }
 
-    /// True if the engine should hand this Waku event to [`Engine::history_on_waku`].
-    pub(super) fn wants(&self, e: &waku::Event) -> bool {
+    /// True if the engine should hand this Waku event to [`Engine::history_on_waku`]; `released` if a
+    /// verdict released it (it is not held again).
+    pub(super) fn wants(&self, e: &waku::Event, released: bool) -> bool {
         match e {
-            waku::Event::Message(m) => m.p2p && !self.routing_released && self.held.len() < MAX_HELD,
+            waku::Event::Message(m) => m.p2p && !released && self.held.len() < MAX_HELD,
             waku::Event::P2PEnvelopes { .. } => true,
             waku::Event::RequestComplete { .. } | waku::Event::PeerReady { .. } => {
                 !self.mailservers.is_empty()
@@ -104,25 +101,24 @@ impl Engine {
     }
 
     /// The node key of a connection's peer, if it is a configured mailserver.
-    /// Feed the history client; it refuses no input the engine gives it.
-    fn history_input(&mut self, now: Timestamp, input: client::Input) {
-        let r = self.history.client.handle_input(now, input);
-        debug_assert!(r.is_ok(), "the history client refuses no input");
-    }
-
     fn mailserver_key(&self, peer: ConnId) -> Option<PublicKey> {
         let id = self.conns.get(&peer)?.id?;
         self.history.mailservers.contains(&id).then_some(id)
     }
 
-    /// The next Waku output to route: messages released by a verdict first.
-    pub(super) fn history_next_waku_output(&mut self) -> Option<waku::Output> {
-        if let Some(o) = self.history.released.pop_front() {
-            self.history.routing_released = true;
-            return Some(o);
+    /// Feed the history client; a refusal is reported as a layer error.
+    fn history_input(&mut self, now: Timestamp, input: client::Input) {
+        if let Err(e) = self.history.client.handle_input(now, input) {
+            self.report(LayerError::Mailserver(e));
         }
-        self.history.routing_released = false;
-        self.waku.poll_output()
+    }
+
+    /// The next Waku output to route, and whether a verdict released it: released messages first.
+    pub(super) fn history_next_waku_output(&mut self) -> Option<(waku::Output, bool)> {
+        if let Some(o) = self.history.released.pop_front() {
+            return Some((o, true));
+        }
+        self.waku.poll_output().map(|o| (o, false))
     }
 
     /// A Waku event [`History::wants`].
@@ -167,9 +163,10 @@ impl Engine {
             }
             waku::Event::PeerReady { peer, options } => {
                 if let Some(key) = self.mailserver_key(peer) {
-                    let _ = self
-                        .waku
-                        .handle_input(now, waku::Input::SetTrusted { peer, trusted: true });
+                    let trust = waku::Input::SetTrusted { peer, trusted: true };
+                    if let Err(e) = self.waku.handle_input(now, trust) {
+                        self.report(LayerError::Waku(e));
+                    }
                     let dialect = self.conns.get(&peer).and_then(|c| c.dialect);
                     let dialect = dialect.unwrap_or(waku::Dialect::Waku1);
                     self.history_input(now, client::Input::Connected { peer: key, dialect });
@@ -197,17 +194,16 @@ impl Engine {
         }
     }
 
-    /// Move the client's outputs; re-read the topics if the filters changed. True if anything moved.
-    pub(super) fn history_pump(&mut self, now: Timestamp) -> bool {
+    /// Edge history client → engine: re-read the topics if the filters changed, then send the client's
+    /// requests as Waku P2P requests and pass its events to the application.
+    pub(super) fn route_history(&mut self, now: Timestamp) {
         let generation = self.waku.filters_generation();
         if self.history.filters_generation != Some(generation) {
             self.history.filters_generation = Some(generation);
             let topics = self.waku.filter_topics().into_iter().collect();
             self.history_input(now, client::Input::SetTopics(topics));
         }
-        let mut moved = false;
         while let Some(o) = self.history.client.poll_output() {
-            moved = true;
             match o {
                 client::Output::Transmit { peer, request } => {
                     let conn = self
@@ -215,25 +211,29 @@ impl Engine {
                         .iter()
                         .find(|(_, c)| c.id == Some(peer) && c.dialect.is_some() && c.rlpx.is_active())
                         .and_then(|(k, c)| Some((*k, c.dialect?)));
-                    let sent = conn.is_some_and(|(conn, dialect)| {
-                        self.waku
-                            .handle_input(
-                                now,
-                                waku::Input::SendP2PRequest {
-                                    peer: conn,
-                                    data: crate::mailserver::encode_request(&request, dialect),
-                                },
-                            )
-                            .is_ok()
-                    });
+                    let sent = match conn {
+                        Some((conn, dialect)) => {
+                            let send = waku::Input::SendP2PRequest {
+                                peer: conn,
+                                data: crate::mailserver::encode_request(&request, dialect),
+                            };
+                            let r = self.waku.handle_input(now, send);
+                            if let Err(e) = &r {
+                                self.report(LayerError::Waku(e.clone()));
+                            }
+                            self.route_waku(now);
+                            r.is_ok()
+                        }
+                        None => false,
+                    };
                     if !sent {
+                        // Not connected after all (or Waku refused): the client fails over.
                         self.history_input(now, client::Input::Disconnected { peer });
                     }
                 }
                 client::Output::Event(e) => self.outputs.push_back(Output::Event(Event::History(e))),
             }
         }
-        moved
     }
 
     /// [`Input::RequestHistory`](super::Input::RequestHistory).

@@ -59,8 +59,8 @@ use crate::discovery::NodeId;
 use crate::enode::Enode;
 use crate::time::{earliest, Timestamp};
 
-/// Most static peers (configured plus added); configured ones past it are ignored, added ones refused
-/// with [`NodeError::TooManyStaticPeers`].
+/// Most static peers (configured plus added); more configured ones make the engine's construction fail,
+/// added ones are refused, both with [`NodeError::TooManyStaticPeers`].
 pub const MAX_STATIC_PEERS: usize = 64;
 /// Most candidates remembered (cached ones included).
 pub const MAX_CANDIDATES: usize = 256;
@@ -135,7 +135,8 @@ pub(crate) struct Peers {
 }
 
 impl Peers {
-    pub(crate) fn new(now: Timestamp, config: PeersConfig, statics: &[Enode]) -> Self {
+    /// Fails with [`NodeError::TooManyStaticPeers`] past [`MAX_STATIC_PEERS`] static peers.
+    pub(crate) fn new(now: Timestamp, config: PeersConfig, statics: &[Enode]) -> Result<Self, NodeError> {
         let mut p = Peers {
             config,
             statics: Vec::new(),
@@ -146,11 +147,10 @@ impl Peers {
             started: false,
             created: now,
         };
-        // Configured static peers past MAX_STATIC_PEERS are ignored (documented on the constant).
         for e in statics {
-            let _ = p.add_static(now, e.clone());
+            p.add_static(now, e.clone())?;
         }
-        p
+        Ok(p)
     }
 
     /// Add a static peer (dialled at `now`); a known one is a no-op; fails when [`MAX_STATIC_PEERS`] are

@@ -2,6 +2,7 @@
 //! latency, and hosts that go offline and come back. Deterministic.
 #![allow(dead_code)]
 
+use status_sansio::node::StorageOp;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,7 +86,7 @@ impl Net {
                 let mut cfg = make(i, &enodes);
                 cfg.rlpx = rlpx[i].clone();
                 Host {
-                    engine: Engine::new(now, cfg, Seed::from_u64(900 + i as u64 + seed * 1000)),
+                    engine: Engine::new(cfg, &Seed::from_u64(900 + i as u64 + seed * 1000), now).unwrap(),
                     store: BTreeMap::new(),
                     addr: enodes[i].addr,
                     enode: enodes[i].clone(),
@@ -152,15 +153,15 @@ impl Net {
                     self.push(i, Deliver::Resolved(name, txt));
                 }
                 Output::Event(e) => self.hosts[i].events.push(e),
-                Output::Store { key, value } => {
+                Output::Storage(StorageOp::Store { key, value }) => {
                     self.hosts[i].store.insert(key, value);
                 }
-                Output::Query {
+                Output::Storage(StorageOp::Query {
                     query,
                     start,
                     end,
                     limit,
-                } => {
+                }) => {
                     let h = &mut self.hosts[i];
                     let entries = h
                         .store
@@ -172,9 +173,10 @@ impl Net {
                         .handle_input(self.now, Input::QueryResult { query, entries })
                         .unwrap();
                 }
-                Output::Prune { before } => self.hosts[i]
+                Output::Storage(StorageOp::Prune { before }) => self.hosts[i]
                     .store
                     .retain(|k, _| u32::from_be_bytes([k[0], k[1], k[2], k[3]]) >= before),
+                other => panic!("unexpected output {other:?}"),
             }
         }
         moved

@@ -401,11 +401,11 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
             let m = Messenger::import(now, messenger_config, os_seed(), &bytes)
                 .map_err(|e| std::io::Error::other(format!("{}: {e}", state_path.display())))?;
             tracing::info!(path = %state_path.display(), "messenger state restored");
-            NodeEngine::with_messenger(now, config, os_seed(), m)
+            NodeEngine::with_messenger(config, m, &os_seed(), now).map_err(std::io::Error::other)?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             config.messenger = Some(messenger_config);
-            NodeEngine::new(now, config, os_seed())
+            NodeEngine::new(config, &os_seed(), now).map_err(std::io::Error::other)?
         }
         Err(e) => return Err(at(&state_path)(e)),
     };

@@ -98,11 +98,11 @@ impl Demo {
             Some(state) => {
                 let m = Messenger::import(now, messenger, os_seed(), &state)
                     .map_err(|e| std::io::Error::other(format!("importing {}: {e}", NAMES[who])))?;
-                Engine::with_messenger(now, config, os_seed(), m)
+                Engine::with_messenger(config, m, &os_seed(), now).map_err(std::io::Error::other)?
             }
             None => {
                 config.messenger = Some(messenger);
-                Engine::new(now, config, os_seed())
+                Engine::new(config, &os_seed(), now).map_err(std::io::Error::other)?
             }
         };
         let NodeHandle {
@@ -319,7 +319,7 @@ pub async fn run() -> std::io::Result<bool> {
     let mut relay_config = EngineConfig::new(rlpx_config(relay_key, "relay"));
     relay_config.mailserver = Some(Default::default());
     let relay_node = spawn_node_with_store(
-        Engine::new(Clock::new().now(), relay_config, os_seed()),
+        Engine::new(relay_config, &os_seed(), Clock::new().now()).map_err(std::io::Error::other)?,
         Some(listener),
         1024,
         Box::new(status_io_std::store::MemoryStore::default()),
