@@ -34,6 +34,7 @@
 
 pub mod chat;
 pub mod crypto;
+pub mod demo;
 pub mod discovery;
 pub mod enode;
 pub mod error;
