@@ -224,6 +224,12 @@ pub fn read(path: &Path, max: usize) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
 /// Write `payload` as the state file at `path`, atomically and durably (see the module documentation),
 /// readable by the owner only.
 pub fn write(path: &Path, payload: &[u8]) -> io::Result<()> {
+    write_atomic(path, &Zeroizing::new(encode(payload)))
+}
+
+/// Write `bytes` as they are (no header: for files people edit, such as a contacts list) to `path`, with
+/// the same atomic and durable replacement as [`write`], readable by the owner only.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");
     let tmp = path.with_file_name(name);
@@ -238,8 +244,7 @@ pub fn write(path: &Path, payload: &[u8]) -> io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts.open(&tmp).map_err(|e| at(&tmp, e))?;
-    let framed = Zeroizing::new(encode(payload));
-    f.write_all(&framed).map_err(|e| at(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| at(&tmp, e))?;
     f.sync_all().map_err(|e| at(&tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| at(path, e))?;
@@ -308,6 +313,57 @@ impl DataDirLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Read a secret key file: a state file whose payload is the 32-byte secret, or (written by hand, e.g.
+/// from `status-node keygen`) a text file holding just the 64 hex characters. `Ok(None)` if it does not
+/// exist; anything else is an error naming the file, which is left as it is.
+pub fn read_key(path: &Path) -> io::Result<Option<status_sansio::crypto::SecretKey>> {
+    // A hand-written key: 64 hex characters, an optional 0x prefix, whitespace around.
+    const MAX_TEXT: usize = 256;
+    let raw = match read_prefix(path, MAX_TEXT + 1)? {
+        Some(raw) => raw,
+        None => return Ok(None),
+    };
+    if !raw.is_empty() && !raw.starts_with(&MAGIC[..raw.len().min(MAGIC.len())]) {
+        if let Some(key) = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(status_sansio::demo::parse_key)
+        {
+            return Ok(Some(key));
+        }
+    }
+    let payload = match read(path, 32)? {
+        Some(p) => p,
+        None => return Ok(None),
+    };
+    status_sansio::crypto::secret_from_bytes(&payload)
+        .map(Some)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not a valid secp256k1 secret key", path.display()),
+            )
+        })
+}
+
+/// Write a secret key file (see [`read_key`]) atomically, readable by the owner only.
+pub fn write_key(path: &Path, key: &status_sansio::crypto::SecretKey) -> io::Result<()> {
+    write(path, &key.to_bytes()[..])
+}
+
+/// At most `max` bytes from the start of `path`; `None` if it does not exist.
+fn read_prefix(path: &Path, max: usize) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(at(path, e)),
+    };
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(max as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| at(path, e))?;
+    Ok(Some(bytes))
 }
 
 #[cfg(test)]
