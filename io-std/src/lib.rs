@@ -46,7 +46,7 @@ mod stream;
 /// Longest a TCP dial may take in either driver. The engine owns the dial timeout (it closes a dial that
 /// passed its deadline with `Output::Close`, which cancels it); this generous bound only makes sure a
 /// dial cannot hang for ever while an engine without that timeout is in use.
-pub const DIAL_SAFETY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DIAL_SAFETY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A monotonic clock anchored to the wall clock once, at construction.
 #[derive(Clone, Copy, Debug)]
@@ -88,5 +88,3 @@ pub fn os_seed() -> Seed {
     OsRng.fill_bytes(&mut s);
     Seed(s)
 }
-
-

@@ -329,11 +329,7 @@ impl BlockingNode {
     }
 
     /// Step until `done` returns true for some event or `limit` passes; returns every event seen.
-    pub fn run_until(
-        &mut self,
-        limit: Duration,
-        mut done: impl FnMut(&Event) -> bool,
-    ) -> (bool, Vec<Event>) {
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Event) -> bool) -> (bool, Vec<Event>) {
         let start = std::time::Instant::now();
         let mut all = Vec::new();
         while start.elapsed() < limit {

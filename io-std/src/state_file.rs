@@ -259,9 +259,7 @@ fn sync_dir(path: &Path) -> io::Result<()> {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| at(dir, e))
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| at(dir, e))
     }
     #[cfg(not(unix))]
     {

@@ -257,4 +257,3 @@ pub fn spawn(mut stream: RlpxStream, capacity: usize) -> Handle {
         events: ev_rx,
     }
 }
-

@@ -150,7 +150,9 @@ async fn txt_lookups_round_trip_through_the_driver_and_the_cache_is_saved() {
     let exported = client.inspect(|e| e.export_peer_cache()).await.unwrap();
     client.commands.send(NodeCommand::Shutdown).await.unwrap();
     while client.events.recv().await.is_some() {}
-    let saved = load_peer_cache(&cache_file).unwrap().expect("cache file written at shutdown");
+    let saved = load_peer_cache(&cache_file)
+        .unwrap()
+        .expect("cache file written at shutdown");
     assert_eq!(saved, exported);
     let mut fresh = Engine::new(now, EngineConfig::new(rlpx_config(20)), os_seed());
     assert_eq!(fresh.import_peer_cache(now, &saved).unwrap(), 2);

@@ -5,16 +5,11 @@
 
 /// The texts of TXT records: each record's character-strings concatenated, the bytes taken as UTF-8
 /// (invalid sequences replaced, so a malformed record fails to parse as an entry rather than vanishing).
-pub fn join_txt<'a, S: AsRef<[u8]> + 'a>(
-    records: impl IntoIterator<Item = &'a [S]>,
-) -> Vec<String> {
+pub fn join_txt<'a, S: AsRef<[u8]> + 'a>(records: impl IntoIterator<Item = &'a [S]>) -> Vec<String> {
     records
         .into_iter()
         .map(|strings| {
-            let bytes: Vec<u8> = strings
-                .iter()
-                .flat_map(|s| s.as_ref().iter().copied())
-                .collect();
+            let bytes: Vec<u8> = strings.iter().flat_map(|s| s.as_ref().iter().copied()).collect();
             String::from_utf8_lossy(&bytes).into_owned()
         })
         .collect()
@@ -25,7 +20,10 @@ mod tests {
     #[test]
     fn strings_of_a_record_are_joined() {
         let records: Vec<Vec<Box<[u8]>>> = vec![
-            vec![b"enrtree-root:v1 e=AB".to_vec().into(), b"CD l=EF".to_vec().into()],
+            vec![
+                b"enrtree-root:v1 e=AB".to_vec().into(),
+                b"CD l=EF".to_vec().into(),
+            ],
             vec![b"x".to_vec().into()],
         ];
         assert_eq!(

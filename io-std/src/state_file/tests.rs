@@ -9,7 +9,10 @@ fn round_trip_and_every_kind_of_damage_is_refused() {
         decode(&framed[..framed.len() - 1], 100),
         Err(FormatError::Truncated { .. })
     ));
-    assert!(matches!(decode(&framed[..10], 100), Err(FormatError::Truncated { .. })));
+    assert!(matches!(
+        decode(&framed[..10], 100),
+        Err(FormatError::Truncated { .. })
+    ));
     for i in 0..framed.len() {
         let mut bad = framed.clone();
         bad[i] ^= 0x01;

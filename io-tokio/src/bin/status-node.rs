@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cli::{LogFormat, Nat, RunArgs};
-use status_io_std::{demo, os_seed};
 use status_io_std::state_file;
+use status_io_std::{demo, os_seed};
 use status_sansio::chat::identity::{pubkey_to_hex, three_word_name};
 use status_sansio::chat::messenger::Input as ChatInput;
 use status_sansio::crypto::SecretKey;
@@ -571,7 +571,10 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     }
     state_file::write(&history_path, &engine.export_history())?;
     if node_dropped > 0 {
-        tracing::warn!(events = node_dropped, "events were dropped because the terminal fell behind");
+        tracing::warn!(
+            events = node_dropped,
+            "events were dropped because the terminal fell behind"
+        );
     }
     Ok(())
 }

@@ -204,10 +204,7 @@ impl NodeHandle {
     /// The current connections.
     pub async fn peers(&self) -> io::Result<Vec<PeerInfo>> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(NodeCommand::Peers(tx))
-            .await
-            .map_err(gone)?;
+        self.commands.send(NodeCommand::Peers(tx)).await.map_err(gone)?;
         rx.await.map_err(gone)
     }
 

@@ -237,4 +237,3 @@ pub(super) fn log_event(links: &mut BTreeMap<ConnId, Link>, e: &Event) {
         _ => {}
     }
 }
-

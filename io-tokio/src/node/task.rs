@@ -87,9 +87,10 @@ impl NodeTask {
                 self.links.insert(conn, l);
                 let tx = self.net_tx.clone();
                 let dial = tokio::spawn(async move {
-                    let r = tokio::time::timeout(status_io_std::DIAL_SAFETY_TIMEOUT, TcpStream::connect(addr))
-                        .await
-                        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "dial timeout")));
+                    let r =
+                        tokio::time::timeout(status_io_std::DIAL_SAFETY_TIMEOUT, TcpStream::connect(addr))
+                            .await
+                            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "dial timeout")));
                     // A failed send means the node task is gone; the socket is dropped with it.
                     tx.send(Net::Dialed(conn, r)).await.ok();
                 });
