@@ -8,7 +8,7 @@
 //! engine, so there is no queue between them that could fill (the tokio driver's bounded event queue, and
 //! its dropped-event counter, have nothing to do here; [`BlockingNode::dropped_events`] is always 0).
 //!
-//! The engine's outputs are carried out in one place, [`BlockingNode::carry_out`].
+//! The engine's outputs are carried out in one place (`BlockingNode::carry_out`).
 //!
 //! DNS discovery: each [`Output::ResolveTxt`] is looked up on its own thread through the node's
 //! [`TxtResolver`] (default [`BlockingResolver`]; the engine keeps at most a few lookups out at once)
