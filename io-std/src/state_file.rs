@@ -13,7 +13,7 @@
 //! | 32    | SHA-256 of the 20 bytes above followed by the payload             |
 //! | n     | payload                                                           |
 //!
-//! Writing ([`write`]): a fresh temporary file beside the target (mode 0600), written and fsynced, renamed
+//! Writing ([`write()`]): a fresh temporary file beside the target (mode 0600), written and fsynced, renamed
 //! over the target, then the directory fsynced, so a crash leaves either the old file or the new one.
 //!
 //! [`DataDirLock`] keeps a second process off a data directory: an OS advisory lock on a lock file, which
@@ -228,7 +228,7 @@ pub fn write(path: &Path, payload: &[u8]) -> io::Result<()> {
 }
 
 /// Write `bytes` as they are (no header: for files people edit, such as a contacts list) to `path`, with
-/// the same atomic and durable replacement as [`write`], readable by the owner only.
+/// the same atomic and durable replacement as [`write()`], readable by the owner only.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");
