@@ -36,6 +36,7 @@
 pub mod chat;
 mod conn;
 pub mod crypto;
+pub mod demo;
 pub mod discovery;
 pub mod enode;
 pub mod error;

@@ -310,7 +310,8 @@ fn unreachable_mailserver_is_skipped() {
         vec![status::public_chat_topic(CHAT)],
         *status::public_chat_key(CHAT),
     );
-    net.hosts[2].engine.subscribe(f).unwrap();
+    let id = net.hosts[2].engine.unused_subscription_id();
+    net.input(2, Input::Waku(waku::Input::Subscribe { id, filter: f }));
     net.resume(2);
     net.run(Duration::from_secs(60));
     assert_eq!(received(&net, 2).len(), 7);

@@ -32,7 +32,8 @@ fn subscribe(net: &mut Net, i: usize) {
         vec![status::public_chat_topic("engine")],
         *status::public_chat_key("engine"),
     );
-    net.hosts[i].engine.subscribe(f).unwrap();
+    let id = net.hosts[i].engine.unused_subscription_id();
+    net.input(i, Input::Waku(waku::Input::Subscribe { id, filter: f }));
 }
 
 /// Host 0 is a relay; hosts 1.. are clients with the relay as their static peer.

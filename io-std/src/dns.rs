@@ -10,7 +10,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Looks up TXT records, blocking. Each record's strings are joined into one text (EIP-1459).
+/// Looks up TXT records, blocking. Each record's strings are joined into one text (EIP-1459, with
+/// [`join_txt`](status_sansio::discovery::txt::join_txt)). `status_io_tokio::dns::TxtResolver` is the
+/// same concept for async code.
 pub trait TxtResolver: Send + Sync {
     /// The TXT records of `name`; `Err` if the lookup failed (NXDOMAIN included).
     fn resolve_txt(&self, name: &str) -> io::Result<Vec<String>>;
@@ -23,17 +25,6 @@ pub fn fqdn(name: &str) -> String {
     } else {
         format!("{name}.")
     }
-}
-
-/// The texts of TXT records: each record's strings joined, bytes taken as UTF-8 (lossy).
-pub fn join_txt<'a>(records: impl IntoIterator<Item = &'a [Box<[u8]>]>) -> Vec<String> {
-    records
-        .into_iter()
-        .map(|strings| {
-            let bytes: Vec<u8> = strings.iter().flat_map(|s| s.iter().copied()).collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-        .collect()
 }
 
 pub use blocking::BlockingResolver;
@@ -49,7 +40,9 @@ mod blocking {
     use hickory_proto::rr::{Name, RData, RecordType};
     use rand_core::{OsRng, RngCore};
 
-    use super::{fqdn, join_txt, TxtResolver};
+    use status_sansio::discovery::txt::join_txt;
+
+    use super::{fqdn, TxtResolver};
 
     /// Largest answer read over TCP (the two-byte length prefix allows 64 KiB; EIP-1459 entries are small).
     const MAX_TCP_ANSWER: usize = u16::MAX as usize;
@@ -230,7 +223,9 @@ mod system {
 
     use hickory_resolver::TokioResolver;
 
-    use super::{fqdn, join_txt, TxtResolver};
+    use status_sansio::discovery::txt::join_txt;
+
+    use super::{fqdn, TxtResolver};
 
     /// The system resolver through `hickory-resolver`; built on first use (a system without a usable
     /// configuration fails every lookup).
@@ -283,26 +278,16 @@ pub fn peer_cache_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Read a peer cache file for [`EngineConfig::peer_cache`](status_sansio::node::EngineConfig::peer_cache):
-/// `None` if it is missing, unreadable or larger than
-/// [`MAX_CACHE_BYTES`](status_sansio::node::peers::MAX_CACHE_BYTES).
-pub fn load_peer_cache(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read;
+/// `Ok(None)` if it does not exist. The file is a [`state_file`](crate::state_file): a damaged, truncated,
+/// empty or wrong-version one, or one larger than
+/// [`MAX_CACHE_BYTES`](status_sansio::node::peers::MAX_CACHE_BYTES), is an error naming the file (and the
+/// file is left as it is).
+pub fn load_peer_cache(path: &Path) -> io::Result<Option<Vec<u8>>> {
     let max = status_sansio::node::peers::MAX_CACHE_BYTES;
-    // Read at most one byte past the cap, so a file that grows meanwhile cannot make us read without bound.
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(max as u64 + 1)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    (bytes.len() <= max).then_some(bytes)
+    Ok(crate::state_file::read(path, max)?.map(|bytes| bytes.to_vec()))
 }
 
-/// Write a peer cache file atomically (a temporary file renamed over it).
+/// Write a peer cache file as a [`state_file`](crate::state_file), atomically.
 pub fn save_peer_cache(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("cache.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    io::Write::write_all(&mut f, bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::state_file::write(path, bytes)
 }

@@ -241,6 +241,24 @@ fn db_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// An error opening a redb file; a short or corrupted file is `InvalidData` and says so.
+#[cfg(feature = "redb")]
+fn open_err(e: redb::DatabaseError) -> io::Error {
+    let damaged = match &e {
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => io.kind() == io::ErrorKind::UnexpectedEof,
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
+        _ => false,
+    };
+    if damaged {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("damaged or truncated redb file ({e}); refusing to use it"),
+        )
+    } else {
+        db_err(e)
+    }
+}
+
 /// An on-disk store in a single redb file (feature `redb`).
 #[cfg(feature = "redb")]
 pub struct RedbStore {
@@ -249,9 +267,21 @@ pub struct RedbStore {
 
 #[cfg(feature = "redb")]
 impl RedbStore {
-    /// Open (or create) the store at `path`.
+    /// Open (or create) the store at `path`. A truncated or damaged file is an error (kind
+    /// `InvalidData`), and the file is left as it is.
     pub fn open(path: &std::path::Path) -> io::Result<Self> {
-        let db = Database::create(path).map_err(db_err)?;
+        // Last resort: redb 2 asserts (panics) on a file shorter than its header says, instead of
+        // returning an error; turn that panic into the error it should have been. redb's own panic
+        // message still reaches the panic hook (stderr) first.
+        let db = match std::panic::catch_unwind(|| Database::create(path)) {
+            Ok(r) => r.map_err(open_err)?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "damaged or truncated redb file (redb could not open it); refusing to use it",
+                ))
+            }
+        };
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(ENVELOPES).map_err(db_err)?;
         tx.commit().map_err(db_err)?;

@@ -114,7 +114,9 @@ fn txt_lookups_round_trip_through_the_blocking_driver() {
     client.run_until(Duration::from_millis(500), |_| false);
     assert_eq!(client.engine().peer_cache_len(), 1);
     drop(client);
-    let saved = load_peer_cache(&cache_file).expect("cache written on drop");
+    let saved = load_peer_cache(&cache_file)
+        .unwrap()
+        .expect("cache written on drop");
     let mut fresh = Engine::new(config(40), &os_seed(), now).unwrap();
     assert_eq!(fresh.import_peer_cache(now, &saved).unwrap(), 1);
 

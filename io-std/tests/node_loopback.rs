@@ -46,12 +46,12 @@ fn two_clients_chat_through_a_relay_over_tcp() {
     };
     let chat = "std-loopback";
     let mut b = client(3);
-    b.engine()
-        .subscribe(Filter::symmetric(
-            vec![status::public_chat_topic(chat)],
-            *status::public_chat_key(chat),
-        ))
-        .unwrap();
+    let id = b.engine().unused_subscription_id();
+    let filter = Filter::symmetric(
+        vec![status::public_chat_topic(chat)],
+        *status::public_chat_key(chat),
+    );
+    b.input(Input::Waku(waku::Input::Subscribe { id, filter })).unwrap();
     let b_thread = std::thread::spawn(move || {
         b.run_until(Duration::from_secs(15), |e| {
             matches!(e, Event::Waku(waku::Event::Message(_)))

@@ -240,8 +240,10 @@ impl Drop for Node {
 }
 
 fn chat_key(dir: &Path) -> status_sansio::crypto::PublicKey {
-    let key = std::fs::read_to_string(dir.join("identity.key")).unwrap();
-    status_io_std::demo::parse_key(&key).unwrap().public_key()
+    status_io_std::state_file::read_key(&dir.join("identity.key"))
+        .unwrap()
+        .unwrap()
+        .public_key()
 }
 
 #[test]

@@ -280,10 +280,10 @@ fn status_node_run_public_chat_between_two_processes() {
     }
     assert!(connected, "A saw B");
     // A's identity name, from its key file: what B must print as the author.
-    let key = std::fs::read_to_string(dir.join("a/identity.key")).unwrap();
-    let name = status_sansio::chat::identity::three_word_name(
-        &status_io_std::demo::parse_key(&key).unwrap().public_key(),
-    );
+    let key = status_io_std::state_file::read_key(&dir.join("a/identity.key"))
+        .unwrap()
+        .unwrap();
+    let name = status_sansio::chat::identity::three_word_name(&key.public_key());
     let mut a_in = a.stdin.take().unwrap();
     writeln!(a_in, "/msg town hello from a").unwrap();
     a_in.flush().unwrap();
@@ -402,8 +402,10 @@ impl Drop for Proc {
 }
 
 fn chat_key(dir: &std::path::Path) -> status_sansio::crypto::PublicKey {
-    let key = std::fs::read_to_string(dir.join("identity.key")).unwrap();
-    status_io_std::demo::parse_key(&key).unwrap().public_key()
+    status_io_std::state_file::read_key(&dir.join("identity.key"))
+        .unwrap()
+        .unwrap()
+        .public_key()
 }
 
 #[test]

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use status_io_std::dns::load_peer_cache;
 use status_io_std::os_seed;
-use status_io_tokio::node::{
-    spawn_node, spawn_node_with_options, NodeCommand, NodeHandle, NodeOptions, TxtFuture, TxtResolve,
-};
+use status_io_tokio::dns::{TxtFuture, TxtResolver};
+use status_io_tokio::node::{spawn_node, spawn_node_with_options, NodeCommand, NodeHandle, NodeOptions};
 use status_sansio::crypto::{pubkey_to_raw64, secret_from_bytes, SecretKey};
 use status_sansio::discovery::dnstree::entry_hash;
 use status_sansio::discovery::{EnrBuilder, EnrTreeUrl, RootEntry};
@@ -41,7 +40,7 @@ struct FakeResolver {
     asked: Mutex<Vec<String>>,
 }
 
-impl TxtResolve for FakeResolver {
+impl TxtResolver for FakeResolver {
     fn resolve_txt(&self, name: String) -> TxtFuture<'_> {
         Box::pin(async move {
             self.asked.lock().unwrap().push(name.clone());
@@ -148,16 +147,12 @@ async fn txt_lookups_round_trip_through_the_driver_and_the_cache_is_saved() {
 
     // Stay up past `stable_after`, then stop: the cache file holds both relays.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    client
-        .commands
-        .send(NodeCommand::ExportPeerCache(tx))
-        .await
-        .unwrap();
-    let exported = rx.await.unwrap();
+    let exported = client.inspect(|e| e.export_peer_cache()).await.unwrap();
     client.commands.send(NodeCommand::Shutdown).await.unwrap();
     while client.events.recv().await.is_some() {}
-    let saved = load_peer_cache(&cache_file).expect("cache file written at shutdown");
+    let saved = load_peer_cache(&cache_file)
+        .unwrap()
+        .expect("cache file written at shutdown");
     assert_eq!(saved, exported);
     let mut fresh = Engine::new(EngineConfig::new(rlpx_config(20)), &os_seed(), now).unwrap();
     assert_eq!(fresh.import_peer_cache(now, &saved).unwrap(), 2);

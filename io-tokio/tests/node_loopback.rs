@@ -179,3 +179,41 @@ async fn shutdown_tells_peers_the_client_is_quitting() {
         "{e:?}"
     );
 }
+
+/// Events go to the application with `try_send`: an application that never reads its (tiny) queue loses
+/// events, counted, while the node goes on connecting peers and answering commands.
+#[tokio::test]
+async fn a_slow_application_loses_counted_events_but_never_stalls_the_node() {
+    let now = status_io_std::Clock::new().now();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_cfg = EngineConfig::new(rlpx_config(51));
+    let relay_enode = Enode::new(relay_cfg.rlpx.public_key(), listener.local_addr().unwrap());
+    // A queue of one event that is never read.
+    let relay = spawn_node(Engine::new(relay_cfg, &os_seed(), now).unwrap(), Some(listener), 1);
+    let client = |n| {
+        let mut c = EngineConfig::new(rlpx_config(n));
+        c.static_peers = vec![relay_enode.clone()];
+        spawn_node(Engine::new(c, &os_seed(), now).unwrap(), None, 256)
+    };
+    let (mut a, mut b) = (client(52), client(53));
+    for h in [&mut a, &mut b] {
+        wait_for(h, "connection to the relay", |e| {
+            matches!(e, Event::PeerConnected { .. })
+        })
+        .await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let peers = tokio::time::timeout(Duration::from_secs(5), relay.peers())
+            .await
+            .expect("the relay answers commands while its application sleeps")
+            .unwrap();
+        if peers.iter().filter(|p| p.id.is_some()).count() == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{peers:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(relay.dropped_events() >= 1, "{}", relay.dropped_events());
+    assert_eq!(a.dropped_events(), 0);
+}

@@ -15,6 +15,7 @@ pub mod dnstree;
 mod encoding;
 pub mod enr;
 pub mod peerpool;
+pub mod txt;
 
 pub use dnstree::{DnsConfig, DnsTreeClient, EnrTreeUrl, Entry, EntryError, RootEntry, TreeError};
 pub use enr::{Enr, EnrBuilder, EnrError, NodeId};

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cli::{LogFormat, Nat, RunArgs};
+use status_io_std::state_file;
 use status_io_std::{demo, os_seed};
-use status_io_tokio::node::NodeCommand;
 use status_sansio::chat::identity::{pubkey_to_hex, three_word_name};
 use status_sansio::chat::messenger::Input as ChatInput;
 use status_sansio::crypto::SecretKey;
@@ -249,39 +249,22 @@ fn keygen() {
     );
 }
 
-/// Read the node key from `path`, or create it (mode 0600) if the file does not exist.
+/// Read the key at `path` (a checksummed state file, or a hand-written hex key), or create it (mode 0600)
+/// if the file does not exist. A damaged file is refused with an error naming it and left as it is.
 fn load_or_create_key(path: &std::path::Path) -> std::io::Result<SecretKey> {
-    match std::fs::read_to_string(path).map(zeroize::Zeroizing::new) {
-        Ok(text) => {
-            #[cfg(unix)]
-            if let Ok(meta) = std::fs::metadata(path) {
-                use std::os::unix::fs::PermissionsExt;
-                if meta.permissions().mode() & 0o077 != 0 {
-                    tracing::warn!(path = %path.display(), "key file is readable by others; chmod 600 it");
-                }
+    if let Some(key) = state_file::read_key(path)? {
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), "key file is readable by others; chmod 600 it");
             }
-            demo::parse_key(&text).ok_or_else(|| {
-                std::io::Error::other(format!(
-                    "{}: not a 64-hex-character secp256k1 key",
-                    path.display()
-                ))
-            })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SecretKey::random(&mut os_seed().rng());
-            let hex: zeroize::Zeroizing<String> =
-                zeroize::Zeroizing::new(key.to_bytes().iter().map(|x| format!("{x:02x}")).collect());
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(path).map_err(at(path))?;
-            std::io::Write::write_all(&mut f, hex.as_bytes()).map_err(at(path))?;
-            std::io::Write::write_all(&mut f, b"\n").map_err(at(path))?;
-            Ok(key)
-        }
-        Err(e) => Err(at(path)(e)),
+        return Ok(key);
     }
+    let key = SecretKey::random(&mut os_seed().rng());
+    state_file::write_key(path, &key)?;
+    Ok(key)
 }
 
 /// `path: error`, keeping the error's kind.
@@ -308,17 +291,59 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Largest Messenger state file read at start.
+const MAX_MESSENGER_STATE: usize = 256 << 20;
+/// Largest history state file read at start.
+const MAX_HISTORY_STATE: usize = 16 << 20;
+
 /// Ask the node task for a Messenger command's result.
 async fn chat_checked(node: &status_io_tokio::node::NodeHandle, input: ChatInput) -> Result<(), String> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    node.commands
-        .send(NodeCommand::ChatChecked(input, tx))
-        .await
-        .map_err(|_| "the node has stopped".to_string())?;
-    match rx.await {
+    match node.input(status_sansio::node::Input::Chat(input)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("the node has stopped".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Resolves when the process is asked to stop: SIGTERM or SIGINT (Ctrl-C).
+struct StopSignals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Install the handlers (from now on neither signal kills the process).
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    /// The name of the signal that arrived.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => "Ctrl-C",
+                Err(_) => std::future::pending().await,
+            }
+        }
     }
 }
 
@@ -329,9 +354,13 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
         return Err(std::io::Error::other("--mailserver-db needs --mailserver"));
     }
     init_logging(args.log_format);
+    // First, so a stop request during start-up is handled too (it takes effect once the node runs).
+    let mut stop = StopSignals::install()?;
     let data_dir = args.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("--data-dir {}: {e}", data_dir.display())))?;
+    // One process per data directory; held until `run` returns (the OS drops it if we crash).
+    let _lock = state_file::DataDirLock::acquire(&data_dir)?;
     let key_path = args.key_file.clone().unwrap_or_else(|| data_dir.join("node.key"));
     let key = load_or_create_key(&key_path)?;
     let protocols = vec![
@@ -362,7 +391,7 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     config.target_peers = args.target_peers;
     // Good peers of earlier runs are dialled first.
     let peer_cache = status_io_std::dns::peer_cache_path(&data_dir);
-    config.peer_cache = status_io_std::dns::load_peer_cache(&peer_cache);
+    config.peer_cache = status_io_std::dns::load_peer_cache(&peer_cache)?;
     let state_path = data_dir.join("messenger.state");
     let history_path = data_dir.join("history.state");
     let now = status_io_std::Clock::new().now();
@@ -395,19 +424,24 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
         None => None,
     };
     tracing::info!(%enode, listen = %local, mailserver = args.mailserver, light = args.light, "node started");
-    let engine = match std::fs::read(&state_path) {
-        Ok(bytes) => {
-            let bytes = zeroize::Zeroizing::new(bytes);
-            let m = Messenger::import(now, messenger_config, os_seed(), &bytes)
-                .map_err(|e| std::io::Error::other(format!("{}: {e}", state_path.display())))?;
+    // Both state files are checked before anything is loaded: a damaged one stops the start.
+    let messenger_state = state_file::read(&state_path, MAX_MESSENGER_STATE)?;
+    let history_state = state_file::read(&history_path, MAX_HISTORY_STATE)?;
+    let engine = match messenger_state {
+        Some(bytes) => {
+            let m = Messenger::import(now, messenger_config, os_seed(), &bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}; refusing to load it", state_path.display()),
+                )
+            })?;
             tracing::info!(path = %state_path.display(), "messenger state restored");
             NodeEngine::with_messenger(config, m, &os_seed(), now).map_err(std::io::Error::other)?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             config.messenger = Some(messenger_config);
             NodeEngine::new(config, &os_seed(), now).map_err(std::io::Error::other)?
         }
-        Err(e) => return Err(at(&state_path)(e)),
     };
     let mut book = term::Book::new(engine.messenger(), Some(data_dir.join("contacts.toml")))?;
     // Opened on a blocking thread: the PostgreSQL client must not run on a runtime worker.
@@ -430,14 +464,13 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
         .map_err(std::io::Error::other)??;
     // The history client's last-seen times: after a restart, history is asked from where it stopped.
     let mut engine = engine;
-    match std::fs::read(&history_path) {
-        Ok(bytes) => {
-            if let Err(e) = engine.import_history(&bytes) {
-                tracing::warn!(path = %history_path.display(), "history state ignored: {e}");
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(at(&history_path)(e)),
+    if let Some(bytes) = history_state {
+        engine.import_history(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}; refusing to load it", history_path.display()),
+            )
+        })?;
     }
     let metrics = Arc::new(metrics::Metrics::new());
     let mut options = status_io_tokio::node::NodeOptions::new(1024);
@@ -450,7 +483,12 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     let mut node = status_io_tokio::node::spawn_node_with_options(engine, Some(listener), options);
     if let Some(l) = metrics_listener {
         tracing::info!(url = %format!("http://{}/metrics", l.local_addr()?), "metrics served");
-        tokio::spawn(metrics::serve(l, metrics.clone(), node.commands.clone()));
+        tokio::spawn(metrics::serve(
+            l,
+            metrics.clone(),
+            node.commands.clone(),
+            node.dropped.clone(),
+        ));
     }
     tracing::info!(identity = %three_word_name(&me), key = %pubkey_to_hex(&me), "chat identity");
     for c in &args.public_chat {
@@ -473,14 +511,10 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
                     term::Command::Say(s) => println!("{s}"),
                     term::Command::WhoAmI => println!("{} {}", pubkey_to_hex(&me), three_word_name(&me)),
                     term::Command::Chats => book.chats().iter().for_each(|l| println!("{l}")),
-                    term::Command::Peers => {
-                        let (tx, rx) = tokio::sync::oneshot::channel();
-                        if node.commands.send(NodeCommand::Peers(tx)).await.is_ok() {
-                            if let Ok(peers) = rx.await {
-                                print_peers(&peers);
-                            }
-                        }
-                    }
+                    term::Command::Peers => match node.peers().await {
+                        Ok(peers) => print_peers(&peers),
+                        Err(e) => println!("peers: {e}"),
+                    },
                     term::Command::Chat(input, ok) => match chat_checked(&node, *input).await {
                         Ok(()) => {
                             if let Some(l) = book.accepted(ok)? {
@@ -497,17 +531,16 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
                 None => stdin_open = false,
             },
             _ = save_every.tick() => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                if node.commands.send(NodeCommand::ExportMessenger(tx)).await.is_ok() {
-                    if let Ok(Some(state)) = rx.await {
-                        save_state(&state_path, &state)?;
+                let exported = node.inspect(|e| (e.export_messenger(), e.export_history())).await;
+                match exported {
+                    Ok((messenger, history)) => {
+                        if let Some(state) = messenger {
+                            state_file::write(&state_path, &state)?;
+                        }
+                        state_file::write(&history_path, &history)?;
                     }
-                }
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                if node.commands.send(NodeCommand::ExportHistory(tx)).await.is_ok() {
-                    if let Ok(state) = rx.await {
-                        save_state(&history_path, &state)?;
-                    }
+                    // The node stopped; the loop ends on its closed event queue.
+                    Err(e) => tracing::warn!("state export: {e}"),
                 }
             }
             ev = node.events.recv() => match ev {
@@ -524,19 +557,26 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
                 Some(e) => tracing::debug!(event = ?e, "node"),
                 None => break,
             },
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("shutting down");
+            signal = stop.recv() => {
+                tracing::info!(signal, "shutting down");
                 break;
             }
         }
     }
     // Save the final state: stop the node and export from the engine it hands back.
+    let node_dropped = node.dropped_events();
     let engine = node.shutdown().await?;
     if let Some(state) = engine.export_messenger() {
-        save_state(&state_path, &state)?;
+        state_file::write(&state_path, &state)?;
         tracing::info!(path = %state_path.display(), "messenger state saved");
     }
-    save_state(&history_path, &engine.export_history())?;
+    state_file::write(&history_path, &engine.export_history())?;
+    if node_dropped > 0 {
+        tracing::warn!(
+            events = node_dropped,
+            "events were dropped because the terminal fell behind"
+        );
+    }
     Ok(())
 }
 
@@ -607,25 +647,6 @@ fn print_peers(peers: &[status_io_tokio::node::PeerInfo]) {
     }
 }
 
-/// Write `state` to `path` atomically (a temporary file renamed over it), readable by the owner only.
-fn save_state(path: &std::path::Path, state: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    // The mode applies only to a file being created: a leftover temporary file (from a crash, or made
-    // by someone else) is removed first, so the secrets never land in a file with looser permissions.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(&tmp)(e)),
-        _ => {}
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).map_err(at(&tmp))?;
-    std::io::Write::write_all(&mut f, state).map_err(at(&tmp))?;
-    f.sync_all().map_err(at(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(at(path))
-}
-
 #[tokio::main]
 async fn main() {
     let cli = cli::parse(std::env::args_os().collect());
@@ -683,28 +704,5 @@ async fn main() {
         );
     } else {
         std::process::exit(1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[cfg(unix)]
-    #[test]
-    fn saved_state_is_owner_only_even_over_a_leftover_temporary_file() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("status-node-state-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("messenger.state");
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, b"old").unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
-        save_state(&path, b"secret state").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(std::fs::read(&path).unwrap(), b"secret state");
-        let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(mode, 0o600);
     }
 }

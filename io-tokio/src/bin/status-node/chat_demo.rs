@@ -19,7 +19,7 @@ use status_sansio::chat::messenger::{Event as ChatEvent, Input as ChatInput, Mes
 use status_sansio::chat::payloads::MessageId;
 use status_sansio::crypto::{PublicKey, SecretKey};
 use status_sansio::enode::Enode;
-use status_sansio::node::{Engine, EngineConfig, Event, HistoryEvent};
+use status_sansio::node::{Engine, EngineConfig, Event, HistoryEvent, Input};
 use status_sansio::rlpx::{self, Protocol};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -109,6 +109,7 @@ impl Demo {
             commands,
             mut events,
             task,
+            ..
         } = spawn_node_with_store(
             engine,
             None,
@@ -131,7 +132,9 @@ impl Demo {
     /// Stop a person's node; returns the exported Messenger state.
     async fn stop(&mut self, who: usize) -> std::io::Result<Zeroizing<Vec<u8>>> {
         if let Some(c) = self.people[who].commands.take() {
-            let _ = c.send(NodeCommand::Shutdown).await;
+            if c.send(NodeCommand::Shutdown).await.is_err() {
+                println!("  {:<6} node had already stopped", NAMES[who]);
+            }
         }
         let task = self.people[who]
             .task
@@ -145,7 +148,10 @@ impl Demo {
 
     async fn chat(&self, who: usize, input: ChatInput) {
         if let Some(c) = &self.people[who].commands {
-            let _ = c.send(NodeCommand::Chat(input)).await;
+            // A refusal is logged by the node; the demo's checks see what arrived.
+            if c.send(NodeCommand::Input(Input::Chat(input))).await.is_err() {
+                println!("  {:<6} node has stopped", NAMES[who]);
+            }
         }
     }
 
@@ -330,6 +336,7 @@ pub async fn run() -> std::io::Result<bool> {
         commands: relay_commands,
         events: mut relay_events,
         task: relay_task,
+        ..
     } = relay_node;
     tokio::spawn(async move { while relay_events.recv().await.is_some() {} });
 
@@ -511,10 +518,16 @@ pub async fn run() -> std::io::Result<bool> {
     d.steps.push(("no message shown twice".into(), no_dups));
 
     for who in [ALICE, BOB, CAROL] {
-        let _ = d.stop(who).await;
+        if let Err(e) = d.stop(who).await {
+            println!("stopping {}: {e}", NAMES[who]);
+        }
     }
-    let _ = relay_commands.send(NodeCommand::Shutdown).await;
-    let _ = relay_task.await;
+    if relay_commands.send(NodeCommand::Shutdown).await.is_err() {
+        println!("the relay had already stopped");
+    }
+    if let Err(e) = relay_task.await {
+        println!("the relay task: {e}");
+    }
 
     let passed = d.steps.iter().filter(|(_, ok)| *ok).count();
     println!("\nsummary: {passed}/{} steps", d.steps.len());

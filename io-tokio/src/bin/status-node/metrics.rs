@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
-use status_io_tokio::node::{NodeCommand, PeerInfo};
+use status_io_tokio::node::{DroppedEvents, NodeCommand, PeerInfo};
 use status_sansio::chat::messenger::Event as ChatEvent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -44,6 +44,7 @@ pub struct Metrics {
     ms_served: Counter,
     chat: Family<Labels, Counter>,
     store_commit: Histogram,
+    events_dropped: Counter,
 }
 
 fn label(k: &str, v: &str) -> Labels {
@@ -77,6 +78,7 @@ impl Metrics {
             ms_served: Counter::default(),
             chat: Family::default(),
             store_commit: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
+            events_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("peers", "Connected peers by Waku dialect", m.peers.clone());
@@ -128,6 +130,11 @@ impl Metrics {
             Unit::Seconds,
             m.store_commit.clone(),
         );
+        registry.register(
+            "events_dropped",
+            "Node events dropped because the application did not take them fast enough",
+            m.events_dropped.clone(),
+        );
         for d in ["waku", "shh", "none"] {
             m.peers.get_or_create(&label("dialect", d)).set(0);
         }
@@ -155,7 +162,8 @@ impl Metrics {
     }
 
     /// Read the engine's counters and the connection table through the node task.
-    async fn refresh(&self, commands: &mpsc::Sender<NodeCommand>) {
+    async fn refresh(&self, commands: &mpsc::Sender<NodeCommand>, dropped: &DroppedEvents) {
+        raise(&self.events_dropped, dropped.get());
         let (tx, rx) = oneshot::channel();
         let job = status_io_tokio::node::Inspector(Box::new(move |e| {
             let snapshot = (
@@ -164,8 +172,8 @@ impl Metrics {
                 e.waku().pool().bytes(),
                 e.mailserver_stats(),
             );
-            // The scrape may have been abandoned.
-            let _ = tx.send(snapshot);
+            // The scrape may have been abandoned: then nobody wants the snapshot.
+            tx.send(snapshot).ok();
         }));
         if commands.send(NodeCommand::Inspect(job)).await.is_err() {
             return;
@@ -224,7 +232,12 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Answer scrapes on `listener` until the node's command channel closes.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, commands: mpsc::Sender<NodeCommand>) {
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    commands: mpsc::Sender<NodeCommand>,
+    dropped: DroppedEvents,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
     loop {
         let (sock, peer) = match listener.accept().await {
@@ -242,10 +255,10 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, commands: mpsc:
             tracing::debug!(%peer, "metrics: too many scrapes at once; connection closed");
             continue;
         };
-        let (metrics, commands) = (metrics.clone(), commands.clone());
+        let (metrics, commands, dropped) = (metrics.clone(), commands.clone(), dropped.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = answer(sock, &metrics, &commands).await {
+            if let Err(e) = answer(sock, &metrics, &commands, &dropped).await {
                 tracing::debug!(%peer, "metrics request: {e}");
             }
         });
@@ -256,6 +269,7 @@ async fn answer(
     mut sock: TcpStream,
     metrics: &Metrics,
     commands: &mpsc::Sender<NodeCommand>,
+    dropped: &DroppedEvents,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -284,7 +298,7 @@ async fn answer(
     let (status, ctype, body) = if method != b"GET" {
         ("405 Method Not Allowed", "text/plain", "only GET\n".to_string())
     } else if path == b"/metrics" {
-        metrics.refresh(commands).await;
+        metrics.refresh(commands, dropped).await;
         match metrics.render() {
             Ok(body) => (
                 "200 OK",

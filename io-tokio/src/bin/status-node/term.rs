@@ -57,7 +57,7 @@ pub fn spawn_stdin_reader<R: std::io::Read + Send + 'static>(input: R) -> mpsc::
                 // End of input: a last line without a line break still counts.
                 if too_long || !line.is_empty() {
                     // The receiver may be gone (the program is stopping); nothing to do then.
-                    let _ = tx.blocking_send(finish(&mut line, too_long));
+                    tx.blocking_send(finish(&mut line, too_long)).ok();
                 }
                 break;
             }
@@ -628,7 +628,7 @@ fn save_nicks(path: &Path, nicks: &BTreeMap<String, PublicKey>) -> std::io::Resu
         "# Nicknames of contacts (status-node /add KEY NICK).\n{}",
         toml::to_string(&table).map_err(std::io::Error::other)?
     );
-    crate::save_state(path, text.as_bytes())
+    status_io_std::state_file::write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]
