@@ -148,9 +148,13 @@ fn crash_scenario(seed: u64, write_after_snapshot: bool) -> (Net, NodeId, Vec<St
         .and_then(|e| e.messenger())
         .map(|m| m.messages(&at_alice).iter().map(|e| e.text.clone()).collect())
         .unwrap_or_default();
-    assert!(log.contains(&"a1".to_string()) && log.contains(&"b1".to_string()), "{log:?}");
     assert!(
-        net.texts(alice, &at_alice).contains(&"b2 while alice is down".to_string()),
+        log.contains(&"a1".to_string()) && log.contains(&"b1".to_string()),
+        "{log:?}"
+    );
+    assert!(
+        net.texts(alice, &at_alice)
+            .contains(&"b2 while alice is down".to_string()),
         "Bob's MVDS brought what Alice missed"
     );
     invariants::no_honest_fault_disconnects(&net.sim).unwrap();
@@ -174,7 +178,10 @@ fn restart_from_a_fresh_snapshot_is_seamless() {
 #[test]
 fn crash_after_unsnapshotted_writes_rolls_state_back() {
     let (net, bob, log) = crash_scenario(seed_from_env(3), true);
-    assert!(!log.contains(&"a2 after the snapshot".to_string()), "rolled back: {log:?}");
+    assert!(
+        !log.contains(&"a2 after the snapshot".to_string()),
+        "rolled back: {log:?}"
+    );
     let drops: Vec<&String> = net
         .chat_events(bob)
         .filter_map(|e| match e {
@@ -183,5 +190,8 @@ fn crash_after_unsnapshotted_writes_rolls_state_back() {
         })
         .collect();
     assert!(!drops.is_empty(), "the rolled-back ratchet went unnoticed");
-    assert!(drops.iter().all(|r| r.starts_with("secure transport")), "{drops:?}");
+    assert!(
+        drops.iter().all(|r| r.starts_with("secure transport")),
+        "{drops:?}"
+    );
 }

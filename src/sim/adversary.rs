@@ -2,7 +2,9 @@
 //! "Simulation"; the limits they test are in docs/protocol/status-client.md and
 //! docs/protocol/waku.md).
 //!
-//! * [`Flooder`]: a full node that posts valid-PoW envelopes at a fixed rate;
+//! * [`Flooder`]: a full node that posts valid-PoW envelopes at a fixed rate (through its own Waku node,
+//!   which honours the rate limits its peers advertise: it tests that the limits hold end to end, not
+//!   the receiving side's enforcement against a peer that ignores them);
 //! * [`Slowloris`]: opens sockets to a target and never sends a byte (no handshake ever completes);
 //! * [`GarbageSender`]: connects and writes random bytes;
 //! * [`Replayer`]: a full node that captures the envelopes it relays and, every period, restarts with an
@@ -33,6 +35,7 @@ pub struct Flooder {
     next: Timestamp,
     count: u64,
     rng: ChaCha20Rng,
+    events: VecDeque<SimOutput<NodeEvent>>,
 }
 
 impl Flooder {
@@ -55,6 +58,7 @@ impl Flooder {
             next: start,
             count: 0,
             rng,
+            events: VecDeque::new(),
         }
     }
 
@@ -78,6 +82,11 @@ impl Flooder {
             padding: None,
         };
         self.count += 1;
+        let count = self.count;
+        self.events.push_back(SimOutput::Event(NodeEvent::Attack {
+            what: "flood_envelope",
+            count,
+        }));
         self.node.handle_command(
             now,
             NodeCommand::Engine(Input::Waku(waku::Input::Post(Box::new(msg)))),
@@ -102,7 +111,7 @@ impl Machine for Flooder {
         self.node.handle_timeout(now);
     }
     fn poll_output(&mut self) -> Option<SimOutput<NodeEvent>> {
-        self.node.poll_output()
+        self.events.pop_front().or_else(|| self.node.poll_output())
     }
     fn poll_timeout(&self) -> Option<Timestamp> {
         earliest(self.node.poll_timeout(), Some(self.next))
