@@ -62,8 +62,11 @@ fn a_mailserver_serves_what_a_partitioned_client_missed() {
     }
     net.sim.run_for(away);
     net.run(60);
-    invariants::exactly_once(&net.sim, &expect(alice, CHAT, &["live", "missed 0", "missed 1", "missed 2"]))
-        .unwrap();
+    invariants::exactly_once(
+        &net.sim,
+        &expect(alice, CHAT, &["live", "missed 0", "missed 1", "missed 2"]),
+    )
+    .unwrap();
     let served = net.engine(server).unwrap().mailserver_stats();
     assert!(served.envelopes_served >= 3, "{served:?}");
     assert!(
