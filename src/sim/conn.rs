@@ -415,3 +415,6 @@ impl Sockets {
         self.events.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,11 +23,51 @@
 //!   in-memory mailserver archive and crash/restart from snapshots; [`adversary`] holds hostile hosts
 //!   (flooder, slowloris, garbage sender, replayer, stalling mailserver) that any scenario adds next to
 //!   them, and [`invariants`] the checks run during and after a run. A [`full::NetSim`] mixes them.
+//!
+//! # Example: two full nodes, one public-chat message
+//!
+//! ```
+//! use std::time::Duration;
+//! use status_sansio::chat::messenger::{Event as ChatEvent, Input as Chat, MessengerConfig};
+//! use status_sansio::crypto::SecretKey;
+//! use status_sansio::node::{EngineConfig, Event};
+//! use status_sansio::sim::full::{self, FullNode, NetSim, NodeCommand, NodeEvent};
+//! use status_sansio::sim::{LinkModel, NodeId};
+//! use status_sansio::{Seed, Timestamp};
+//!
+//! let key = |i: u64| SecretKey::random(&mut Seed::from_u64(i).rng());
+//! // 20–80 ms of latency (the jitter), 1 % of segments lost and retransmitted.
+//! let link = LinkModel::stream(Duration::from_millis(20), Duration::from_millis(80), 0.01, None);
+//! let mut sim = NetSim::new(42, Timestamp::from_secs(1_700_000_000), link);
+//! let (a, b) = (NodeId(0), NodeId(1));
+//! // Both run a Messenger; `b` keeps `a` as a static peer and dials it at `full::enode(a, ..)`.
+//! for (n, peers) in [(a, vec![]), (b, vec![full::enode(a, key(0).public_key())])] {
+//!     let mut config = EngineConfig::new(full::rlpx_config(key(n.0 as u64)));
+//!     config.static_peers = peers;
+//!     config.messenger = Some(MessengerConfig::new(key(100 + n.0 as u64), "device".into()));
+//!     sim.add_node(|id, seed, now| FullNode::new(id, config, seed, now).boxed());
+//!     let join = NodeCommand::Chat(Chat::JoinPublicChat("status".into()));
+//!     sim.schedule(sim.now(), n, join);
+//! }
+//! sim.run_for(Duration::from_secs(5));
+//! let hello = Chat::SendText { chat: "status".into(), text: "hello".into() };
+//! sim.schedule(sim.now(), a, NodeCommand::Chat(hello));
+//! sim.run_for(Duration::from_secs(5));
+//! let received = sim.events().iter().any(|(_, n, e)| {
+//!     *n == b
+//!         && matches!(e, NodeEvent::Engine(Event::Chat(ChatEvent::MessageReceived { message, own: false, .. }))
+//!             if message.text == "hello")
+//! });
+//! assert!(received);
+//! // The same seed gives the same digest, run after run.
+//! assert_eq!(sim.trace_digest_hex().len(), 64);
+//! ```
 
 pub mod adversary;
 pub mod conn;
 pub mod full;
 pub mod invariants;
+mod machine;
 pub mod mvds;
 pub mod network;
 mod timeline;
@@ -40,6 +80,7 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
+pub use machine::{trace_bytes, Machine, SimOutput, TraceEncode};
 pub use network::{Fault, LinkModel};
 pub use timeline::{Summary, TimelineEntry};
 
@@ -49,52 +90,6 @@ use crate::time::Timestamp;
 /// The index of a simulated node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub usize);
-
-/// What a simulated engine hands the simulator.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SimOutput<E> {
-    /// Send `bytes` to node `to` through the network model.
-    Transmit {
-        /// Destination.
-        to: NodeId,
-        /// The datagram (or stream chunk).
-        bytes: Vec<u8>,
-    },
-    /// Send one segment of a reliable, ordered byte stream to node `to`: segments on a directed link
-    /// arrive in sending order and are never duplicated; a loss drawn by the link model costs
-    /// [`LinkModel::rto`] of delay instead of the segment. A segment that cannot arrive (partition, link
-    /// down, destination offline or absent) is handed back with [`Machine::handle_unreachable`].
-    Stream {
-        /// Destination.
-        to: NodeId,
-        /// The segment.
-        bytes: Vec<u8>,
-    },
-    /// An application event, recorded with its time and node.
-    Event(E),
-}
-
-/// A canonical byte encoding of a command or event for the trace digest (independent of `Debug`).
-pub trait TraceEncode {
-    /// Append the encoding to `out`.
-    fn trace_encode(&self, out: &mut Vec<u8>);
-}
-
-impl TraceEncode for () {
-    fn trace_encode(&self, _: &mut Vec<u8>) {}
-}
-
-impl TraceEncode for u32 {
-    fn trace_encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-/// Append `bytes` with a little-endian `u64` length prefix (for [`TraceEncode`] implementations).
-pub fn trace_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
 
 /// What a trace record is about (the first byte of its canonical encoding).
 #[derive(Clone, Copy)]
@@ -129,53 +124,6 @@ impl Record {
             Record::Segment => "segment",
             Record::Unreachable => "unreachable",
         }
-    }
-}
-
-/// A state machine the simulator can drive: the sans-IO shape of every machine in the crate. Times given
-/// to it are its local clock (the virtual time plus its [`Sim::set_clock_skew`]); deadlines it returns are
-/// on the same clock.
-pub trait Machine {
-    /// Application commands (send a message, add a peer, ...).
-    type Command: Debug + TraceEncode;
-    /// Application events.
-    type Event: Debug + TraceEncode;
-    /// Apply an application command.
-    fn handle_command(&mut self, now: Timestamp, command: Self::Command);
-    /// Bytes arrived from `from`.
-    fn handle_receive(&mut self, now: Timestamp, from: NodeId, bytes: Vec<u8>);
-    /// Fire every deadline `<= now`.
-    fn handle_timeout(&mut self, now: Timestamp);
-    /// The next output.
-    fn poll_output(&mut self) -> Option<SimOutput<Self::Event>>;
-    /// The earliest deadline.
-    fn poll_timeout(&self) -> Option<Timestamp>;
-    /// A stream segment sent to `to` could not arrive (see [`SimOutput::Stream`]). By default ignored.
-    fn handle_unreachable(&mut self, now: Timestamp, to: NodeId, bytes: Vec<u8>) {
-        let _ = (now, to, bytes);
-    }
-}
-
-impl<M: Machine + ?Sized> Machine for Box<M> {
-    type Command = M::Command;
-    type Event = M::Event;
-    fn handle_command(&mut self, now: Timestamp, command: Self::Command) {
-        (**self).handle_command(now, command);
-    }
-    fn handle_receive(&mut self, now: Timestamp, from: NodeId, bytes: Vec<u8>) {
-        (**self).handle_receive(now, from, bytes);
-    }
-    fn handle_timeout(&mut self, now: Timestamp) {
-        (**self).handle_timeout(now);
-    }
-    fn poll_output(&mut self) -> Option<SimOutput<Self::Event>> {
-        (**self).poll_output()
-    }
-    fn poll_timeout(&self) -> Option<Timestamp> {
-        (**self).poll_timeout()
-    }
-    fn handle_unreachable(&mut self, now: Timestamp, to: NodeId, bytes: Vec<u8>) {
-        (**self).handle_unreachable(now, to, bytes);
     }
 }
 
