@@ -12,7 +12,7 @@ use status_sansio::node::{EngineConfig, Event};
 use status_sansio::sim::adversary::{Flooder, Replayer, SocketAttacker};
 use status_sansio::sim::full::{FullNode, NodeEvent};
 use status_sansio::sim::invariants::{self, caps_respected};
-use status_sansio::sim::{seed_from_env, NodeId};
+use status_sansio::sim::NodeId;
 
 use sim_common::{expect, lossy, Net};
 
@@ -99,7 +99,7 @@ fn relay_dropped(net: &Net, relay: NodeId, peer: NodeId) -> usize {
 fn a_flooder_does_not_stop_honest_delivery() {
     // The relay takes 20 envelopes a second from each source; the flooder posts 50.
     let limit = |c: &mut EngineConfig| c.waku.max_envelopes_per_sec_per_source = 20;
-    let (net, flooder) = under_attack_with(seed_from_env(11), limit, |net, relay| {
+    let (net, flooder) = under_attack_with(sim_common::seed(11), limit, |net, relay| {
         let c = net.config(&[relay], false);
         net.add(|id, seed, now| Box::new(Flooder::new(id, c, seed, now, now, Duration::from_millis(20))))
     });
@@ -123,7 +123,7 @@ fn a_flooder_does_not_stop_honest_delivery() {
 
 #[test]
 fn a_slowloris_does_not_lock_honest_peers_out() {
-    let (net, attacker) = under_attack(seed_from_env(12), |net, relay| {
+    let (net, attacker) = under_attack(sim_common::seed(12), |net, relay| {
         net.add(|_, seed, now| {
             Box::new(SocketAttacker::slowloris(
                 relay,
@@ -139,7 +139,7 @@ fn a_slowloris_does_not_lock_honest_peers_out() {
 
 #[test]
 fn a_garbage_sender_is_shut_out_and_harmless() {
-    let (net, attacker) = under_attack(seed_from_env(13), |net, relay| {
+    let (net, attacker) = under_attack(sim_common::seed(13), |net, relay| {
         net.add(|_, seed, now| {
             Box::new(SocketAttacker::garbage(
                 relay,
@@ -155,7 +155,7 @@ fn a_garbage_sender_is_shut_out_and_harmless() {
 
 #[test]
 fn a_replayer_causes_no_duplicate_deliveries() {
-    let (net, attacker) = under_attack(seed_from_env(14), |net, relay| {
+    let (net, attacker) = under_attack(sim_common::seed(14), |net, relay| {
         let c = net.config(&[relay], false);
         net.add(|id, seed, now| Box::new(Replayer::new(id, c, seed, now, Duration::from_secs(7))))
     });

@@ -9,13 +9,13 @@ mod sim_common;
 use status_sansio::chat::messenger::{Event as ChatEvent, Input as Chat, Messenger};
 use status_sansio::sim::full::NodeCommand;
 use status_sansio::sim::invariants;
-use status_sansio::sim::{seed_from_env, Fault, NodeId};
+use status_sansio::sim::{Fault, NodeId};
 
 use sim_common::{expect, lossy, strings, Net};
 
 #[test]
 fn one_to_one_and_public_over_lossy_links_with_a_partition_that_heals() {
-    let mut net = Net::new(seed_from_env(1), lossy());
+    let mut net = Net::new(sim_common::seed(1), lossy());
     let relay = net.relay(&[]);
     let alice = net.client(&[relay]);
     let bob = net.client(&[relay]);
@@ -72,7 +72,7 @@ fn one_to_one_and_public_over_lossy_links_with_a_partition_that_heals() {
 
 #[test]
 fn group_chat_over_lossy_links_with_a_partitioned_member() {
-    let mut net = Net::new(seed_from_env(2), lossy());
+    let mut net = Net::new(sim_common::seed(2), lossy());
     let relay = net.relay(&[]);
     let members: Vec<_> = (0..3).map(|_| net.client(&[relay])).collect();
     net.run(5);
@@ -166,7 +166,7 @@ fn crash_scenario(seed: u64, write_after_snapshot: bool) -> (Net, NodeId, Vec<St
 /// messages, reconnects, receives what Bob sent while she was down, and nobody drops anything.
 #[test]
 fn restart_from_a_fresh_snapshot_is_seamless() {
-    let (net, _, _) = crash_scenario(seed_from_env(4), false);
+    let (net, _, _) = crash_scenario(sim_common::seed(4), false);
     net.assert_healthy();
 }
 
@@ -177,7 +177,7 @@ fn restart_from_a_fresh_snapshot_is_seamless() {
 /// twice). When issue 12 lands, this test changes to "nothing is dropped".
 #[test]
 fn crash_after_unsnapshotted_writes_rolls_state_back() {
-    let (net, bob, log) = crash_scenario(seed_from_env(3), true);
+    let (net, bob, log) = crash_scenario(sim_common::seed(3), true);
     assert!(
         !log.contains(&"a2 after the snapshot".to_string()),
         "rolled back: {log:?}"

@@ -10,7 +10,7 @@ use status_sansio::chat::messenger::{Event as ChatEvent, Input as Chat};
 use status_sansio::node::{Engine, Event};
 use status_sansio::sim::full::{FullNode, Host, NodeCommand, NodeEvent};
 use status_sansio::sim::invariants;
-use status_sansio::sim::{seed_from_env, LinkModel, Machine, NodeId, SimOutput, TraceLevel};
+use status_sansio::sim::{LinkModel, Machine, NodeId, SimOutput, TraceLevel};
 use status_sansio::Timestamp;
 
 use sim_common::{expect, lossy, Net};
@@ -125,7 +125,7 @@ fn public_chat(seed: u64, link: LinkModel, level: TraceLevel, bug: Option<Bug>) 
 
 #[test]
 fn an_honest_run_passes_every_invariant() {
-    let (net, alice, bob) = public_chat(seed_from_env(31), lossy(), TraceLevel::Digest, None);
+    let (net, alice, bob) = public_chat(sim_common::seed(31), lossy(), TraceLevel::Digest, None);
     let mut e = expect(bob, "sim", &["to bob 0", "to bob 1", "to bob 2"]);
     e.extend(expect(alice, "sim", &["to alice 0", "to alice 1", "to alice 2"]));
     invariants::exactly_once(&net.sim, &e).unwrap();
@@ -135,7 +135,7 @@ fn an_honest_run_passes_every_invariant() {
 #[test]
 fn the_checker_catches_a_node_that_shows_messages_twice() {
     let (net, _, bob) = public_chat(
-        seed_from_env(32),
+        sim_common::seed(32),
         lossy(),
         TraceLevel::Digest,
         Some(Bug::Redelivers),
@@ -163,7 +163,7 @@ fn the_checker_catches_a_node_that_shows_messages_twice() {
 #[test]
 fn the_checker_catches_a_node_that_drops_stream_segments() {
     let (net, _, bob) = public_chat(
-        seed_from_env(33),
+        sim_common::seed(33),
         LinkModel::stream(
             std::time::Duration::from_millis(10),
             std::time::Duration::from_millis(30),
@@ -191,9 +191,9 @@ fn small(seed: u64, level: TraceLevel) -> Net {
 
 #[test]
 fn the_same_seed_gives_the_same_digest() {
-    let a = small(seed_from_env(34), TraceLevel::Digest);
-    let b = small(seed_from_env(34), TraceLevel::Digest);
-    let c = small(seed_from_env(34) + 1, TraceLevel::Digest);
+    let a = small(sim_common::seed(34), TraceLevel::Digest);
+    let b = small(sim_common::seed(34), TraceLevel::Digest);
+    let c = small(sim_common::seed(34) + 1, TraceLevel::Digest);
     assert_eq!(a.sim.trace_digest(), b.sim.trace_digest());
     assert_eq!(a.sim.summary(), b.sim.summary());
     assert_ne!(a.sim.trace_digest(), c.sim.trace_digest());
@@ -213,7 +213,7 @@ fn the_trace_digest_of_a_small_scenario_is_pinned() {
 
 #[test]
 fn the_timeline_is_json_lines_with_a_summary() {
-    let net = small(seed_from_env(35), TraceLevel::Full);
+    let net = small(sim_common::seed(35), TraceLevel::Full);
     let mut out = String::new();
     net.sim.write_timeline(&mut out).unwrap();
     let lines: Vec<&str> = out.lines().collect();

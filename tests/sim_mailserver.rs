@@ -15,7 +15,7 @@ use status_sansio::node::{Event, HistoryEvent};
 use status_sansio::sim::adversary::stalling_mailserver;
 use status_sansio::sim::full::{FullNode, NodeEvent};
 use status_sansio::sim::invariants;
-use status_sansio::sim::{seed_from_env, Fault, NodeId};
+use status_sansio::sim::{Fault, NodeId};
 
 use sim_common::{expect, lossy, Net};
 
@@ -34,7 +34,7 @@ fn history(net: &Net, n: NodeId) -> Vec<&HistoryEvent> {
 
 #[test]
 fn a_mailserver_serves_what_a_partitioned_client_missed() {
-    let mut net = Net::new(seed_from_env(21), lossy());
+    let mut net = Net::new(sim_common::seed(21), lossy());
     let mut c = net.config(&[], false);
     c.mailserver = Some(MailServerConfig::default());
     let server = net.add(|id, seed, now| FullNode::new(id, c, seed, now).boxed());
@@ -81,7 +81,7 @@ fn a_mailserver_serves_what_a_partitioned_client_missed() {
 
 #[test]
 fn a_stalling_mailserver_only_times_history_out() {
-    let mut net = Net::new(seed_from_env(22), lossy());
+    let mut net = Net::new(sim_common::seed(22), lossy());
     let relay = net.relay(&[]);
     let mut c = net.config(&[], false);
     c.mailserver = Some(MailServerConfig::default());

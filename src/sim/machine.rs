@@ -71,9 +71,7 @@ pub trait Machine {
     /// The earliest deadline.
     fn poll_timeout(&self) -> Option<Timestamp>;
     /// A stream segment sent to `to` could not arrive (see [`SimOutput::Stream`]). By default ignored.
-    fn handle_unreachable(&mut self, now: Timestamp, to: NodeId, bytes: Vec<u8>) {
-        let _ = (now, to, bytes);
-    }
+    fn handle_unreachable(&mut self, _now: Timestamp, _to: NodeId, _bytes: Vec<u8>) {}
 }
 
 impl<M: Machine + ?Sized> Machine for Box<M> {

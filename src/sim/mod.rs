@@ -752,7 +752,8 @@ impl<M: Machine> Sim<M> {
     }
 
     /// One line that replays this run: `SIM_SEED=<seed> cargo test -p status-sansio --test <binary> --
-    /// --exact <test>` (the scenario must read its seed with [`seed_from_env`]).
+    /// --exact <test>` (the scenario must take its seed from the `SIM_SEED` environment variable when set, as the
+    /// `tests/sim_*.rs` scenarios do).
     pub fn replay_command(&self) -> String {
         if let Some(r) = &self.replay {
             return r.clone();
@@ -774,15 +775,6 @@ impl<M: Machine> Sim<M> {
             self.seed
         )
     }
-}
-
-/// The seed to run a scenario with: `SIM_SEED` from the environment when set (to replay a failure
-/// printed by [`Sim::replay_command`]), else `default`.
-pub fn seed_from_env(default: u64) -> u64 {
-    std::env::var("SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 /// `t` moved by `ms` milliseconds (saturating).

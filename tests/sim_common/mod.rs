@@ -15,6 +15,15 @@ use status_sansio::{Seed, Timestamp};
 
 pub const START_SECS: u64 = 1_700_000_000;
 
+/// The seed to run a scenario with: `SIM_SEED` when set (to replay the line a failed run printed), else
+/// `default`.
+pub fn seed(default: u64) -> u64 {
+    std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn key(seed: u64, i: usize, salt: u64) -> SecretKey {
     SecretKey::random(&mut Seed::from_u64(seed * 10_000 + salt + i as u64).rng())
 }
