@@ -195,3 +195,36 @@ fn crash_after_unsnapshotted_writes_rolls_state_back() {
         "{drops:?}"
     );
 }
+
+/// A node frozen for a while (a sleeping laptop: `Fault::Offline` keeps its state but runs nothing)
+/// finds its connections gone when it wakes: the relay reset them when its segments could not arrive,
+/// and its own first writes are answered with "no such connection". It reconnects and MVDS delivers what
+/// it missed, once.
+#[test]
+fn a_frozen_node_reconnects_when_it_wakes() {
+    let mut net = Net::new(sim_common::seed(5), lossy());
+    let relay = net.relay(&[]);
+    let alice = net.client(&[relay]);
+    let bob = net.client(&[relay]);
+    net.run(5);
+    let b = net.chat_pk(bob);
+    let at_alice = Messenger::one_to_one_chat_id(&b);
+    let at_bob = Messenger::one_to_one_chat_id(&net.chat_pk(alice));
+    net.chat(alice, Chat::StartOneToOne(b));
+    net.send(alice, &at_alice, "before");
+    net.run(10);
+    let now = net.sim.now();
+    net.sim.add_fault(Fault::Offline {
+        node: bob,
+        from: now,
+        until: now + std::time::Duration::from_secs(30),
+    });
+    net.send(alice, &at_alice, "while frozen");
+    net.run(30);
+    assert_eq!(net.texts(bob, &at_bob), strings(&["before"]));
+    net.run(15);
+    assert_eq!(net.connected(bob), 1, "reconnected soon after waking");
+    net.run(60);
+    invariants::exactly_once(&net.sim, &expect(bob, &at_bob, &["before", "while frozen"])).unwrap();
+    net.assert_healthy();
+}

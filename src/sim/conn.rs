@@ -75,6 +75,13 @@ pub enum Segment {
         /// The receiver's id.
         conn: u64,
     },
+    /// The answer to data for a connection the receiver does not have (it was reset, or the host
+    /// restarted): `conn` is the id the data was sent to, which the receiver of this segment knows as
+    /// its peer's.
+    NoConnection {
+        /// The peer's (unknown) id.
+        conn: u64,
+    },
 }
 
 impl Segment {
@@ -105,6 +112,10 @@ impl Segment {
                 out.push(5);
                 out.extend_from_slice(&conn.to_be_bytes());
             }
+            Segment::NoConnection { conn } => {
+                out.push(6);
+                out.extend_from_slice(&conn.to_be_bytes());
+            }
         }
         out
     }
@@ -130,6 +141,7 @@ impl Segment {
             },
             4 => Segment::Fin { conn },
             5 => Segment::Rst { conn },
+            6 => Segment::NoConnection { conn },
             _ => return None,
         })
     }
@@ -269,6 +281,12 @@ impl Sockets {
         self.socks.clear();
     }
 
+    /// Forget every connection and stop listening (a crashed host); ids are not reused afterwards.
+    pub fn crash(&mut self) {
+        self.reset_all();
+        self.listening = false;
+    }
+
     /// Open connections and dials in progress.
     pub fn len(&self) -> usize {
         self.socks.len()
@@ -335,8 +353,14 @@ impl Sockets {
                 Some(s) if s.peer == from && matches!(s.state, State::Open { .. }) => {
                     self.events.push_back(SocketEvent::Data { conn, bytes });
                 }
-                _ => {}
+                _ => self.emit(from, Segment::NoConnection { conn }),
             },
+            Segment::NoConnection { conn } => {
+                if let Some(local) = self.by_remote(from, conn) {
+                    self.socks.remove(&local);
+                    self.events.push_back(SocketEvent::Closed(local));
+                }
+            }
             Segment::Fin { conn } | Segment::Rst { conn } => {
                 if let Some(s) = self.socks.get(&conn).filter(|s| s.peer == from) {
                     let dialing = matches!(s.state, State::SynSent { .. });
@@ -361,7 +385,7 @@ impl Sockets {
             Segment::SynAck { peer, .. } => Some(peer),
             Segment::Data { conn, .. } => self.by_remote(to, conn),
             // The peer is gone already.
-            Segment::Fin { .. } | Segment::Rst { .. } => None,
+            Segment::Fin { .. } | Segment::Rst { .. } | Segment::NoConnection { .. } => None,
         };
         let Some(local) = local else {
             return;

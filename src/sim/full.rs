@@ -418,8 +418,7 @@ impl FullNode {
 
     fn crash(&mut self) {
         if self.engine.take().is_some() {
-            self.sockets.reset_all();
-            self.sockets.listening = false;
+            self.sockets.crash();
             self.lookups.clear();
             self.out.push_back(SimOutput::Event(NodeEvent::Crashed));
         }
@@ -449,7 +448,8 @@ impl FullNode {
         };
         let from_snapshot = restored.is_some() || snapshot.is_some();
         self.engine = Some(build_engine(&config, seed, now, restored));
-        self.sockets = Sockets::default();
+        // Accepted ids are not reused across the restart: late segments find no connection.
+        self.sockets.listening = true;
         self.out
             .push_back(SimOutput::Event(NodeEvent::Restarted(from_snapshot)));
     }

@@ -55,6 +55,7 @@ fn segments_round_trip() {
         },
         Segment::Fin { conn: 4 },
         Segment::Rst { conn: 6 },
+        Segment::NoConnection { conn: 7 },
     ] {
         assert_eq!(Segment::decode(&s.encode()), Some(s));
     }
@@ -130,4 +131,20 @@ fn a_reset_reaches_the_peer() {
     a.reset_all();
     exchange((na, &mut a), (nb, &mut b));
     assert_eq!(events(&mut b), vec![SocketEvent::Closed(1)]);
+}
+
+#[test]
+fn data_for_a_forgotten_connection_resets_the_sender() {
+    let (na, nb) = (NodeId(0), NodeId(1));
+    let (mut a, mut b) = (Sockets::default(), Sockets::default());
+    a.dial(t(0), 1 << 63, addr(nb));
+    exchange((na, &mut a), (nb, &mut b));
+    events(&mut a);
+    events(&mut b);
+    // B freezes and forgets; A writes on.
+    b.forget_all();
+    a.send(1 << 63, b"hello?".to_vec());
+    exchange((na, &mut a), (nb, &mut b));
+    assert_eq!(events(&mut a), vec![SocketEvent::Closed(1 << 63)]);
+    assert!(a.is_empty() && events(&mut b).is_empty());
 }
