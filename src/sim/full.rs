@@ -1,5 +1,5 @@
 //! Full nodes in the simulator: a [`node::Engine`](Engine) driven over the connection model of
-//! [`conn`](super::conn) (docs/protocol/status-client.md roles; docs/architecture.md "Simulation").
+//! [`conn`] (docs/protocol/status-client.md roles; docs/architecture.md "Simulation").
 //!
 //! [`FullNode`] is the driver a real program would be, simulated: it carries the engine's dials, bytes
 //! and closes over [`Sockets`], answers its DNS lookups from a [`Zone`] after [`FullNode::dns_delay`],

@@ -18,7 +18,7 @@ pub enum SimOutput<E> {
     },
     /// Send one segment of a reliable, ordered byte stream to node `to`: segments on a directed link
     /// arrive in sending order and are never duplicated; a loss drawn by the link model costs
-    /// [`LinkModel::rto`] of delay instead of the segment. A segment that cannot arrive (partition, link
+    /// [`LinkModel::rto`](super::LinkModel::rto) of delay instead of the segment. A segment that cannot arrive (partition, link
     /// down, destination offline or absent) is handed back with [`Machine::handle_unreachable`].
     Stream {
         /// Destination.
@@ -53,7 +53,7 @@ pub fn trace_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// A state machine the simulator can drive: the sans-IO shape of every machine in the crate. Times given
-/// to it are its local clock (the virtual time plus its [`Sim::set_clock_skew`]); deadlines it returns are
+/// to it are its local clock (the virtual time plus its [`Sim::set_clock_skew`](super::Sim::set_clock_skew)); deadlines it returns are
 /// on the same clock.
 pub trait Machine {
     /// Application commands (send a message, add a peer, ...).
