@@ -11,7 +11,7 @@ use bytes::Bytes;
 use rand_core::RngCore;
 use status_sansio::mvds::{Config, Event, GroupId, Input, MessageId, Mode, Payload, Schedule};
 use status_sansio::sim::mvds::{node_id, peer_id, MvdsEngine};
-use status_sansio::sim::{Engine, Fault, LinkModel, NodeId, Sim, SimOutput, TraceLevel};
+use status_sansio::sim::{Fault, LinkModel, Machine, NodeId, Sim, SimOutput, TraceLevel};
 use status_sansio::{Seed, Timestamp};
 
 const START: u64 = 1_700_000_000_000;
@@ -41,7 +41,7 @@ impl TestEngine {
     }
 }
 
-impl Engine for TestEngine {
+impl Machine for TestEngine {
     type Command = Input;
     type Event = Event;
     fn handle_command(&mut self, now: Timestamp, c: Input) {
@@ -578,7 +578,7 @@ fn ordered_links_never_reorder() {
         got: Vec<u32>,
         next: Option<Timestamp>,
     }
-    impl Engine for Counter {
+    impl Machine for Counter {
         type Command = ();
         type Event = ();
         fn handle_command(&mut self, _: Timestamp, _: ()) {}

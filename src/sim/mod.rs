@@ -1,20 +1,76 @@
 //! A deterministic network simulator for sans-IO engines (docs/architecture.md "Simulation").
 //!
-//! A [`Sim`] drives N engines that implement [`Engine`] against a virtual clock and a seeded network
-//! model ([`LinkModel`] per directed link: latency distribution, loss, duplication, reordering, optional
-//! in-order delivery for byte streams; scheduled [`Fault`]s: partitions and nodes going offline). Every
-//! random choice, including the seed each engine gets, comes from the one `u64` seed, so a run is
-//! reproducible byte for byte: [`Sim::trace_digest`] hashes a canonical binary encoding of everything
-//! that happened (times as milliseconds, node indices, datagram bytes, and commands and events through
-//! [`TraceEncode`], never `Debug` output, so the digest is stable across builds and dependency
-//! versions), and [`TraceLevel::Full`] also keeps a text line per step. If the thread panics while a `Sim` is alive (a failed
-//! assertion in a scenario), the seed is printed so the run can be replayed.
+//! A [`Sim`] drives N state machines that implement [`Machine`] against a virtual clock and a seeded
+//! network model ([`LinkModel`] per directed link: latency and jitter, bandwidth, loss, duplication,
+//! reordering, optional in-order delivery; scheduled [`Fault`]s: partitions, links down and nodes going
+//! offline; a clock skew per node with [`Sim::set_clock_skew`]). Machines send datagrams
+//! ([`SimOutput::Transmit`]) or segments of a reliable byte stream ([`SimOutput::Stream`]: in order,
+//! loss costs a retransmission delay, a cut is reported back to the sender with
+//! [`Machine::handle_unreachable`]). Every random choice, including the seed each machine gets, comes
+//! from the one `u64` seed, so a run is reproducible byte for byte: [`Sim::trace_digest`] hashes a
+//! canonical binary encoding of everything that happened (times as milliseconds, node indices, datagram
+//! bytes, and commands and events through [`TraceEncode`], never `Debug` output, so the digest is stable
+//! across builds and dependency versions). [`TraceLevel::Full`] also keeps a text line and a
+//! [`TimelineEntry`] per step, written as JSON lines by [`Sim::write_timeline`] (with
+//! [`Sim::summary`]). If the thread panics while a `Sim` is alive (a failed assertion in a scenario), one
+//! line that replays the run is printed ([`Sim::replay_command`]: `SIM_SEED=<seed> cargo test ...`).
 //!
-//! The simulator is generic: [`mvds::MvdsEngine`] adapts an MVDS [`Node`](crate::mvds::Node) now; full
-//! nodes over RLPx byte streams plug in the same way (with `ordered: true` links).
+//! Two families of machines come with it:
+//! * [`mvds::MvdsEngine`]: an MVDS [`Node`](crate::mvds::Node) over datagrams;
+//! * full nodes: [`full::FullNode`] runs a [`node::Engine`](crate::node::Engine) (RLPx, Waku, secure
+//!   transport, MVDS, Messenger, mailserver, history client, DNS discovery) over the connection model of
+//!   [`conn`] (dial, accept, refuse, close, reset on stream segments), with a simulated DNS zone, an
+//!   in-memory mailserver archive and crash/restart from snapshots; [`adversary`] holds hostile hosts
+//!   (flooder, slowloris, garbage sender, replayer, stalling mailserver) that any scenario adds next to
+//!   them, and [`invariants`] the checks run during and after a run. A [`full::NetSim`] mixes them.
+//!
+//! # Example: two full nodes, one public-chat message
+//!
+//! ```
+//! use std::time::Duration;
+//! use status_sansio::chat::messenger::{Event as ChatEvent, Input as Chat, MessengerConfig};
+//! use status_sansio::crypto::SecretKey;
+//! use status_sansio::node::{EngineConfig, Event};
+//! use status_sansio::sim::full::{self, FullNode, NetSim, NodeCommand, NodeEvent};
+//! use status_sansio::sim::{LinkModel, NodeId};
+//! use status_sansio::{Seed, Timestamp};
+//!
+//! let key = |i: u64| SecretKey::random(&mut Seed::from_u64(i).rng());
+//! // 20–80 ms of latency (the jitter), 1 % of segments lost and retransmitted.
+//! let link = LinkModel::stream(Duration::from_millis(20), Duration::from_millis(80), 0.01, None);
+//! let mut sim = NetSim::new(42, Timestamp::from_secs(1_700_000_000), link);
+//! let (a, b) = (NodeId(0), NodeId(1));
+//! // Both run a Messenger; `b` keeps `a` as a static peer and dials it at `full::enode(a, ..)`.
+//! for (n, peers) in [(a, vec![]), (b, vec![full::enode(a, key(0).public_key())])] {
+//!     let mut config = EngineConfig::new(full::rlpx_config(key(n.0 as u64)));
+//!     config.static_peers = peers;
+//!     config.messenger = Some(MessengerConfig::new(key(100 + n.0 as u64), "device".into()));
+//!     sim.add_node(|id, seed, now| FullNode::new(id, config, seed, now).boxed());
+//!     let join = NodeCommand::Chat(Chat::JoinPublicChat("status".into()));
+//!     sim.schedule(sim.now(), n, join);
+//! }
+//! sim.run_for(Duration::from_secs(5));
+//! let hello = Chat::SendText { chat: "status".into(), text: "hello".into() };
+//! sim.schedule(sim.now(), a, NodeCommand::Chat(hello));
+//! sim.run_for(Duration::from_secs(5));
+//! let received = sim.events().iter().any(|(_, n, e)| {
+//!     *n == b
+//!         && matches!(e, NodeEvent::Engine(Event::Chat(ChatEvent::MessageReceived { message, own: false, .. }))
+//!             if message.text == "hello")
+//! });
+//! assert!(received);
+//! // The same seed gives the same digest, run after run.
+//! assert_eq!(sim.trace_digest_hex().len(), 64);
+//! ```
 
+pub mod adversary;
+pub mod conn;
+pub mod full;
+pub mod invariants;
+mod machine;
 pub mod mvds;
 pub mod network;
+mod timeline;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -24,7 +80,9 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 
+pub use machine::{trace_bytes, Machine, SimOutput, TraceEncode};
 pub use network::{Fault, LinkModel};
+pub use timeline::{Summary, TimelineEntry};
 
 use crate::rng::{fork, Seed};
 use crate::time::Timestamp;
@@ -32,42 +90,6 @@ use crate::time::Timestamp;
 /// The index of a simulated node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub usize);
-
-/// What a simulated engine hands the simulator.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SimOutput<E> {
-    /// Send `bytes` to node `to` through the network model.
-    Transmit {
-        /// Destination.
-        to: NodeId,
-        /// The datagram (or stream chunk).
-        bytes: Vec<u8>,
-    },
-    /// An application event, recorded with its time and node.
-    Event(E),
-}
-
-/// A canonical byte encoding of a command or event for the trace digest (independent of `Debug`).
-pub trait TraceEncode {
-    /// Append the encoding to `out`.
-    fn trace_encode(&self, out: &mut Vec<u8>);
-}
-
-impl TraceEncode for () {
-    fn trace_encode(&self, _: &mut Vec<u8>) {}
-}
-
-impl TraceEncode for u32 {
-    fn trace_encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-/// Append `bytes` with a little-endian `u64` length prefix (for [`TraceEncode`] implementations).
-pub fn trace_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
 
 /// What a trace record is about (the first byte of its canonical encoding).
 #[derive(Clone, Copy)]
@@ -82,24 +104,27 @@ enum Record {
     Lost = 7,
     CutAtSend = 8,
     NoSuchNode = 9,
+    Segment = 10,
+    Unreachable = 11,
 }
 
-/// An engine the simulator can drive: the sans-IO shape of every state machine in the crate.
-pub trait Engine {
-    /// Application commands (send a message, add a peer, ...).
-    type Command: Debug + TraceEncode;
-    /// Application events.
-    type Event: Debug + TraceEncode;
-    /// Apply an application command.
-    fn handle_command(&mut self, now: Timestamp, command: Self::Command);
-    /// Bytes arrived from `from`.
-    fn handle_receive(&mut self, now: Timestamp, from: NodeId, bytes: Vec<u8>);
-    /// Fire every deadline `<= now`.
-    fn handle_timeout(&mut self, now: Timestamp);
-    /// The next output.
-    fn poll_output(&mut self) -> Option<SimOutput<Self::Event>>;
-    /// The earliest deadline.
-    fn poll_timeout(&self) -> Option<Timestamp>;
+impl Record {
+    /// The timeline name of the record.
+    fn name(self) -> &'static str {
+        match self {
+            Record::Timeout => "timeout",
+            Record::Cut => "cut",
+            Record::Deliver => "deliver",
+            Record::Command => "command",
+            Record::Wake => "wake",
+            Record::Event => "event",
+            Record::Lost => "lost",
+            Record::CutAtSend => "cut_at_send",
+            Record::NoSuchNode => "no_such_node",
+            Record::Segment => "segment",
+            Record::Unreachable => "unreachable",
+        }
+    }
 }
 
 /// How much of a run is recorded.
@@ -129,6 +154,12 @@ pub struct NetStats {
     pub duplicated: u64,
     /// Datagrams dropped by a partition or because the destination was offline.
     pub cut: u64,
+    /// Stream segments handed to the network.
+    pub segments: u64,
+    /// Stream segments handed back to their sender as unreachable.
+    pub unreachable: u64,
+    /// Retransmissions: stream segment losses turned into [`LinkModel::rto`] delays.
+    pub retransmits: u64,
 }
 
 enum Kind<C> {
@@ -136,6 +167,7 @@ enum Kind<C> {
         from: NodeId,
         to: NodeId,
         bytes: Vec<u8>,
+        stream: bool,
     },
     Command {
         node: NodeId,
@@ -170,28 +202,32 @@ impl<C> Ord for Pending<C> {
     }
 }
 
-/// The simulator: engines, a virtual clock, the network model and the trace.
-pub struct Sim<E: Engine> {
+/// The simulator: machines, a virtual clock, the network model and the trace.
+pub struct Sim<M: Machine> {
     seed: u64,
     now: Timestamp,
     rng: ChaCha20Rng,
-    nodes: Vec<E>,
+    nodes: Vec<M>,
     timers: Vec<Option<Timestamp>>,
-    queue: BinaryHeap<Pending<E::Command>>,
+    skews: Vec<i64>,
+    queue: BinaryHeap<Pending<M::Command>>,
     seq: u64,
     default_link: LinkModel,
     links: BTreeMap<(NodeId, NodeId), LinkModel>,
     last_arrival: BTreeMap<(NodeId, NodeId), Timestamp>,
+    busy_until: BTreeMap<(NodeId, NodeId), Timestamp>,
     faults: Vec<Fault>,
-    events: Vec<(Timestamp, NodeId, E::Event)>,
+    events: Vec<(Timestamp, NodeId, M::Event)>,
     level: TraceLevel,
     digest: Sha256,
     lines: Vec<String>,
+    timeline: Vec<TimelineEntry>,
     stats: NetStats,
     steps: u64,
+    replay: Option<String>,
 }
 
-impl<E: Engine> Sim<E> {
+impl<M: Machine> Sim<M> {
     /// A simulation starting at `start`, every link following `link` unless overridden.
     pub fn new(seed: u64, start: Timestamp, link: LinkModel) -> Self {
         Sim {
@@ -200,18 +236,22 @@ impl<E: Engine> Sim<E> {
             rng: Seed::from_u64(seed).rng(),
             nodes: Vec::new(),
             timers: Vec::new(),
+            skews: Vec::new(),
             queue: BinaryHeap::new(),
             seq: 0,
             default_link: link,
             links: BTreeMap::new(),
             last_arrival: BTreeMap::new(),
+            busy_until: BTreeMap::new(),
             faults: Vec::new(),
             events: Vec::new(),
             level: TraceLevel::default(),
             digest: Sha256::new(),
             lines: Vec::new(),
+            timeline: Vec::new(),
             stats: NetStats::default(),
             steps: 0,
+            replay: None,
         }
     }
 
@@ -230,12 +270,14 @@ impl<E: Engine> Sim<E> {
         self.now
     }
 
-    /// Add a node built by `make` from its index and a seed drawn from the simulation's RNG.
-    pub fn add_node(&mut self, make: impl FnOnce(NodeId, Seed, Timestamp) -> E) -> NodeId {
+    /// Add a node built by `make` from its index, a seed drawn from the simulation's RNG and the current
+    /// time.
+    pub fn add_node(&mut self, make: impl FnOnce(NodeId, Seed, Timestamp) -> M) -> NodeId {
         let id = NodeId(self.nodes.len());
-        let engine = make(id, fork(&mut self.rng), self.now);
-        self.timers.push(engine.poll_timeout());
-        self.nodes.push(engine);
+        let machine = make(id, fork(&mut self.rng), self.now);
+        self.timers.push(machine.poll_timeout());
+        self.skews.push(0);
+        self.nodes.push(machine);
         id
     }
 
@@ -249,14 +291,41 @@ impl<E: Engine> Sim<E> {
         self.nodes.is_empty()
     }
 
-    /// A node's engine.
-    pub fn node(&self, id: NodeId) -> Option<&E> {
+    /// A node's machine.
+    pub fn node(&self, id: NodeId) -> Option<&M> {
         self.nodes.get(id.0)
+    }
+
+    /// Every node's machine, in index order.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &M)> + '_ {
+        self.nodes.iter().enumerate().map(|(i, m)| (NodeId(i), m))
     }
 
     /// Override the model of the directed link `from → to`.
     pub fn set_link(&mut self, from: NodeId, to: NodeId, model: LinkModel) {
         self.links.insert((from, to), model);
+    }
+
+    /// Run `node`'s clock `skew_ms` milliseconds ahead of the virtual time (behind when negative): every
+    /// time it is given, and every deadline it returns, is on its own clock.
+    pub fn set_clock_skew(&mut self, node: NodeId, skew_ms: i64) {
+        if let Some(s) = self.skews.get_mut(node.0) {
+            *s = skew_ms;
+        }
+        let t = self.nodes.get(node.0).and_then(Machine::poll_timeout);
+        let t = t.map(|t| self.global(node, t));
+        if let Some(slot) = self.timers.get_mut(node.0) {
+            *slot = t;
+        }
+    }
+
+    /// The virtual time `at` on `node`'s clock.
+    pub fn local_time(&self, node: NodeId, at: Timestamp) -> Timestamp {
+        shift(at, self.skews.get(node.0).copied().unwrap_or(0))
+    }
+
+    fn global(&self, node: NodeId, local: Timestamp) -> Timestamp {
+        shift(local, -self.skews.get(node.0).copied().unwrap_or(0))
     }
 
     /// Schedule a fault.
@@ -269,12 +338,12 @@ impl<E: Engine> Sim<E> {
     }
 
     /// Schedule an application command for `node` at `at` (not before the current time).
-    pub fn schedule(&mut self, at: Timestamp, node: NodeId, command: E::Command) {
+    pub fn schedule(&mut self, at: Timestamp, node: NodeId, command: M::Command) {
         let at = at.max(self.now);
         self.push(at, Kind::Command { node, command });
     }
 
-    fn push(&mut self, at: Timestamp, kind: Kind<E::Command>) {
+    fn push(&mut self, at: Timestamp, kind: Kind<M::Command>) {
         self.seq += 1;
         self.queue.push(Pending {
             at,
@@ -306,6 +375,13 @@ impl<E: Engine> Sim<E> {
         self.digest.update(data);
         if self.level == TraceLevel::Full {
             self.lines.push(line());
+            self.timeline.push(TimelineEntry {
+                at: self.now,
+                node: NodeId(nodes.first().copied().unwrap_or(0)),
+                peer: nodes.get(1).map(|n| NodeId(*n)),
+                event: kind.name(),
+                bytes: data.len(),
+            });
         }
     }
 
@@ -343,8 +419,9 @@ impl<E: Engine> Sim<E> {
             if self.timers[i].is_some_and(|t| t <= at) && self.offline_until(NodeId(i), at).is_none() {
                 let now = self.now;
                 self.record(Record::Timeout, &[i], &[], || format!("{now:?} n{i} timeout"));
+                let local = self.local_time(NodeId(i), now);
                 if let Some(n) = self.nodes.get_mut(i) {
-                    n.handle_timeout(now);
+                    n.handle_timeout(local);
                 }
                 self.after(NodeId(i));
             }
@@ -352,11 +429,20 @@ impl<E: Engine> Sim<E> {
         true
     }
 
-    fn dispatch(&mut self, kind: Kind<E::Command>) {
+    fn dispatch(&mut self, kind: Kind<M::Command>) {
         let now = self.now;
         match kind {
-            Kind::Deliver { from, to, bytes } => {
+            Kind::Deliver {
+                from,
+                to,
+                bytes,
+                stream,
+            } => {
                 if self.offline_until(to, now).is_some() || self.cut(from, to, now) {
+                    if stream {
+                        self.unreachable(from, to, bytes);
+                        return;
+                    }
                     self.stats.cut += 1;
                     self.record(Record::Cut, &[from.0, to.0], &[], || {
                         format!("{now:?} n{}->n{} cut", from.0, to.0)
@@ -364,11 +450,13 @@ impl<E: Engine> Sim<E> {
                     return;
                 }
                 self.stats.delivered += 1;
-                self.record(Record::Deliver, &[from.0, to.0], &bytes, || {
-                    format!("{now:?} n{}->n{} deliver", from.0, to.0)
+                let record = if stream { Record::Segment } else { Record::Deliver };
+                self.record(record, &[from.0, to.0], &bytes, || {
+                    format!("{now:?} n{}->n{} {} {}", from.0, to.0, record.name(), bytes.len())
                 });
+                let local = self.local_time(to, now);
                 if let Some(n) = self.nodes.get_mut(to.0) {
-                    n.handle_receive(now, from, bytes);
+                    n.handle_receive(local, from, bytes);
                 }
                 self.after(to);
             }
@@ -382,8 +470,9 @@ impl<E: Engine> Sim<E> {
                 self.record(Record::Command, &[node.0], &data, || {
                     format!("{now:?} n{} command {command:?}", node.0)
                 });
+                let local = self.local_time(node, now);
                 if let Some(n) = self.nodes.get_mut(node.0) {
-                    n.handle_command(now, command);
+                    n.handle_command(local, command);
                 }
                 self.after(node);
             }
@@ -394,23 +483,42 @@ impl<E: Engine> Sim<E> {
                 self.record(Record::Wake, &[node.0], &[], || {
                     format!("{now:?} n{} wake", node.0)
                 });
+                let local = self.local_time(node, now);
                 if let Some(n) = self.nodes.get_mut(node.0) {
-                    n.handle_timeout(now);
+                    n.handle_timeout(local);
                 }
                 self.after(node);
             }
         }
     }
 
+    /// Hand a stream segment back to its sender (if it exists and is online).
+    fn unreachable(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+        let now = self.now;
+        self.stats.unreachable += 1;
+        self.record(Record::Unreachable, &[from.0, to.0], &bytes, || {
+            format!("{now:?} n{}->n{} unreachable", from.0, to.0)
+        });
+        if from.0 >= self.nodes.len() || self.offline_until(from, now).is_some() {
+            return;
+        }
+        let local = self.local_time(from, now);
+        if let Some(n) = self.nodes.get_mut(from.0) {
+            n.handle_unreachable(local, to, bytes);
+        }
+        self.after(from);
+    }
+
     /// Drain a node's outputs into the network and the event log, and refresh its deadline.
     fn after(&mut self, node: NodeId) {
         let now = self.now;
         loop {
-            let Some(out) = self.nodes.get_mut(node.0).and_then(Engine::poll_output) else {
+            let Some(out) = self.nodes.get_mut(node.0).and_then(Machine::poll_output) else {
                 break;
             };
             match out {
                 SimOutput::Transmit { to, bytes } => self.transmit(node, to, bytes),
+                SimOutput::Stream { to, bytes } => self.segment(node, to, bytes),
                 SimOutput::Event(e) => {
                     let mut data = Vec::new();
                     e.trace_encode(&mut data);
@@ -421,10 +529,59 @@ impl<E: Engine> Sim<E> {
                 }
             }
         }
-        let t = self.nodes.get(node.0).and_then(Engine::poll_timeout);
+        let t = self.nodes.get(node.0).and_then(Machine::poll_timeout);
+        let t = t.map(|t| self.global(node, t));
         if let Some(slot) = self.timers.get_mut(node.0) {
             *slot = t;
         }
+    }
+
+    /// When `len` bytes sent now on `from → to` finish serialising (the link's bandwidth, queued behind
+    /// earlier ones); `now` without a bandwidth limit.
+    fn serialised(&mut self, from: NodeId, to: NodeId, link: &LinkModel, len: usize) -> Timestamp {
+        let Some(bw) = link.bandwidth.filter(|b| *b > 0) else {
+            return self.now;
+        };
+        let start = self
+            .busy_until
+            .get(&(from, to))
+            .copied()
+            .unwrap_or(self.now)
+            .max(self.now);
+        let done = start + Duration::from_micros((len as u64).saturating_mul(1_000_000) / bw);
+        self.busy_until.insert((from, to), done);
+        done
+    }
+
+    fn segment(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+        self.stats.segments += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        if to.0 >= self.nodes.len() || self.cut(from, to, self.now) {
+            self.unreachable(from, to, bytes);
+            return;
+        }
+        let link = self.links.get(&(from, to)).copied().unwrap_or(self.default_link);
+        let mut at = self.serialised(from, to, &link, bytes.len());
+        // A lost segment is sent again after the retransmission timeout (a few times at most).
+        let mut tries = 0;
+        while tries < 8 && network::chance(&mut self.rng, link.loss) {
+            self.stats.retransmits += 1;
+            at += link.rto;
+            tries += 1;
+        }
+        at += network::between(&mut self.rng, link.latency_min, link.latency_max);
+        let last = self.last_arrival.entry((from, to)).or_insert(at);
+        at = at.max(*last);
+        *last = at;
+        self.push(
+            at,
+            Kind::Deliver {
+                from,
+                to,
+                bytes,
+                stream: true,
+            },
+        );
     }
 
     fn transmit(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
@@ -459,9 +616,10 @@ impl<E: Engine> Sim<E> {
         } else {
             1
         };
+        let sent = self.serialised(from, to, &link, bytes.len());
         let mut arrivals = [now; 2];
         for slot in arrivals.iter_mut().take(copies) {
-            let mut at = now + network::between(&mut self.rng, link.latency_min, link.latency_max);
+            let mut at = sent + network::between(&mut self.rng, link.latency_min, link.latency_max);
             if network::chance(&mut self.rng, link.reorder) {
                 at += network::between(&mut self.rng, Duration::ZERO, link.reorder_delay);
             }
@@ -474,9 +632,25 @@ impl<E: Engine> Sim<E> {
         }
         if copies == 2 {
             let bytes = bytes.clone();
-            self.push(arrivals[1], Kind::Deliver { from, to, bytes });
+            self.push(
+                arrivals[1],
+                Kind::Deliver {
+                    from,
+                    to,
+                    bytes,
+                    stream: false,
+                },
+            );
         }
-        self.push(arrivals[0], Kind::Deliver { from, to, bytes });
+        self.push(
+            arrivals[0],
+            Kind::Deliver {
+                from,
+                to,
+                bytes,
+                stream: false,
+            },
+        );
     }
 
     /// Run until `until` (inclusive) or until nothing is left to do.
@@ -485,6 +659,11 @@ impl<E: Engine> Sim<E> {
             self.step();
         }
         self.now = self.now.max(until);
+    }
+
+    /// Run for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
     }
 
     /// Run until nothing is left to do (no datagram in flight, no command, no deadline), but not past
@@ -502,12 +681,12 @@ impl<E: Engine> Sim<E> {
     }
 
     /// Every event so far, with time and node.
-    pub fn events(&self) -> &[(Timestamp, NodeId, E::Event)] {
+    pub fn events(&self) -> &[(Timestamp, NodeId, M::Event)] {
         &self.events
     }
 
     /// Take the recorded events.
-    pub fn take_events(&mut self) -> Vec<(Timestamp, NodeId, E::Event)> {
+    pub fn take_events(&mut self) -> Vec<(Timestamp, NodeId, M::Event)> {
         std::mem::take(&mut self.events)
     }
 
@@ -519,9 +698,41 @@ impl<E: Engine> Sim<E> {
         self.digest.clone().finalize().into()
     }
 
+    /// [`Sim::trace_digest`] as lower-case hex.
+    pub fn trace_digest_hex(&self) -> String {
+        self.trace_digest().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The text trace ([`TraceLevel::Full`] only).
     pub fn trace_lines(&self) -> &[String] {
         &self.lines
+    }
+
+    /// The structured timeline ([`TraceLevel::Full`] only).
+    pub fn timeline(&self) -> &[TimelineEntry] {
+        &self.timeline
+    }
+
+    /// Write the timeline as JSON lines (`{"t_ms":..,"node":..,"peer":..,"event":..,"bytes":..}`), then
+    /// one summary line (`{"summary":{..}}`).
+    pub fn write_timeline(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        for e in &self.timeline {
+            writeln!(out, "{}", e.to_json())?;
+        }
+        writeln!(out, "{}", self.summary().to_json())
+    }
+
+    /// Counters of the run so far.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            seed: self.seed,
+            now: self.now,
+            nodes: self.nodes.len(),
+            steps: self.steps,
+            events: self.events.len(),
+            stats: self.stats,
+            digest: self.trace_digest_hex(),
+        }
     }
 
     /// Network counters.
@@ -533,133 +744,61 @@ impl<E: Engine> Sim<E> {
     pub fn steps(&self) -> u64 {
         self.steps
     }
+
+    /// Set the command printed to replay a failed run (default: built from the test binary and the
+    /// test thread's name, see [`Sim::replay_command`]).
+    pub fn set_replay_command(&mut self, command: impl Into<String>) {
+        self.replay = Some(command.into());
+    }
+
+    /// One line that replays this run: `SIM_SEED=<seed> cargo test -p status-sansio --test <binary> --
+    /// --exact <test>` (the scenario must take its seed from the `SIM_SEED` environment variable when set, as the
+    /// `tests/sim_*.rs` scenarios do).
+    pub fn replay_command(&self) -> String {
+        if let Some(r) = &self.replay {
+            return r.clone();
+        }
+        let binary = std::env::args()
+            .next()
+            .and_then(|p| {
+                let name = std::path::Path::new(&p).file_stem()?.to_str()?.to_string();
+                // Test binaries are named `<target>-<hash>`.
+                Some(match name.rsplit_once('-') {
+                    Some((n, h)) if h.chars().all(|c| c.is_ascii_hexdigit()) => n.to_string(),
+                    _ => name,
+                })
+            })
+            .unwrap_or_default();
+        let test = std::thread::current().name().unwrap_or("").to_string();
+        format!(
+            "SIM_SEED={} cargo test -p status-sansio --test {binary} -- --exact {test}",
+            self.seed
+        )
+    }
 }
 
-impl<E: Engine> Drop for Sim<E> {
+/// `t` moved by `ms` milliseconds (saturating).
+fn shift(t: Timestamp, ms: i64) -> Timestamp {
+    let m = t.as_millis();
+    Timestamp::from_millis(if ms >= 0 {
+        m.saturating_add(ms.unsigned_abs())
+    } else {
+        m.saturating_sub(ms.unsigned_abs())
+    })
+}
+
+impl<M: Machine> Drop for Sim<M> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
-                "sim: scenario failed with seed {} (virtual time {:?}, {} steps); replay with this seed",
-                self.seed, self.now, self.steps
+                "sim: failed at {:?} after {} steps; replay: {}",
+                self.now,
+                self.steps,
+                self.replay_command()
             );
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Sends `count` datagrams to node 1 at start-up; counts what it receives.
-    struct Blaster {
-        to_send: u32,
-        got: u32,
-    }
-
-    impl Engine for Blaster {
-        type Command = u32;
-        type Event = u32;
-        fn handle_command(&mut self, _: Timestamp, n: u32) {
-            self.to_send += n;
-        }
-        fn handle_receive(&mut self, _: Timestamp, _: NodeId, _: Vec<u8>) {
-            self.got += 1;
-        }
-        fn handle_timeout(&mut self, _: Timestamp) {}
-        fn poll_output(&mut self) -> Option<SimOutput<u32>> {
-            if self.to_send == 0 {
-                return None;
-            }
-            self.to_send -= 1;
-            Some(SimOutput::Transmit {
-                to: NodeId(1),
-                bytes: vec![1, 2, 3],
-            })
-        }
-        fn poll_timeout(&self) -> Option<Timestamp> {
-            None
-        }
-    }
-
-    fn run(link: LinkModel, fault: Option<Fault>) -> (u32, NetStats) {
-        let mut sim = Sim::new(9, Timestamp::from_secs(100), link);
-        sim.add_node(|_, _, _| Blaster { to_send: 0, got: 0 });
-        sim.add_node(|_, _, _| Blaster { to_send: 0, got: 0 });
-        if let Some(f) = fault {
-            sim.add_fault(f);
-        }
-        sim.schedule(Timestamp::from_secs(101), NodeId(0), 1000);
-        assert!(sim.run_until_idle(Timestamp::from_secs(1000)));
-        (sim.node(NodeId(1)).map_or(0, |n| n.got), sim.stats())
-    }
-
-    #[test]
-    fn loss_and_duplication_follow_the_model() {
-        let (got, st) = run(LinkModel::perfect(Duration::from_millis(10)), None);
-        assert_eq!((got, st.sent, st.bytes_sent), (1000, 1000, 3000));
-        let (got, st) = run(
-            LinkModel {
-                loss: 1.0,
-                ..LinkModel::default()
-            },
-            None,
-        );
-        assert_eq!((got, st.lost), (0, 1000));
-        let (got, st) = run(
-            LinkModel {
-                duplicate: 1.0,
-                ..LinkModel::default()
-            },
-            None,
-        );
-        assert_eq!((got, st.duplicated), (2000, 1000));
-        let (got, st) = run(LinkModel::lossy(0.3), None);
-        assert_eq!(u64::from(got), 1000 - st.lost + st.duplicated);
-        assert!((200..400).contains(&st.lost), "{st:?}");
-    }
-
-    #[test]
-    fn partitions_and_offline_nodes_cut_traffic() {
-        let window = |from, until| (Timestamp::from_secs(from), Timestamp::from_secs(until));
-        let (from, until) = window(100, 200);
-        let (got, st) = run(
-            LinkModel::default(),
-            Some(Fault::Partition {
-                side: vec![NodeId(0)],
-                from,
-                until,
-            }),
-        );
-        assert_eq!((got, st.cut), (0, 1000));
-        let (got, _) = run(
-            LinkModel::default(),
-            Some(Fault::Offline {
-                node: NodeId(1),
-                from,
-                until,
-            }),
-        );
-        assert_eq!(got, 0);
-        // A command for an offline node waits until it is back.
-        let (got, _) = run(
-            LinkModel::default(),
-            Some(Fault::Offline {
-                node: NodeId(0),
-                from,
-                until,
-            }),
-        );
-        assert_eq!(got, 1000);
-        let (from, until) = window(500, 600);
-        let (got, _) = run(
-            LinkModel::default(),
-            Some(Fault::LinkDown {
-                a: NodeId(1),
-                b: NodeId(0),
-                from,
-                until,
-            }),
-        );
-        assert_eq!(got, 1000);
-    }
-}
+mod tests;

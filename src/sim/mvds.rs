@@ -1,6 +1,6 @@
-//! The MVDS adapter: a [`Node`] as a simulated [`Engine`], addressed by [`NodeId`].
+//! The MVDS adapter: a [`Node`] as a simulated [`Machine`], addressed by [`NodeId`].
 
-use super::{trace_bytes, Engine, NodeId, SimOutput, TraceEncode};
+use super::{trace_bytes, Machine, NodeId, SimOutput, TraceEncode};
 use crate::mvds::{Config, Event, Input, MvdsError, Node, Output, PeerId};
 use crate::rng::Seed;
 use crate::time::Timestamp;
@@ -100,7 +100,7 @@ impl MvdsEngine {
     }
 }
 
-impl Engine for MvdsEngine {
+impl Machine for MvdsEngine {
     type Command = Input;
     type Event = Event;
 

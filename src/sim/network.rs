@@ -25,8 +25,14 @@ pub struct LinkModel {
     /// The largest extra delay of a held-back datagram.
     pub reorder_delay: Duration,
     /// Deliver in sending order (a byte stream such as TCP): a datagram never overtakes an earlier one on
-    /// the same directed link.
+    /// the same directed link. Stream segments ([`super::SimOutput::Stream`]) are always in order.
     pub ordered: bool,
+    /// Bytes per second the link carries (`None`: unlimited). Each datagram or segment waits for the ones
+    /// sent before it on the same directed link, then takes `len / bandwidth` to serialise.
+    pub bandwidth: Option<u64>,
+    /// The delay a lost stream segment costs (it is sent again after it; several losses in a row add
+    /// up). Datagrams are simply lost.
+    pub rto: Duration,
 }
 
 impl LinkModel {
@@ -40,6 +46,8 @@ impl LinkModel {
             reorder: 0.0,
             reorder_delay: Duration::ZERO,
             ordered: false,
+            bandwidth: None,
+            rto: Duration::from_millis(200),
         }
     }
 
@@ -54,6 +62,25 @@ impl LinkModel {
             reorder: 0.1,
             reorder_delay: Duration::from_secs(1),
             ordered: false,
+            bandwidth: None,
+            rto: Duration::from_millis(200),
+        }
+    }
+
+    /// A link for byte streams between full nodes: latency uniform in `[latency_min, latency_max]` (the
+    /// jitter), the given loss (each loss of a stream segment costs [`LinkModel::rto`]), an optional
+    /// bandwidth in bytes per second, in order.
+    pub fn stream(latency_min: Duration, latency_max: Duration, loss: f64, bandwidth: Option<u64>) -> Self {
+        LinkModel {
+            latency_min,
+            latency_max,
+            loss,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_delay: Duration::ZERO,
+            ordered: true,
+            bandwidth,
+            rto: Duration::from_millis(200),
         }
     }
 }
