@@ -30,7 +30,7 @@ use crate::chat::messenger::{self, Messenger};
 use crate::crypto::{pubkey_to_compressed, PublicKey, SecretKey};
 use crate::enode::Enode;
 use crate::mailserver::server::KEY_LEN;
-use crate::node::{ConnId, Engine, EngineConfig, Event, Input, Output};
+use crate::node::{ConnId, Engine, EngineConfig, Event, Input, Output, StorageOp};
 use crate::rlpx::{self, Protocol};
 use crate::rng::{fork, Seed};
 use crate::time::{earliest, Timestamp};
@@ -264,22 +264,26 @@ pub struct FullNode {
 
 impl FullNode {
     /// Host `id` running an engine with `config` (whose `rlpx` key is the node's identity; the address
-    /// the engine is reached at is [`conn::addr`]`(id)`), seeded by `seed`.
+    /// the engine is reached at is [`conn::addr`]`(id)`), seeded by `seed`. If the engine refuses the
+    /// configuration, the host starts down and its first output is [`NodeEvent::Refused`] with why.
     pub fn new(id: NodeId, config: EngineConfig, seed: Seed, now: Timestamp) -> Self {
         let mut rng = seed.rng();
-        let engine = build_engine(&config, fork(&mut rng), now, None);
+        let (engine, refused) = match build_engine(&config, fork(&mut rng), now, None) {
+            Ok(e) => (Some(e), None),
+            Err(e) => (None, Some(SimOutput::Event(NodeEvent::Refused(e)))),
+        };
         FullNode {
             id,
             config,
             rng,
-            engine: Some(engine),
+            engine,
             sockets: Sockets::default(),
             zone: Zone::default(),
             dns_delay: Duration::from_millis(20),
             lookups: VecDeque::new(),
             archive: Box::new(MemoryArchive::default()),
             snapshot: None,
-            out: VecDeque::new(),
+            out: refused.into_iter().collect(),
             honest: true,
         }
     }
@@ -348,18 +352,18 @@ impl FullNode {
             Output::Transmit { conn, data } => self.sockets.send(conn.0, data.to_vec()),
             Output::Close { conn } => self.sockets.close(conn.0),
             Output::ResolveTxt { name } => self.lookups.push_back((now + self.dns_delay, name)),
-            Output::Store { key, value } => self.archive.store(key, value),
-            Output::Query {
+            Output::Storage(StorageOp::Store { key, value }) => self.archive.store(key, value),
+            Output::Storage(StorageOp::Query {
                 query,
                 start,
                 end,
                 limit,
-            } => {
+            }) => {
                 if let Some(entries) = self.archive.query(start, end, limit) {
                     self.input(now, Input::QueryResult { query, entries });
                 }
             }
-            Output::Prune { before } => self.archive.prune(before),
+            Output::Storage(StorageOp::Prune { before }) => self.archive.prune(before),
             Output::Event(e) => self.out.push_back(SimOutput::Event(NodeEvent::Engine(e))),
         }
     }
@@ -447,7 +451,13 @@ impl FullNode {
             _ => None,
         };
         let from_snapshot = restored.is_some() || snapshot.is_some();
-        self.engine = Some(build_engine(&config, seed, now, restored));
+        match build_engine(&config, seed, now, restored) {
+            Ok(e) => self.engine = Some(e),
+            Err(e) => {
+                self.out.push_back(SimOutput::Event(NodeEvent::Refused(e)));
+                return;
+            }
+        }
         // Accepted ids are not reused across the restart: late segments find no connection.
         self.sockets.listening = true;
         self.out
@@ -456,10 +466,15 @@ impl FullNode {
 }
 
 /// Build an engine, resumed with `messenger` when given (the one place that constructs engines).
-fn build_engine(config: &EngineConfig, seed: Seed, now: Timestamp, messenger: Option<Messenger>) -> Engine {
+fn build_engine(
+    config: &EngineConfig,
+    seed: Seed,
+    now: Timestamp,
+    messenger: Option<Messenger>,
+) -> Result<Engine, crate::Error> {
     match messenger {
-        Some(m) => Engine::with_messenger(now, config.clone(), seed, m),
-        None => Engine::new(now, config.clone(), seed),
+        Some(m) => Engine::with_messenger(config.clone(), m, &seed, now),
+        None => Engine::new(config.clone(), &seed, now),
     }
 }
 
