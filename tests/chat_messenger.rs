@@ -24,10 +24,11 @@ impl Client {
     fn new(n: u64, now: Timestamp) -> Client {
         let key = SecretKey::random(&mut Seed::from_u64(n).rng());
         let messenger = Messenger::new(
-            now,
             MessengerConfig::new(key, format!("device-{n}")),
-            Seed::from_u64(n + 100),
-        );
+            &Seed::from_u64(n + 100),
+            now,
+        )
+        .unwrap();
         Client {
             messenger,
             waku: WakuNode::new(WakuConfig::default(), Seed::from_u64(n + 200)),
@@ -162,12 +163,13 @@ fn public_chat_round_trip_with_dedup_and_clocks() {
 fn forged(now: Timestamp, author: &SecretKey, m: &pb::ChatMessage) -> NewMessage {
     let wrapped = wrap_chat_message(m, author).unwrap();
     let mut st = SecureTransport::new(
+        secure::Config::default(),
         author.clone(),
         "x".into(),
-        Seed::from_u64(5),
-        secure::Config::default(),
+        &Seed::from_u64(5),
         now,
-    );
+    )
+    .unwrap();
     st.handle_input(
         now,
         secure::Input::Public {
@@ -177,7 +179,7 @@ fn forged(now: Timestamp, author: &SecretKey, m: &pb::ChatMessage) -> NewMessage
     .unwrap();
     let bytes = loop {
         match st.poll_output() {
-            Some(secure::Output::Send(o)) => break o.bytes,
+            Some(secure::Output::Transmit(o)) => break o.bytes,
             Some(_) => {}
             None => panic!("no output"),
         }
@@ -476,10 +478,11 @@ mod net {
             for i in 0..n {
                 let k = key(1000 + i as u64);
                 let m = Messenger::new(
-                    now,
                     MessengerConfig::new(k.clone(), format!("dev-{i}")),
-                    Seed::from_u64(seed * 100 + i as u64),
-                );
+                    &Seed::from_u64(seed * 100 + i as u64),
+                    now,
+                )
+                .unwrap();
                 net.add(k, m);
             }
             net.settle();
@@ -668,12 +671,13 @@ fn forge(net: &mut Net, from_key: &SecretKey, to: usize, plaintext: Vec<u8>) {
     let now = net.now;
     let to_pk = net.pk(to);
     let mut st = SecureTransport::new(
+        secure::Config::default(),
         from_key.clone(),
         "forger".into(),
-        Seed::from_u64(77),
-        secure::Config::default(),
+        &Seed::from_u64(77),
         now,
-    );
+    )
+    .unwrap();
     st.handle_input(
         now,
         secure::Input::EncryptDhOnly {
@@ -684,7 +688,7 @@ fn forge(net: &mut Net, from_key: &SecretKey, to: usize, plaintext: Vec<u8>) {
     .unwrap();
     let bytes = loop {
         match st.poll_output() {
-            Some(secure::Output::Send(o)) => break o.bytes,
+            Some(secure::Output::Transmit(o)) => break o.bytes,
             Some(_) => {}
             None => panic!("no output"),
         }
@@ -1059,7 +1063,7 @@ fn export_import_round_trip_resumes_sessions_chats_and_groups() {
     let gstate = m.group(&group).unwrap().clone();
     let sessions = m.secure().session_count();
     let cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
-    let restored = Messenger::import(net.now, cfg.clone(), Seed::from_u64(4242), &state).unwrap();
+    let restored = Messenger::import(cfg.clone(), &Seed::from_u64(4242), net.now, &state).unwrap();
     assert_eq!(restored.chats().map(str::to_string).collect::<Vec<_>>(), chats);
     assert_eq!(
         restored.messages(&chat).into_iter().cloned().collect::<Vec<_>>(),
@@ -1069,7 +1073,7 @@ fn export_import_round_trip_resumes_sessions_chats_and_groups() {
     assert_eq!(restored.secure().session_count(), sessions);
     assert!(restored.negotiated_topics() >= 1);
     // Importing twice gives the same state (deterministic) and exporting again the same chats.
-    let again = Messenger::import(net.now, cfg.clone(), Seed::from_u64(4242), &restored.export()).unwrap();
+    let again = Messenger::import(cfg.clone(), &Seed::from_u64(4242), net.now, &restored.export()).unwrap();
     assert_eq!(again.chats().count(), chats.len());
     net.replace(0, restored);
 
@@ -1089,7 +1093,7 @@ fn export_import_round_trip_resumes_sessions_chats_and_groups() {
     // Wrong identity: refused.
     let other = MessengerConfig::new(net::key(99), "x".into());
     assert!(matches!(
-        Messenger::import(net.now, other, Seed::from_u64(1), &state),
+        Messenger::import(other, &Seed::from_u64(1), net.now, &state),
         Err(MessengerError::InvalidState(_))
     ));
 }
@@ -1112,7 +1116,7 @@ fn import_of_garbage_is_a_typed_error() {
     let state = net.peers[0].messenger.export();
     let cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     let now = net.now;
-    let import = |b: &[u8]| Messenger::import(now, cfg.clone(), Seed::from_u64(3), b);
+    let import = |b: &[u8]| Messenger::import(cfg.clone(), &Seed::from_u64(3), now, b);
     assert!(import(&state).is_ok());
     assert!(import(&[]).is_err());
     assert!(import(b"SSMS").is_err());
@@ -1156,7 +1160,7 @@ fn delivery_failed_when_the_recipient_never_answers() {
     let bob = net.pk(1);
     let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     cfg.mvds.max_send_count = Some(3);
-    let m = Messenger::new(net.now, cfg, Seed::from_u64(61));
+    let m = Messenger::new(cfg, &Seed::from_u64(61), net.now).unwrap();
     net.replace(0, m);
     net.peers[1].online = false;
     let chat = Messenger::one_to_one_chat_id(&bob);
@@ -1192,7 +1196,7 @@ fn caps_hold_for_chats_groups_and_tracked_deliveries() {
     cfg.max_groups = 1;
     cfg.max_tracked_deliveries = 3;
     cfg.max_members_per_group = 2;
-    net.replace(0, Messenger::new(net.now, cfg, Seed::from_u64(71)));
+    net.replace(0, Messenger::new(cfg, &Seed::from_u64(71), net.now).unwrap());
     let alice = net.pk(0);
     // A group of three is over the member cap; a group of two is fine; a second group is over the cap.
     assert!(net
@@ -1279,7 +1283,10 @@ fn strangers_cannot_fill_the_one_to_one_table_for_good() {
     let mut net = Net::new(5, 11);
     let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     cfg.max_one_to_one_chats = 2;
-    net.replace(0, Messenger::new(net.now, cfg.clone(), Seed::from_u64(72)));
+    net.replace(
+        0,
+        Messenger::new(cfg.clone(), &Seed::from_u64(72), net.now).unwrap(),
+    );
     let alice = net.pk(0);
     let to_alice = Messenger::one_to_one_chat_id(&alice);
     let chats = |net: &Net| {
@@ -1308,7 +1315,7 @@ fn strangers_cannot_fill_the_one_to_one_table_for_good() {
     assert_eq!(net.count(0, |e| matches!(e, Event::ContactRequest { .. })), 2);
     // Restart: 3's chat is still only a contact request.
     let state = net.peers[0].messenger.export();
-    let restored = Messenger::import(net.now, cfg, Seed::from_u64(73), &state).unwrap();
+    let restored = Messenger::import(cfg, &Seed::from_u64(73), net.now, &state).unwrap();
     net.replace(0, restored);
     write(&mut net, 4, "from 4");
     assert_eq!(chats(&net), ids(&net, &[1, 4]), "3's unanswered request gave way");
@@ -1331,7 +1338,7 @@ fn strangers_cannot_fill_the_group_table_for_good() {
     let mut net = Net::new(3, 12);
     let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     cfg.max_groups = 1;
-    net.replace(0, Messenger::new(net.now, cfg, Seed::from_u64(74)));
+    net.replace(0, Messenger::new(cfg, &Seed::from_u64(74), net.now).unwrap());
     let alice = net.pk(0);
     let groups = |net: &Net| {
         net.peers[0]
@@ -1380,7 +1387,7 @@ fn our_bundle_is_advertised_on_our_contact_code_topic() {
     let key = net::key(5);
     let me = key.public_key();
     let t0 = Timestamp::from_secs(1_700_000_000);
-    let mut m = Messenger::new(t0, MessengerConfig::new(key, "dev".into()), Seed::from_u64(5));
+    let mut m = Messenger::new(MessengerConfig::new(key, "dev".into()), &Seed::from_u64(5), t0).unwrap();
     let posts = |m: &mut Messenger| {
         let mut v = vec![];
         while let Some(o) = m.poll_output() {
@@ -1448,7 +1455,7 @@ fn first_contact_through_a_contact_code_advertisement_uses_x3dh() {
         let mut c = MessengerConfig::new(k.clone(), format!("dev-{i}"));
         c.secure.bundle_refresh_interval = Duration::from_secs(3600);
         c.contact_code_interval = Some(Duration::from_secs(3600));
-        let m = Messenger::new(net.now, c, Seed::from_u64(300 + i));
+        let m = Messenger::new(c, &Seed::from_u64(300 + i), net.now).unwrap();
         net.add(k, m);
     }
     net.settle();
@@ -1520,7 +1527,7 @@ fn first_contact_through_a_contact_code_advertisement_uses_x3dh() {
     let state = net.peers[0].messenger.export();
     let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     cfg.max_contact_codes = 1;
-    let mut m = Messenger::import(net.now, cfg, Seed::from_u64(9), &state).unwrap();
+    let mut m = Messenger::import(cfg, &Seed::from_u64(9), net.now, &state).unwrap();
     assert_eq!(m.contact_code_topics(), 0);
     assert!(m.poll_timeout().is_some_and(|t| t <= net.now));
     m.handle_timeout(net.now);

@@ -445,7 +445,9 @@ impl Engine {
         let messenger = config
             .messenger
             .clone()
-            .map(|m| Messenger::new(now, m, fork(&mut rng)));
+            // An invalid Messenger configuration leaves the engine without one until `Engine::new`
+            // returns `Result` (engine rework, issue 11).
+            .and_then(|m| Messenger::new(m, &fork(&mut rng), now).ok());
         let history = history::History::new(
             config.history.clone(),
             config.mailservers.iter().map(|e| e.id).collect(),

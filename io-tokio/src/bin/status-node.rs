@@ -397,7 +397,7 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     let engine = match std::fs::read(&state_path) {
         Ok(bytes) => {
             let bytes = zeroize::Zeroizing::new(bytes);
-            let m = Messenger::import(now, messenger_config, os_seed(), &bytes)
+            let m = Messenger::import(messenger_config, &os_seed(), now, &bytes)
                 .map_err(|e| std::io::Error::other(format!("{}: {e}", state_path.display())))?;
             tracing::info!(path = %state_path.display(), "messenger state restored");
             NodeEngine::with_messenger(now, config, os_seed(), m)

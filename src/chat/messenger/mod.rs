@@ -204,6 +204,15 @@ impl MessengerConfig {
         }
     }
 
+    /// Check the Messenger's own limits (the MVDS and secure-transport configurations are checked by
+    /// their machines): the output queue must hold at least one output.
+    pub fn validate(&self) -> Result<(), MessengerError> {
+        if self.max_queued_outputs == 0 {
+            return Err(MessengerError::InvalidConfig("max_queued_outputs is 0"));
+        }
+        Ok(())
+    }
+
     fn group_limits(&self) -> GroupLimits {
         GroupLimits {
             max_members: self.max_members_per_group,
@@ -435,6 +444,9 @@ pub enum MessengerError {
     /// [`super::validate::MAX_TEXT_CHARS`] characters): it was not sent.
     #[error("text not sent: {0}")]
     Text(super::ValidationError),
+    /// The [`MessengerConfig`] is unusable ([`MessengerConfig::validate`]); the reason names the field.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
     /// Bytes given to [`Messenger::import`] are not a valid state.
     #[error("invalid messenger state: {0}")]
     InvalidState(&'static str),
@@ -537,28 +549,22 @@ impl core::fmt::Debug for Messenger {
     }
 }
 
-fn mvds_config_checked(config: &MessengerConfig) -> mvds::Config {
-    if config.mvds.validate().is_ok() {
-        config.mvds.clone()
-    } else {
-        mvds::Config::default()
-    }
-}
-
 impl Messenger {
-    /// A messenger for `config`, drawing randomness from `seed`. An invalid `config.mvds` is replaced by
-    /// the MVDS defaults.
-    pub fn new(now: Timestamp, config: MessengerConfig, seed: Seed) -> Self {
+    /// A messenger for `config`, drawing randomness from `seed`. An invalid configuration is an error,
+    /// never replaced by defaults: [`MessengerError::InvalidConfig`] for the Messenger's own fields,
+    /// [`MessengerError::Mvds`] for `config.mvds` and [`MessengerError::Secure`] for `config.secure`.
+    pub fn new(config: MessengerConfig, seed: &Seed, now: Timestamp) -> Result<Self, MessengerError> {
+        config.validate()?;
         let mut rng = seed.rng();
         let secure = SecureTransport::new(
+            config.secure.clone(),
             config.identity.clone(),
             config.installation_id.clone(),
-            fork(&mut rng),
-            config.secure.clone(),
+            &fork(&mut rng),
             now,
-        );
+        )?;
         let mvds_seed = fork(&mut rng);
-        let mvds = new_mvds_node(&config, &mvds_seed, now);
+        let mvds = mvds::Node::new(config.mvds.clone(), &mvds_seed, now)?;
         let me = config.identity.public_key();
         let mut m = Messenger {
             me_hex: pubkey_to_hex(&me),
@@ -591,7 +597,7 @@ impl Messenger {
             chat: PARTITIONED_SUBSCRIPTION.into(),
             filter,
         });
-        m
+        Ok(m)
     }
 
     /// The 1:1 chat id of `peer`: `"0x04…"`, lowercase hex of its uncompressed key.
@@ -842,7 +848,7 @@ impl Messenger {
         )?;
         let mut bytes = None;
         while let Some(o) = self.secure.poll_output() {
-            if let secure::Output::Send(out) = o {
+            if let secure::Output::Transmit(out) = o {
                 bytes = Some(out.bytes);
             }
         }
@@ -1023,19 +1029,12 @@ impl Messenger {
     /// [`Messenger::handle_timeout`] on (a few per call: each costs a PBKDF2 derivation). Bytes that are not a valid state give
     /// [`MessengerError::InvalidState`] (or the layer error of an embedded state); never a panic.
     pub fn import(
-        now: Timestamp,
         config: MessengerConfig,
-        seed: Seed,
+        seed: &Seed,
+        now: Timestamp,
         bytes: &[u8],
     ) -> Result<Messenger, MessengerError> {
-        persist::import(now, config, seed, bytes)
-    }
-}
-
-fn new_mvds_node(config: &MessengerConfig, seed: &Seed, now: Timestamp) -> mvds::Node {
-    match mvds::Node::new(mvds_config_checked(config), seed, now) {
-        Ok(n) => n,
-        Err(_) => unreachable!("a validated MVDS configuration is accepted"),
+        persist::import(config, seed, now, bytes)
     }
 }
 

@@ -240,9 +240,9 @@ impl<'a> Reader<'a> {
 
 /// Rebuild a messenger (see the module docs).
 pub(super) fn import(
-    now: Timestamp,
     config: MessengerConfig,
-    seed: Seed,
+    seed: &Seed,
+    now: Timestamp,
     bytes: &[u8],
 ) -> Result<Messenger, MessengerError> {
     if bytes.len() > MAX_STATE_BYTES {
@@ -258,7 +258,7 @@ pub(super) fn import(
     if r.key("identity")? != config.identity.public_key() {
         return Err(bad("another identity"));
     }
-    let mut m = Messenger::new(now, config, seed.clone());
+    let mut m = Messenger::new(config, seed, now)?;
     m.secure.import(r.blob("secure state")?)?;
     let snapshot = mvds::Snapshot::decode(r.blob("mvds state")?)?;
     let mvds_seed = crate::rng::fork(&mut m.rng);

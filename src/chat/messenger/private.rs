@@ -40,7 +40,7 @@ impl Messenger {
         let mut opened = Vec::new();
         while let Some(o) = self.secure.poll_output() {
             match o {
-                secure::Output::Send(out) => self.post_outgoing(out),
+                secure::Output::Transmit(out) => self.post_outgoing(out),
                 secure::Output::Event(secure::Event::Decrypted {
                     sender, plaintext, ..
                 }) => opened.push(Opened::Private(sender, plaintext)),
@@ -50,7 +50,7 @@ impl Messenger {
                 secure::Output::Event(secure::Event::NegotiatedSecret { peer, secret }) => {
                     self.ensure_negotiated(&peer, &secret)
                 }
-                secure::Output::Event(secure::Event::Rejected { error, .. }) => {
+                secure::Output::Event(secure::Event::PeerFault { fault: error, .. }) => {
                     self.drop_with(format!("secure transport: {error}"))
                 }
                 secure::Output::Event(_) => {}

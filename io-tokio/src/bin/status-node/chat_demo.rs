@@ -96,7 +96,7 @@ impl Demo {
         let now = Clock::new().now();
         let engine = match state {
             Some(state) => {
-                let m = Messenger::import(now, messenger, os_seed(), &state)
+                let m = Messenger::import(messenger, &os_seed(), now, &state)
                     .map_err(|e| std::io::Error::other(format!("importing {}: {e}", NAMES[who])))?;
                 Engine::with_messenger(now, config, os_seed(), m)
             }
