@@ -62,6 +62,12 @@ impl MessageId {
         MessageId(h.finalize().into())
     }
 
+    /// The id of the message an MVDS node appends for `body` in `group` at `now`
+    /// ([`crate::mvds::Input::Send`]): the message's timestamp is `now` in whole UNIX seconds.
+    pub fn for_send(group: &GroupId, now: crate::time::Timestamp, body: &[u8]) -> Self {
+        MessageId::compute(&group.0, now.as_secs() as i64, body)
+    }
+
     /// Parse a 32-byte id.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         <[u8; ID_LEN]>::try_from(bytes).ok().map(MessageId)

@@ -239,7 +239,7 @@ pub struct Config {
     /// (in O(log n)). The store doubles as the duplicate filter, so a message evicted and then received
     /// again is delivered again. Must exceed `max_states + max_remote_states` (see above), so the store
     /// never fills with referenced messages; should it anyway (it cannot with a valid configuration),
-    /// [`send`](super::Node::send) fails with [`MvdsError::StoreFull`] and a received new message is
+    /// [`Input::Send`](super::Input::Send) fails with [`MvdsError::StoreFull`] and a received new message is
     /// ignored without ACK.
     pub max_messages: usize,
     /// Groups the node tracks; `add_peer` beyond fails with [`MvdsError::TooManyGroups`].

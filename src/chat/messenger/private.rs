@@ -120,8 +120,15 @@ impl Messenger {
         notify: bool,
     ) -> Result<(), MessengerError> {
         let group = GroupId::one_to_one(&self.me, to);
-        self.mvds.add_peer(group, peer_id(to))?;
-        let mid = self.mvds.send(now, group, body)?;
+        self.mvds.handle_input(
+            now,
+            mvds::Input::AddPeer {
+                group,
+                peer: peer_id(to),
+            },
+        )?;
+        let mid = mvds::MessageId::for_send(&group, now, &body);
+        self.mvds.handle_input(now, mvds::Input::Send { group, body })?;
         self.track(
             mid,
             Pending {
