@@ -45,8 +45,9 @@ impl Client {
                     self.waku.subscribe(filter).unwrap();
                 }
                 Output::Unsubscribe { .. } => {}
-                Output::Post(m) => posts.push(*m),
+                Output::Transmit(m) => posts.push(*m),
                 Output::Event(e) => self.events.push(e),
+                other => panic!("unexpected output {other:?}"),
             }
         }
         let _ = now;
@@ -86,7 +87,7 @@ impl Client {
             .iter()
             .filter_map(|e| {
                 if let Event::Dropped { reason } = e {
-                    Some(reason.clone())
+                    Some(reason.to_string())
                 } else {
                     None
                 }
@@ -550,8 +551,9 @@ mod net {
                                     p.waku.unsubscribe(id);
                                 }
                             }
-                            Output::Post(m) => posts.push((i, *m)),
+                            Output::Transmit(m) => posts.push((i, *m)),
                             Output::Event(e) => p.events.push(e),
+                            other => panic!("unexpected output {other:?}"),
                         }
                     }
                 }
@@ -638,7 +640,7 @@ mod net {
                 .events
                 .iter()
                 .filter_map(|e| match e {
-                    Event::Dropped { reason } => Some(reason.clone()),
+                    Event::Dropped { reason } => Some(reason.to_string()),
                     _ => None,
                 })
                 .collect()
@@ -1391,7 +1393,7 @@ fn our_bundle_is_advertised_on_our_contact_code_topic() {
     let posts = |m: &mut Messenger| {
         let mut v = vec![];
         while let Some(o) = m.poll_output() {
-            if let Output::Post(p) = o {
+            if let Output::Transmit(p) = o {
                 v.push(p);
             }
         }

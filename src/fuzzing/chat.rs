@@ -21,7 +21,7 @@ use crate::chat::group::{
     EventType, Group, GroupLimits, SignedEvent,
 };
 use crate::chat::identity::{compressed_key_string, pubkey_from_hex, pubkey_from_multibase, pubkey_to_hex};
-use crate::chat::log::{ChatLog, Insert};
+use crate::chat::message_log::{ChatLog, Insert};
 use crate::chat::messenger::{self, ChatKind, Input, Messenger, MessengerConfig};
 use crate::chat::payloads::{
     decode_chat_message, encode_chat_message, unwrap, wrap, AppPayload, MessageId, MessageKind,
@@ -366,7 +366,7 @@ pub fn messenger_seed_plaintexts() -> Vec<Vec<u8>> {
         t = t.saturating_add(core::time::Duration::from_secs(1));
         sender.handle_timeout(t);
         while let Some(o) = sender.poll_output() {
-            if let messenger::Output::Post(m) = o {
+            if let messenger::Output::Transmit(m) = o {
                 let _ = receiver.handle_input(
                     t,
                     secure::Input::Received {

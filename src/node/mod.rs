@@ -980,7 +980,7 @@ impl Engine {
                             self.waku.unsubscribe(id);
                         }
                     }
-                    messenger::Output::Post(m) => {
+                    messenger::Output::Transmit(m) => {
                         let _ = self.waku.handle_input(now, waku::Input::Post(m));
                     }
                     messenger::Output::Event(e) => self.outputs.push_back(Output::Event(Event::Chat(e))),

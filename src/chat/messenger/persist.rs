@@ -35,7 +35,7 @@ use super::{
 };
 use crate::chat::clock::LamportClock;
 use crate::chat::group::{verify_event, Group};
-use crate::chat::log::ChatLog;
+use crate::chat::message_log::ChatLog;
 use crate::chat::payloads::MessageId;
 use crate::crypto::{pubkey_from_sec1, pubkey_to_uncompressed, PublicKey};
 use crate::mvds;
