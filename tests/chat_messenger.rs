@@ -75,7 +75,7 @@ impl Client {
             .iter()
             .filter_map(|e| match e {
                 Event::MessageReceived { chat, message, own } => {
-                    Some((chat.clone(), message.text.clone(), *own))
+                    Some((chat.to_string(), message.text.clone(), *own))
                 }
                 _ => None,
             })
@@ -999,7 +999,7 @@ fn group_lifecycle_every_member_sees_the_same_membership() {
         clock: net.now.as_millis() + 10,
         timestamp: net.now.as_millis(),
         text: "sneaky".into(),
-        chat_id: chat.clone(),
+        chat_id: chat.to_string(),
         message_type: pb::MessageType::PrivateGroup as i32,
         content_type: pb::chat_message::ContentType::TextPlain as i32,
         ..Default::default()
@@ -1261,7 +1261,7 @@ fn one_to_one_still_arrives_when_a_public_chat_shares_the_partitioned_topic() {
         status::public_chat_topic(&colliding),
         status::partitioned_topic(&bob)
     );
-    net.input(1, Input::JoinPublicChat(colliding.clone()));
+    net.input(1, Input::JoinPublicChat(colliding.clone().into()));
     net.input(0, Input::StartOneToOne(bob));
     send(&mut net, 0, &Messenger::one_to_one_chat_id(&bob), "hi bob");
     net.run(Duration::from_secs(2));
@@ -1272,7 +1272,7 @@ fn one_to_one_still_arrives_when_a_public_chat_shares_the_partitioned_topic() {
         net.dropped(1)
     );
     // The public chat itself still works on that topic.
-    net.input(0, Input::JoinPublicChat(colliding.clone()));
+    net.input(0, Input::JoinPublicChat(colliding.clone().into()));
     send(&mut net, 0, &colliding, "public hello");
     net.run(Duration::from_secs(2));
     assert_eq!(net.texts(1, &colliding), vec!["public hello"]);
@@ -1299,7 +1299,7 @@ fn strangers_cannot_fill_the_one_to_one_table_for_good() {
     let ids = |net: &Net, peers: &[usize]| {
         let mut v: Vec<String> = peers
             .iter()
-            .map(|&i| Messenger::one_to_one_chat_id(&net.pk(i)))
+            .map(|&i| Messenger::one_to_one_chat_id(&net.pk(i)).into_string())
             .collect();
         v.sort();
         v

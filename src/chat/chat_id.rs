@@ -85,3 +85,12 @@ impl PartialEq<String> for ChatId {
         &self.0 == other
     }
 }
+
+/// Read access to the string form (`id.starts_with(..)`, `&id` where a `&str` is expected).
+impl core::ops::Deref for ChatId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}

@@ -357,7 +357,7 @@ pub fn messenger_seed_plaintexts() -> Vec<Vec<u8>> {
                 let _ = sender.handle_input(
                     t,
                     Input::SendText {
-                        chat: g,
+                        chat: g.into(),
                         text: "group text".into(),
                     },
                 );

@@ -124,7 +124,7 @@ impl Messenger {
             s.iter().filter_map(|k| pubkey_from_hex(k).ok()).collect()
         };
         let e = Event::MembershipChanged {
-            chat: chat.to_string(),
+            chat: chat.into(),
             name: gc.group.name().to_string(),
             members: keys(gc.group.members()),
             admins: keys(gc.group.admins()),
@@ -207,7 +207,7 @@ impl Messenger {
                 && notify
             {
                 self.event(Event::DeliveryFailed {
-                    chat: chat.to_string(),
+                    chat: chat.into(),
                     id: w.id,
                     to,
                 });
@@ -267,7 +267,7 @@ impl Messenger {
             },
         );
         self.event(Event::GroupCreated {
-            chat: chat.clone(),
+            chat: ChatId::from(&chat),
             name,
         });
         self.membership_changed(&chat, false);

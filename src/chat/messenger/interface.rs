@@ -6,13 +6,13 @@ use super::*;
 #[derive(Debug)]
 pub enum Input {
     /// Join a public chat.
-    JoinPublicChat(String),
+    JoinPublicChat(ChatId),
     /// Leave a public chat.
-    LeavePublicChat(String),
+    LeavePublicChat(ChatId),
     /// Send a text to a chat of any kind, by chat id.
     SendText {
         /// The chat id.
-        chat: String,
+        chat: ChatId,
         /// The text.
         text: String,
     },
@@ -28,35 +28,35 @@ pub enum Input {
     /// Add members (admins only).
     AddMembers {
         /// The group's chat id.
-        chat: String,
+        chat: ChatId,
         /// The new members.
         members: Vec<PublicKey>,
     },
     /// Remove a member who is not an admin (admins only).
     RemoveMember {
         /// The group's chat id.
-        chat: String,
+        chat: ChatId,
         /// The member.
         member: PublicKey,
     },
     /// Make a member an admin (admins only).
     MakeAdmin {
         /// The group's chat id.
-        chat: String,
+        chat: ChatId,
         /// The member.
         member: PublicKey,
     },
     /// Rename the group (admins only).
     RenameGroup {
         /// The group's chat id.
-        chat: String,
+        chat: ChatId,
         /// The new name.
         name: String,
     },
     /// Leave the group (the chat and its messages stay, read-only).
     LeaveGroup {
         /// The group's chat id.
-        chat: String,
+        chat: ChatId,
     },
     /// A message a Waku filter opened.
     Received(Box<ReceivedMessage>),
@@ -218,7 +218,7 @@ pub enum Event {
     /// A message arrived in a chat (or our own came back from the network: see `own`).
     MessageReceived {
         /// The chat.
-        chat: String,
+        chat: ChatId,
         /// The message.
         message: ChatEntry,
         /// True if we wrote it.
@@ -227,7 +227,7 @@ pub enum Event {
     /// We sent a message.
     MessageSent {
         /// The chat.
-        chat: String,
+        chat: ChatId,
         /// Its id.
         id: MessageId,
     },
@@ -240,7 +240,7 @@ pub enum Event {
     /// `to` acknowledged (through MVDS) the text `id` we sent in `chat`.
     Delivered {
         /// The chat.
-        chat: String,
+        chat: ChatId,
         /// The text's id.
         id: MessageId,
         /// The recipient.
@@ -249,7 +249,7 @@ pub enum Event {
     /// MVDS gave up delivering the text `id` to `to`.
     DeliveryFailed {
         /// The chat.
-        chat: String,
+        chat: ChatId,
         /// The text's id.
         id: MessageId,
         /// The recipient.
@@ -260,19 +260,19 @@ pub enum Event {
         /// The identity.
         from: PublicKey,
         /// The new chat's id.
-        chat: String,
+        chat: ChatId,
     },
     /// We created a group.
     GroupCreated {
         /// Its chat id.
-        chat: String,
+        chat: ChatId,
         /// Its name.
         name: String,
     },
     /// A group's name, members or admins changed (or we learnt of a group we are a member of).
     MembershipChanged {
         /// The group's chat id.
-        chat: String,
+        chat: ChatId,
         /// Its name.
         name: String,
         /// Its members, ordered by their `"0x04…"` id.

@@ -371,8 +371,8 @@ impl Messenger {
     }
 
     /// The 1:1 chat id of `peer`: `"0x04…"`, lowercase hex of its uncompressed key.
-    pub fn one_to_one_chat_id(peer: &PublicKey) -> String {
-        pubkey_to_hex(peer)
+    pub fn one_to_one_chat_id(peer: &PublicKey) -> ChatId {
+        ChatId::new(pubkey_to_hex(peer))
     }
 
     /// Our identity's public key.
@@ -390,7 +390,8 @@ impl Messenger {
     }
 
     /// The kind of a chat, if it exists.
-    pub fn chat_kind(&self, chat: &str) -> Option<ChatKind> {
+    pub fn chat_kind(&self, chat: impl AsRef<str>) -> Option<ChatKind> {
+        let chat = chat.as_ref();
         if self.public.contains_key(chat) {
             Some(ChatKind::Public)
         } else if self.direct.contains_key(chat) {
@@ -403,13 +404,13 @@ impl Messenger {
     }
 
     /// A group's membership state.
-    pub fn group(&self, chat: &str) -> Option<&Group> {
-        self.groups.get(chat).map(|g| &g.group)
+    pub fn group(&self, chat: impl AsRef<str>) -> Option<&Group> {
+        self.groups.get(chat.as_ref()).map(|g| &g.group)
     }
 
     /// The messages of a chat in display order.
-    pub fn messages(&self, chat: &str) -> Vec<&ChatEntry> {
-        self.log(chat)
+    pub fn messages(&self, chat: impl AsRef<str>) -> Vec<&ChatEntry> {
+        self.log(chat.as_ref())
             .map(|l| l.iter().map(|(_, _, m)| m).collect())
             .unwrap_or_default()
     }
@@ -459,21 +460,22 @@ impl Messenger {
     pub fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), MessengerError> {
         self.last_now = self.last_now.max(now);
         let r = match input {
-            Input::JoinPublicChat(name) => self.join_public(name),
+            Input::JoinPublicChat(name) => self.join_public(name.into_string()),
             Input::LeavePublicChat(name) => {
+                let name = name.into_string();
                 if self.public.remove(&name).is_some() {
                     self.push(Output::Unsubscribe { chat: name });
                 }
                 Ok(())
             }
-            Input::SendText { chat, text } => self.send_text(now, chat, text),
+            Input::SendText { chat, text } => self.send_text(now, chat.into_string(), text),
             Input::StartOneToOne(peer) => self.start_one_to_one(&peer).map(|_| ()),
             Input::CreateGroup { name, members } => self.create_group(now, name, members),
-            Input::AddMembers { chat, members } => self.add_members(now, chat, members),
-            Input::RemoveMember { chat, member } => self.remove_member(now, chat, member),
-            Input::MakeAdmin { chat, member } => self.make_admin(now, chat, member),
-            Input::RenameGroup { chat, name } => self.rename_group(now, chat, name),
-            Input::LeaveGroup { chat } => self.leave_group(now, chat),
+            Input::AddMembers { chat, members } => self.add_members(now, chat.into_string(), members),
+            Input::RemoveMember { chat, member } => self.remove_member(now, chat.into_string(), member),
+            Input::MakeAdmin { chat, member } => self.make_admin(now, chat.into_string(), member),
+            Input::RenameGroup { chat, name } => self.rename_group(now, chat.into_string(), name),
+            Input::LeaveGroup { chat } => self.leave_group(now, chat.into_string()),
             Input::Received(m) => {
                 self.on_received(now, *m);
                 Ok(())
@@ -683,7 +685,7 @@ impl Messenger {
             // The event carries the media bytes; the log keeps their length and hash.
             let entry = ChatEntry { content, ..entry };
             self.event(Event::MessageReceived {
-                chat,
+                chat: chat.into(),
                 message: entry,
                 own,
             });
@@ -712,7 +714,10 @@ impl Messenger {
             };
             let _ = log.insert(id, clock, entry);
         }
-        self.event(Event::MessageSent { chat, id });
+        self.event(Event::MessageSent {
+            chat: chat.into(),
+            id,
+        });
     }
 
     /// Export everything needed to resume (see [`persist`]). Holds session secrets: zeroized on drop.

@@ -50,7 +50,7 @@ impl Messenger {
             if !own {
                 self.event(Event::ContactRequest {
                     from: author,
-                    chat: chat.clone(),
+                    chat: ChatId::from(&chat),
                 });
             }
         }

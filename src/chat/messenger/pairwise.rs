@@ -10,6 +10,7 @@ use super::{
 };
 use crate::chat::identity::pubkey_to_hex;
 use crate::chat::payloads::{decode_chat_message, unwrap, MessageId, MessageKind};
+use crate::chat::ChatId;
 use crate::crypto::{pubkey_from_sec1, pubkey_to_uncompressed, PublicKey};
 use crate::mvds::{self, GroupId, PeerId};
 use crate::secure::{self, sharedsecret::NegotiatedSecret, Route};
@@ -201,7 +202,7 @@ impl Messenger {
             return;
         };
         if p.notify {
-            let (chat, id, to) = (p.chat, p.id, p.to);
+            let (chat, id, to) = (ChatId::from(p.chat), p.id, p.to);
             self.event(if delivered {
                 Event::Delivered { chat, id, to }
             } else {
