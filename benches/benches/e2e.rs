@@ -52,6 +52,7 @@ use status_sansio::chat::messenger::{
 };
 use status_sansio::chat::payloads::{decode_chat_message, unwrap, wrap_chat_message};
 use status_sansio::chat::validate::validate_chat_message;
+use status_sansio::chat::ChatId;
 use status_sansio::crypto::{PublicKey, SecretKey};
 use status_sansio::enode::Enode;
 use status_sansio::mvds::{self, GroupId};
@@ -240,7 +241,7 @@ impl Pair {
         self.now = end;
     }
 
-    fn chat_id(&self, from: usize) -> String {
+    fn chat_id(&self, from: usize) -> ChatId {
         Messenger::one_to_one_chat_id(&self.keys[1 - from])
     }
 

@@ -84,7 +84,7 @@ fn main() -> std::io::Result<()> {
     config.messenger = Some(MessengerConfig::new(identity, "std-chat".into()));
     let mut node = BlockingNode::new(Engine::new(Clock::new().now(), config, os_seed()), None);
     for c in chats {
-        let _ = node.input(Input::Chat(ChatInput::JoinPublicChat(c)));
+        let _ = node.input(Input::Chat(ChatInput::JoinPublicChat(c.into())));
     }
     // Stdin on its own thread; the node thread polls the channel between steps.
     let (tx, rx) = mpsc::channel::<String>();

@@ -453,7 +453,7 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     }
     tracing::info!(identity = %three_word_name(&me), key = %pubkey_to_hex(&me), "chat identity");
     for c in &args.public_chat {
-        match chat_checked(&node, ChatInput::JoinPublicChat(c.clone())).await {
+        match chat_checked(&node, ChatInput::JoinPublicChat(c.clone().into())).await {
             Ok(()) => {
                 book.accepted(term::OnOk::Joined(c.clone()))?;
             }

@@ -154,7 +154,7 @@ impl Demo {
         self.chat(
             who,
             ChatInput::SendText {
-                chat: chat.to_string(),
+                chat: chat.to_string().into(),
                 text: text.to_string(),
             },
         )
@@ -219,7 +219,7 @@ impl Demo {
                 Ok(Some((who, e))) => {
                     self.print(who, &e);
                     if let Event::Chat(ChatEvent::GroupCreated { chat, name }) = &e {
-                        self.groups.insert(chat.clone(), name.clone());
+                        self.groups.insert(chat.to_string(), name.clone());
                     }
                     self.log.push((who, e));
                 }
