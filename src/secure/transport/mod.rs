@@ -24,7 +24,7 @@
 //! Work a peer can make us do before a MAC fails: decoding and bundle verification (at most
 //! [`Config::max_bundles_per_message`] signature recoveries), then per message at most `2 × max_skip + 1`
 //! chain steps (two HMAC-SHA256 each), one DH and two HKDF for an existing session, plus one X3DH (three
-//! DH) for a new one ([`Session::decrypt`]).
+//! DH) for a new one ([`Session::decrypt`](super::ratchet::Session::decrypt)).
 //!
 //! As in status-go, DH-only entries (§6) and public messages carry no replay protection: a re-delivered
 //! copy decrypts again and is reported again (the transport or the application deduplicates).

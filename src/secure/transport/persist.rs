@@ -90,7 +90,7 @@ impl SecureTransport {
     }
 
     /// Replace every store with an [`SecureTransport::export`]ed state. The state is validated against
-    /// the current [`Config`], never repaired: a malformed key, a repeated record (prekey, installation,
+    /// the current [`Config`](super::Config), never repaired: a malformed key, a repeated record (prekey, installation,
     /// session, agreed installation, skipped key), an installation id longer than
     /// [`bundle::MAX_INSTALLATION_ID_LEN`], any count above its cap (own prekeys, installations per identity,
     /// identities, sessions in total and per installation, skipped keys per session and in total, agreed
