@@ -230,8 +230,8 @@ impl Messenger {
 
     /// Handle bytes the secure transport decrypted from `sender` (the path after decryption: datasync
     /// unwrap, then every application message). `transport_time` is the envelope's time, for the clock
-    /// rule. Public for fuzzing and tests; peer faults become [`Event::Dropped`].
-    pub fn receive_decrypted(
+    /// rule. Crate-visible for the fuzz bodies ([`crate::fuzzing`]); peer faults become [`Event::Dropped`].
+    pub(crate) fn receive_decrypted(
         &mut self,
         now: Timestamp,
         sender: PublicKey,
