@@ -1546,3 +1546,34 @@ fn first_contact_through_a_contact_code_advertisement_uses_x3dh() {
 fn messenger_prefix() -> &'static str {
     status_sansio::chat::messenger::CONTACT_CODE_SUBSCRIPTION_PREFIX
 }
+
+/// An invalid configuration is an error naming the layer, never replaced by defaults.
+#[test]
+fn invalid_configuration_is_an_error() {
+    use status_sansio::chat::messenger::MessengerError;
+    use status_sansio::mvds::MvdsError;
+    let now = Timestamp::from_secs(1_700_000_000);
+    let mut cfg = MessengerConfig::new(net::key(7), "dev".into());
+    cfg.mvds.tick = core::time::Duration::ZERO;
+    let r = Messenger::new(cfg, &Seed::from_u64(1), now);
+    assert_eq!(
+        r.err(),
+        Some(MessengerError::Mvds(MvdsError::InvalidConfig("tick below 1 ms")))
+    );
+    let mut cfg = MessengerConfig::new(net::key(7), "dev".into());
+    cfg.secure.max_queued_outputs = 0;
+    let r = Messenger::new(cfg, &Seed::from_u64(1), now);
+    assert_eq!(
+        r.err(),
+        Some(MessengerError::Secure(secure::SecureError::InvalidConfig(
+            "max_queued_outputs is 0"
+        )))
+    );
+    let mut cfg = MessengerConfig::new(net::key(7), "dev".into());
+    cfg.max_queued_outputs = 0;
+    let r = Messenger::new(cfg, &Seed::from_u64(1), now);
+    assert_eq!(
+        r.err(),
+        Some(MessengerError::InvalidConfig("max_queued_outputs is 0"))
+    );
+}

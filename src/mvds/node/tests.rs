@@ -702,3 +702,25 @@ fn malformed_input_is_an_event() {
         }]
     ));
 }
+
+#[test]
+fn the_id_of_a_send_is_computable_before_the_call() {
+    let mut a = node(1, Config::default());
+    let g = GroupId([3; 32]);
+    let add = Input::AddPeer {
+        group: g,
+        peer: peer(2),
+    };
+    assert_eq!(a.handle_input(t(0), add), Ok(()));
+    let body = Bytes::from_static(b"hello");
+    let id = MessageId::for_send(&g, t(1_500), &body);
+    assert!(a.message(&id).is_none());
+    assert_eq!(a.handle_input(t(1_500), Input::Send { group: g, body }), Ok(()));
+    assert_eq!(a.message(&id).map(Message::id), Some(id));
+    assert_eq!(a.state(&peer(2), &id).map(|s| s.kind), Some(RecordKind::Message));
+    let lonely = Input::Send {
+        group: GroupId([4; 32]),
+        body: Bytes::new(),
+    };
+    assert_eq!(a.handle_input(t(1_500), lonely), Err(MvdsError::NoPeers));
+}

@@ -861,3 +861,17 @@ fn caps_evict_and_skipped_keys_expire() {
     assert_eq!(bob.skipped_key_count(), 0);
     assert_eq!(bob.poll_timeout(), Some(now + Duration::from_secs(86_400)));
 }
+
+#[test]
+fn invalid_configuration_or_installation_id_is_an_error() {
+    let now = Timestamp::from_secs(1_700_000_000);
+    let config = Config {
+        max_sessions: 0,
+        ..Config::default()
+    };
+    let r = SecureTransport::new(config, identity(1), "a-1".into(), &Seed::from_u64(1), now);
+    assert_eq!(r.err(), Some(SecureError::InvalidConfig("max_sessions is 0")));
+    let long = "i".repeat(bundle::MAX_INSTALLATION_ID_LEN + 1);
+    let r = SecureTransport::new(Config::default(), identity(1), long, &Seed::from_u64(1), now);
+    assert_eq!(r.err(), Some(SecureError::InvalidInstallationId));
+}
