@@ -24,10 +24,11 @@ impl Client {
     fn new(n: u64, now: Timestamp) -> Client {
         let key = SecretKey::random(&mut Seed::from_u64(n).rng());
         let messenger = Messenger::new(
-            now,
             MessengerConfig::new(key, format!("device-{n}")),
-            Seed::from_u64(n + 100),
-        );
+            &Seed::from_u64(n + 100),
+            now,
+        )
+        .unwrap();
         Client {
             messenger,
             waku: WakuNode::new(WakuConfig::default(), &Seed::from_u64(n + 200)).unwrap(),
@@ -46,8 +47,9 @@ impl Client {
                     self.waku.handle_input(now, subscribe).unwrap();
                 }
                 Output::Unsubscribe { .. } => {}
-                Output::Post(m) => posts.push(*m),
+                Output::Transmit(m) => posts.push(*m),
                 Output::Event(e) => self.events.push(e),
+                other => panic!("unexpected output {other:?}"),
             }
         }
         let _ = now;
@@ -75,7 +77,7 @@ impl Client {
             .iter()
             .filter_map(|e| match e {
                 Event::MessageReceived { chat, message, own } => {
-                    Some((chat.clone(), message.text.clone(), *own))
+                    Some((chat.to_string(), message.text.clone(), *own))
                 }
                 _ => None,
             })
@@ -87,7 +89,7 @@ impl Client {
             .iter()
             .filter_map(|e| {
                 if let Event::Dropped { reason } = e {
-                    Some(reason.clone())
+                    Some(reason.to_string())
                 } else {
                     None
                 }
@@ -164,12 +166,13 @@ fn public_chat_round_trip_with_dedup_and_clocks() {
 fn forged(now: Timestamp, author: &SecretKey, m: &pb::ChatMessage) -> NewMessage {
     let wrapped = wrap_chat_message(m, author).unwrap();
     let mut st = SecureTransport::new(
+        secure::Config::default(),
         author.clone(),
         "x".into(),
-        Seed::from_u64(5),
-        secure::Config::default(),
+        &Seed::from_u64(5),
         now,
-    );
+    )
+    .unwrap();
     st.handle_input(
         now,
         secure::Input::Public {
@@ -179,7 +182,7 @@ fn forged(now: Timestamp, author: &SecretKey, m: &pb::ChatMessage) -> NewMessage
     .unwrap();
     let bytes = loop {
         match st.poll_output() {
-            Some(secure::Output::Send(o)) => break o.bytes,
+            Some(secure::Output::Transmit(o)) => break o.bytes,
             Some(_) => {}
             None => panic!("no output"),
         }
@@ -478,10 +481,11 @@ mod net {
             for i in 0..n {
                 let k = key(1000 + i as u64);
                 let m = Messenger::new(
-                    now,
                     MessengerConfig::new(k.clone(), format!("dev-{i}")),
-                    Seed::from_u64(seed * 100 + i as u64),
-                );
+                    &Seed::from_u64(seed * 100 + i as u64),
+                    now,
+                )
+                .unwrap();
                 net.add(k, m);
             }
             net.settle();
@@ -553,8 +557,9 @@ mod net {
                                     p.waku.handle_input(self.now, unsubscribe).unwrap();
                                 }
                             }
-                            Output::Post(m) => posts.push((i, *m)),
+                            Output::Transmit(m) => posts.push((i, *m)),
                             Output::Event(e) => p.events.push(e),
+                            other => panic!("unexpected output {other:?}"),
                         }
                     }
                 }
@@ -641,7 +646,7 @@ mod net {
                 .events
                 .iter()
                 .filter_map(|e| match e {
-                    Event::Dropped { reason } => Some(reason.clone()),
+                    Event::Dropped { reason } => Some(reason.to_string()),
                     _ => None,
                 })
                 .collect()
@@ -674,12 +679,13 @@ fn forge(net: &mut Net, from_key: &SecretKey, to: usize, plaintext: Vec<u8>) {
     let now = net.now;
     let to_pk = net.pk(to);
     let mut st = SecureTransport::new(
+        secure::Config::default(),
         from_key.clone(),
         "forger".into(),
-        Seed::from_u64(77),
-        secure::Config::default(),
+        &Seed::from_u64(77),
         now,
-    );
+    )
+    .unwrap();
     st.handle_input(
         now,
         secure::Input::EncryptDhOnly {
@@ -690,7 +696,7 @@ fn forge(net: &mut Net, from_key: &SecretKey, to: usize, plaintext: Vec<u8>) {
     .unwrap();
     let bytes = loop {
         match st.poll_output() {
-            Some(secure::Output::Send(o)) => break o.bytes,
+            Some(secure::Output::Transmit(o)) => break o.bytes,
             Some(_) => {}
             None => panic!("no output"),
         }
@@ -999,7 +1005,7 @@ fn group_lifecycle_every_member_sees_the_same_membership() {
         clock: net.now.as_millis() + 10,
         timestamp: net.now.as_millis(),
         text: "sneaky".into(),
-        chat_id: chat.clone(),
+        chat_id: chat.to_string(),
         message_type: pb::MessageType::PrivateGroup as i32,
         content_type: pb::chat_message::ContentType::TextPlain as i32,
         ..Default::default()
@@ -1065,7 +1071,7 @@ fn export_import_round_trip_resumes_sessions_chats_and_groups() {
     let gstate = m.group(&group).unwrap().clone();
     let sessions = m.secure().session_count();
     let cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
-    let restored = Messenger::import(net.now, cfg.clone(), Seed::from_u64(4242), &state).unwrap();
+    let restored = Messenger::import(cfg.clone(), &Seed::from_u64(4242), net.now, &state).unwrap();
     assert_eq!(restored.chats().map(str::to_string).collect::<Vec<_>>(), chats);
     assert_eq!(
         restored.messages(&chat).into_iter().cloned().collect::<Vec<_>>(),
@@ -1075,7 +1081,7 @@ fn export_import_round_trip_resumes_sessions_chats_and_groups() {
     assert_eq!(restored.secure().session_count(), sessions);
     assert!(restored.negotiated_topics() >= 1);
     // Importing twice gives the same state (deterministic) and exporting again the same chats.
-    let again = Messenger::import(net.now, cfg.clone(), Seed::from_u64(4242), &restored.export()).unwrap();
+    let again = Messenger::import(cfg.clone(), &Seed::from_u64(4242), net.now, &restored.export()).unwrap();
     assert_eq!(again.chats().count(), chats.len());
     net.replace(0, restored);
 
@@ -1095,7 +1101,7 @@ fn export_import_round_trip_resumes_sessions_chats_and_groups() {
     // Wrong identity: refused.
     let other = MessengerConfig::new(net::key(99), "x".into());
     assert!(matches!(
-        Messenger::import(net.now, other, Seed::from_u64(1), &state),
+        Messenger::import(other, &Seed::from_u64(1), net.now, &state),
         Err(MessengerError::InvalidState(_))
     ));
 }
@@ -1118,7 +1124,7 @@ fn import_of_garbage_is_a_typed_error() {
     let state = net.peers[0].messenger.export();
     let cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     let now = net.now;
-    let import = |b: &[u8]| Messenger::import(now, cfg.clone(), Seed::from_u64(3), b);
+    let import = |b: &[u8]| Messenger::import(cfg.clone(), &Seed::from_u64(3), now, b);
     assert!(import(&state).is_ok());
     assert!(import(&[]).is_err());
     assert!(import(b"SSMS").is_err());
@@ -1162,7 +1168,7 @@ fn delivery_failed_when_the_recipient_never_answers() {
     let bob = net.pk(1);
     let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     cfg.mvds.max_send_count = Some(3);
-    let m = Messenger::new(net.now, cfg, Seed::from_u64(61));
+    let m = Messenger::new(cfg, &Seed::from_u64(61), net.now).unwrap();
     net.replace(0, m);
     net.peers[1].online = false;
     let chat = Messenger::one_to_one_chat_id(&bob);
@@ -1198,7 +1204,7 @@ fn caps_hold_for_chats_groups_and_tracked_deliveries() {
     cfg.max_groups = 1;
     cfg.max_tracked_deliveries = 3;
     cfg.max_members_per_group = 2;
-    net.replace(0, Messenger::new(net.now, cfg, Seed::from_u64(71)));
+    net.replace(0, Messenger::new(cfg, &Seed::from_u64(71), net.now).unwrap());
     let alice = net.pk(0);
     // A group of three is over the member cap; a group of two is fine; a second group is over the cap.
     assert!(net
@@ -1261,7 +1267,7 @@ fn one_to_one_still_arrives_when_a_public_chat_shares_the_partitioned_topic() {
         status::public_chat_topic(&colliding),
         status::partitioned_topic(&bob)
     );
-    net.input(1, Input::JoinPublicChat(colliding.clone()));
+    net.input(1, Input::JoinPublicChat(colliding.clone().into()));
     net.input(0, Input::StartOneToOne(bob));
     send(&mut net, 0, &Messenger::one_to_one_chat_id(&bob), "hi bob");
     net.run(Duration::from_secs(2));
@@ -1272,7 +1278,7 @@ fn one_to_one_still_arrives_when_a_public_chat_shares_the_partitioned_topic() {
         net.dropped(1)
     );
     // The public chat itself still works on that topic.
-    net.input(0, Input::JoinPublicChat(colliding.clone()));
+    net.input(0, Input::JoinPublicChat(colliding.clone().into()));
     send(&mut net, 0, &colliding, "public hello");
     net.run(Duration::from_secs(2));
     assert_eq!(net.texts(1, &colliding), vec!["public hello"]);
@@ -1285,7 +1291,10 @@ fn strangers_cannot_fill_the_one_to_one_table_for_good() {
     let mut net = Net::new(5, 11);
     let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     cfg.max_one_to_one_chats = 2;
-    net.replace(0, Messenger::new(net.now, cfg.clone(), Seed::from_u64(72)));
+    net.replace(
+        0,
+        Messenger::new(cfg.clone(), &Seed::from_u64(72), net.now).unwrap(),
+    );
     let alice = net.pk(0);
     let to_alice = Messenger::one_to_one_chat_id(&alice);
     let chats = |net: &Net| {
@@ -1296,7 +1305,7 @@ fn strangers_cannot_fill_the_one_to_one_table_for_good() {
     let ids = |net: &Net, peers: &[usize]| {
         let mut v: Vec<String> = peers
             .iter()
-            .map(|&i| Messenger::one_to_one_chat_id(&net.pk(i)))
+            .map(|&i| Messenger::one_to_one_chat_id(&net.pk(i)).into_string())
             .collect();
         v.sort();
         v
@@ -1314,7 +1323,7 @@ fn strangers_cannot_fill_the_one_to_one_table_for_good() {
     assert_eq!(net.count(0, |e| matches!(e, Event::ContactRequest { .. })), 2);
     // Restart: 3's chat is still only a contact request.
     let state = net.peers[0].messenger.export();
-    let restored = Messenger::import(net.now, cfg, Seed::from_u64(73), &state).unwrap();
+    let restored = Messenger::import(cfg, &Seed::from_u64(73), net.now, &state).unwrap();
     net.replace(0, restored);
     write(&mut net, 4, "from 4");
     assert_eq!(chats(&net), ids(&net, &[1, 4]), "3's unanswered request gave way");
@@ -1337,7 +1346,7 @@ fn strangers_cannot_fill_the_group_table_for_good() {
     let mut net = Net::new(3, 12);
     let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     cfg.max_groups = 1;
-    net.replace(0, Messenger::new(net.now, cfg, Seed::from_u64(74)));
+    net.replace(0, Messenger::new(cfg, &Seed::from_u64(74), net.now).unwrap());
     let alice = net.pk(0);
     let groups = |net: &Net| {
         net.peers[0]
@@ -1386,11 +1395,11 @@ fn our_bundle_is_advertised_on_our_contact_code_topic() {
     let key = net::key(5);
     let me = key.public_key();
     let t0 = Timestamp::from_secs(1_700_000_000);
-    let mut m = Messenger::new(t0, MessengerConfig::new(key, "dev".into()), Seed::from_u64(5));
+    let mut m = Messenger::new(MessengerConfig::new(key, "dev".into()), &Seed::from_u64(5), t0).unwrap();
     let posts = |m: &mut Messenger| {
         let mut v = vec![];
         while let Some(o) = m.poll_output() {
-            if let Output::Post(p) = o {
+            if let Output::Transmit(p) = o {
                 v.push(p);
             }
         }
@@ -1454,7 +1463,7 @@ fn first_contact_through_a_contact_code_advertisement_uses_x3dh() {
         let mut c = MessengerConfig::new(k.clone(), format!("dev-{i}"));
         c.secure.bundle_refresh_interval = Duration::from_secs(3600);
         c.contact_code_interval = Some(Duration::from_secs(3600));
-        let m = Messenger::new(net.now, c, Seed::from_u64(300 + i));
+        let m = Messenger::new(c, &Seed::from_u64(300 + i), net.now).unwrap();
         net.add(k, m);
     }
     net.settle();
@@ -1526,7 +1535,7 @@ fn first_contact_through_a_contact_code_advertisement_uses_x3dh() {
     let state = net.peers[0].messenger.export();
     let mut cfg = MessengerConfig::new(net.peers[0].key.clone(), "dev-0".into());
     cfg.max_contact_codes = 1;
-    let mut m = Messenger::import(net.now, cfg, Seed::from_u64(9), &state).unwrap();
+    let mut m = Messenger::import(cfg, &Seed::from_u64(9), net.now, &state).unwrap();
     assert_eq!(m.contact_code_topics(), 0);
     assert!(m.poll_timeout().is_some_and(|t| t <= net.now));
     m.handle_timeout(net.now);
@@ -1542,4 +1551,35 @@ fn first_contact_through_a_contact_code_advertisement_uses_x3dh() {
 
 fn messenger_prefix() -> &'static str {
     status_sansio::chat::messenger::CONTACT_CODE_SUBSCRIPTION_PREFIX
+}
+
+/// An invalid configuration is an error naming the layer, never replaced by defaults.
+#[test]
+fn invalid_configuration_is_an_error() {
+    use status_sansio::chat::messenger::MessengerError;
+    use status_sansio::mvds::MvdsError;
+    let now = Timestamp::from_secs(1_700_000_000);
+    let mut cfg = MessengerConfig::new(net::key(7), "dev".into());
+    cfg.mvds.tick = core::time::Duration::ZERO;
+    let r = Messenger::new(cfg, &Seed::from_u64(1), now);
+    assert_eq!(
+        r.err(),
+        Some(MessengerError::Mvds(MvdsError::InvalidConfig("tick below 1 ms")))
+    );
+    let mut cfg = MessengerConfig::new(net::key(7), "dev".into());
+    cfg.secure.max_queued_outputs = 0;
+    let r = Messenger::new(cfg, &Seed::from_u64(1), now);
+    assert_eq!(
+        r.err(),
+        Some(MessengerError::Secure(secure::SecureError::InvalidConfig(
+            "max_queued_outputs is 0"
+        )))
+    );
+    let mut cfg = MessengerConfig::new(net::key(7), "dev".into());
+    cfg.max_queued_outputs = 0;
+    let r = Messenger::new(cfg, &Seed::from_u64(1), now);
+    assert_eq!(
+        r.err(),
+        Some(MessengerError::InvalidConfig("max_queued_outputs is 0"))
+    );
 }

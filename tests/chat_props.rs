@@ -6,7 +6,7 @@ use prost::Message as _;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use status_proto::protobuf as pb;
-use status_sansio::chat::log::{ChatLog, Insert};
+use status_sansio::chat::message_log::{ChatLog, Insert};
 use status_sansio::chat::payloads::*;
 use status_sansio::chat::validate::*;
 use status_sansio::crypto::SecretKey;

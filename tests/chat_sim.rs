@@ -129,7 +129,7 @@ fn restart(net: &mut Net, seed: u64, i: usize) {
     net.run(Duration::from_secs(1));
     let enodes: Vec<Enode> = net.hosts.iter().map(|h| h.enode.clone()).collect();
     let now = net.now;
-    let m = Messenger::import(now, messenger_config(seed, i), Seed::from_u64(seed + 77), &state).unwrap();
+    let m = Messenger::import(messenger_config(seed, i), &Seed::from_u64(seed + 77), now, &state).unwrap();
     let engine =
         Engine::with_messenger(config(seed, i, &enodes), m, &Seed::from_u64(seed + 78), now).unwrap();
     net.revive(i, engine);

@@ -5,7 +5,7 @@
 
 use status_sansio::fuzzing::corpus;
 use status_sansio::fuzzing::mvds as targets;
-use status_sansio::mvds::{Config, GroupId, Message, MessageId, Node, Payload, PeerId};
+use status_sansio::mvds::{Config, GroupId, Input, Message, MessageId, Node, Payload, PeerId};
 use status_sansio::{Seed, Timestamp};
 
 fn valid_seeds() -> Vec<Vec<u8>> {
@@ -25,8 +25,10 @@ fn valid_seeds() -> Vec<Vec<u8>> {
     }
     let now = Timestamp::from_secs(1_700_000_000);
     let mut node = Node::new(Config::default(), &Seed::from_u64(3), now).unwrap();
-    node.add_peer(GroupId([1; 32]), PeerId::new(vec![2u8])).unwrap();
-    node.send(now, GroupId([1; 32]), b"persisted".to_vec()).unwrap();
+    let (group, peer) = (GroupId([1; 32]), PeerId::new(vec![2u8]));
+    node.handle_input(now, Input::AddPeer { group, peer }).unwrap();
+    let body = b"persisted".to_vec().into();
+    node.handle_input(now, Input::Send { group, body }).unwrap();
     out.push(node.snapshot(now).encode_to_vec());
     out
 }

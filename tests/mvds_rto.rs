@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rand_core::{RngCore, SeedableRng};
-use status_sansio::mvds::{Config, Event, GroupId, Node, Output, PeerId, Schedule};
+use status_sansio::mvds::{Config, Event, GroupId, Input, Node, Output, PeerId, Schedule};
 use status_sansio::{Seed, Timestamp};
 
 const START: u64 = 1_700_000_000_000;
@@ -45,7 +45,14 @@ impl Link {
     fn new(config: Config, delay_ms: u64, loss: u64, seed: u64) -> Self {
         let mut a = Node::new(config.clone(), &Seed::from_u64(seed), at(0)).unwrap();
         let b = Node::new(config, &Seed::from_u64(seed + 1), at(0)).unwrap();
-        a.add_peer(GroupId([7; 32]), pid(1)).unwrap();
+        a.handle_input(
+            at(0),
+            Input::AddPeer {
+                group: GroupId([7; 32]),
+                peer: pid(1),
+            },
+        )
+        .unwrap();
         Link {
             nodes: [a, b],
             delay_ms,
@@ -83,6 +90,7 @@ impl Link {
                 Output::Event(Event::MessageReceived { .. }) => self.received += 1,
                 Output::Event(Event::DeliveryFailed { .. }) => self.failed += 1,
                 Output::Event(_) => {}
+                _ => {}
             }
         }
     }
@@ -105,7 +113,11 @@ impl Link {
                     break;
                 }
                 let Reverse((_, _, to, bytes)) = self.flight.pop().unwrap();
-                self.nodes[to].receive(at(self.now), pid(1 - to as u8), &bytes);
+                let received = Input::Received {
+                    from: pid(1 - to as u8),
+                    bytes: bytes.into(),
+                };
+                self.nodes[to].handle_input(at(self.now), received).unwrap();
                 self.drain(to);
             }
             for i in 0..2 {
@@ -121,9 +133,12 @@ impl Link {
     }
 
     fn send(&mut self, n: u64) {
-        self.nodes[0]
-            .send(at(self.now), GroupId([7; 32]), n.to_be_bytes().to_vec())
-            .unwrap();
+        let body = n.to_be_bytes().to_vec().into();
+        let send = Input::Send {
+            group: GroupId([7; 32]),
+            body,
+        };
+        self.nodes[0].handle_input(at(self.now), send).unwrap();
         self.drain(0);
     }
 }

@@ -207,6 +207,7 @@ fn audit(sim: &Sim<TestEngine>, expected: &Expected) -> Result<(), String> {
             Event::PayloadIgnored { from, reason } => {
                 return Err(format!("n{} ignored a payload from {from:?}: {reason}", node.0));
             }
+            other => return Err(format!("n{} unexpected event {other:?}", node.0)),
         }
     }
     if received.len() != expected.len() {

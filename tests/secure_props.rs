@@ -154,7 +154,7 @@ fn machines_over_a_lossy_channel_with_restarts() {
     for seed in 0..4u64 {
         let mut rng = ChaCha20Rng::seed_from_u64(100 + seed);
         let (mut alice, mut bob) =
-            status_sansio::fuzzing::secure::established_machines(Config::default(), NOW);
+            status_sansio::fuzzing::secure::established_machines(Config::default(), NOW).unwrap();
         let ids = [*alice.identity(), *bob.identity()];
         let mut queues: [Vec<(u64, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
         let mut seen: [BTreeSet<u64>; 2] = [BTreeSet::new(), BTreeSet::new()];
@@ -181,7 +181,7 @@ fn machines_over_a_lossy_channel_with_restarts() {
                         )
                         .unwrap();
                     while let Some(o) = sender.poll_output() {
-                        if let Output::Send(s) = o {
+                        if let Output::Transmit(s) = o {
                             if !chance(&mut rng, 15) {
                                 queues[to].push((id, s.bytes));
                             }
@@ -212,7 +212,7 @@ fn machines_over_a_lossy_channel_with_restarts() {
                     while let Some(o) = receiver.poll_output() {
                         match o {
                             Output::Event(Event::Decrypted { plaintext, .. }) => opened.push(plaintext),
-                            Output::Event(Event::Rejected { error, .. }) => errors.push(error),
+                            Output::Event(Event::PeerFault { fault: error, .. }) => errors.push(error),
                             _ => {}
                         }
                     }
@@ -233,12 +233,13 @@ fn machines_over_a_lossy_channel_with_restarts() {
                     };
                     let saved = m.export();
                     let mut fresh = SecureTransport::new(
+                        Config::default(),
                         fixed_key(tag),
                         inst.into(),
-                        Seed::from_u64(rng.next_u64()),
-                        Config::default(),
+                        &Seed::from_u64(rng.next_u64()),
                         NOW,
-                    );
+                    )
+                    .unwrap();
                     fresh.import(&saved).unwrap();
                     assert_eq!(*fresh.export(), *saved);
                     *m = fresh;

@@ -395,12 +395,13 @@ fn machine_receives_recorded_messages() {
     let v = load("double_ratchet.json");
     let prekey = OwnSignedPreKey::from_secret(sk(&v["bob"]["signed_prekey_priv"]), 1, NOW);
     let mut bob = SecureTransport::with_signed_prekey(
+        Config::default(),
         sk(&v["bob"]["identity_priv"]),
         "bob-device-A".into(),
-        status_sansio::Seed::from_u64(1),
-        Config::default(),
+        &status_sansio::Seed::from_u64(1),
         prekey,
-    );
+    )
+    .unwrap();
     let alice = secret_from_bytes(&h(&v["alice"]["identity_priv"]))
         .unwrap()
         .public_key();
@@ -430,7 +431,7 @@ fn machine_receives_recorded_messages() {
                     assert_eq!(installation_id, "alice-device-A");
                     got = Some(plaintext);
                 }
-                Output::Event(Event::Rejected { error, .. }) => panic!("rejected: {error}"),
+                Output::Event(Event::PeerFault { fault: error, .. }) => panic!("rejected: {error}"),
                 _ => {}
             }
         }

@@ -52,6 +52,7 @@ use status_sansio::chat::messenger::{
 };
 use status_sansio::chat::payloads::{decode_chat_message, unwrap, wrap_chat_message};
 use status_sansio::chat::validate::validate_chat_message;
+use status_sansio::chat::ChatId;
 use status_sansio::crypto::{PublicKey, SecretKey};
 use status_sansio::enode::Enode;
 use status_sansio::mvds::{self, GroupId};
@@ -240,7 +241,7 @@ impl Pair {
         self.now = end;
     }
 
-    fn chat_id(&self, from: usize) -> String {
+    fn chat_id(&self, from: usize) -> ChatId {
         Messenger::one_to_one_chat_id(&self.keys[1 - from])
     }
 
@@ -419,7 +420,7 @@ struct SecurePair {
 fn sends(t: &mut SecureTransport) -> Vec<secure::Outgoing> {
     let mut v = vec![];
     while let Some(o) = t.poll_output() {
-        if let secure::Output::Send(out) = o {
+        if let secure::Output::Transmit(out) = o {
             v.push(out);
         }
     }
@@ -431,7 +432,9 @@ fn decrypted(t: &mut SecureTransport) -> usize {
     while let Some(o) = t.poll_output() {
         match o {
             secure::Output::Event(secure::Event::Decrypted { plaintext, .. }) => n += plaintext.len().min(1),
-            secure::Output::Event(secure::Event::Rejected { error, .. }) => panic!("rejected: {error}"),
+            secure::Output::Event(secure::Event::PeerFault { fault: error, .. }) => {
+                panic!("rejected: {error}")
+            }
             _ => {}
         }
     }
@@ -442,19 +445,21 @@ impl SecurePair {
     fn new(alice: &SecretKey, bob: &SecretKey) -> SecurePair {
         let now = Timestamp::from_secs(START);
         let a = SecureTransport::new(
+            Default::default(),
             alice.clone(),
             "device-0".into(),
-            Seed::from_u64(31),
-            Default::default(),
+            &Seed::from_u64(31),
             now,
-        );
+        )
+        .unwrap();
         let b = SecureTransport::new(
+            Default::default(),
             bob.clone(),
             "device-1".into(),
-            Seed::from_u64(32),
-            Default::default(),
+            &Seed::from_u64(32),
             now,
-        );
+        )
+        .unwrap();
         let ack = mvds::Payload {
             acks: vec![mvds::MessageId([9; 32])],
             ..Default::default()

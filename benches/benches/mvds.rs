@@ -96,7 +96,7 @@ fn simulation(nodes: usize, messages: usize, body_len: usize, loss: f64) -> (boo
             Event::MessageReceived { .. } => delivered += 1,
             Event::Delivered { .. } => acked += 1,
             Event::DeliveryFailed { .. } => failed += 1,
-            Event::PayloadIgnored { .. } => {}
+            _ => {}
         }
     }
     let st = sim.stats();

@@ -87,7 +87,7 @@ fn main() -> std::io::Result<()> {
         None,
     );
     for c in chats {
-        let _ = node.input(Input::Chat(ChatInput::JoinPublicChat(c)));
+        let _ = node.input(Input::Chat(ChatInput::JoinPublicChat(c.into())));
     }
     // Stdin on its own thread; the node thread polls the channel between steps.
     let (tx, rx) = mpsc::channel::<String>();

@@ -51,7 +51,8 @@ fn two_clients_chat_through_a_relay_over_tcp() {
         vec![status::public_chat_topic(chat)],
         *status::public_chat_key(chat),
     );
-    b.input(Input::Waku(waku::Input::Subscribe { id, filter })).unwrap();
+    b.input(Input::Waku(waku::Input::Subscribe { id, filter }))
+        .unwrap();
     let b_thread = std::thread::spawn(move || {
         b.run_until(Duration::from_secs(15), |e| {
             matches!(e, Event::Waku(waku::Event::Message(_)))

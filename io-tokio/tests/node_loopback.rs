@@ -189,7 +189,11 @@ async fn a_slow_application_loses_counted_events_but_never_stalls_the_node() {
     let relay_cfg = EngineConfig::new(rlpx_config(51));
     let relay_enode = Enode::new(relay_cfg.rlpx.public_key(), listener.local_addr().unwrap());
     // A queue of one event that is never read.
-    let relay = spawn_node(Engine::new(relay_cfg, &os_seed(), now).unwrap(), Some(listener), 1);
+    let relay = spawn_node(
+        Engine::new(relay_cfg, &os_seed(), now).unwrap(),
+        Some(listener),
+        1,
+    );
     let client = |n| {
         let mut c = EngineConfig::new(rlpx_config(n));
         c.static_peers = vec![relay_enode.clone()];

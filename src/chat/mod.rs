@@ -11,22 +11,25 @@
 //! | [`clock`] | §4 Lamport clocks |
 //! | [`validate`] | §3.1, §7 receive validation rules |
 //! | [`content`] | §3 stickers, images and audio as typed content; one-line descriptions |
-//! | [`log`] | §2.1, §4 de-duplication by id, display order, the chat's clock |
+//! | [`message_log`] | §2.1, §4 de-duplication by id, display order, the chat's clock |
+//! | [`ChatId`] | §5 chat ids: public chat names, 1:1 and group ids |
 //! | [`group`] | §6 private group membership events, signatures, the group fold |
 //! | [`messenger`] | §1 layering, §5 chat ids and matching, §6.4 group sending; docs/protocol/status-transport-usage.md §2–§3 topics and keys; docs/protocol/mvds.md §6 |
 //!
 //! Chat topics and their symmetric keys (§8) live in [`crate::waku::status`]; the datasync unwrap (§1) in
 //! [`crate::mvds::Payload::unwrap_datasync`].
 
+mod chat_id;
 pub mod clock;
 pub mod content;
 pub mod group;
 pub mod identity;
-pub mod log;
+pub mod message_log;
 pub mod messenger;
 pub mod payloads;
 pub mod validate;
 
+pub use chat_id::ChatId;
 pub use group::GroupError;
 pub use validate::ValidationError;
 

@@ -21,7 +21,7 @@ use crate::chat::group::{
     EventType, Group, GroupLimits, SignedEvent,
 };
 use crate::chat::identity::{compressed_key_string, pubkey_from_hex, pubkey_from_multibase, pubkey_to_hex};
-use crate::chat::log::{ChatLog, Insert};
+use crate::chat::message_log::{ChatLog, Insert};
 use crate::chat::messenger::{self, ChatKind, Input, Messenger, MessengerConfig};
 use crate::chat::payloads::{
     decode_chat_message, encode_chat_message, unwrap, wrap, AppPayload, MessageId, MessageKind,
@@ -322,14 +322,18 @@ pub fn messenger_seed_plaintexts() -> Vec<Vec<u8>> {
         return vec![];
     };
     let (p0, p1, p2) = (k0.public_key(), k1.public_key(), k2.public_key());
-    let mut sender = Messenger::new(now(), fuzz_messenger_config(k1), Seed::from_u64(1));
-    let mut receiver = SecureTransport::new(
+    let Ok(mut sender) = Messenger::new(fuzz_messenger_config(k1), &Seed::from_u64(1), now()) else {
+        return vec![];
+    };
+    let Ok(mut receiver) = SecureTransport::new(
+        secure::Config::default(),
         k0,
         "r".into(),
-        Seed::from_u64(2),
-        secure::Config::default(),
+        &Seed::from_u64(2),
         now(),
-    );
+    ) else {
+        return vec![];
+    };
     let mut inputs = vec![
         Input::StartOneToOne(p0),
         Input::SendText {
@@ -353,7 +357,7 @@ pub fn messenger_seed_plaintexts() -> Vec<Vec<u8>> {
                 let _ = sender.handle_input(
                     t,
                     Input::SendText {
-                        chat: g,
+                        chat: g.into(),
                         text: "group text".into(),
                     },
                 );
@@ -362,7 +366,7 @@ pub fn messenger_seed_plaintexts() -> Vec<Vec<u8>> {
         t = t.saturating_add(core::time::Duration::from_secs(1));
         sender.handle_timeout(t);
         while let Some(o) = sender.poll_output() {
-            if let messenger::Output::Post(m) = o {
+            if let messenger::Output::Transmit(m) = o {
                 let _ = receiver.handle_input(
                     t,
                     secure::Input::Received {
@@ -442,7 +446,7 @@ fn messenger_base() -> Option<&'static MessengerBase> {
             return None;
         };
         let config = fuzz_messenger_config(k0.clone());
-        let mut m = Messenger::new(now(), config, Seed::from_u64(9));
+        let mut m = Messenger::new(config, &Seed::from_u64(9), now()).ok()?;
         let t = now();
         m.handle_input(t, Input::StartOneToOne(k1.public_key())).ok()?;
         let chat = group_chat_id([7; 16], &k1.public_key());
@@ -481,7 +485,7 @@ fn messenger_script(data: &[u8]) -> (usize, zeroize::Zeroizing<Vec<u8>>) {
     let keys = &base.keys;
     let config = fuzz_messenger_config(keys[0].clone());
     let mut t = now();
-    let Ok(mut m) = Messenger::import(t, config.clone(), Seed::from_u64(9), &base.state) else {
+    let Ok(mut m) = Messenger::import(config.clone(), &Seed::from_u64(9), t, &base.state) else {
         unreachable!("the base state imports");
     };
     let chat = base.chat.clone();
@@ -540,7 +544,7 @@ fn messenger_script(data: &[u8]) -> (usize, zeroize::Zeroizing<Vec<u8>>) {
         }
     }
     let state = m.export();
-    let Ok(again) = Messenger::import(t, config.clone(), Seed::from_u64(10), &state) else {
+    let Ok(again) = Messenger::import(config.clone(), &Seed::from_u64(10), t, &state) else {
         unreachable!("an exported state imports");
     };
     check_messenger(&again, &config);
@@ -562,12 +566,12 @@ pub fn chat_messenger_import(data: &[u8]) -> bool {
         return false;
     };
     let config = fuzz_messenger_config(k0);
-    let Ok(m) = Messenger::import(now(), config.clone(), Seed::from_u64(3), data) else {
+    let Ok(m) = Messenger::import(config.clone(), &Seed::from_u64(3), now(), data) else {
         return false;
     };
     check_messenger(&m, &config);
     let state = m.export();
-    let Ok(again) = Messenger::import(now(), config.clone(), Seed::from_u64(4), &state) else {
+    let Ok(again) = Messenger::import(config.clone(), &Seed::from_u64(4), now(), &state) else {
         unreachable!("an exported state imports");
     };
     check_messenger(&again, &config);

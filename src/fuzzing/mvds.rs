@@ -37,13 +37,18 @@ fn run_restored(node: &mut Node, snapshot: &Snapshot, mut now: Timestamp) {
     let config = node.config().clone();
     let groups: Vec<GroupId> = snapshot.groups.iter().map(|(g, _)| *g).collect();
     for (i, g) in groups.iter().enumerate().take(3) {
-        let _ = node.send(now, *g, vec![i as u8; 3]);
+        let body = Bytes::from(vec![i as u8; 3]);
+        let _ = node.handle_input(now, Input::Send { group: *g, body });
     }
     for step in 0..6u64 {
         if step == 3 {
             if let Some((g, peers)) = snapshot.groups.first() {
                 if let Some(p) = peers.first() {
-                    node.remove_peer(g, p);
+                    let removed = Input::RemovePeer {
+                        group: *g,
+                        peer: p.clone(),
+                    };
+                    assert!(node.handle_input(now, removed).is_ok());
                 }
             }
         }
@@ -150,7 +155,7 @@ fn run_node(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
                         bytes,
                     },
                 );
-                assert!(r == Ok(None));
+                assert!(r == Ok(()));
             }
             1 => {
                 let mut p = Payload::default();
@@ -177,28 +182,33 @@ fn run_node(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
                         payload: p,
                     },
                 );
-                assert!(r == Ok(None));
+                assert!(r == Ok(()));
             }
             2 => {
                 let n = u.int_in_range(0..=24)?;
                 let body = u.bytes(n)?.to_vec();
                 let g = group(u)?;
-                if let Ok(Some(id)) = node.handle_input(
-                    now,
-                    Input::Send {
-                        group: g,
-                        body: body.into(),
-                    },
-                ) {
+                let id = MessageId::for_send(&g, now, &body);
+                if node
+                    .handle_input(
+                        now,
+                        Input::Send {
+                            group: g,
+                            body: body.into(),
+                        },
+                    )
+                    .is_ok()
+                {
                     known.push(id);
                 }
             }
             3 => {
-                let _ = node.add_peer(group(u)?, peer(u)?);
+                let (group, peer) = (group(u)?, peer(u)?);
+                let _ = node.handle_input(now, Input::AddPeer { group, peer });
             }
             4 => {
-                let (g, p) = (group(u)?, peer(u)?);
-                node.remove_peer(&g, &p);
+                let (group, peer) = (group(u)?, peer(u)?);
+                assert!(node.handle_input(now, Input::RemovePeer { group, peer }).is_ok());
             }
             5 => {
                 now += core::time::Duration::from_millis(u.int_in_range(0..=5_000)?);

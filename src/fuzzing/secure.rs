@@ -21,7 +21,7 @@ use crate::secure::bundle::Bundle;
 use crate::secure::dh::{Curve, Secp256k1};
 use crate::secure::kdf::Key32;
 use crate::secure::ratchet::{Header, RatchetConfig, Session};
-use crate::secure::{Config, Input, Output, SecureTransport};
+use crate::secure::{Config, Input, Output, SecureError, SecureTransport};
 use crate::time::Timestamp;
 
 const NOW: Timestamp = Timestamp::from_secs(1_700_000_000);
@@ -56,15 +56,19 @@ pub fn fuzz_config() -> Config {
 }
 
 /// Two machines (Alice on `alice-1`, Bob on `bob-1`) that have exchanged bundles and one ratchet message.
-pub fn established_machines(config: Config, now: Timestamp) -> (SecureTransport, SecureTransport) {
+/// Fails if `config` is invalid.
+pub fn established_machines(
+    config: Config,
+    now: Timestamp,
+) -> Result<(SecureTransport, SecureTransport), SecureError> {
     let mut alice = SecureTransport::new(
+        config.clone(),
         fixed_key(1),
         "alice-1".into(),
-        Seed::from_u64(11),
-        config.clone(),
+        &Seed::from_u64(11),
         now,
-    );
-    let mut bob = SecureTransport::new(fixed_key(2), "bob-1".into(), Seed::from_u64(12), config, now);
+    )?;
+    let mut bob = SecureTransport::new(config, fixed_key(2), "bob-1".into(), &Seed::from_u64(12), now)?;
     let (a, b) = (*alice.identity(), *bob.identity());
     let _ = alice.handle_input(now, Input::AdvertiseBundle { recipient: b });
     forward(&mut alice, &mut bob, a, now);
@@ -76,7 +80,7 @@ pub fn established_machines(config: Config, now: Timestamp) -> (SecureTransport,
         },
     );
     forward(&mut bob, &mut alice, b, now);
-    (alice, bob)
+    Ok((alice, bob))
 }
 
 /// Deliver every queued `Send` of `from` to `to` and drop every other output of both.
@@ -87,7 +91,7 @@ pub fn forward(
     now: Timestamp,
 ) {
     while let Some(o) = from.poll_output() {
-        if let Output::Send(s) = o {
+        if let Output::Transmit(s) = o {
             let _ = to.handle_input(
                 now,
                 Input::Received {
@@ -247,7 +251,9 @@ pub fn mutate_state(u: &mut Unstructured<'_>, saved: &[u8]) -> Vec<u8> {
 pub fn secure_machine(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let config = fuzz_config();
-    let (mut alice, mut bob) = established_machines(config.clone(), NOW);
+    let Ok((mut alice, mut bob)) = established_machines(config.clone(), NOW) else {
+        return;
+    };
     let (a, b) = (*alice.identity(), *bob.identity());
     let mut now = NOW;
     for _ in 0..16 {
@@ -276,7 +282,7 @@ pub fn secure_machine(data: &[u8]) {
                     },
                 );
                 while let Some(o) = alice.poll_output() {
-                    if let Output::Send(s) = o {
+                    if let Output::Transmit(s) = o {
                         let mut bytes = s.bytes;
                         if !bytes.is_empty() && u.arbitrary().unwrap_or(false) {
                             let j = u.choose_index(bytes.len()).unwrap_or(0);

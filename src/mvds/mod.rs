@@ -39,8 +39,8 @@
 //!   first one-to-one message as a peer) but shared only if the sender is a peer of their group;
 //!   OFFERs are acted on only from senders sharing a group with us; records a peer's payload creates
 //!   have their own quota ([`Config::max_remote_states`]), so peers cannot starve local sends.
-//! * [`Node::send`] to a group without peers fails with [`MvdsError::NoPeers`]; `remove_peer` reports
-//!   each abandoned obligation with [`Event::DeliveryFailed`].
+//! * [`Input::Send`] to a group without peers fails with [`MvdsError::NoPeers`]; [`Input::RemovePeer`]
+//!   reports each abandoned obligation with [`Event::DeliveryFailed`].
 //! * Everything is capped ([`Config`], checked by [`Config::validate`]); the behaviour at each cap,
 //!   the output queue's included, is documented there.
 
@@ -65,7 +65,7 @@ pub enum MvdsError {
     /// Adding the records would exceed `max_states` or `max_states_per_peer`.
     #[error("sync state full")]
     StateFull,
-    /// `send` to a group without peers: nobody to sync the message to, so nothing is stored.
+    /// [`Input::Send`] to a group without peers: nobody to sync the message to, so nothing is stored.
     #[error("the group has no peers")]
     NoPeers,
     /// The configuration is inconsistent ([`Config::validate`]).

@@ -125,11 +125,12 @@ impl Engine {
             .map(|m| MailServer::new(now, m, crate::rng::SeededState::new(&mut rng)));
         // The fresh Messenger's seed is drawn whether or not a resumed one replaces it, so both
         // constructors fork the same seeds for the parts that follow.
-        let fresh = config
-            .messenger
-            .clone()
-            .map(|m| Messenger::new(now, m, fork(&mut rng)));
-        let messenger = resumed.or(fresh);
+        let fresh_seed = config.messenger.as_ref().map(|_| fork(&mut rng));
+        let messenger = match (resumed, config.messenger.clone(), fresh_seed) {
+            (Some(m), _, _) => Some(m),
+            (None, Some(m), Some(seed)) => Some(Messenger::new(m, &seed, now).map_err(NodeError::from)?),
+            _ => None,
+        };
         let history = History::new(
             config.history.clone(),
             config.mailservers.iter().map(|e| e.id).collect(),

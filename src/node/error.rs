@@ -3,8 +3,8 @@
 //! [`Event::LayerError`](super::Event::LayerError)).
 
 use super::ConnId;
-use crate::discovery::DiscoveryError;
 use crate::chat::messenger::MessengerError;
+use crate::discovery::DiscoveryError;
 use crate::mailserver::MailserverError;
 use crate::rlpx::RlpxError;
 use crate::waku::WakuError;

@@ -147,7 +147,10 @@ impl Engine {
         }
         // Every connection from one address shares one rate budget and pool share.
         if let Some(ip) = ip.filter(|ip| !ip.is_loopback()) {
-            let source = waku::Input::SetPeerSource { peer, source: ip_source(ip) };
+            let source = waku::Input::SetPeerSource {
+                peer,
+                source: ip_source(ip),
+            };
             if let Err(e) = self.waku.handle_input(now, source) {
                 self.report(LayerError::Waku(e));
             }
@@ -170,7 +173,11 @@ impl Engine {
                     self.history_on_waku(now, e);
                     self.route_history(now);
                 }
-                waku::Output::Transmit { peer: conn, code, data } => {
+                waku::Output::Transmit {
+                    peer: conn,
+                    code,
+                    data,
+                } => {
                     let Some(c) = self.conns.get_mut(&conn) else {
                         continue;
                     };
@@ -253,7 +260,7 @@ impl Engine {
                     self.route_waku(now);
                     self.route_history(now);
                 }
-                messenger::Output::Post(m) => {
+                messenger::Output::Transmit(m) => {
                     if let Err(e) = self.waku.handle_input(now, waku::Input::Post(m)) {
                         self.report(LayerError::Waku(e));
                     }

@@ -10,7 +10,7 @@
 //! | [`ratchet`] | §5 Double Ratchet sessions, skipped keys, export/import |
 //! | [`multidevice`] | §3.5, §9 installations learned from bundles, enabling/disabling |
 //! | [`sharedsecret`] | §11 negotiated secret and topic names |
-//! | [`machine`] | §8 the [`SecureTransport`] state machine: encrypt for an identity, handle received bytes |
+//! | [`transport`] | §8 the [`SecureTransport`] state machine: encrypt for an identity, handle received bytes |
 //!
 //! Reference behaviour kept on purpose although it differs from Signal: secp256k1 everywhere with the raw
 //! X coordinate as DH output, Keccak-256 as the X3DH KDF, HKDF info strings and chain constants
@@ -45,13 +45,13 @@
 pub mod bundle;
 pub mod dh;
 pub mod kdf;
-pub mod machine;
 pub mod multidevice;
 pub mod ratchet;
 pub mod sharedsecret;
+pub mod transport;
 pub mod x3dh;
 
-pub use machine::{Config, Event, Input, Outgoing, Output, Route, SecureTransport};
+pub use transport::{Config, Event, Input, Outgoing, Output, Route, SecureTransport};
 
 /// Errors of the secure-transport layer. Peer faults are reported with these values as events (or returned
 /// by the pure functions), never as `Err` from the state machine's `handle_input`.
@@ -118,4 +118,7 @@ pub enum SecureError {
     /// The sender's installation id is longer than [`bundle::MAX_INSTALLATION_ID_LEN`] bytes.
     #[error("installation id too long")]
     InvalidInstallationId,
+    /// The [`Config`] is unusable ([`Config::validate`]); the reason names the field.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
 }

@@ -440,14 +440,16 @@ impl FullNode {
         }
         let messenger = snapshot.as_ref().and_then(|s| s.messenger.as_ref());
         let restored = match (&config.messenger, messenger) {
-            (Some(mc), Some(bytes)) => match Messenger::import(now, mc.clone(), fork(&mut self.rng), bytes) {
-                Ok(m) => Some(m),
-                Err(err) => {
-                    self.out
-                        .push_back(SimOutput::Event(NodeEvent::RestoreFailed(err)));
-                    None
+            (Some(mc), Some(bytes)) => {
+                match Messenger::import(mc.clone(), &fork(&mut self.rng), now, bytes) {
+                    Ok(m) => Some(m),
+                    Err(err) => {
+                        self.out
+                            .push_back(SimOutput::Event(NodeEvent::RestoreFailed(err)));
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let from_snapshot = restored.is_some() || snapshot.is_some();

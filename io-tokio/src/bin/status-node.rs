@@ -429,7 +429,7 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     let history_state = state_file::read(&history_path, MAX_HISTORY_STATE)?;
     let engine = match messenger_state {
         Some(bytes) => {
-            let m = Messenger::import(now, messenger_config, os_seed(), &bytes).map_err(|e| {
+            let m = Messenger::import(messenger_config, &os_seed(), now, &bytes).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("{}: {e}; refusing to load it", state_path.display()),
@@ -492,7 +492,7 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     }
     tracing::info!(identity = %three_word_name(&me), key = %pubkey_to_hex(&me), "chat identity");
     for c in &args.public_chat {
-        match chat_checked(&node, ChatInput::JoinPublicChat(c.clone())).await {
+        match chat_checked(&node, ChatInput::JoinPublicChat(c.clone().into())).await {
             Ok(()) => {
                 book.accepted(term::OnOk::Joined(c.clone()))?;
             }

@@ -3,7 +3,7 @@
 //! docs/protocol/secure-transport.md §11; docs/protocol/mvds.md §6).
 //!
 //! It never touches a socket or the Waku node directly: it asks for subscriptions and posts
-//! ([`Output::Subscribe`], [`Output::Unsubscribe`], [`Output::Post`]) and takes the messages Waku filters
+//! ([`Output::Subscribe`], [`Output::Unsubscribe`], [`Output::Transmit`]) and takes the messages Waku filters
 //! opened ([`Input::Received`]). Its timers ([`Messenger::handle_timeout`] / [`Messenger::poll_timeout`])
 //! drive MVDS retransmission and the secure transport's prekey rotation.
 //!
@@ -64,8 +64,14 @@
 //! Caps ([`MessengerConfig`]): public chats, 1:1 chats, groups, members per group, messages per chat,
 //! tracked deliveries, negotiated topics, queued outputs; the MVDS and secure-transport caps are theirs.
 
+mod group_chat;
+mod interface;
+mod one_to_one;
+mod pairwise;
 pub mod persist;
-mod private;
+mod public_chat;
+
+pub use interface::{ChatEntry, ChatKind, DropReason, Event, Input, MessengerError, Output};
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -76,9 +82,10 @@ use zeroize::Zeroizing;
 pub use super::content::Content;
 use super::group::{Group, GroupLimits};
 use super::identity::pubkey_to_hex;
-use super::log::{ChatLog, Insert, DEFAULT_MAX_MESSAGES};
+use super::message_log::{ChatLog, Insert, DEFAULT_MAX_MESSAGES};
 use super::payloads::{decode_chat_message, unwrap, wrap_chat_message, MessageId, MessageKind};
 use super::validate::{validate_chat_message, validate_outgoing_text};
+use super::ChatId;
 use crate::crypto::{PublicKey, SecretKey};
 use crate::mvds;
 use crate::rng::{fork, Seed};
@@ -204,245 +211,20 @@ impl MessengerConfig {
         }
     }
 
+    /// Check the Messenger's own limits (the MVDS and secure-transport configurations are checked by
+    /// their machines): the output queue must hold at least one output.
+    pub fn validate(&self) -> Result<(), MessengerError> {
+        if self.max_queued_outputs == 0 {
+            return Err(MessengerError::InvalidConfig("max_queued_outputs is 0"));
+        }
+        Ok(())
+    }
+
     fn group_limits(&self) -> GroupLimits {
         GroupLimits {
             max_members: self.max_members_per_group,
             ..GroupLimits::default()
         }
-    }
-}
-
-/// Inputs.
-#[derive(Debug)]
-pub enum Input {
-    /// Join a public chat.
-    JoinPublicChat(String),
-    /// Leave a public chat.
-    LeavePublicChat(String),
-    /// Send a text to a chat of any kind, by chat id.
-    SendText {
-        /// The chat id.
-        chat: String,
-        /// The text.
-        text: String,
-    },
-    /// Open the 1:1 chat with this identity (idempotent); its id is [`Messenger::one_to_one_chat_id`].
-    StartOneToOne(PublicKey),
-    /// Create a private group with us as admin and these members; raises [`Event::GroupCreated`].
-    CreateGroup {
-        /// The group name.
-        name: String,
-        /// The other members.
-        members: Vec<PublicKey>,
-    },
-    /// Add members (admins only).
-    AddMembers {
-        /// The group's chat id.
-        chat: String,
-        /// The new members.
-        members: Vec<PublicKey>,
-    },
-    /// Remove a member who is not an admin (admins only).
-    RemoveMember {
-        /// The group's chat id.
-        chat: String,
-        /// The member.
-        member: PublicKey,
-    },
-    /// Make a member an admin (admins only).
-    MakeAdmin {
-        /// The group's chat id.
-        chat: String,
-        /// The member.
-        member: PublicKey,
-    },
-    /// Rename the group (admins only).
-    RenameGroup {
-        /// The group's chat id.
-        chat: String,
-        /// The new name.
-        name: String,
-    },
-    /// Leave the group (the chat and its messages stay, read-only).
-    LeaveGroup {
-        /// The group's chat id.
-        chat: String,
-    },
-    /// A message a Waku filter opened.
-    Received(Box<ReceivedMessage>),
-}
-
-/// Outputs.
-#[derive(Debug)]
-pub enum Output {
-    /// Install this Waku filter under the name `chat` (a public chat name, [`PARTITIONED_SUBSCRIPTION`],
-    /// or [`NEGOTIATED_SUBSCRIPTION_PREFIX`] + a peer id).
-    Subscribe {
-        /// The subscription name.
-        chat: String,
-        /// The filter.
-        filter: Filter,
-    },
-    /// Remove the filter installed under `chat`.
-    Unsubscribe {
-        /// The subscription name.
-        chat: String,
-    },
-    /// Post this message through Waku.
-    Post(Box<NewMessage>),
-    /// Something for the application.
-    Event(Event),
-}
-
-/// A chat message as shown to the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatEntry {
-    /// The message id.
-    pub id: MessageId,
-    /// The author.
-    pub author: PublicKey,
-    /// The Lamport clock.
-    pub clock: u64,
-    /// The sender's timestamp (ms).
-    pub timestamp: u64,
-    /// The text (an image's caption, a sticker's or audio's placeholder; may be empty for an image).
-    pub text: String,
-    /// What the message carries besides its text: sticker, image or audio (with its bytes in
-    /// [`Event::MessageReceived`]; the chat log, [`Messenger::messages`], keeps their length and hash
-    /// only, and [`Messenger::export`] keeps neither: an imported entry is [`Content::Text`]).
-    pub content: Content,
-}
-
-impl ChatEntry {
-    /// One line describing the message ([`super::content::describe`]): the text, or a tag for a
-    /// sticker, image (then its caption) or audio. The text is the peer's: escape it before printing.
-    pub fn describe(&self) -> String {
-        super::content::describe(&self.content, &self.text)
-    }
-}
-
-/// The kind of a chat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChatKind {
-    /// A public chat.
-    Public,
-    /// A 1:1 chat.
-    OneToOne,
-    /// A private group.
-    Group,
-}
-
-/// Events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A message arrived in a chat (or our own came back from the network: see `own`).
-    MessageReceived {
-        /// The chat.
-        chat: String,
-        /// The message.
-        message: ChatEntry,
-        /// True if we wrote it.
-        own: bool,
-    },
-    /// We sent a message.
-    MessageSent {
-        /// The chat.
-        chat: String,
-        /// Its id.
-        id: MessageId,
-    },
-    /// A received message was dropped.
-    Dropped {
-        /// Why.
-        reason: String,
-    },
-    /// `to` acknowledged (through MVDS) the text `id` we sent in `chat`.
-    Delivered {
-        /// The chat.
-        chat: String,
-        /// The text's id.
-        id: MessageId,
-        /// The recipient.
-        to: PublicKey,
-    },
-    /// MVDS gave up delivering the text `id` to `to`.
-    DeliveryFailed {
-        /// The chat.
-        chat: String,
-        /// The text's id.
-        id: MessageId,
-        /// The recipient.
-        to: PublicKey,
-    },
-    /// An identity we had no chat with wrote to us; the 1:1 chat `chat` was created.
-    ContactRequest {
-        /// The identity.
-        from: PublicKey,
-        /// The new chat's id.
-        chat: String,
-    },
-    /// We created a group.
-    GroupCreated {
-        /// Its chat id.
-        chat: String,
-        /// Its name.
-        name: String,
-    },
-    /// A group's name, members or admins changed (or we learnt of a group we are a member of).
-    MembershipChanged {
-        /// The group's chat id.
-        chat: String,
-        /// Its name.
-        name: String,
-        /// Its members, ordered by their `"0x04…"` id.
-        members: Vec<PublicKey>,
-        /// Its admins, same order.
-        admins: Vec<PublicKey>,
-        /// True if this change removed us.
-        removed_self: bool,
-    },
-}
-
-/// Errors the Messenger returns for misuse, and for state that cannot be imported.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum MessengerError {
-    /// The chat is not joined (or does not exist).
-    #[error("not in chat {0:?}")]
-    NotJoined(String),
-    /// Too many chats (public, 1:1 or groups, each has its cap).
-    #[error("chat limit reached")]
-    TooManyChats,
-    /// A 1:1 chat with ourselves.
-    #[error("a 1:1 chat needs another identity")]
-    OwnKey,
-    /// We are not (or no longer) a member of the group.
-    #[error("not a member of group {0:?}")]
-    NotMember(String),
-    /// The secure transport refused the payload.
-    #[error(transparent)]
-    Secure(#[from] secure::SecureError),
-    /// The payload could not be built, or a group change is not allowed (e.g. not an admin).
-    #[error(transparent)]
-    Chat(#[from] super::ChatError),
-    /// MVDS refused the message.
-    #[error(transparent)]
-    Mvds(#[from] mvds::MvdsError),
-    /// The secure transport accepted the payload but produced no message to post (a bug if seen).
-    #[error("the secure transport produced no message")]
-    NoMessage,
-    /// The text to send breaks the receive rule every reference client applies (blank, or longer than
-    /// [`super::validate::MAX_TEXT_CHARS`] characters): it was not sent.
-    #[error("text not sent: {0}")]
-    Text(super::ValidationError),
-    /// Bytes given to [`Messenger::import`] are not a valid state.
-    #[error("invalid messenger state: {0}")]
-    InvalidState(&'static str),
-}
-
-impl From<super::GroupError> for MessengerError {
-    fn from(e: super::GroupError) -> Self {
-        MessengerError::Chat(e.into())
     }
 }
 
@@ -537,28 +319,22 @@ impl core::fmt::Debug for Messenger {
     }
 }
 
-fn mvds_config_checked(config: &MessengerConfig) -> mvds::Config {
-    if config.mvds.validate().is_ok() {
-        config.mvds.clone()
-    } else {
-        mvds::Config::default()
-    }
-}
-
 impl Messenger {
-    /// A messenger for `config`, drawing randomness from `seed`. An invalid `config.mvds` is replaced by
-    /// the MVDS defaults.
-    pub fn new(now: Timestamp, config: MessengerConfig, seed: Seed) -> Self {
+    /// A messenger for `config`, drawing randomness from `seed`. An invalid configuration is an error,
+    /// never replaced by defaults: [`MessengerError::InvalidConfig`] for the Messenger's own fields,
+    /// [`MessengerError::Mvds`] for `config.mvds` and [`MessengerError::Secure`] for `config.secure`.
+    pub fn new(config: MessengerConfig, seed: &Seed, now: Timestamp) -> Result<Self, MessengerError> {
+        config.validate()?;
         let mut rng = seed.rng();
         let secure = SecureTransport::new(
+            config.secure.clone(),
             config.identity.clone(),
             config.installation_id.clone(),
-            fork(&mut rng),
-            config.secure.clone(),
+            &fork(&mut rng),
             now,
-        );
+        )?;
         let mvds_seed = fork(&mut rng);
-        let mvds = new_mvds_node(&config, &mvds_seed, now);
+        let mvds = mvds::Node::new(config.mvds.clone(), &mvds_seed, now)?;
         let me = config.identity.public_key();
         let mut m = Messenger {
             me_hex: pubkey_to_hex(&me),
@@ -591,12 +367,12 @@ impl Messenger {
             chat: PARTITIONED_SUBSCRIPTION.into(),
             filter,
         });
-        m
+        Ok(m)
     }
 
     /// The 1:1 chat id of `peer`: `"0x04…"`, lowercase hex of its uncompressed key.
-    pub fn one_to_one_chat_id(peer: &PublicKey) -> String {
-        pubkey_to_hex(peer)
+    pub fn one_to_one_chat_id(peer: &PublicKey) -> ChatId {
+        ChatId::new(pubkey_to_hex(peer))
     }
 
     /// Our identity's public key.
@@ -614,7 +390,8 @@ impl Messenger {
     }
 
     /// The kind of a chat, if it exists.
-    pub fn chat_kind(&self, chat: &str) -> Option<ChatKind> {
+    pub fn chat_kind(&self, chat: impl AsRef<str>) -> Option<ChatKind> {
+        let chat = chat.as_ref();
         if self.public.contains_key(chat) {
             Some(ChatKind::Public)
         } else if self.direct.contains_key(chat) {
@@ -627,13 +404,13 @@ impl Messenger {
     }
 
     /// A group's membership state.
-    pub fn group(&self, chat: &str) -> Option<&Group> {
-        self.groups.get(chat).map(|g| &g.group)
+    pub fn group(&self, chat: impl AsRef<str>) -> Option<&Group> {
+        self.groups.get(chat.as_ref()).map(|g| &g.group)
     }
 
     /// The messages of a chat in display order.
-    pub fn messages(&self, chat: &str) -> Vec<&ChatEntry> {
-        self.log(chat)
+    pub fn messages(&self, chat: impl AsRef<str>) -> Vec<&ChatEntry> {
+        self.log(chat.as_ref())
             .map(|l| l.iter().map(|(_, _, m)| m).collect())
             .unwrap_or_default()
     }
@@ -683,21 +460,22 @@ impl Messenger {
     pub fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), MessengerError> {
         self.last_now = self.last_now.max(now);
         let r = match input {
-            Input::JoinPublicChat(name) => self.join_public(name),
+            Input::JoinPublicChat(name) => self.join_public(name.into_string()),
             Input::LeavePublicChat(name) => {
+                let name = name.into_string();
                 if self.public.remove(&name).is_some() {
                     self.push(Output::Unsubscribe { chat: name });
                 }
                 Ok(())
             }
-            Input::SendText { chat, text } => self.send_text(now, chat, text),
+            Input::SendText { chat, text } => self.send_text(now, chat.into_string(), text),
             Input::StartOneToOne(peer) => self.start_one_to_one(&peer).map(|_| ()),
             Input::CreateGroup { name, members } => self.create_group(now, name, members),
-            Input::AddMembers { chat, members } => self.add_members(now, chat, members),
-            Input::RemoveMember { chat, member } => self.remove_member(now, chat, member),
-            Input::MakeAdmin { chat, member } => self.make_admin(now, chat, member),
-            Input::RenameGroup { chat, name } => self.rename_group(now, chat, name),
-            Input::LeaveGroup { chat } => self.leave_group(now, chat),
+            Input::AddMembers { chat, members } => self.add_members(now, chat.into_string(), members),
+            Input::RemoveMember { chat, member } => self.remove_member(now, chat.into_string(), member),
+            Input::MakeAdmin { chat, member } => self.make_admin(now, chat.into_string(), member),
+            Input::RenameGroup { chat, name } => self.rename_group(now, chat.into_string(), name),
+            Input::LeaveGroup { chat } => self.leave_group(now, chat.into_string()),
             Input::Received(m) => {
                 self.on_received(now, *m);
                 Ok(())
@@ -726,7 +504,7 @@ impl Messenger {
             if now >= at {
                 self.next_advert = Some(now + every);
                 if let Err(e) = self.advertise_contact_code(now) {
-                    self.drop_with(format!("contact code advertisement: {e}"));
+                    self.drop_with(DropReason::ContactCodeAdvertisement(Box::new(e)));
                 }
             }
         }
@@ -775,35 +553,11 @@ impl Messenger {
         self.push(Output::Event(e));
     }
 
-    fn drop_with(&mut self, reason: impl Into<String>) {
-        self.event(Event::Dropped {
-            reason: reason.into(),
-        });
+    fn drop_with(&mut self, reason: DropReason) {
+        self.event(Event::Dropped { reason });
     }
 
     // ---- public chats ---------------------------------------------------------------------------------
-
-    fn join_public(&mut self, name: String) -> Result<(), MessengerError> {
-        if self.public.contains_key(&name) {
-            return Ok(());
-        }
-        if self.public.len() >= self.config.max_chats {
-            return Err(MessengerError::TooManyChats);
-        }
-        let topic = status::public_chat_topic(&name);
-        let key = status::public_chat_key(&name);
-        let filter = Filter::symmetric(vec![topic], *key);
-        self.public.insert(
-            name.clone(),
-            PublicChat {
-                topic,
-                key,
-                log: ChatLog::new(self.config.max_messages_per_chat),
-            },
-        );
-        self.push(Output::Subscribe { chat: name, filter });
-        Ok(())
-    }
 
     fn send_text(&mut self, now: Timestamp, chat: String, text: String) -> Result<(), MessengerError> {
         validate_outgoing_text(&text).map_err(MessengerError::Text)?;
@@ -826,31 +580,6 @@ impl Messenger {
         Ok(())
     }
 
-    /// Post `payload` as a secure-transport public message (it carries our bundle) on `topic`.
-    fn post_public(
-        &mut self,
-        now: Timestamp,
-        payload: &[u8],
-        topic: Topic,
-        key: Zeroizing<[u8; 32]>,
-    ) -> Result<(), MessengerError> {
-        self.secure.handle_input(
-            now,
-            secure::Input::Public {
-                payload: payload.to_vec(),
-            },
-        )?;
-        let mut bytes = None;
-        while let Some(o) = self.secure.poll_output() {
-            if let secure::Output::Send(out) = o {
-                bytes = Some(out.bytes);
-            }
-        }
-        let payload = bytes.ok_or(MessengerError::NoMessage)?;
-        self.post(topic, payload, PostKey::Symmetric(key));
-        Ok(())
-    }
-
     fn post(&mut self, topic: Topic, payload: Vec<u8>, key: PostKey) {
         let pow_target = if payload.len() > 50_000 {
             POW_TARGET_LARGE
@@ -858,7 +587,7 @@ impl Messenger {
             POW_TARGET
         };
         let signer = Some(self.config.identity.clone());
-        self.push(Output::Post(Box::new(NewMessage {
+        self.push(Output::Transmit(Box::new(NewMessage {
             topic,
             payload,
             key,
@@ -881,7 +610,7 @@ impl Messenger {
             .find(|c| c.topic == m.topic)
             .map(|c| c.peer);
         let Some(sender) = m.sender else {
-            return self.drop_with("unsigned envelope");
+            return self.drop_with(DropReason::UnsignedEnvelope);
         };
         if public.is_none() && sender == self.me {
             // Our own post on a shared (negotiated) topic, opened by our own filter.
@@ -898,7 +627,7 @@ impl Messenger {
             )
             .is_err()
         {
-            return self.drop_with("secure transport refused the payload");
+            return self.drop_with(DropReason::SecureRefused);
         }
         let opened = self.drain_secure();
         let transport_time = Timestamp::from_secs(u64::from(m.timestamp));
@@ -924,32 +653,8 @@ impl Messenger {
             }
         }
         if (public.is_some() || contact.is_some()) && !any {
-            self.drop_with("not a public message");
+            self.drop_with(DropReason::NotPublic);
         }
-    }
-
-    fn on_public(&mut self, chat: String, sender: PublicKey, payload: &[u8], transport_time: Timestamp) {
-        let unwrapped = match unwrap(payload, Some(&sender)) {
-            Ok(u) => u,
-            Err(e) => return self.drop_with(format!("wrapper: {e}")),
-        };
-        if unwrapped.message_kind() != Some(MessageKind::ChatMessage) {
-            return self.drop_with("not a chat message");
-        }
-        let (Some(author), Some(id)) = (unwrapped.author, unwrapped.id) else {
-            return self.drop_with("no author");
-        };
-        let cm = match decode_chat_message(&unwrapped.payload) {
-            Ok(cm) => cm,
-            Err(e) => return self.drop_with(format!("chat message: {e}")),
-        };
-        if let Err(e) = validate_chat_message(&cm, transport_time) {
-            return self.drop_with(format!("invalid: {e}"));
-        }
-        if cm.chat_id != chat || cm.message_type != pb::MessageType::PublicGroup as i32 {
-            return self.drop_with("not for this public chat");
-        }
-        self.show(ChatKind::Public, chat, id, author, cm);
     }
 
     /// The log of chat `chat` of kind `kind` (a public chat may be named like another kind's id).
@@ -980,7 +685,7 @@ impl Messenger {
             // The event carries the media bytes; the log keeps their length and hash.
             let entry = ChatEntry { content, ..entry };
             self.event(Event::MessageReceived {
-                chat,
+                chat: chat.into(),
                 message: entry,
                 own,
             });
@@ -1009,7 +714,10 @@ impl Messenger {
             };
             let _ = log.insert(id, clock, entry);
         }
-        self.event(Event::MessageSent { chat, id });
+        self.event(Event::MessageSent {
+            chat: chat.into(),
+            id,
+        });
     }
 
     /// Export everything needed to resume (see [`persist`]). Holds session secrets: zeroized on drop.
@@ -1023,19 +731,12 @@ impl Messenger {
     /// [`Messenger::handle_timeout`] on (a few per call: each costs a PBKDF2 derivation). Bytes that are not a valid state give
     /// [`MessengerError::InvalidState`] (or the layer error of an embedded state); never a panic.
     pub fn import(
-        now: Timestamp,
         config: MessengerConfig,
-        seed: Seed,
+        seed: &Seed,
+        now: Timestamp,
         bytes: &[u8],
     ) -> Result<Messenger, MessengerError> {
-        persist::import(now, config, seed, bytes)
-    }
-}
-
-fn new_mvds_node(config: &MessengerConfig, seed: &Seed, now: Timestamp) -> mvds::Node {
-    match mvds::Node::new(mvds_config_checked(config), seed, now) {
-        Ok(n) => n,
-        Err(_) => unreachable!("a validated MVDS configuration is accepted"),
+        persist::import(config, seed, now, bytes)
     }
 }
 

@@ -35,7 +35,8 @@ use super::{
 };
 use crate::chat::clock::LamportClock;
 use crate::chat::group::{verify_event, Group};
-use crate::chat::log::ChatLog;
+use crate::chat::identity::pubkey_to_hex;
+use crate::chat::message_log::ChatLog;
 use crate::chat::payloads::MessageId;
 use crate::crypto::{pubkey_from_sec1, pubkey_to_uncompressed, PublicKey};
 use crate::mvds;
@@ -240,9 +241,9 @@ impl<'a> Reader<'a> {
 
 /// Rebuild a messenger (see the module docs).
 pub(super) fn import(
-    now: Timestamp,
     config: MessengerConfig,
-    seed: Seed,
+    seed: &Seed,
+    now: Timestamp,
     bytes: &[u8],
 ) -> Result<Messenger, MessengerError> {
     if bytes.len() > MAX_STATE_BYTES {
@@ -258,7 +259,7 @@ pub(super) fn import(
     if r.key("identity")? != config.identity.public_key() {
         return Err(bad("another identity"));
     }
-    let mut m = Messenger::new(now, config, seed.clone());
+    let mut m = Messenger::new(config, seed, now)?;
     m.secure.import(r.blob("secure state")?)?;
     let snapshot = mvds::Snapshot::decode(r.blob("mvds state")?)?;
     let mvds_seed = crate::rng::fork(&mut m.rng);
@@ -292,7 +293,7 @@ pub(super) fn import(
         let clock = r.u64("1:1 clock")?;
         let (accepted, seq) = r.order("1:1 chat")?;
         m.next_chat_seq = m.next_chat_seq.max(seq + 1);
-        let chat = Messenger::one_to_one_chat_id(&peer);
+        let chat = pubkey_to_hex(&peer);
         if peer == m.me || m.direct.contains_key(&chat) {
             return Err(bad("1:1 chat listed twice or with ourselves"));
         }
@@ -349,7 +350,7 @@ pub(super) fn import(
         let peer = r.key("negotiated peer")?;
         let topic = Topic(r.array("negotiated topic")?);
         let key = Zeroizing::new(r.array::<32>("negotiated key")?);
-        let hex = Messenger::one_to_one_chat_id(&peer);
+        let hex = pubkey_to_hex(&peer);
         let secret = NegotiatedSecret::derive(&m.config.identity, &peer);
         if m.negotiated.contains_key(&hex) || topic != status::negotiated_topic(secret.as_bytes()) {
             return Err(bad("negotiated topic listed twice or not ours"));

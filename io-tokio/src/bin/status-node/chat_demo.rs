@@ -96,7 +96,7 @@ impl Demo {
         let now = Clock::new().now();
         let engine = match state {
             Some(state) => {
-                let m = Messenger::import(now, messenger, os_seed(), &state)
+                let m = Messenger::import(messenger, &os_seed(), now, &state)
                     .map_err(|e| std::io::Error::other(format!("importing {}: {e}", NAMES[who])))?;
                 Engine::with_messenger(config, m, &os_seed(), now).map_err(std::io::Error::other)?
             }
@@ -160,7 +160,7 @@ impl Demo {
         self.chat(
             who,
             ChatInput::SendText {
-                chat: chat.to_string(),
+                chat: chat.to_string().into(),
                 text: text.to_string(),
             },
         )
@@ -225,7 +225,7 @@ impl Demo {
                 Ok(Some((who, e))) => {
                     self.print(who, &e);
                     if let Event::Chat(ChatEvent::GroupCreated { chat, name }) = &e {
-                        self.groups.insert(chat.clone(), name.clone());
+                        self.groups.insert(chat.to_string(), name.clone());
                     }
                     self.log.push((who, e));
                 }

@@ -351,9 +351,11 @@ impl Book {
                 let (chat, tail) = self.split_chat(rest)?;
                 need(tail.is_empty(), "/leave CHAT")?;
                 let input = if self.groups.contains_key(&chat) {
-                    ChatInput::LeaveGroup { chat: chat.clone() }
+                    ChatInput::LeaveGroup {
+                        chat: chat.clone().into(),
+                    }
                 } else {
-                    ChatInput::LeavePublicChat(chat.clone())
+                    ChatInput::LeavePublicChat(chat.clone().into())
                 };
                 chat_cmd(input, OnOk::Left(chat))
             }
@@ -379,7 +381,7 @@ impl Book {
                 need(!text.is_empty(), "/msg CHAT TEXT")?;
                 chat_cmd(
                     ChatInput::SendText {
-                        chat,
+                        chat: chat.into(),
                         text: text.into(),
                     },
                     OnOk::Say(String::new()),
@@ -409,14 +411,20 @@ impl Book {
                     let say = format!("invited {} to {label}", self.contact_name(&member));
                     chat_cmd(
                         ChatInput::AddMembers {
-                            chat,
+                            chat: chat.into(),
                             members: vec![member],
                         },
                         OnOk::Say(say),
                     )
                 } else {
                     let say = format!("removed {} from {label}", self.contact_name(&member));
-                    chat_cmd(ChatInput::RemoveMember { chat, member }, OnOk::Say(say))
+                    chat_cmd(
+                        ChatInput::RemoveMember {
+                            chat: chat.into(),
+                            member,
+                        },
+                        OnOk::Say(say),
+                    )
                 }
             }
             c if c.starts_with('/') => {
@@ -516,13 +524,13 @@ impl Book {
                 ))
             }
             ChatEvent::ContactRequest { from, chat } => {
-                self.direct.insert(chat, from);
+                self.direct.insert(chat.into_string(), from);
                 let name = three_word_name(&from);
                 Some(format!("contact request from {name}: /msg {name} TEXT answers"))
             }
             ChatEvent::GroupCreated { chat, name } => {
                 let line = format!("group {} created: {}", printable(&name), printable(&chat));
-                self.groups.insert(chat, name);
+                self.groups.insert(chat.into_string(), name);
                 Some(line)
             }
             ChatEvent::MembershipChanged {
@@ -533,7 +541,7 @@ impl Book {
                 ..
             } => {
                 let line = if removed_self {
-                    self.groups.remove(&chat);
+                    self.groups.remove(chat.as_str());
                     format!("removed from group {} ({})", printable(&name), printable(&chat))
                 } else {
                     let names: Vec<String> = members.iter().map(|m| self.contact_name(m)).collect();
@@ -543,7 +551,7 @@ impl Book {
                         printable(&chat),
                         printable(&names.join(", "))
                     );
-                    self.groups.insert(chat, name);
+                    self.groups.insert(chat.into_string(), name);
                     line
                 };
                 Some(line)
@@ -564,7 +572,7 @@ impl Book {
                 printable(&self.contact_name(&to))
             )),
             ChatEvent::Dropped { reason } => {
-                tracing::info!(reason = %printable(&reason), "chat message dropped");
+                tracing::info!(reason = %printable(&reason.to_string()), "chat message dropped");
                 None
             }
             other => {
@@ -648,14 +656,14 @@ mod tests {
         let chat = format!("\u{1b}]52;c;ZXZpbA==\u{7}-{}", pubkey_to_hex(&author));
         let mut book = Book::default();
         let created = ChatEvent::MembershipChanged {
-            chat: chat.clone(),
+            chat: chat.clone().into(),
             name: "evil\u{1b}[2J\u{202e}".into(),
             members: vec![author],
             admins: vec![author],
             removed_self: false,
         };
         let text = ChatEvent::MessageReceived {
-            chat,
+            chat: chat.into(),
             message: ChatEntry {
                 id: MessageId([0; 32]),
                 author,
