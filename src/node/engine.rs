@@ -95,6 +95,26 @@ impl Engine {
         Self::build(config, None, seed, now)
     }
 
+    /// A new engine whose Messenger resumes from `records`, what the driver's store holds after the last
+    /// committed [`Output::Persist`] batch (a fresh Messenger from `config.messenger` when the store has
+    /// none yet). Requires `config.messenger`.
+    pub fn restore(
+        config: EngineConfig,
+        records: &crate::persist::MemoryStore,
+        seed: &Seed,
+        now: Timestamp,
+    ) -> Result<Self, crate::Error> {
+        let mc = config
+            .messenger
+            .clone()
+            .ok_or(NodeError::NotConfigured("messenger"))?;
+        // Its own seed, drawn apart from the engine's, so a restored engine forks the same seeds as a
+        // fresh one for the parts that follow.
+        let mut rng = seed.rng();
+        let messenger = Messenger::restore(mc, &fork(&mut rng), now, records).map_err(NodeError::from)?;
+        Self::build(config, Some(messenger), &fork(&mut rng), now)
+    }
+
     /// A new engine running `messenger` (e.g. one resumed with [`Messenger::import`]) instead of a fresh
     /// one from `config.messenger`.
     pub fn with_messenger(
@@ -357,6 +377,15 @@ impl Engine {
             Input::RequestHistory(topics) => {
                 self.history_request(now, &topics)?;
                 self.route_history(now);
+            }
+            Input::Persisted(seq) => {
+                let m = self
+                    .messenger
+                    .as_mut()
+                    .ok_or(NodeError::NotConfigured("messenger"))?;
+                m.handle_input(now, crate::chat::messenger::Input::Persisted(seq))
+                    .map_err(NodeError::from)?;
+                self.route_messenger(now);
             }
         }
         if self.peers.take_dirty() {

@@ -87,6 +87,8 @@ pub enum Input<'a> {
     /// Ask the mailservers for history now: of these topics, or of every watched topic when empty.
     /// Requires `mailservers` in the configuration.
     RequestHistory(Vec<waku::Topic>),
+    /// The driver made the [`Output::Persist`] batch `seq` (and every one before it) durable.
+    Persisted(crate::persist::BatchSeq),
 }
 
 /// Outputs.
@@ -115,6 +117,11 @@ pub enum Output {
     /// A mailserver storage action for the driver to carry out (`mailserver` only); a
     /// [`StorageOp::Query`] is answered with [`Input::QueryResult`].
     Storage(StorageOp),
+    /// Make these records durable in one atomic write (fsynced), then answer with [`Input::Persisted`].
+    /// Only with a [`durable`](crate::chat::messenger::MessengerConfig::durable) Messenger; the outputs
+    /// that reveal what the records carry come after the confirmation (docs/architecture.md
+    /// "Persistence"). Resume with [`Engine::restore`](super::Engine::restore) from the stored records.
+    Persist(crate::persist::Batch),
     /// Look up the TXT records of `name` and answer with [`Input::DnsResolved`] (DNS discovery; a few at a
     /// time, [`DnsConfig::max_in_flight`]).
     ResolveTxt {

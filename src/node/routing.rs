@@ -267,6 +267,7 @@ impl Engine {
                     self.route_waku(now);
                 }
                 messenger::Output::Event(e) => self.outputs.push_back(Output::Event(Event::Chat(e))),
+                messenger::Output::Persist(batch) => self.outputs.push_back(Output::Persist(batch)),
             }
         }
     }

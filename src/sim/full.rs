@@ -258,6 +258,9 @@ pub struct FullNode {
     lookups: VecDeque<(Timestamp, String)>,
     archive: Box<dyn Archive>,
     snapshot: Option<Snapshot>,
+    /// The node's durable records (a durable Messenger's [`Output::Persist`] batches, applied whole and
+    /// confirmed at once: the simulated disk never fails). They survive a crash.
+    records: crate::persist::MemoryStore,
     out: VecDeque<SimOutput<NodeEvent>>,
     honest: bool,
 }
@@ -283,6 +286,7 @@ impl FullNode {
             lookups: VecDeque::new(),
             archive: Box::new(MemoryArchive::default()),
             snapshot: None,
+            records: crate::persist::MemoryStore::new(),
             out: refused.into_iter().collect(),
             honest: true,
         }
@@ -326,6 +330,11 @@ impl FullNode {
         self.archive.as_ref()
     }
 
+    /// The durable records (what a restart of a durable node resumes from).
+    pub fn records(&self) -> &crate::persist::MemoryStore {
+        &self.records
+    }
+
     /// The last snapshot.
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
@@ -365,6 +374,10 @@ impl FullNode {
             }
             Output::Storage(StorageOp::Prune { before }) => self.archive.prune(before),
             Output::Event(e) => self.out.push_back(SimOutput::Event(NodeEvent::Engine(e))),
+            Output::Persist(batch) => {
+                self.records.apply(&batch);
+                self.input(now, Input::Persisted(batch.seq));
+            }
         }
     }
 
@@ -440,6 +453,17 @@ impl FullNode {
         }
         let messenger = snapshot.as_ref().and_then(|s| s.messenger.as_ref());
         let restored = match (&config.messenger, messenger) {
+            // A durable node resumes from its records, whatever snapshot it took.
+            (Some(mc), _) if mc.durable => {
+                match Messenger::restore(mc.clone(), &fork(&mut self.rng), now, &self.records) {
+                    Ok(m) => Some(m),
+                    Err(err) => {
+                        self.out
+                            .push_back(SimOutput::Event(NodeEvent::RestoreFailed(err)));
+                        None
+                    }
+                }
+            }
             (Some(mc), Some(bytes)) => {
                 match Messenger::import(mc.clone(), &fork(&mut self.rng), now, bytes) {
                     Ok(m) => Some(m),

@@ -60,6 +60,9 @@ pub enum Input {
     },
     /// A message a Waku filter opened.
     Received(Box<ReceivedMessage>),
+    /// The driver made the [`Output::Persist`] batch `seq` (and every batch before it) durable: the
+    /// outputs held behind it are released (only with [`MessengerConfig::durable`]).
+    Persisted(crate::persist::BatchSeq),
 }
 
 /// Outputs.
@@ -83,6 +86,10 @@ pub enum Output {
     Transmit(Box<NewMessage>),
     /// Something for the application.
     Event(Event),
+    /// Make these records durable (one atomic write), then confirm with [`Input::Persisted`]. Only with
+    /// [`MessengerConfig::durable`]; every output that reveals the state they carry (a ciphertext, an
+    /// acknowledgement, a delivered or sent event) waits behind them (see [`crate::persist`]).
+    Persist(crate::persist::Batch),
 }
 
 /// A chat message as shown to the user.
@@ -322,6 +329,9 @@ pub enum MessengerError {
     /// Bytes given to [`Messenger::import`] are not a valid state.
     #[error("invalid messenger state: {0}")]
     InvalidState(&'static str),
+    /// Misuse of the persistence contract (a confirmation of a batch never handed out).
+    #[error("persistence: {0}")]
+    Persist(crate::persist::PersistError),
 }
 
 impl From<crate::chat::GroupError> for MessengerError {

@@ -165,8 +165,16 @@ pub struct MessengerConfig {
     /// is subscribed and our messages to further peers stay on their partitioned topic (theirs may then
     /// go unheard on the negotiated topic). Default 4,096.
     pub max_negotiated_topics: usize,
-    /// Outputs queued before the oldest are dropped (drain after every call). Default 65,536.
+    /// Outputs queued before the oldest are dropped (drain after every call). Default 65,536. With
+    /// [`durable`](Self::durable), outputs held for a batch the driver has not confirmed count too, and
+    /// further outputs are dropped (a driver that never confirms is misusing the contract).
     pub max_queued_outputs: usize,
+    /// Crash safety (docs/architecture.md "Persistence"): every call that changes state ends in a
+    /// [`Output::Persist`] batch of records, and what reveals the change waits until the driver confirms
+    /// it with [`Input::Persisted`], so a crash at any instant can lose only what nobody has seen. Resume
+    /// with [`Messenger::restore`]. Default `false` (outputs flow at once; persist with
+    /// [`Messenger::export`] snapshots).
+    pub durable: bool,
     /// Contacts whose contact-code topic we listen on (each costs a PBKDF2 derivation and a filter);
     /// further contacts are not listened to (a first message to them goes DH-only unless their bundle
     /// came another way). Default 128.
@@ -204,6 +212,7 @@ impl MessengerConfig {
             max_tracked_deliveries: 20_000,
             max_negotiated_topics: 4_096,
             max_queued_outputs: 65_536,
+            durable: false,
             max_contact_codes: 128,
             contact_code_interval: Some(core::time::Duration::from_secs(6 * 3600)),
             mvds: mvds::Config::default(),
@@ -289,7 +298,12 @@ pub struct Messenger {
     pending_order: VecDeque<mvds::MessageId>,
     /// Pending deliveries per recipient (uncompressed key), for pruning in O(log n).
     pending_per_peer: BTreeMap<[u8; 65], usize>,
+    /// Outputs of the call in progress, moved into `barrier` when it ends.
     outputs: VecDeque<Output>,
+    /// Holds outputs until the records they reveal are durable (a pass-through unless `durable`).
+    barrier: crate::persist::Barrier<Output>,
+    /// Outputs dropped because the barrier held `max_queued_outputs`.
+    dropped_outputs: u64,
     /// The latest time the messenger was driven (for the MVDS epoch in [`Messenger::export`]).
     last_now: Timestamp,
     /// When our bundle is next advertised on our contact-code topic (`None`: never).
@@ -351,6 +365,12 @@ impl Messenger {
             pending_order: VecDeque::new(),
             pending_per_peer: BTreeMap::new(),
             outputs: VecDeque::new(),
+            barrier: if config.durable {
+                crate::persist::Barrier::enabled()
+            } else {
+                crate::persist::Barrier::disabled()
+            },
+            dropped_outputs: 0,
             last_now: now,
             next_advert: None,
             contact_code: None,
@@ -432,7 +452,7 @@ impl Messenger {
 
     /// Outputs waiting to be polled.
     pub fn queued_outputs(&self) -> usize {
-        self.outputs.len()
+        self.outputs.len() + self.barrier.held()
     }
 
     /// The MVDS node (read-only: stats, groups).
@@ -459,6 +479,9 @@ impl Messenger {
     /// oversized payload); faults of peers become [`Event::Dropped`].
     pub fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), MessengerError> {
         self.last_now = self.last_now.max(now);
+        if let Input::Persisted(seq) = input {
+            return self.barrier.confirm(seq).map_err(MessengerError::Persist);
+        }
         let r = match input {
             Input::JoinPublicChat(name) => self.join_public(name.into_string()),
             Input::LeavePublicChat(name) => {
@@ -480,9 +503,31 @@ impl Messenger {
                 self.on_received(now, *m);
                 Ok(())
             }
+            Input::Persisted(_) => Ok(()),
         };
         self.drain_mvds(now);
+        // An input may change durable state even when it makes no output (a received message that
+        // only advances a ratchet): conservatively, every input does.
+        self.end_call(true);
         r
+    }
+
+    /// End a call: move its outputs behind the barrier; `changed` says whether durable state changed.
+    fn end_call(&mut self, changed: bool) {
+        while let Some(o) = self.outputs.pop_front() {
+            if self.barrier.held() >= self.config.max_queued_outputs.max(1) {
+                self.dropped_outputs += 1;
+                continue;
+            }
+            self.barrier.push(o);
+        }
+        self.barrier.seal(changed);
+    }
+
+    /// Outputs dropped because the barrier already held [`MessengerConfig::max_queued_outputs`] (only
+    /// with [`MessengerConfig::durable`] when batches are not confirmed).
+    pub fn dropped_outputs(&self) -> u64 {
+        self.dropped_outputs
     }
 
     /// Run due timers: MVDS retransmissions and ACKs, the secure transport's prekey rotation and
@@ -500,6 +545,9 @@ impl Messenger {
         let _ = self.drain_secure();
         self.mvds.handle_timeout(now);
         self.drain_mvds(now);
+        // A timer that makes an output changed state (a retransmission is encrypted under a new key);
+        // one that makes none only moved counters a crash may lose.
+        let changed = !self.outputs.is_empty();
         if let (Some(at), Some(every)) = (self.next_advert, self.config.contact_code_interval) {
             if now >= at {
                 self.next_advert = Some(now + every);
@@ -508,6 +556,8 @@ impl Messenger {
                 }
             }
         }
+        let changed = changed || !self.outputs.is_empty();
+        self.end_call(changed);
     }
 
     /// The earliest deadline: MVDS, the secure transport, the next contact-code advertisement, and now
@@ -539,7 +589,17 @@ impl Messenger {
 
     /// The next output.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        // Outputs made outside `handle_input`/`handle_timeout` (an import's subscriptions) flow at once.
+        if !self.outputs.is_empty() {
+            self.end_call(false);
+        }
+        let mut barrier = std::mem::replace(&mut self.barrier, crate::persist::Barrier::disabled());
+        let polled = barrier.poll(|| persist::records(self));
+        self.barrier = barrier;
+        match polled? {
+            crate::persist::Polled::Batch(b) => Some(Output::Persist(b)),
+            crate::persist::Polled::Output(o) => Some(o),
+        }
     }
 
     fn push(&mut self, o: Output) {
@@ -737,6 +797,21 @@ impl Messenger {
         bytes: &[u8],
     ) -> Result<Messenger, MessengerError> {
         persist::import(config, seed, now, bytes)
+    }
+
+    /// Resume from the records a [`durable`](MessengerConfig::durable) messenger handed out, as the
+    /// driver's store holds them after the last committed batch (a fresh messenger if there are none).
+    /// Records under another prefix are ignored, so one store can hold a whole node.
+    pub fn restore(
+        config: MessengerConfig,
+        seed: &Seed,
+        now: Timestamp,
+        records: &crate::persist::MemoryStore,
+    ) -> Result<Messenger, MessengerError> {
+        match records.get(&persist::state_key()) {
+            Some(bytes) => persist::import(config, seed, now, bytes),
+            None => Messenger::new(config, seed, now),
+        }
     }
 }
 

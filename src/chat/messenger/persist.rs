@@ -30,6 +30,8 @@
 
 use zeroize::Zeroizing;
 
+use crate::persist::{Record, RecordKey};
+
 use super::{
     ChatEntry, DirectChat, GroupChat, Messenger, MessengerConfig, MessengerError, Pending, PublicChat,
 };
@@ -44,6 +46,23 @@ use crate::rng::Seed;
 use crate::secure::sharedsecret::NegotiatedSecret;
 use crate::time::Timestamp;
 use crate::waku::{status, Filter, Topic};
+
+/// The record a [`durable`](MessengerConfig::durable) messenger keeps its state under.
+///
+/// One record, the whole [`export`]: simple, and as safe as the finest split, because every batch is
+/// atomic. It costs a full serialization per batch (sessions, MVDS state and the newest
+/// [`MessengerConfig::max_persisted_messages_per_chat`] messages of every chat), which group commit
+/// amortises over every input between two polls; records per chat and per session are the next step
+/// when states grow large.
+pub(crate) fn state_key() -> RecordKey {
+    RecordKey::new("messenger/state")
+}
+
+/// The records of a batch: the state as it is now.
+pub(super) fn records(m: &Messenger) -> Vec<Record> {
+    let mut state = export(m);
+    vec![Record::put(state_key(), std::mem::take(&mut *state))]
+}
 
 /// The current format version.
 pub const STATE_VERSION: u8 = 1;
