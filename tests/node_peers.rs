@@ -14,9 +14,9 @@ use std::time::Duration;
 use common::engine_net::{rlpx_config, Net};
 use status_sansio::crypto::{pubkey_to_raw64, secret_from_bytes, SecretKey};
 use status_sansio::discovery::dnstree::entry_hash;
+use status_sansio::discovery::peerpool::{CACHE_SIZE, MAX_CANDIDATES};
 use status_sansio::discovery::{EnrBuilder, EnrTreeUrl, RootEntry};
 use status_sansio::enode::Enode;
-use status_sansio::node::peers::{CACHE_SIZE, MAX_CANDIDATES};
 use status_sansio::node::{Engine, EngineConfig, Event, Input};
 use status_sansio::{Seed, Timestamp};
 

@@ -203,7 +203,12 @@ fn the_same_seed_gives_the_same_digest() {
 /// the engines' seeded choices behind them), so it changes whenever the bytes any layer writes change,
 /// or the order in which the engine draws from its seed: update it deliberately then, never to make an
 /// unexplained change pass.
-const PINNED_DIGEST: &str = "aa93ad6270d18a646c4262d6f1d45959258d373527b3fb0bdff7f86daf2140dc";
+///
+/// Re-pinned when the engine started driving `discovery::PeerPool` (issue 11, one peer pool): the pool
+/// owns a seed forked from the engine's at construction, and static-peer and backoff jitter are drawn
+/// from it instead of the engine's RNG, so the seeds the engine forks for each dial's RLPx handshake
+/// (ephemeral keys, nonces) are drawn in a different order.
+const PINNED_DIGEST: &str = "7fb3159245aa3546e34affcfc6930f781d238aff26d211908c00f27da1622313";
 
 #[test]
 fn the_trace_digest_of_a_small_scenario_is_pinned() {

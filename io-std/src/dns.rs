@@ -280,10 +280,10 @@ pub fn peer_cache_path(data_dir: &Path) -> PathBuf {
 /// Read a peer cache file for [`EngineConfig::peer_cache`](status_sansio::node::EngineConfig::peer_cache):
 /// `Ok(None)` if it does not exist. The file is a [`state_file`](crate::state_file): a damaged, truncated,
 /// empty or wrong-version one, or one larger than
-/// [`MAX_CACHE_BYTES`](status_sansio::node::peers::MAX_CACHE_BYTES), is an error naming the file (and the
-/// file is left as it is).
+/// [`MAX_CACHE_BYTES`](status_sansio::discovery::peerpool::MAX_CACHE_BYTES), is an error naming the
+/// file (and the file is left as it is).
 pub fn load_peer_cache(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let max = status_sansio::node::peers::MAX_CACHE_BYTES;
+    let max = status_sansio::discovery::peerpool::MAX_CACHE_BYTES;
     Ok(crate::state_file::read(path, max)?.map(|bytes| bytes.to_vec()))
 }
 

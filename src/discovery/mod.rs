@@ -6,8 +6,9 @@
 //!   the conversion to an [`Enode`](crate::enode::Enode) URL;
 //! * [`dnstree`]: EIP-1459 ("DNS Record Structure", "Client Protocol"): TXT entries, `enrtree://` URLs,
 //!   root signatures and entry hashes, and [`DnsTreeClient`], which asks its driver for TXT records;
-//! * [`peerpool`]: the PeerPool rules of `docs/protocol/status-client.md`: target relay count, one
-//!   mailserver, suspend/resume of discovery, dial backoff, and a cache of good peers exported as bytes.
+//! * [`peerpool`]: the PeerPool rules of `docs/protocol/status-client.md`: static peers, target relay
+//!   count, one mailserver, suspend/resume of discovery, dial backoff and timeout, and a cache of good
+//!   peers exported as bytes; the one peer pool, which the engine drives.
 //!
 //! Deliberate deviations are listed in each module's documentation.
 
@@ -35,7 +36,11 @@ pub enum DiscoveryError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Config(&'static str),
-    /// Bytes given to [`PeerPool::import_cache`] are not a peer cache.
+    /// Bytes given to [`PeerPool::import_cache`] are not a peer cache (garbled, too large, or of another
+    /// version).
     #[error("invalid peer cache: {0}")]
     Cache(&'static str),
+    /// [`MAX_STATIC_PEERS`](peerpool::MAX_STATIC_PEERS) static peers are kept already.
+    #[error("too many static peers")]
+    TooManyStaticPeers,
 }

@@ -206,34 +206,37 @@ pub fn dns_client_script(data: &[u8]) -> usize {
     found
 }
 
-/// Import arbitrary bytes as the engine's peer cache (`node::peers`). Whatever imports stays within
-/// [`CACHE_SIZE`](crate::node::peers::CACHE_SIZE) cached peers, and its export imports into a fresh
-/// manager that exports the same bytes.
+/// Import arbitrary bytes as a peer cache into a [`PeerPool`](crate::discovery::PeerPool) set up as
+/// the engine sets it up (one target, our own key known). Whatever imports stays within
+/// [`CACHE_SIZE`](crate::discovery::peerpool::CACHE_SIZE) cached peers, and its export imports into a
+/// fresh pool that exports the same bytes.
 pub fn discovery_peer_cache(data: &[u8]) {
-    use crate::node::peers::{Peers, PeersConfig, CACHE_SIZE, MAX_CACHE_BYTES};
-    let config = PeersConfig {
-        target: 3,
-        reconnect_min: Duration::from_secs(1),
-        reconnect_max: Duration::from_secs(120),
-        stable_after: Duration::from_secs(30),
-    };
+    use crate::discovery::peerpool::{PeerPool, PeerPoolConfig, CACHE_SIZE, MAX_CACHE_BYTES};
     let now = Timestamp::from_secs(1_700_000_000);
     // Our own key: cache entries with it are skipped on import.
     let own = crate::crypto::SecretKey::from_slice(&[0x42; 32])
         .map(|k| k.public_key())
         .ok();
     let Some(own) = own else { return };
-    let Ok(mut p) = Peers::new(now, config, &[]) else {
+    let config = PeerPoolConfig {
+        min_relays: 3,
+        max_relays: 3,
+        mailserver: false,
+        close_excess: false,
+        local: Some(crate::discovery::NodeId::from_public_key(&own)),
+        ..PeerPoolConfig::default()
+    };
+    let Ok(mut p) = PeerPool::new(config.clone(), &Seed([1; 32]), now) else {
         return;
     };
-    if p.import_cache(now, data, &own).is_ok() {
+    if p.import_cache(now, data).is_ok() {
         assert!(p.cache_len() <= CACHE_SIZE);
         let out = p.export_cache();
         assert!(out.len() <= MAX_CACHE_BYTES);
-        let Ok(mut q) = Peers::new(now, config, &[]) else {
-            unreachable!("no static peers")
+        let Ok(mut q) = PeerPool::new(config, &Seed([2; 32]), now) else {
+            unreachable!("the same configuration")
         };
-        assert!(q.import_cache(now, &out, &own).is_ok());
+        assert!(q.import_cache(now, &out).is_ok());
         assert_eq!(q.cache_len(), p.cache_len());
         assert_eq!(q.export_cache(), out);
     }
@@ -285,6 +288,8 @@ pub fn fuzz_peerpool_config() -> crate::discovery::peerpool::PeerPoolConfig {
         backoff_initial: Duration::from_secs(2),
         backoff_max: Duration::from_secs(60),
         max_dial_failures: 3,
+        stable_after: Duration::from_secs(20),
+        ..crate::discovery::peerpool::PeerPoolConfig::default()
     }
 }
 
@@ -317,12 +322,13 @@ pub fn discovery_peerpool(data: &[u8]) -> PoolReached {
     use std::collections::BTreeSet;
     let mut reached = PoolReached::default();
     let config = fuzz_peerpool_config();
-    let Ok(mut pool) = PeerPool::new(config.clone(), &Seed([3; 32])) else {
+    let start = Timestamp::from_secs(1_700_000_000);
+    let Ok(mut pool) = PeerPool::new(config.clone(), &Seed([3; 32]), start) else {
         return reached;
     };
     let keys = pool_keys();
     let ids: Vec<NodeId> = keys.iter().map(NodeId::from_public_key).collect();
-    let mut now = Timestamp::from_secs(1_700_000_000);
+    let mut now = start;
     let mut s = super::script::Script::new(data);
     let mut known: BTreeSet<NodeId> = BTreeSet::new();
     let mut connected: BTreeSet<NodeId> = BTreeSet::new();
@@ -344,8 +350,10 @@ pub fn discovery_peerpool(data: &[u8]) -> PoolReached {
                 }
                 PoolOutput::Disconnect { id } => {
                     connected.remove(&id);
-                    pool.handle_input(now, PoolInput::Disconnected { id });
+                    let input = PoolInput::Disconnected { id };
+                    assert!(pool.handle_input(now, input).is_ok(), "never misuse");
                 }
+                PoolOutput::DialTimedOut { id } => pending.retain(|p| *p != id),
                 _ => {}
             }
         }
@@ -377,25 +385,35 @@ pub fn discovery_peerpool(data: &[u8]) -> PoolReached {
                     std::net::SocketAddr::new(Ipv4Addr::new(10, 1, 0, i as u8).into(), port),
                 );
                 known.insert(id);
-                pool.handle_input(now, PoolInput::Discovered { enode, kind });
+                assert!(pool
+                    .handle_input(now, PoolInput::Discovered { enode, kind })
+                    .is_ok());
             }
             1 => {
                 connected.insert(id);
-                pool.handle_input(now, PoolInput::Connected { id });
+                let useful = true;
+                assert!(pool
+                    .handle_input(now, PoolInput::Connected { id, useful })
+                    .is_ok());
             }
             2 => {
                 connected.remove(&id);
-                pool.handle_input(now, PoolInput::Disconnected { id });
+                assert!(pool.handle_input(now, PoolInput::Disconnected { id }).is_ok());
             }
-            3 => pool.handle_input(now, PoolInput::DialFailed { id }),
+            3 => assert!(pool.handle_input(now, PoolInput::DialFailed { id }).is_ok()),
             4 => {
                 now += Duration::from_millis(u64::from(s.u16()) * 100);
                 pool.handle_timeout(now);
             }
             5 => {
+                // Each socket connects, then its handshake completes.
                 for id in pending.drain(..) {
                     connected.insert(id);
-                    pool.handle_input(now, PoolInput::Connected { id });
+                    assert!(pool.handle_input(now, PoolInput::Reached { id }).is_ok());
+                    let useful = true;
+                    assert!(pool
+                        .handle_input(now, PoolInput::Connected { id, useful })
+                        .is_ok());
                 }
             }
             _ => {
@@ -413,7 +431,7 @@ pub fn discovery_peerpool(data: &[u8]) -> PoolReached {
         }
     }
     let out = pool.export_cache();
-    if let Ok(mut fresh) = PeerPool::new(config, &Seed([5; 32])) {
+    if let Ok(mut fresh) = PeerPool::new(config, &Seed([5; 32]), now) {
         assert!(fresh.import_cache(now, &out).is_ok(), "an export imports");
         assert_eq!(fresh.export_cache(), out, "export, import, export is stable");
     }

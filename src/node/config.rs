@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{peers, HistoryConfig, NodeError};
 #[cfg(doc)]
 use super::{Engine, Output};
+use super::{HistoryConfig, NodeError};
 use crate::chat::messenger::MessengerConfig;
 use crate::discovery::dnstree::{DnsConfig, EnrTreeUrl};
+use crate::discovery::peerpool;
 use crate::enode::Enode;
 use crate::mailserver::server::MailServerConfig;
 use crate::rlpx;
@@ -91,8 +92,29 @@ impl EngineConfig {
         }
     }
 
+    /// The engine's [`PeerPool`](crate::discovery::PeerPool): one target for all peers (static and
+    /// inbound ones count, mailservers are static peers), nothing closed past it, candidate dials held
+    /// back at `max_peers`, the engine's timers, our own node never a candidate.
+    pub(super) fn peer_pool(&self) -> peerpool::PeerPoolConfig {
+        peerpool::PeerPoolConfig {
+            min_relays: self.target_peers,
+            max_relays: self.target_peers,
+            mailserver: false,
+            max_candidates: peerpool::MAX_CANDIDATES,
+            cache_size: peerpool::CACHE_SIZE,
+            dial_timeout: self.dial_timeout,
+            backoff_initial: self.reconnect_min,
+            backoff_max: self.reconnect_max,
+            max_dial_failures: peerpool::MAX_DIAL_FAILURES,
+            stable_after: self.stable_after,
+            close_excess: false,
+            max_connections: self.max_peers,
+            local: Some(crate::discovery::NodeId::from_public_key(&self.rlpx.public_key())),
+        }
+    }
+
     /// Check the values that have no meaningful reading: a zero `dial_timeout` or `max_peers`, a zero
-    /// `reconnect_min`, `reconnect_min > reconnect_max`, more than [`peers::MAX_STATIC_PEERS`] static
+    /// `reconnect_min`, `reconnect_min > reconnect_max`, more than [`peerpool::MAX_STATIC_PEERS`] static
     /// peers and mailservers. [`Engine::new`] calls it.
     pub fn validate(&self) -> Result<(), NodeError> {
         if self.dial_timeout.is_zero() {
@@ -104,7 +126,7 @@ impl EngineConfig {
         if self.reconnect_min.is_zero() || self.reconnect_min > self.reconnect_max {
             return Err(NodeError::Config("need 0 < reconnect_min <= reconnect_max"));
         }
-        if self.static_peers.len() + self.mailservers.len() > peers::MAX_STATIC_PEERS {
+        if self.static_peers.len() + self.mailservers.len() > peerpool::MAX_STATIC_PEERS {
             return Err(NodeError::TooManyStaticPeers);
         }
         Ok(())

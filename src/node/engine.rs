@@ -8,11 +8,12 @@ use std::net::IpAddr;
 use rand_chacha::ChaCha20Rng;
 
 use super::history::History;
-use super::peers::{Origin, Peers, PeersConfig};
 use super::{admission::Backoff, ConnId, EngineConfig, Input, LayerError, NodeError, Output, DIAL_ID_BIT};
 use crate::chat::messenger::Messenger;
 use crate::crypto::PublicKey;
 use crate::discovery::dnstree::{self, DnsTreeClient};
+use crate::discovery::peerpool::{self, PeerKind, PeerPool};
+use crate::discovery::{DiscoveryError, NodeId};
 use crate::enode::Enode;
 use crate::mailserver::server::{self as mailserver, MailServer};
 use crate::rlpx::{self, Connection, DisconnectReason};
@@ -25,11 +26,13 @@ pub(super) struct Conn {
     pub(super) rlpx: Connection,
     pub(super) id: Option<PublicKey>,
     pub(super) dialect: Option<Dialect>,
-    /// Why we dialled it (dials only).
-    pub(super) origin: Option<Origin>,
+    /// The peer pool's node we dialled (dials only).
+    pub(super) origin: Option<NodeId>,
     pub(super) since: Timestamp,
-    /// Dial requested, socket not yet connected: it fails at this time.
-    pub(super) dial_deadline: Option<Timestamp>,
+    /// Dial requested, socket not yet connected (the pool keeps its deadline).
+    pub(super) dialing: bool,
+    /// An inbound connection reported up to the peer pool (its end is reported too).
+    pub(super) pooled: bool,
     /// Refuse this connection with this reason as soon as frames can carry it.
     pub(super) refuse: Option<DisconnectReason>,
     /// The remote IP address (dials: the enode's; inbound: from [`Input::AcceptedFrom`]).
@@ -44,7 +47,7 @@ impl Conn {
 
     /// Dial requested, socket not yet connected.
     pub(super) fn dialing(&self) -> bool {
-        self.dial_deadline.is_some()
+        self.dialing
     }
 }
 
@@ -63,7 +66,7 @@ pub struct Engine {
     pub(super) rng: ChaCha20Rng,
     pub(super) waku: WakuNode,
     pub(super) conns: BTreeMap<ConnId, Conn>,
-    pub(super) peers: Peers,
+    pub(super) peers: PeerPool,
     pub(super) dns: Option<DnsTreeClient>,
     pub(super) outputs: VecDeque<Output>,
     next_dial_id: u64,
@@ -157,23 +160,6 @@ impl Engine {
             &fork(&mut rng),
             now,
         )?;
-        // Mailservers are kept connected like static peers.
-        let mut keep: Vec<Enode> = vec![];
-        for e in config.static_peers.iter().chain(&config.mailservers) {
-            if !keep.iter().any(|k| k.id == e.id) {
-                keep.push(e.clone());
-            }
-        }
-        let peers = Peers::new(
-            now,
-            PeersConfig {
-                target: config.target_peers,
-                reconnect_min: config.reconnect_min,
-                reconnect_max: config.reconnect_max,
-                stable_after: config.stable_after,
-            },
-            &keep,
-        )?;
         let dns = if config.dns_discovery.is_empty() {
             None
         } else {
@@ -182,6 +168,17 @@ impl Engine {
             urls.truncate(config.dns.max_trees);
             Some(DnsTreeClient::new(config.dns.clone(), &urls, &fork(&mut rng))?)
         };
+        // Forked last, so the other layers' seeds are those they had before the pool was a machine.
+        let mut peers = PeerPool::new(config.peer_pool(), &fork(&mut rng), now).map_err(pool_error)?;
+        // Mailservers are kept connected like static peers.
+        for e in config.static_peers.iter().chain(&config.mailservers) {
+            let kind = PeerKind::Relay;
+            let add = peerpool::Input::AddStatic {
+                enode: e.clone(),
+                kind,
+            };
+            peers.handle_input(now, add).map_err(pool_error)?;
+        }
         let cache = config.peer_cache.clone();
         let mut engine = Engine {
             config,
@@ -212,26 +209,31 @@ impl Engine {
     /// Returns how many were added; fails, adding nothing, on bytes that are not a peer cache of this
     /// version ([`NodeError::PeerCache`]).
     pub fn import_peer_cache(&mut self, now: Timestamp, bytes: &[u8]) -> Result<usize, NodeError> {
-        let own = self.public_key();
-        self.peers.import_cache(now, bytes, &own)
+        let n = self.peers.import_cache(now, bytes).map_err(pool_error)?;
+        self.route_peers(now);
+        Ok(n)
     }
 
     /// The good peers (dialled, Waku, up for `stable_after`) as bytes to keep across restarts: at most
-    /// [`CACHE_SIZE`](super::peers::CACHE_SIZE) peers, under
-    /// [`MAX_CACHE_BYTES`](super::peers::MAX_CACHE_BYTES). Give them back in [`EngineConfig::peer_cache`].
+    /// [`CACHE_SIZE`](peerpool::CACHE_SIZE) peers, under [`MAX_CACHE_BYTES`](peerpool::MAX_CACHE_BYTES).
+    /// Give them back in [`EngineConfig::peer_cache`].
     pub fn export_peer_cache(&self) -> Vec<u8> {
         self.peers.export_cache()
     }
 
-    /// Candidates remembered (discovered and cached), at most
-    /// [`MAX_CANDIDATES`](super::peers::MAX_CANDIDATES).
+    /// Candidates remembered (discovered and cached), at most [`MAX_CANDIDATES`](peerpool::MAX_CANDIDATES).
     pub fn peer_candidates(&self) -> usize {
         self.peers.candidate_count()
     }
 
-    /// Good peers in the cache, at most [`CACHE_SIZE`](super::peers::CACHE_SIZE).
+    /// Good peers in the cache, at most [`CACHE_SIZE`](peerpool::CACHE_SIZE).
     pub fn peer_cache_len(&self) -> usize {
         self.peers.cache_len()
+    }
+
+    /// The peer pool (read-only: counts, discovery state).
+    pub fn peer_pool(&self) -> &PeerPool {
+        &self.peers
     }
 
     /// Whether discovery is running (below the target with nothing left to dial).
@@ -308,8 +310,11 @@ impl Engine {
                     .conns
                     .get_mut(&conn)
                     .ok_or(NodeError::UnknownConnection(conn))?;
-                c.dial_deadline = None;
+                c.dialing = false;
                 c.since = now;
+                if let Some(id) = c.origin {
+                    self.peer_input(now, peerpool::Input::Reached { id });
+                }
                 self.route_conn(now, conn);
             }
             Input::DialFailed { conn } => {
@@ -317,8 +322,8 @@ impl Engine {
                     .conns
                     .remove(&conn)
                     .ok_or(NodeError::UnknownConnection(conn))?;
-                if let Some(o) = c.origin {
-                    self.peers.on_dial_failed(now, o, &mut self.rng);
+                if let Some(id) = c.origin {
+                    self.peer_input(now, peerpool::Input::DialFailed { id });
                 }
             }
             Input::Received { conn, data } => {
@@ -332,16 +337,24 @@ impl Engine {
                 let dialing = self.conns.get(&conn).is_some_and(Conn::dialing);
                 if dialing {
                     // A socket that ends before it was reported connected is a failed dial.
-                    if let Some(o) = self.conns.remove(&conn).and_then(|c| c.origin) {
-                        self.peers.on_dial_failed(now, o, &mut self.rng);
+                    if let Some(id) = self.conns.remove(&conn).and_then(|c| c.origin) {
+                        self.peer_input(now, peerpool::Input::DialFailed { id });
                     }
                 } else if let Some(c) = self.conns.get_mut(&conn) {
                     c.rlpx.handle_input(now, rlpx::Input::TransportClosed)?;
                     self.route_conn(now, conn);
                 }
             }
-            Input::AddStaticPeer(enode) => self.peers.add_static(now, enode)?,
-            Input::AddPeerCandidate(enode) => self.add_candidate(enode),
+            Input::AddStaticPeer(enode) => {
+                let kind = PeerKind::Relay;
+                let add = peerpool::Input::AddStatic { enode, kind };
+                self.peers.handle_input(now, add).map_err(pool_error)?;
+                self.route_peers(now);
+            }
+            Input::AddPeerCandidate(enode) => {
+                self.add_candidate(now, enode);
+                self.route_peers(now);
+            }
             Input::DnsResolved { name, txt } => {
                 if let Some(d) = &mut self.dns {
                     let input = match txt {
@@ -352,7 +365,7 @@ impl Engine {
                         self.report(LayerError::Discovery(e));
                     }
                 }
-                self.route_dns();
+                self.route_dns(now);
             }
             Input::Waku(w) => {
                 self.waku.handle_input(now, w)?;
@@ -388,25 +401,24 @@ impl Engine {
                 self.route_messenger(now);
             }
         }
-        if self.peers.take_dirty() {
-            self.route_peers(now);
-        }
         Ok(())
     }
 
-    /// Fire every deadline `<= now`: dials (static redials, dial timeouts), the peer rules, DNS, RLPx,
-    /// Waku, mailserver, history and Messenger timers.
+    /// Fire every deadline `<= now`: the peer pool (dial timeouts, redials, backoffs, stability), DNS,
+    /// RLPx, Waku, mailserver, history and Messenger timers.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.last_now = self.last_now.max(now);
-        // Expired first, so a dial made in this call is never expired in it (a saturated clock).
-        self.expire_dials(now);
-        self.dial_statics(now);
+        // DNS timers run only if discovery was running before this call (a resume here re-checks the
+        // trees at once by itself).
+        let discovering = self.peers.discovery_running();
+        // The pool first: its timed-out dials are closed before it dials again.
         self.peers.handle_timeout(now);
-        if self.peers.discovery_running() {
+        self.route_peers(now);
+        if discovering {
             if let Some(d) = &mut self.dns {
                 d.handle_timeout(now);
             }
-            self.route_dns();
+            self.route_dns(now);
         }
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in ids {
@@ -427,8 +439,6 @@ impl Engine {
             m.handle_timeout(now);
         }
         self.route_messenger(now);
-        self.peers.take_dirty();
-        self.route_peers(now);
     }
 
     /// The earliest pending deadline.
@@ -436,7 +446,6 @@ impl Engine {
         let mut t = self.waku.poll_timeout();
         for c in self.conns.values() {
             t = earliest(t, c.rlpx.poll_timeout());
-            t = earliest(t, c.dial_deadline);
         }
         t = earliest(t, self.peers.poll_timeout());
         if self.peers.discovery_running() {
@@ -452,47 +461,28 @@ impl Engine {
         self.outputs.pop_front()
     }
 
-    /// Static peers (and mailservers) due for a dial: always dialled, inbound load never holds them back.
-    fn dial_statics(&mut self, now: Timestamp) {
-        for i in self.peers.due_statics(now) {
-            let Some(enode) = self.peers.static_enode(i).cloned() else {
-                continue;
-            };
-            if self.busy(&enode.id) {
-                // Already connected (it dialled us): look again later.
-                self.peers.static_retry_later(now, i);
-                continue;
-            }
-            self.dial(now, &enode, Origin::Static(i));
+    /// Give the peer pool a candidate (our own node is never one: the pool knows it).
+    pub(super) fn add_candidate(&mut self, now: Timestamp, enode: Enode) {
+        let kind = PeerKind::Relay;
+        if let Err(e) = self
+            .peers
+            .handle_input(now, peerpool::Input::Discovered { enode, kind })
+        {
+            self.report(LayerError::Discovery(e));
         }
     }
 
-    /// Dials past their deadline failed: the driver is told to close (cancel) them.
-    fn expire_dials(&mut self, now: Timestamp) {
-        let expired: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.dial_deadline.is_some_and(|t| t <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for conn in expired {
-            if let Some(o) = self.conns.remove(&conn).and_then(|c| c.origin) {
-                self.peers.on_dial_failed(now, o, &mut self.rng);
-            }
-            self.outputs.push_back(Output::Close { conn });
-            self.outputs
-                .push_back(Output::Event(super::Event::DialTimedOut { conn }));
+    /// Feed the peer pool and route what it says.
+    pub(super) fn peer_input(&mut self, now: Timestamp, input: peerpool::Input) {
+        if let Err(e) = self.peers.handle_input(now, input) {
+            self.report(LayerError::Discovery(e));
         }
+        self.route_peers(now);
     }
 
-    pub(super) fn add_candidate(&mut self, enode: Enode) {
-        if enode.id != self.public_key() {
-            self.peers.add_candidate(enode, None);
-        }
-    }
-
-    /// Open an outbound connection for `origin`.
-    pub(super) fn dial(&mut self, now: Timestamp, enode: &Enode, origin: Origin) {
+    /// Open an outbound connection to `enode` for the peer pool.
+    pub(super) fn dial(&mut self, now: Timestamp, enode: &Enode) {
+        let origin = NodeId::from_public_key(&enode.id);
         let conn = ConnId(self.next_dial_id);
         self.next_dial_id += 1;
         let seed = fork(&mut self.rng);
@@ -506,12 +496,12 @@ impl Engine {
                         dialect: None,
                         origin: Some(origin),
                         since: now,
-                        dial_deadline: Some(now + self.config.dial_timeout),
+                        dialing: true,
+                        pooled: false,
                         refuse: None,
                         ip: Some(enode.addr.ip()),
                     },
                 );
-                self.peers.dialing(origin, conn);
                 self.outputs.push_back(Output::Dial {
                     conn,
                     addr: enode.addr,
@@ -520,21 +510,22 @@ impl Engine {
             Err(error) => {
                 // No connection can be set up for this key: reported, and the peer is not tried again.
                 self.report(LayerError::Rlpx { conn, error });
-                self.peers.dial_impossible(origin);
+                let gone = peerpool::Input::Undialable { id: origin };
+                if let Err(e) = self.peers.handle_input(now, gone) {
+                    self.report(LayerError::Discovery(e));
+                }
             }
         }
     }
+}
 
-    /// Whether a socket to this node exists (dialling, handshaking or up).
-    pub(super) fn busy(&self, id: &PublicKey) -> bool {
-        self.conns.values().any(|c| c.id.as_ref() == Some(id))
-    }
-
-    /// Outbound connections being set up or established, and established inbound ones.
-    pub(super) fn outbound_and_established(&self) -> usize {
-        self.conns
-            .values()
-            .filter(|c| c.origin.is_some() || c.rlpx.is_active())
-            .count()
+/// The pool's errors as the engine's: a bad cache is [`NodeError::PeerCache`], a static peer too many
+/// [`NodeError::TooManyStaticPeers`], an invalid pool configuration [`NodeError::Config`].
+fn pool_error(e: DiscoveryError) -> NodeError {
+    match e {
+        DiscoveryError::Cache(why) => NodeError::PeerCache(why),
+        DiscoveryError::TooManyStaticPeers => NodeError::TooManyStaticPeers,
+        DiscoveryError::Config(why) => NodeError::Config(why),
+        _ => NodeError::Config("peer pool"),
     }
 }

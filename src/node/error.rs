@@ -26,7 +26,7 @@ pub enum NodeError {
     /// The Messenger refused a command.
     #[error(transparent)]
     Messenger(#[from] MessengerError),
-    /// [`MAX_STATIC_PEERS`](super::peers::MAX_STATIC_PEERS) static peers are kept already (or configured).
+    /// [`MAX_STATIC_PEERS`](crate::discovery::peerpool::MAX_STATIC_PEERS) static peers are kept already (or configured).
     #[error("too many static peers")]
     TooManyStaticPeers,
     /// Bytes given as a peer cache are not one (garbled, too large, or of another version).

@@ -60,7 +60,7 @@ pub enum Input<'a> {
         /// Which.
         conn: ConnId,
     },
-    /// Keep this peer connected from now on (at most [`MAX_STATIC_PEERS`](super::peers::MAX_STATIC_PEERS)).
+    /// Keep this peer connected from now on (at most [`MAX_STATIC_PEERS`](crate::discovery::peerpool::MAX_STATIC_PEERS)).
     AddStaticPeer(Enode),
     /// A peer found by some discovery method: dialled when the engine is below `target_peers`.
     AddPeerCandidate(Enode),

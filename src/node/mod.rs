@@ -14,7 +14,8 @@
 //! * more peers, up to `target_peers`, come from a cache of good peers and from discovery: EIP-1459 DNS
 //!   trees walked by a [`DnsTreeClient`] inside the engine (the driver answers [`Output::ResolveTxt`] with
 //!   [`Input::DnsResolved`]) and [`Input::AddPeerCandidate`]; discovery is suspended at the target and
-//!   resumed below it (the rules are in [`peers`]);
+//!   resumed below it (the rules are those of the [`PeerPool`](crate::discovery::PeerPool), which the
+//!   engine drives and routes in `route_peers`);
 //! * **admission**: inbound sockets still in their handshake (no Hello yet) have their own slots,
 //!   `max_handshakes` in all and `max_handshakes_per_ip` from one address (the driver names it with
 //!   [`Input::AcceptedFrom`]): a socket past the per-IP cap is closed at once, and when every slot is
@@ -70,7 +71,6 @@ mod engine;
 mod error;
 mod events;
 pub mod history;
-pub mod peers;
 mod routing;
 
 pub use crate::mailserver::client::{Event as HistoryEvent, HistoryConfig};

@@ -13,12 +13,12 @@
 //! | mailserver server | [`Engine::route_mailserver`] | storage op for the driver, Waku P2P send |
 //! | history client | [`Engine::route_history`](super::history) | Waku P2P request, app event |
 //! | DNS tree client | [`Engine::route_dns`] | resolve request for the driver, peer candidate |
-//! | peer rules | [`Engine::route_peers`] | dials, discovery suspend / resume |
+//! | peer pool | [`Engine::route_peers`] | dials, dial timeouts, disconnects, discovery suspend / resume |
 
 use super::admission::ip_source;
 use super::{ConnId, Engine, Event, LayerError, Output};
 use crate::chat::messenger;
-use crate::discovery::dnstree;
+use crate::discovery::{dnstree, peerpool, NodeId};
 use crate::mailserver::server as mailserver;
 use crate::rlpx::{self, DisconnectReason};
 use crate::time::Timestamp;
@@ -50,13 +50,16 @@ impl Engine {
             match o {
                 rlpx::Output::Transmit(data) => self.outputs.push_back(Output::Transmit { conn, data }),
                 rlpx::Output::Close => {
-                    if let Some(c) = self.conns.remove(&conn) {
-                        if let Some(o) = c.origin {
-                            let lasted = now.saturating_duration_since(c.since);
-                            self.peers.on_closed(now, o, lasted, &mut self.rng);
-                        }
-                    }
+                    let gone = self.conns.remove(&conn);
                     self.outputs.push_back(Output::Close { conn });
+                    // The pool hears of the end of what it dialled and of what it was told is up.
+                    let reported = gone.and_then(|c| {
+                        let inbound = c.id.filter(|_| c.pooled).map(|k| NodeId::from_public_key(&k));
+                        c.origin.or(inbound)
+                    });
+                    if let Some(id) = reported {
+                        self.peer_input(now, peerpool::Input::Disconnected { id });
+                    }
                 }
                 rlpx::Output::Event(rlpx::Event::Connected {
                     remote_id,
@@ -130,8 +133,19 @@ impl Engine {
         c.dialect = dialect;
         c.since = now;
         let ip = c.ip;
-        if let Some(o) = c.origin {
-            self.peers.on_up(now, o, dialect.is_some());
+        let dialled = c.origin;
+        // An inbound peer is reported unless another connection to it is the pool's already.
+        let node = NodeId::from_public_key(&remote_id);
+        let inbound = dialled.is_none()
+            && !self.conns.iter().any(|(k, o)| {
+                *k != conn && (o.origin == Some(node) || (o.pooled && o.id == Some(remote_id)))
+            });
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.pooled = inbound;
+        }
+        if dialled.is_some() || inbound {
+            let useful = dialect.is_some();
+            self.peer_input(now, peerpool::Input::Connected { id: node, useful });
         }
         let Some(dialect) = dialect else {
             return;
@@ -296,52 +310,74 @@ impl Engine {
         }
     }
 
-    /// Edge DNS tree client → engine: lookups go to the driver, found nodes become candidates.
-    pub(super) fn route_dns(&mut self) {
+    /// Edge DNS tree client → engine: lookups go to the driver, found nodes become the pool's candidates.
+    pub(super) fn route_dns(&mut self, now: Timestamp) {
+        let mut found = false;
         while let Some(o) = self.dns.as_mut().and_then(|d| d.poll_output()) {
             match o {
                 dnstree::Output::Resolve { name } => self.outputs.push_back(Output::ResolveTxt { name }),
                 dnstree::Output::Event(dnstree::Event::Node(enr)) => {
                     if let Some(e) = enr.to_enode() {
-                        self.add_candidate(e);
+                        self.add_candidate(now, e);
+                        found = true;
                     }
                 }
                 dnstree::Output::Event(e) => self.outputs.push_back(Output::Event(Event::DnsTree(e))),
             }
         }
+        if found {
+            self.route_peers(now);
+        }
     }
 
-    /// Edge peer rules → engine: dial candidates up to the target, then suspend or resume discovery.
+    /// Edge peer pool → engine: dials become sockets, a timed-out dial is closed (and reported), a
+    /// disconnect goes to the connection, and discovery is suspended or resumed (the DNS trees are
+    /// re-checked on resume; both reported only with `dns_discovery`).
     pub(super) fn route_peers(&mut self, now: Timestamp) {
-        loop {
-            let established = self.connected_peers();
-            if !self.peers.wants_dial(established) || self.outbound_and_established() >= self.config.max_peers
-            {
-                break;
-            }
-            let conns = &self.conns;
-            let pick = self
-                .peers
-                .pick(|k| conns.values().any(|c| c.id.as_ref() == Some(k)));
-            match pick {
-                Some((id, enode)) => self.dial(now, &enode, super::peers::Origin::Candidate(id)),
-                None => break,
-            }
-        }
-        match self.peers.discovery_step(self.connected_peers()) {
-            Some(true) => {
-                if let Some(d) = &mut self.dns {
-                    if let Err(e) = d.handle_input(now, dnstree::Input::Resync) {
-                        self.report(LayerError::Discovery(e));
+        while let Some(o) = self.peers.poll_output() {
+            match o {
+                peerpool::Output::Dial { enode, .. } => self.dial(now, &enode),
+                peerpool::Output::DialTimedOut { id } => {
+                    let timed_out: Vec<ConnId> = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| c.origin == Some(id) && c.dialing())
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for conn in timed_out {
+                        self.conns.remove(&conn);
+                        self.outputs.push_back(Output::Close { conn });
+                        self.outputs
+                            .push_back(Output::Event(Event::DialTimedOut { conn }));
                     }
-                    self.outputs.push_back(Output::Event(Event::DiscoveryResumed));
+                }
+                peerpool::Output::Disconnect { id } => {
+                    let conns: Vec<ConnId> = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| c.id.as_ref().map(NodeId::from_public_key) == Some(id))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for conn in conns {
+                        self.disconnect(now, conn, DisconnectReason::TooManyPeers);
+                        self.route_conn(now, conn);
+                    }
+                }
+                peerpool::Output::ResumeDiscovery => {
+                    if let Some(d) = &mut self.dns {
+                        if let Err(e) = d.handle_input(now, dnstree::Input::Resync) {
+                            self.report(LayerError::Discovery(e));
+                        }
+                        self.outputs.push_back(Output::Event(Event::DiscoveryResumed));
+                    }
+                    self.route_dns(now);
+                }
+                peerpool::Output::SuspendDiscovery => {
+                    if self.dns.is_some() {
+                        self.outputs.push_back(Output::Event(Event::DiscoverySuspended));
+                    }
                 }
             }
-            Some(false) if self.dns.is_some() => {
-                self.outputs.push_back(Output::Event(Event::DiscoverySuspended))
-            }
-            _ => {}
         }
-        self.route_dns();
     }
 }

@@ -19,7 +19,8 @@ use super::full::{NetSim, NodeEvent};
 use super::NodeId;
 use crate::chat::messenger;
 use crate::crypto::pubkey_to_compressed;
-use crate::node::{peers, Event};
+use crate::discovery::peerpool as peers;
+use crate::node::Event;
 use crate::rlpx::DisconnectReason;
 use crate::time::Timestamp;
 
