@@ -179,7 +179,7 @@ fn topic_interest_and_bloom_are_honoured() {
                 .waku
                 .pool()
                 .iter_from(0)
-                .all(|(_, _, e)| e.envelope.topic != unwanted),
+                .all(|(_, _, e)| e.topic != unwanted),
             "{interest:?}"
         );
         assert_eq!(net.hosts[2].waku.pool().len(), 1, "{interest:?}");

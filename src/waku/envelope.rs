@@ -14,7 +14,6 @@ use sha3::{Digest, Keccak256};
 
 use super::topic::{Bloom, Topic};
 use super::WakuError;
-use crate::crypto::keccak256;
 
 /// Envelope header length used in size limits and PoW targeting (`20 + len(data)`).
 pub const ENVELOPE_HEADER_LEN: usize = 20;
@@ -124,9 +123,16 @@ fn append_short(s: &mut RlpStream, e: &Envelope) {
 impl Envelope {
     /// RLP of the whole envelope.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.data.len() + 32);
+        let mut out = Vec::with_capacity(self.rlp_len());
         self.feed_rlp(true, &mut |b| out.extend_from_slice(b));
         out
+    }
+
+    /// Length of [`Envelope::encode`]'s output.
+    pub fn rlp_len(&self) -> usize {
+        let mut len = 0;
+        self.feed_rlp(true, &mut |b| len += b.len());
+        len
     }
 
     /// Append this envelope as one item of an enclosing RLP list.
@@ -199,12 +205,6 @@ impl Envelope {
         })
     }
 
-    /// Length of the RLP encoding of the nonce (as the last field of the envelope).
-    pub(crate) fn nonce_rlp_len(&self) -> usize {
-        let (b, skip) = int_bytes(self.nonce);
-        string_len(&b[skip..])
-    }
-
     /// Decode an envelope from its RLP bytes (no trailing bytes allowed).
     pub fn decode_bytes(bytes: &[u8]) -> Result<Envelope, WakuError> {
         let r = Rlp::new(bytes);
@@ -219,7 +219,9 @@ impl Envelope {
 
     /// The envelope hash: keccak256 of its RLP. Its identity for dedup, confirmations and mailservers.
     pub fn hash(&self) -> [u8; 32] {
-        keccak256(&self.encode())
+        let mut h = Keccak256::new();
+        self.feed_rlp(true, &mut |b| h.update(b));
+        h.finalize().into()
     }
 
     /// `20 + len(data)`: the size used for limits and PoW targeting.
@@ -246,15 +248,18 @@ impl Envelope {
     /// length. The digest is also a collision-resistant identity of the whole envelope, which the node
     /// uses for de-duplication so that each envelope is hashed once on the relay path.
     pub fn stamp(&self) -> Stamp {
-        let short = self.short_rlp();
         let mut h = Keccak256::new();
-        h.update(&short);
+        let mut short_len = 0;
+        self.feed_rlp(false, &mut |b| {
+            short_len += b.len();
+            h.update(b)
+        });
         h.update(self.nonce.to_be_bytes());
         let id: [u8; 32] = h.finalize().into();
         Stamp {
             bits: leading_zero_bits(&id),
             id,
-            short_len: short.len(),
+            short_len,
         }
     }
 
@@ -387,7 +392,7 @@ impl PowSealer {
     /// reached at once with nonce 0.
     pub fn new(envelope: &Envelope, pow_target: f64) -> Self {
         let mut prefix = Keccak256::new();
-        prefix.update(envelope.short_rlp());
+        envelope.feed_rlp(false, &mut |b| prefix.update(b));
         let target = if pow_target > 0.0 {
             target_bits(pow_target, envelope.size(), envelope.ttl)
         } else {

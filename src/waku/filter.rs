@@ -7,7 +7,7 @@ use bytes::Bytes;
 use zeroize::Zeroizing;
 
 use super::envelope::Envelope;
-use super::message::{decrypt_asymmetric, decrypt_symmetric, parse_plaintext};
+use super::message::{decrypt_asymmetric, parse_plaintext, SymmetricKey};
 use super::topic::Topic;
 use super::WakuError;
 use crate::crypto::{PublicKey, SecretKey};
@@ -100,10 +100,17 @@ pub struct ReceivedMessage {
     pub p2p: bool,
 }
 
+/// A filter with its symmetric key schedule set up once (not per envelope).
+#[derive(Debug)]
+struct Subscription {
+    filter: Filter,
+    cipher: Option<SymmetricKey>,
+}
+
 /// The set of filters, bounded by `max`.
 #[derive(Debug, Default)]
 pub struct Filters {
-    filters: BTreeMap<SubscriptionId, Filter>,
+    filters: BTreeMap<SubscriptionId, Subscription>,
     /// Counts additions (a removal shrinks the count instead).
     added: u64,
     /// The highest id ever added, so [`Filters::unused_id`] never hands out an id again.
@@ -133,7 +140,11 @@ impl Filters {
         }
         self.added += 1;
         self.highest = self.highest.max(id.0);
-        self.filters.insert(id, f);
+        let cipher = match &f.key {
+            FilterKey::Symmetric(k) => Some(SymmetricKey::new(k)),
+            FilterKey::Asymmetric(_) => None,
+        };
+        self.filters.insert(id, Subscription { filter: f, cipher });
         Ok(())
     }
 
@@ -171,13 +182,13 @@ impl Filters {
     pub fn topics(&self) -> BTreeSet<Topic> {
         self.filters
             .values()
-            .flat_map(|f| f.topics.iter().copied())
+            .flat_map(|s| s.filter.topics.iter().copied())
             .collect()
     }
 
     /// True if some filter watches `topic`.
     pub fn watches(&self, topic: &Topic) -> bool {
-        self.filters.values().any(|f| f.topics.contains(topic))
+        self.filters.values().any(|s| s.filter.topics.contains(topic))
     }
 
     /// Try every filter on the envelope's topic; each that opens it yields a message. The envelope hash
@@ -185,16 +196,19 @@ impl Filters {
     pub fn open(&self, env: &Envelope, pow: f64, p2p: bool) -> Vec<ReceivedMessage> {
         let mut out = Vec::new();
         let mut hash = None;
-        for (id, f) in &self.filters {
+        for (id, s) in &self.filters {
+            let f = &s.filter;
             if !f.topics.contains(&env.topic) || pow < f.min_pow || (p2p && !f.allow_p2p) {
                 continue;
             }
-            let pt = match &f.key {
-                FilterKey::Symmetric(k) => decrypt_symmetric(k, &env.data),
-                FilterKey::Asymmetric(sk) => decrypt_asymmetric(sk, &env.data),
+            let msg = match (&s.cipher, &f.key) {
+                (Some(cipher), _) => cipher.open(&env.data),
+                (None, FilterKey::Asymmetric(sk)) => {
+                    decrypt_asymmetric(sk, &env.data).and_then(|pt| parse_plaintext(&pt))
+                }
+                (None, FilterKey::Symmetric(k)) => SymmetricKey::new(k).open(&env.data),
             };
-            let Ok(pt) = pt else { continue };
-            let Ok(msg) = parse_plaintext(&pt) else { continue };
+            let Ok(msg) = msg else { continue };
             let hash = *hash.get_or_insert_with(|| env.hash());
             out.push(ReceivedMessage {
                 filter: *id,

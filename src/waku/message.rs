@@ -11,8 +11,8 @@
 //! the signature flag is set; on receive `v ∈ {27, 28}` is accepted too. Default padding makes the
 //! plaintext, signature included, a multiple of 256 bytes, with random (never all-zero) bytes.
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use bytes::Bytes;
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
@@ -29,6 +29,8 @@ const SIGNATURE_FLAG: u8 = 0x04;
 pub const SIGNATURE_LEN: usize = 65;
 /// AES-GCM nonce length appended to symmetric data.
 pub const AES_NONCE_LEN: usize = 12;
+/// AES-GCM tag length.
+const AES_TAG_LEN: usize = 16;
 /// Plaintext alignment of the default padding.
 const PADDING_BLOCK: usize = 256;
 
@@ -87,8 +89,15 @@ pub fn build_plaintext<R: RngCore + CryptoRng>(
     Ok(pt)
 }
 
-/// Parse a plaintext, recovering the signer if it is signed.
-pub fn parse_plaintext(pt: &[u8]) -> Result<Plaintext, WakuError> {
+/// Where the parts of a plaintext lie: payload range, padding range and the recovered signer.
+type Layout = (
+    core::ops::Range<usize>,
+    core::ops::Range<usize>,
+    Option<PublicKey>,
+);
+
+/// Locate the payload and padding of `pt`, recovering the signer if it is signed.
+fn layout(pt: &[u8]) -> Result<Layout, WakuError> {
     let flags = *pt.first().ok_or(WakuError::MalformedMessage("empty plaintext"))?;
     let mut end = pt.len();
     let signer = if flags & SIGNATURE_FLAG != 0 {
@@ -102,29 +111,74 @@ pub fn parse_plaintext(pt: &[u8]) -> Result<Plaintext, WakuError> {
         None
     };
     let size_len = usize::from(flags & SIZE_MASK);
-    let body = &pt[1..end];
     if size_len == 0 {
-        return Ok(Plaintext {
-            payload: Bytes::new(),
-            padding: Bytes::copy_from_slice(body),
-            signer,
-        });
+        return Ok((1..1, 1..end, signer));
     }
-    if body.len() < size_len {
+    if end - 1 < size_len {
         return Err(WakuError::MalformedMessage("truncated payload size"));
     }
     let mut size = [0u8; 4];
-    size[..size_len].copy_from_slice(&body[..size_len]);
+    size[..size_len].copy_from_slice(&pt[1..1 + size_len]);
     let size = u32::from_le_bytes(size) as usize;
-    let rest = &body[size_len..];
-    if size > rest.len() {
+    let start = 1 + size_len;
+    if size > end - start {
         return Err(WakuError::MalformedMessage("payload size beyond the plaintext"));
     }
+    Ok((start..start + size, start + size..end, signer))
+}
+
+/// Parse a plaintext, recovering the signer if it is signed.
+pub fn parse_plaintext(pt: &[u8]) -> Result<Plaintext, WakuError> {
+    let (payload, padding, signer) = layout(pt)?;
     Ok(Plaintext {
-        payload: Bytes::copy_from_slice(&rest[..size]),
-        padding: Bytes::copy_from_slice(&rest[size..]),
+        payload: Bytes::copy_from_slice(&pt[payload]),
+        padding: Bytes::copy_from_slice(&pt[padding]),
         signer,
     })
+}
+
+/// [`parse_plaintext`] of an owned buffer: payload and padding are slices of `pt`, not copies.
+pub fn parse_plaintext_bytes(pt: Bytes) -> Result<Plaintext, WakuError> {
+    let (payload, padding, signer) = layout(&pt)?;
+    Ok(Plaintext {
+        payload: pt.slice(payload),
+        padding: pt.slice(padding),
+        signer,
+    })
+}
+
+/// An AES-256-GCM key with its key schedule set up once, for opening (and sealing) many messages with
+/// one symmetric key, as a filter does (§10).
+#[derive(Clone)]
+pub struct SymmetricKey(Aes256Gcm);
+
+impl core::fmt::Debug for SymmetricKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SymmetricKey(..)")
+    }
+}
+
+impl SymmetricKey {
+    /// The key schedule of `key` (opening only: sealing refuses the all-zero key, opening with it
+    /// simply fails as with any wrong key).
+    pub fn new(key: &[u8; 32]) -> Self {
+        SymmetricKey(Aes256Gcm::new(key.into()))
+    }
+
+    /// Open symmetric `data` and parse its plaintext: one copy of the ciphertext, decrypted in place
+    /// after the tag is checked; the payload is a slice of that buffer.
+    pub fn open(&self, data: &[u8]) -> Result<Plaintext, WakuError> {
+        if data.len() < AES_NONCE_LEN + AES_TAG_LEN {
+            return Err(WakuError::Decryption);
+        }
+        let (sealed, nonce) = data.split_at(data.len() - AES_NONCE_LEN);
+        let (ct, tag) = sealed.split_at(sealed.len() - AES_TAG_LEN);
+        let mut buf = ct.to_vec();
+        self.0
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), &[], &mut buf, Tag::from_slice(tag))
+            .map_err(|_| WakuError::Decryption)?;
+        parse_plaintext_bytes(Bytes::from(buf))
+    }
 }
 
 /// AES-256-GCM encrypt with an explicit nonce: `ciphertext ‖ tag ‖ nonce`.
@@ -157,7 +211,7 @@ pub fn encrypt_symmetric<R: RngCore + CryptoRng>(
 
 /// Open symmetric `data` (the tag is checked before anything is returned).
 pub fn decrypt_symmetric(key: &[u8; 32], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, WakuError> {
-    if data.len() < AES_NONCE_LEN + 16 {
+    if data.len() < AES_NONCE_LEN + AES_TAG_LEN {
         return Err(WakuError::Decryption);
     }
     let (ct, nonce) = data.split_at(data.len() - AES_NONCE_LEN);

@@ -133,6 +133,22 @@ impl WakuPeer {
     /// `None` when the budget is spent (the sequence stays queued).
     pub fn dequeue(&mut self, mut take: impl FnMut(u64) -> Option<bool>) -> Vec<u64> {
         let mut out = Vec::new();
+        // One source (the common case): its queue in order, without the round-robin bookkeeping.
+        if self.queue.len() == 1 {
+            if let Some((&src, q)) = self.queue.iter_mut().next() {
+                while let Some(&seq) = q.front() {
+                    let Some(send) = take(seq) else { break };
+                    q.pop_front();
+                    self.queued -= 1;
+                    self.served = src;
+                    if send {
+                        out.push(seq);
+                    }
+                }
+            }
+            self.queue.retain(|_, q| !q.is_empty());
+            return out;
+        }
         'outer: while self.queued > 0 {
             let sources: Vec<u64> = self
                 .queue

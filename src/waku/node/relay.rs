@@ -20,6 +20,8 @@ impl WakuNode {
     /// each queue sends what the peer's advertised rate limits allow (see the module docs).
     pub(super) fn broadcast(&mut self) {
         let mark = self.pool.next_seq();
+        // Packets built this cycle, by the envelopes they carry: peers with the same selection share them.
+        let mut built: Vec<(Vec<u64>, bool, Vec<OutBatch>)> = Vec::new();
         let ids: Vec<ConnId> = self.peers.keys().copied().collect();
         let cycle_ms = self.config.transmission_cycle.as_millis().max(1) as u64;
         let max_queue = self.config.max_queued_per_peer;
@@ -38,7 +40,7 @@ impl WakuNode {
                 .iter_from(p.cursor)
                 .filter(|(_, eid, entry)| {
                     !p.knows(eid)
-                        && p.wants(&entry.envelope.topic)
+                        && p.wants(&entry.topic)
                         && entry.pow >= pow_req
                         && (!self.config.light_node || self.own.contains(*eid))
                 })
@@ -72,33 +74,39 @@ impl WakuNode {
                 Some(true)
             });
             // Re-check interest against the peer (the closure above cannot borrow it).
-            let picks: Vec<u64> = picks
-                .into_iter()
-                .filter(|seq| {
-                    self.pool
-                        .get_seq(*seq)
-                        .is_some_and(|e| p.wants(&e.envelope.topic) && !p.knows(&e.id))
-                })
+            let entries: Vec<&super::super::pool::Entry> = picks
+                .iter()
+                .filter_map(|seq| self.pool.get_seq(*seq))
+                .filter(|e| p.wants(&e.topic) && !p.knows(&e.id))
                 .collect();
-            let mut packets = Vec::new();
-            {
-                let entries: Vec<&super::super::pool::Entry> =
-                    picks.iter().filter_map(|s| self.pool.get_seq(*s)).collect();
-                let wires: Vec<&Bytes> = entries.iter().map(|e| &e.wire).collect();
-                let ids: Vec<[u8; 32]> = entries.iter().map(|e| e.id).collect();
-                let (mut start, mut size) = (0usize, 0usize);
-                for (k, w) in wires.iter().enumerate() {
-                    if k > start && size + w.len() > self.config.max_packet_size {
-                        packets.push(OutBatch::build(&wires[start..k], &ids[start..k], confirming));
-                        start = k;
-                        size = 0;
+            let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+            let shared = built
+                .iter()
+                .find(|(s, c, _)| *c == confirming && *s == seqs)
+                .map(|(_, _, b)| b.clone());
+            let packets = match shared {
+                Some(b) => b,
+                None => {
+                    let mut packets = Vec::new();
+                    let wires: Vec<&[u8]> = entries.iter().map(|e| &e.wire[..]).collect();
+                    let (mut start, mut size) = (0usize, 0usize);
+                    for (k, w) in wires.iter().enumerate() {
+                        if k > start && size + w.len() > self.config.max_packet_size {
+                            packets.push(OutBatch::build(&wires[start..k], confirming));
+                            start = k;
+                            size = 0;
+                        }
+                        size += w.len();
                     }
-                    size += w.len();
+                    if start < wires.len() {
+                        packets.push(OutBatch::build(&wires[start..], confirming));
+                    }
+                    if !seqs.is_empty() {
+                        built.push((seqs, confirming, packets.clone()));
+                    }
+                    packets
                 }
-                if start < wires.len() {
-                    packets.push(OutBatch::build(&wires[start..], &ids[start..], confirming));
-                }
-            }
+            };
             for b in packets {
                 self.stats.relayed += b.ids as u64;
                 if confirming {
@@ -125,7 +133,7 @@ struct OutBatch {
 }
 
 impl OutBatch {
-    fn build(wires: &[&Bytes], ids: &[[u8; 32]], confirming: bool) -> OutBatch {
+    fn build(wires: &[&[u8]], confirming: bool) -> OutBatch {
         let payload: usize = wires.iter().map(|w| w.len()).sum();
         let (h, n) = super::super::envelope::rlp_header(payload, true);
         let mut data = Vec::with_capacity(n + payload);
@@ -140,7 +148,7 @@ impl OutBatch {
         };
         OutBatch {
             data: Bytes::from(data),
-            ids: ids.len(),
+            ids: wires.len(),
             hashes,
         }
     }

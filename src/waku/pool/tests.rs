@@ -23,8 +23,8 @@ fn dedup_expiry_and_order() {
     assert_eq!(p.insert(h1, e1.clone(), 0.0, 10), Insert::New);
     assert_eq!(
         p.get(&h1),
-        Some(&e1),
-        "the shared-buffer envelope equals the original"
+        Some(e1.clone()),
+        "the envelope decoded from the pooled RLP equals the original"
     );
     assert_eq!(
         p.iter_from(0).next().map(|(_, _, e)| e.wire.to_vec()),
@@ -165,4 +165,69 @@ fn a_flooding_source_gives_way_and_keeps_to_its_share() {
     // Expiry still works and the per-source books balance.
     p.expire(100);
     assert_eq!(p.source_usage(9), (0, 0));
+}
+
+#[test]
+fn holes_compaction_and_expiry_agree_with_a_model() {
+    // Envelopes from three sources with scattered expiries; removals in the middle leave holes, which
+    // compaction later closes. After every step the pool agrees with a plain list of what it holds.
+    let mut p = Pool::new(
+        PoolConfig {
+            max_bytes: 1 << 30,
+            max_envelopes: 10_000,
+        },
+        SeededState::default(),
+    );
+    let mut model: Vec<(u64, [u8; 32], u32)> = Vec::new();
+    for i in 0..400u32 {
+        let expiry = 1000 + (i * 7919) % 500;
+        let e = Envelope {
+            expiry,
+            ttl: 10,
+            topic: Topic([(i % 5) as u8; 4]),
+            data: Bytes::from(i.to_be_bytes().to_vec()),
+            nonce: u64::from(i),
+        };
+        let h = e.hash();
+        let seq = p.next_seq();
+        assert_eq!(p.insert_from(h, e.clone(), 0.0, 0, u64::from(i % 3)), Insert::New);
+        assert_eq!(p.get_seq(seq).map(|x| x.id), Some(h));
+        assert_eq!(p.get(&h), Some(e));
+        model.push((seq, h, expiry));
+        // Remove every third envelope of an earlier stretch, leaving holes.
+        if i % 3 == 2 && i > 30 {
+            let k = (i as usize * 31) % model.len();
+            let (_, gone, _) = model.remove(k);
+            assert!(p.remove(&gone).is_some());
+            assert!(!p.contains(&gone));
+        }
+    }
+    let check = |p: &Pool, model: &[(u64, [u8; 32], u32)]| {
+        assert_eq!(p.len(), model.len());
+        let held: Vec<(u64, [u8; 32])> = p.iter_from(0).map(|(s, h, _)| (s, *h)).collect();
+        let want: Vec<(u64, [u8; 32])> = model.iter().map(|(s, h, _)| (*s, *h)).collect();
+        assert_eq!(held, want);
+        for (s, h, _) in model {
+            assert_eq!(p.get_seq(*s).map(|e| e.id), Some(*h));
+        }
+        assert_eq!(p.next_expiry(), model.iter().map(|m| m.2).min());
+        let charged: usize = p
+            .iter_from(0)
+            .map(|(_, _, e)| e.wire.len() + ENTRY_OVERHEAD)
+            .sum();
+        assert_eq!(p.bytes(), charged);
+    };
+    check(&p, &model);
+    // Expiry returns ids by expiry, then arrival.
+    let mut due: Vec<(u32, u64, [u8; 32])> = model
+        .iter()
+        .filter(|m| m.2 < 1250)
+        .map(|m| (m.2, m.0, m.1))
+        .collect();
+    due.sort();
+    assert_eq!(p.expire(1250), due.iter().map(|d| d.2).collect::<Vec<_>>());
+    model.retain(|m| m.2 >= 1250);
+    check(&p, &model);
+    assert_eq!(p.expire(2000).len(), model.len());
+    assert!(p.is_empty() && p.bytes() == 0 && p.next_expiry().is_none());
 }
