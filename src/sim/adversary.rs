@@ -309,8 +309,8 @@ impl Replayer {
         let pool = e.waku().pool();
         for (_, id, _) in pool.iter_from(0) {
             if let Some(env) = pool.get(id) {
-                if self.captured.len() < MAX_CAPTURED && !self.captured.contains(env) {
-                    self.captured.push(env.clone());
+                if self.captured.len() < MAX_CAPTURED && !self.captured.contains(&env) {
+                    self.captured.push(env);
                 }
             }
         }
