@@ -31,6 +31,7 @@
 //! | [`chat`] | the application layer: identity forms, payload wrapper and ids, clocks, validation, groups |
 //! | [`sim`] | a deterministic network simulator for any engine (tests and benchmarks) |
 #![forbid(unsafe_code)]
+#![warn(unnameable_types)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod chat;
@@ -39,7 +40,7 @@ pub mod crypto;
 pub mod demo;
 pub mod discovery;
 pub mod enode;
-pub mod error;
+mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod mailserver;
@@ -47,13 +48,13 @@ pub mod mvds;
 pub mod node;
 pub mod persist;
 pub mod rlpx;
-pub mod rng;
+mod rng;
 pub mod secure;
 pub mod sim;
-pub mod time;
+mod time;
 pub mod waku;
 
 pub use conn::ConnId;
 pub use error::Error;
-pub use rng::Seed;
+pub use rng::{Seed, SeededState};
 pub use time::Timestamp;

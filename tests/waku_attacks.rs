@@ -14,7 +14,7 @@ use common::waku_net::{Caps, Net};
 use status_sansio::crypto::SecretKey;
 use status_sansio::waku::envelope::Envelope;
 use status_sansio::waku::message::{NewMessage, PostKey};
-use status_sansio::waku::node::{Event, Input, WakuConfig};
+use status_sansio::waku::{Event, Input, WakuConfig};
 use status_sansio::waku::options::StatusOptions;
 use status_sansio::waku::packet::{self, encode_envelopes};
 use status_sansio::waku::pool::PoolConfig;

@@ -31,7 +31,7 @@ use status_sansio::waku::envelope::{PowSealer, SealProgress};
 use status_sansio::waku::message::{
     build_plaintext, decrypt_symmetric, encrypt_symmetric, parse_plaintext, wrap, NewMessage, PostKey,
 };
-use status_sansio::waku::node::{Input, WakuConfig, WakuNode};
+use status_sansio::waku::{Input, WakuConfig, WakuNode};
 use status_sansio::waku::options::StatusOptions;
 use status_sansio::waku::packet::{encode_envelopes, MESSAGES, STATUS};
 use status_sansio::waku::pool::{Pool, PoolConfig};
@@ -313,7 +313,7 @@ fn memory() {
     };
     let mut pool = Pool::new(
         cap,
-        status_sansio::rng::SeededState::new(&mut Seed::from_u64(3).rng()),
+        status_sansio::SeededState::new(&mut Seed::from_u64(3).rng()),
     );
     for e in envs {
         let s = e.stamp();

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Looks up TXT records, blocking. Each record's strings are joined into one text (EIP-1459, with
-/// [`join_txt`](status_sansio::discovery::txt::join_txt)). `status_io_tokio::dns::TxtResolver` is the
+/// [`join_txt`](status_sansio::discovery::join_txt)). `status_io_tokio::dns::TxtResolver` is the
 /// same concept for async code.
 pub trait TxtResolver: Send + Sync {
     /// The TXT records of `name`; `Err` if the lookup failed (NXDOMAIN included).
@@ -40,7 +40,7 @@ mod blocking {
     use hickory_proto::rr::{Name, RData, RecordType};
     use rand_core::{OsRng, RngCore};
 
-    use status_sansio::discovery::txt::join_txt;
+    use status_sansio::discovery::join_txt;
 
     use super::{fqdn, TxtResolver};
 
@@ -223,7 +223,7 @@ mod system {
 
     use hickory_resolver::TokioResolver;
 
-    use status_sansio::discovery::txt::join_txt;
+    use status_sansio::discovery::join_txt;
 
     use super::{fqdn, TxtResolver};
 
@@ -280,10 +280,10 @@ pub fn peer_cache_path(data_dir: &Path) -> PathBuf {
 /// Read a peer cache file for [`EngineConfig::peer_cache`](status_sansio::node::EngineConfig::peer_cache):
 /// `Ok(None)` if it does not exist. The file is a [`state_file`](crate::state_file): a damaged, truncated,
 /// empty or wrong-version one, or one larger than
-/// [`MAX_CACHE_BYTES`](status_sansio::node::peers::MAX_CACHE_BYTES), is an error naming the file (and the
+/// [`MAX_CACHE_BYTES`](status_sansio::node::MAX_PEER_CACHE_BYTES), is an error naming the file (and the
 /// file is left as it is).
 pub fn load_peer_cache(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let max = status_sansio::node::peers::MAX_CACHE_BYTES;
+    let max = status_sansio::node::MAX_PEER_CACHE_BYTES;
     Ok(crate::state_file::read(path, max)?.map(|bytes| bytes.to_vec()))
 }
 

@@ -20,8 +20,8 @@
 //! [`crate::mvds::Payload::unwrap_datasync`].
 
 mod chat_id;
-pub mod clock;
-pub mod content;
+mod clock;
+mod content;
 pub mod group;
 pub mod identity;
 pub mod message_log;
@@ -31,6 +31,8 @@ pub mod validate;
 
 pub use chat_id::ChatId;
 pub use group::GroupError;
+pub use clock::LamportClock;
+pub use content::{Content, Media};
 pub use validate::ValidationError;
 
 /// Errors of the application layer. Returned by the pure decoding and validation functions; a message

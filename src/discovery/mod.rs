@@ -13,12 +13,13 @@
 
 pub mod dnstree;
 mod encoding;
-pub mod enr;
+pub(crate) mod enr;
 pub mod peerpool;
-pub mod txt;
+mod txt;
 
 pub use dnstree::{DnsConfig, DnsTreeClient, EnrTreeUrl, Entry, EntryError, RootEntry, TreeError};
-pub use enr::{Enr, EnrBuilder, EnrError, NodeId};
+pub use enr::{Enr, EnrBuilder, EnrError, NodeId, MAX_RECORD_SIZE};
+pub use txt::join_txt;
 pub use peerpool::{PeerKind, PeerPool, PeerPoolConfig};
 
 /// Errors of the discovery layer (misuse of the API by the caller: bad configuration, bad URLs given

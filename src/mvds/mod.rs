@@ -44,9 +44,9 @@
 //! * Everything is capped ([`Config`], checked by [`Config::validate`]); the behaviour at each cap,
 //!   the output queue's included, is documented there.
 
-pub mod node;
-pub mod payload;
-pub mod state;
+mod node;
+mod payload;
+mod state;
 
 pub use node::{Event, Input, Node, Output};
 pub use payload::{GroupId, GroupOffer, Message, MessageId, Payload, PayloadError, PeerId};

@@ -69,13 +69,17 @@ mod config;
 mod engine;
 mod error;
 mod events;
-pub mod history;
-pub mod peers;
+mod history;
+pub(crate) mod peers;
 mod routing;
 
 pub use crate::mailserver::client::{Event as HistoryEvent, HistoryConfig};
 pub use crate::mailserver::StorageOp;
 pub use admission::MAX_BACKOFF_ENTRIES;
+pub use peers::{
+    CACHE_SIZE as PEER_CACHE_SIZE, MAX_CACHE_BYTES as MAX_PEER_CACHE_BYTES, MAX_CANDIDATES as MAX_PEER_CANDIDATES,
+    MAX_STATIC_PEERS,
+};
 pub use config::EngineConfig;
 pub use engine::{Engine, MailserverStats};
 pub use error::{LayerError, NodeError};

@@ -11,7 +11,7 @@
 //! rule); a received Disconnect is decoded leniently (`[]`, `[r]` or a bare `r`); the idle read timeout
 //! maps to reason 0x0b.
 
-pub mod connection;
+mod connection;
 pub mod ecies;
 pub mod frame;
 pub mod handshake;

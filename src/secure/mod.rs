@@ -45,12 +45,13 @@
 pub mod bundle;
 pub mod dh;
 pub mod kdf;
-pub mod multidevice;
+mod multidevice;
 pub mod ratchet;
 pub mod sharedsecret;
-pub mod transport;
+mod transport;
 pub mod x3dh;
 
+pub use multidevice::{AgreedInstallations, Installation, Installations};
 pub use transport::{Config, Event, Input, Outgoing, Output, Route, SecureTransport};
 
 /// Errors of the secure-transport layer. Peer faults are reported with these values as events (or returned

@@ -17,20 +17,23 @@
 //! instead of dropping every pair after it.
 
 pub mod envelope;
-pub mod filter;
+mod filter;
 pub mod message;
-pub mod node;
+mod node;
 pub mod options;
 pub mod packet;
-pub mod peer;
+mod peer;
 pub mod pool;
 pub mod request;
 pub mod status;
-pub mod topic;
+mod topic;
 
 pub use crate::conn::ConnId;
 pub use envelope::Envelope;
-pub use filter::{Filter, ReceivedMessage, SubscriptionId};
+pub use filter::{Filter, FilterKey, Filters, ReceivedMessage, SubscriptionId};
+pub use node::Stats;
+pub use peer::{PeerState, WakuPeer};
+pub use pool::PoolConfig;
 pub use message::{NewMessage, PostKey};
 pub use node::{Event, Input, Interest, Output, WakuConfig, WakuNode};
 pub use packet::Dialect;

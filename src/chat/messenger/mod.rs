@@ -68,7 +68,7 @@ mod group_chat;
 mod interface;
 mod one_to_one;
 mod pairwise;
-pub mod persist;
+mod persist;
 mod public_chat;
 
 pub use interface::{ChatEntry, ChatKind, DropReason, Event, Input, MessengerError, Output};

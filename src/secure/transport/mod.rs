@@ -43,7 +43,7 @@
 mod bundles;
 mod decrypt;
 mod encrypt;
-pub mod interface;
+mod interface;
 mod persist;
 mod session;
 #[cfg(test)]
