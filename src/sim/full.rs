@@ -159,6 +159,7 @@ pub enum NodeCommand {
 
 /// Events of simulated hosts.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum NodeEvent {
     /// An engine event.
     Engine(Event),
