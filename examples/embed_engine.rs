@@ -47,10 +47,19 @@ impl Node {
         config.messenger = Some(MessengerConfig::new(SecretKey::random(&mut rng), "embed".into()));
         let listener = TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_err(io::Error::other)?.as_millis();
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(io::Error::other)?
+            .as_millis();
         let epoch = (Instant::now(), u64::try_from(ms).map_err(io::Error::other)?);
         let engine = Engine::new(config, &seed, Timestamp::from_millis(epoch.1)).map_err(io::Error::other)?;
-        let mut node = Node { engine, listener, sockets: HashMap::new(), next_conn: 0, epoch };
+        let mut node = Node {
+            engine,
+            listener,
+            sockets: HashMap::new(),
+            next_conn: 0,
+            epoch,
+        };
         node.input(Input::Chat(Chat::JoinPublicChat(CHAT.into())))?;
         Ok(node)
     }
@@ -65,12 +74,17 @@ impl Node {
     }
 
     fn input(&mut self, input: Input<'_>) -> io::Result<()> {
-        self.engine.handle_input(self.now(), input).map_err(io::Error::other)
+        self.engine
+            .handle_input(self.now(), input)
+            .map_err(io::Error::other)
     }
 
     /// Post `text` to [`CHAT`].
     fn send(&mut self, text: String) -> io::Result<()> {
-        self.input(Input::Chat(Chat::SendText { chat: CHAT.into(), text }))
+        self.input(Input::Chat(Chat::SendText {
+            chat: CHAT.into(),
+            text,
+        }))
     }
 
     /// One turn of the loop: accept, read, fire timers, carry out the outputs; returns the events.
@@ -91,7 +105,10 @@ impl Node {
         for conn in conns {
             match self.sockets.get_mut(&conn).map(|s| s.read(&mut buf)) {
                 Some(Ok(0)) => closed.push(conn),
-                Some(Ok(n)) => self.input(Input::Received { conn, data: &buf[..n] })?,
+                Some(Ok(n)) => self.input(Input::Received {
+                    conn,
+                    data: &buf[..n],
+                })?,
                 Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => {}
                 Some(Err(_)) => closed.push(conn),
                 None => {}
@@ -108,14 +125,16 @@ impl Node {
         let mut events = Vec::new();
         while let Some(output) = self.engine.poll_output() {
             match output {
-                Output::Dial { conn, addr } => match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                    Ok(socket) => {
-                        socket.set_nonblocking(true)?;
-                        self.sockets.insert(conn, socket);
-                        self.input(Input::Connected { conn })?;
+                Output::Dial { conn, addr } => {
+                    match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                        Ok(socket) => {
+                            socket.set_nonblocking(true)?;
+                            self.sockets.insert(conn, socket);
+                            self.input(Input::Connected { conn })?;
+                        }
+                        Err(_) => self.input(Input::DialFailed { conn })?,
                     }
-                    Err(_) => self.input(Input::DialFailed { conn })?,
-                },
+                }
                 Output::Transmit { conn, data } => {
                     let written = self.sockets.get_mut(&conn).map(|s| write_all(s, &data));
                     if let Some(Err(_)) = written {
@@ -148,7 +167,9 @@ fn write_all(socket: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
 /// The text of a message someone else posted, if `event` is one.
 fn received_text(event: &Event) -> Option<&str> {
     match event {
-        Event::Chat(ChatEvent::MessageReceived { message, own: false, .. }) => Some(&message.text),
+        Event::Chat(ChatEvent::MessageReceived {
+            message, own: false, ..
+        }) => Some(&message.text),
         _ => None,
     }
 }
@@ -159,15 +180,26 @@ fn main() -> io::Result<()> {
         eprintln!("usage: embed_engine LISTEN_ADDR [ENODE]   (then type lines to post them to #{CHAT})");
         std::process::exit(2);
     };
-    let peers = args.get(1).map(|e| e.parse::<Enode>().map_err(io::Error::other)).transpose()?;
+    let peers = args
+        .get(1)
+        .map(|e| e.parse::<Enode>().map_err(io::Error::other))
+        .transpose()?;
     let mut seed = [0u8; 32];
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_err(io::Error::other)?.as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(io::Error::other)?
+        .as_nanos();
     seed[..16].copy_from_slice(&nanos.to_le_bytes()); // an example, not a key store: use OS randomness in a real node
     seed[16..20].copy_from_slice(&std::process::id().to_le_bytes());
     let mut node = Node::new(listen, peers.into_iter().collect(), Seed(seed))?;
     println!("{}", node.enode()?);
     let (lines, stdin) = mpsc::channel();
-    std::thread::spawn(move || std::io::stdin().lines().map_while(Result::ok).try_for_each(|l| lines.send(l)));
+    std::thread::spawn(move || {
+        std::io::stdin()
+            .lines()
+            .map_while(Result::ok)
+            .try_for_each(|l| lines.send(l))
+    });
     loop {
         while let Ok(line) = stdin.try_recv() {
             node.send(line)?;

@@ -16,8 +16,8 @@ use status_sansio::crypto::{pubkey_to_raw64, secret_from_bytes, SecretKey};
 use status_sansio::discovery::dnstree::entry_hash;
 use status_sansio::discovery::{EnrBuilder, EnrTreeUrl, RootEntry};
 use status_sansio::enode::Enode;
-use status_sansio::node::{PEER_CACHE_SIZE as CACHE_SIZE, MAX_PEER_CANDIDATES as MAX_CANDIDATES};
 use status_sansio::node::{Engine, EngineConfig, Event, Input};
+use status_sansio::node::{MAX_PEER_CANDIDATES as MAX_CANDIDATES, PEER_CACHE_SIZE as CACHE_SIZE};
 use status_sansio::{Seed, Timestamp};
 
 const DOMAIN: &str = "nodes.example.org";

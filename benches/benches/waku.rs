@@ -31,11 +31,11 @@ use status_sansio::waku::envelope::{PowSealer, SealProgress};
 use status_sansio::waku::message::{
     build_plaintext, decrypt_symmetric, encrypt_symmetric, parse_plaintext, wrap, NewMessage, PostKey,
 };
-use status_sansio::waku::{Input, WakuConfig, WakuNode};
 use status_sansio::waku::options::StatusOptions;
 use status_sansio::waku::packet::{encode_envelopes, MESSAGES, STATUS};
 use status_sansio::waku::pool::{Pool, PoolConfig};
 use status_sansio::waku::{Bloom, ConnId, Dialect, Envelope, Topic};
+use status_sansio::waku::{Input, WakuConfig, WakuNode};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -311,10 +311,7 @@ fn memory() {
         max_bytes: 128 << 20,
         max_envelopes: N,
     };
-    let mut pool = Pool::new(
-        cap,
-        status_sansio::SeededState::new(&mut Seed::from_u64(3).rng()),
-    );
+    let mut pool = Pool::new(cap, status_sansio::SeededState::new(&mut Seed::from_u64(3).rng()));
     for e in envs {
         let s = e.stamp();
         pool.insert(s.id, e, s.pow(60, 0), NOW);

@@ -30,9 +30,9 @@ pub mod payloads;
 pub mod validate;
 
 pub use chat_id::ChatId;
-pub use group::GroupError;
 pub use clock::LamportClock;
 pub use content::{Content, Media};
+pub use group::GroupError;
 pub use validate::ValidationError;
 
 /// Errors of the application layer. Returned by the pure decoding and validation functions; a message

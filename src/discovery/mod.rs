@@ -19,8 +19,8 @@ mod txt;
 
 pub use dnstree::{DnsConfig, DnsTreeClient, EnrTreeUrl, Entry, EntryError, RootEntry, TreeError};
 pub use enr::{Enr, EnrBuilder, EnrError, NodeId, MAX_RECORD_SIZE};
-pub use txt::join_txt;
 pub use peerpool::{PeerKind, PeerPool, PeerPoolConfig};
+pub use txt::join_txt;
 
 /// Errors of the discovery layer (misuse of the API by the caller: bad configuration, bad URLs given
 /// to a constructor, bad bytes given to an import).

@@ -76,14 +76,14 @@ mod routing;
 pub use crate::mailserver::client::{Event as HistoryEvent, HistoryConfig};
 pub use crate::mailserver::StorageOp;
 pub use admission::MAX_BACKOFF_ENTRIES;
-pub use peers::{
-    CACHE_SIZE as PEER_CACHE_SIZE, MAX_CACHE_BYTES as MAX_PEER_CACHE_BYTES, MAX_CANDIDATES as MAX_PEER_CANDIDATES,
-    MAX_STATIC_PEERS,
-};
 pub use config::EngineConfig;
 pub use engine::{Engine, MailserverStats};
 pub use error::{LayerError, NodeError};
 pub use events::{ConnId, Event, Input, Output, DIAL_ID_BIT};
+pub use peers::{
+    CACHE_SIZE as PEER_CACHE_SIZE, MAX_CACHE_BYTES as MAX_PEER_CACHE_BYTES,
+    MAX_CANDIDATES as MAX_PEER_CANDIDATES, MAX_STATIC_PEERS,
+};
 
 #[cfg(doc)]
 use crate::chat::messenger::Messenger;

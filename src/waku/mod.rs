@@ -31,12 +31,12 @@ mod topic;
 pub use crate::conn::ConnId;
 pub use envelope::Envelope;
 pub use filter::{Filter, FilterKey, Filters, ReceivedMessage, SubscriptionId};
-pub use node::Stats;
-pub use peer::{PeerState, WakuPeer};
-pub use pool::PoolConfig;
 pub use message::{NewMessage, PostKey};
+pub use node::Stats;
 pub use node::{Event, Input, Interest, Output, WakuConfig, WakuNode};
 pub use packet::Dialect;
+pub use peer::{PeerState, WakuPeer};
+pub use pool::PoolConfig;
 pub use topic::{Bloom, Topic};
 
 /// Errors of the Waku layer.

@@ -155,6 +155,53 @@ pub(super) enum State {
 }
 
 /// One RLPx connection. See the [module docs](self).
+///
+/// Two connections handshake in memory: whatever one transmits, the other receives. After the auth/ack
+/// and Hello exchange both are connected, then a `waku` message crosses.
+///
+/// ```
+/// use std::sync::Arc;
+/// use status_sansio::crypto::SecretKey;
+/// use status_sansio::rlpx::{Config, Connection, Event, Input, Output, Protocol};
+/// use status_sansio::{Seed, Timestamp};
+///
+/// let now = Timestamp::from_secs(1_700_000_000);
+/// let config = |n: u64| {
+///     let key = SecretKey::random(&mut Seed::from_u64(n).rng());
+///     Arc::new(Config::new(key, Protocol::new("waku", 1, 128).into_iter().collect()))
+/// };
+/// let (alice, bob) = (config(1), config(2));
+/// let mut dialer = Connection::initiator(alice, bob.public_key(), &Seed::from_u64(3), now)?;
+/// let mut listener = Connection::recipient(bob, &Seed::from_u64(4), now)?;
+/// // Move what `from` transmitted to `to`; keep `from`'s events. True if any bytes moved.
+/// fn carry(from: &mut Connection, to: &mut Connection, events: &mut Vec<Event>, now: Timestamp)
+///     -> Result<bool, status_sansio::rlpx::RlpxError> {
+///     let mut moved = false;
+///     while let Some(output) = from.poll_output() {
+///         match output {
+///             Output::Transmit(bytes) => {
+///                 to.handle_input(now, Input::Receive(&bytes))?;
+///                 moved = true;
+///             }
+///             Output::Event(event) => events.push(event),
+///             _ => {}
+///         }
+///     }
+///     Ok(moved)
+/// }
+/// let mut events = Vec::new();
+/// let mut exchange = |a: &mut Connection, b: &mut Connection| -> Result<(), status_sansio::rlpx::RlpxError> {
+///     while carry(a, b, &mut events, now)? | carry(b, a, &mut events, now)? {}
+///     Ok(())
+/// };
+/// exchange(&mut dialer, &mut listener)?;
+/// assert!(dialer.is_active() && listener.is_active());
+/// let hello = Input::Send { capability: "waku", code: 1, payload: &[0xc0] };
+/// dialer.handle_input(now, hello)?;
+/// exchange(&mut dialer, &mut listener)?;
+/// assert!(events.iter().any(|e| matches!(e, Event::Message { code: 1, payload, .. } if payload[..] == [0xc0])));
+/// # Ok::<(), status_sansio::rlpx::RlpxError>(())
+/// ```
 pub struct Connection {
     role: Role,
     config: Arc<Config>,
