@@ -1,7 +1,7 @@
 //! Discovery: node records, DNS node lists and the peer pool (notes: `docs/protocol/status-client.md`
 //! "Discovery and peers", `docs/protocol/status-transport-usage.md` §5).
 //!
-//! * [`enr`]: Ethereum Node Records, EIP-778 ("RLP Encoding", "Text Encoding", "\"v4\" Identity
+//! * `enr`: Ethereum Node Records, EIP-778 ("RLP Encoding", "Text Encoding", "\"v4\" Identity
 //!   Scheme"): decode, verify, build and sign, accessors for `ip`/`tcp`/`udp`/`ip6`/`tcp6`/`udp6`, and
 //!   the conversion to an [`Enode`](crate::enode::Enode) URL;
 //! * [`dnstree`]: EIP-1459 ("DNS Record Structure", "Client Protocol"): TXT entries, `enrtree://` URLs,

@@ -14,7 +14,7 @@
 //! * more peers, up to `target_peers`, come from a cache of good peers and from discovery: EIP-1459 DNS
 //!   trees walked by a [`DnsTreeClient`] inside the engine (the driver answers [`Output::ResolveTxt`] with
 //!   [`Input::DnsResolved`]) and [`Input::AddPeerCandidate`]; discovery is suspended at the target and
-//!   resumed below it (the rules are in [`peers`]);
+//!   resumed below it (the rules are in `peers`);
 //! * **admission**: inbound sockets still in their handshake (no Hello yet) have their own slots,
 //!   `max_handshakes` in all and `max_handshakes_per_ip` from one address (the driver names it with
 //!   [`Input::AcceptedFrom`]): a socket past the per-IP cap is closed at once, and when every slot is
@@ -26,10 +26,10 @@
 //!   below `max_peers`. A peer we drop for a protocol fault (reasons 0x02 and 0x10), and its address,
 //!   are refused for `fault_backoff` (inbound sockets from the address are closed at once; its key is
 //!   refused with 0x03 after the handshake); every connection from the address shares one Waku rate
-//!   budget and pool share ([`WakuNode::set_peer_source`]). Loopback addresses are exempt from the
+//!   budget and pool share (`WakuNode::set_peer_source`). Loopback addresses are exempt from the
 //!   address back-off and the address grouping (local tools and tests run many nodes on one address;
 //!   the per-address handshake cap still applies);
-//! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
+//! * application commands go to the Waku node ([`Input::Waku`], [`Engine::unused_subscription_id`]), and its events come
 //!   out as [`Event::Waku`];
 //! * with `messenger` set, the [`Messenger`] runs on top: its subscriptions and posts go to the Waku node,
 //!   the messages its filters open come back to it, its timers (MVDS retransmission) run with the
@@ -39,7 +39,7 @@
 //!   [`MailServer`], whose storage actions come out unchanged as [`Output::Storage`] (a
 //!   [`StorageOp`]) for the driver to carry out;
 //! * with `mailservers` set, they are dialled like static peers, trusted, and asked for the history of
-//!   the watched topics on every (re)connect ([`history`]; events as [`Event::History`]).
+//!   the watched topics on every (re)connect (`history`; events as [`Event::History`]).
 //!
 //! * a dial not reported connected within [`EngineConfig::dial_timeout`] has failed: the engine emits
 //!   [`Output::Close`] for it (the driver cancels the dial) and [`Event::DialTimedOut`].

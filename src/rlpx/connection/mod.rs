@@ -154,7 +154,7 @@ pub(super) enum State {
     Closed,
 }
 
-/// One RLPx connection. See the [module docs](self).
+/// One RLPx connection. See the [layer docs](crate::rlpx).
 ///
 /// Two connections handshake in memory: whatever one transmits, the other receives. After the auth/ack
 /// and Hello exchange both are connected, then a `waku` message crosses.
