@@ -116,7 +116,8 @@ impl RlpxStream {
         while let Some(o) = self.conn.poll_output() {
             match o {
                 Output::Transmit(b) => {
-                    if !self.closed && self.stream.write_all(&b).is_err() {
+                    let failed = !self.closed && self.stream.write_all(&b).is_err();
+                    if failed {
                         // The engine reports the failure as a Disconnected event and asks to close.
                         self.conn
                             .handle_input(self.clock.now(), Input::TransportClosed)
