@@ -1,27 +1,7 @@
 //! The RLPx [`Connection`]: one TCP connection's handshake, framing and `p2p` base protocol as a sans-IO
 //! state machine (docs/protocol/rlpx.md §3–§8).
 //!
-//! ```text
-//! initiator: SendAuth → AwaitAck ──┐
-//! recipient: AwaitAuth → SendAck ──┴→ AwaitHello (our Hello sent) → Active → Disconnecting → Closed
-//! ```
-//!
-//! Feed it TCP bytes (split anywhere) with [`Input::Receive`], application commands with
-//! [`Input::Send`] / [`Input::Ping`] / [`Input::Disconnect`], and the transport's end with
-//! [`Input::TransportClosed`]; drain [`Connection::poll_output`] after every call and sleep until
-//! [`Connection::poll_timeout`].
-//!
-//! Timers: the handshake deadline (auth/ack plus Hello, 5 s like geth), a keep-alive Ping every 15 s with a
-//! Pong deadline, and a short linger after we send a Disconnect so the peer can read it before we close.
-//!
-//! Peer faults never come back as `Err`: they become a Disconnect with the protocol's reason (when the
-//! handshake got far enough to send one), an [`Event::Disconnected`] naming the cause, and
-//! [`Output::Close`].
-//!
-//! Bounds: the receive buffer holds at most one incomplete handshake packet (≤ `max_handshake_size` + 2)
-//! or one incomplete frame (≤ `max_frame_size` + 48 bytes) beyond the chunk being processed; decompressed
-//! messages are limited to `max_message_size` before inflating; queued output is limited to
-//! `max_pending_output` bytes, past which [`Input::Send`] returns [`RlpxError::OutputFull`].
+//! The machine is re-exported as [`crate::rlpx::Connection`], whose documentation describes it.
 //!
 //! Files: this one holds the machine and its entry points; `config.rs` the shared [`Config`]; `wire.rs`
 //! what happens to bytes: handshake steps, frames, Hello, base-protocol messages and sealing.
@@ -154,7 +134,29 @@ pub(super) enum State {
     Closed,
 }
 
-/// One RLPx connection. See the [layer docs](crate::rlpx).
+/// One RLPx connection: a TCP connection's handshake, framing and `p2p` base protocol.
+///
+/// ```text
+/// initiator: SendAuth → AwaitAck ──┐
+/// recipient: AwaitAuth → SendAck ──┴→ AwaitHello (our Hello sent) → Active → Disconnecting → Closed
+/// ```
+///
+/// Feed it TCP bytes (split anywhere) with [`Input::Receive`], application commands with
+/// [`Input::Send`] / [`Input::Ping`] / [`Input::Disconnect`], and the transport's end with
+/// [`Input::TransportClosed`]; drain [`Connection::poll_output`] after every call and sleep until
+/// [`Connection::poll_timeout`].
+///
+/// Timers: the handshake deadline (auth/ack plus Hello, 5 s like geth), a keep-alive Ping every 15 s with a
+/// Pong deadline, and a short linger after we send a Disconnect so the peer can read it before we close.
+///
+/// Peer faults never come back as `Err`: they become a Disconnect with the protocol's reason (when the
+/// handshake got far enough to send one), an [`Event::Disconnected`] naming the cause, and
+/// [`Output::Close`].
+///
+/// Bounds: the receive buffer holds at most one incomplete handshake packet (≤ `max_handshake_size` + 2)
+/// or one incomplete frame (≤ `max_frame_size` + 48 bytes) beyond the chunk being processed; decompressed
+/// messages are limited to `max_message_size` before inflating; queued output is limited to
+/// `max_pending_output` bytes, past which [`Input::Send`] returns [`RlpxError::OutputFull`].
 ///
 /// Two connections handshake in memory: whatever one transmits, the other receives. After the auth/ack
 /// and Hello exchange both are connected, then a `waku` message crosses.
