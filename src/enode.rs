@@ -22,6 +22,7 @@ pub struct Enode {
 
 /// Why an `enode://` URL did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EnodeError {
     /// The URL does not start with `enode://`.
     #[error("missing enode:// scheme")]

@@ -43,7 +43,7 @@ impl Client {
             match o {
                 Output::Subscribe { filter, .. } => {
                     let id = self.waku.unused_subscription_id();
-                    let subscribe = waku::node::Input::Subscribe { id, filter };
+                    let subscribe = waku::Input::Subscribe { id, filter };
                     self.waku.handle_input(now, subscribe).unwrap();
                 }
                 Output::Unsubscribe { .. } => {}
@@ -544,16 +544,16 @@ mod net {
                         match o {
                             Output::Subscribe { chat, filter } => {
                                 let id = p.waku.unused_subscription_id();
-                                let subscribe = waku::node::Input::Subscribe { id, filter };
+                                let subscribe = waku::Input::Subscribe { id, filter };
                                 p.waku.handle_input(self.now, subscribe).unwrap();
                                 if let Some(old) = p.filters.insert(chat, id) {
-                                    let unsubscribe = waku::node::Input::Unsubscribe { id: old };
+                                    let unsubscribe = waku::Input::Unsubscribe { id: old };
                                     p.waku.handle_input(self.now, unsubscribe).unwrap();
                                 }
                             }
                             Output::Unsubscribe { chat } => {
                                 if let Some(id) = p.filters.remove(&chat) {
-                                    let unsubscribe = waku::node::Input::Unsubscribe { id };
+                                    let unsubscribe = waku::Input::Unsubscribe { id };
                                     p.waku.handle_input(self.now, unsubscribe).unwrap();
                                 }
                             }

@@ -280,7 +280,7 @@ mod topics {
     use super::*;
     use status_sansio::waku::status;
 
-    fn topic_hex(t: status_sansio::waku::topic::Topic) -> String {
+    fn topic_hex(t: status_sansio::waku::Topic) -> String {
         hex::encode(t.0)
     }
 

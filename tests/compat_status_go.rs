@@ -27,9 +27,9 @@ use status_sansio::crypto::keccak256;
 use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Output};
 use status_sansio::mailserver::StorageOp;
 use status_sansio::mailserver::{decode_request, encode_request, RequestShape};
-use status_sansio::rng::SeededState;
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
 use status_sansio::waku::{Bloom, ConnId, Dialect, Topic};
+use status_sansio::SeededState;
 use status_sansio::Timestamp;
 
 fn load() -> Value {

@@ -19,8 +19,8 @@ use status_sansio::crypto::{pubkey_to_uncompressed, SecretKey};
 use status_sansio::enode::Enode;
 use status_sansio::rlpx::{self, Connection, Protocol};
 use status_sansio::waku::message::{NewMessage, PostKey};
-use status_sansio::waku::node::{Event, Input, Output, WakuConfig, WakuNode};
 use status_sansio::waku::{status, ConnId, Dialect, Filter};
+use status_sansio::waku::{Event, Input, Output, WakuConfig, WakuNode};
 use status_sansio::Seed;
 
 const CHAT: &str = "status-sansio-interop";

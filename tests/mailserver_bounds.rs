@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Output, KEY_LEN};
-use status_sansio::rng::SeededState;
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
 use status_sansio::waku::{ConnId, Envelope, Topic};
+use status_sansio::SeededState;
 use status_sansio::Timestamp;
 
 const T0: u32 = 1_700_000_000;

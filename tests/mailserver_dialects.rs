@@ -16,9 +16,9 @@ use status_sansio::mailserver::client::{
 };
 use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Output, KEY_LEN};
 use status_sansio::mailserver::{decode_request, encode_request, RequestShape};
-use status_sansio::rng::SeededState;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::{status, Bloom, ConnId, Dialect, Envelope, Topic};
+use status_sansio::SeededState;
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 

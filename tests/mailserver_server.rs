@@ -11,10 +11,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use status_sansio::crypto::SecretKey;
 use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Output, KEY_LEN};
-use status_sansio::rng::SeededState;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::request::{MessagesRequest, MessagesRequestPayload, RequestComplete};
 use status_sansio::waku::{status, Bloom, ConnId, Envelope, Topic};
+use status_sansio::SeededState;
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 

@@ -14,11 +14,11 @@ use common::waku_net::{Caps, Net};
 use status_sansio::crypto::SecretKey;
 use status_sansio::waku::envelope::Envelope;
 use status_sansio::waku::message::{NewMessage, PostKey};
-use status_sansio::waku::node::{Event, Input, WakuConfig};
 use status_sansio::waku::options::StatusOptions;
 use status_sansio::waku::packet::{self, encode_envelopes};
 use status_sansio::waku::pool::PoolConfig;
 use status_sansio::waku::{status, Bloom, ConnId, Filter, Topic, WakuError};
+use status_sansio::waku::{Event, Input, WakuConfig};
 use status_sansio::{Seed, Timestamp};
 
 fn chat(text: &str, signer: &SecretKey, ttl: u32) -> Box<NewMessage> {

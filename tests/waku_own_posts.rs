@@ -8,8 +8,8 @@ use status_sansio::crypto::SecretKey;
 use status_sansio::node::{Engine, EngineConfig};
 use status_sansio::rlpx::{self, Protocol};
 use status_sansio::waku::message::{NewMessage, PostKey};
-use status_sansio::waku::node::{Event, Input, Output, WakuConfig, WakuNode};
 use status_sansio::waku::{status, Filter};
+use status_sansio::waku::{Event, Input, Output, WakuConfig, WakuNode};
 use status_sansio::{Seed, Timestamp};
 use std::sync::Arc;
 

@@ -11,9 +11,9 @@ use common::waku_net::{Caps, Net};
 use status_sansio::crypto::SecretKey;
 use status_sansio::waku::envelope::Envelope;
 use status_sansio::waku::message::{NewMessage, PostKey};
-use status_sansio::waku::node::{Event, Input, Interest, Output, WakuConfig, WakuNode};
 use status_sansio::waku::packet::{self, encode_envelopes};
 use status_sansio::waku::{status, ConnId, Dialect, Filter, SubscriptionId, Topic, WakuError};
+use status_sansio::waku::{Event, Input, Interest, Output, WakuConfig, WakuNode};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 

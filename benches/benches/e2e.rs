@@ -60,9 +60,9 @@ use status_sansio::node::{ConnId, Engine, EngineConfig, Event, Input, Output};
 use status_sansio::rlpx::{self, Connection, Protocol};
 use status_sansio::secure::{self, Route, SecureTransport};
 use status_sansio::waku::envelope::{PowSealer, SealProgress};
-use status_sansio::waku::filter::Filters;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::packet::{encode_envelopes, Packet, MESSAGES};
+use status_sansio::waku::Filters;
 use status_sansio::waku::{self, status, Dialect, Envelope, Filter, SubscriptionId};
 use status_sansio::{Seed, Timestamp};
 

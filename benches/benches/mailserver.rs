@@ -33,9 +33,9 @@ use rand_chacha::ChaCha20Rng;
 use status_io_std::store::postgres::TempServer;
 use status_io_std::store::{PostgresStore, RedbStore, Store};
 use status_sansio::mailserver::server::{storage_key, Input, MailServer, MailServerConfig, Output, KEY_LEN};
-use status_sansio::rng::SeededState;
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
 use status_sansio::waku::{ConnId, Envelope, Topic};
+use status_sansio::SeededState;
 use status_sansio::Timestamp;
 
 const NOW: u32 = 1_700_000_000;

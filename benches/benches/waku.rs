@@ -33,11 +33,11 @@ use status_sansio::waku::envelope::{PowSealer, SealProgress};
 use status_sansio::waku::message::{
     build_plaintext, encrypt_symmetric, wrap, NewMessage, PostKey, SymmetricKey,
 };
-use status_sansio::waku::node::{Input, WakuConfig, WakuNode};
 use status_sansio::waku::options::StatusOptions;
 use status_sansio::waku::packet::{encode_envelopes, MESSAGES, STATUS};
 use status_sansio::waku::pool::{Pool, PoolConfig};
 use status_sansio::waku::{Bloom, ConnId, Dialect, Envelope, Topic};
+use status_sansio::waku::{Input, WakuConfig, WakuNode};
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -306,10 +306,7 @@ fn memory(n: usize, cap: PoolConfig) {
     // Baseline before the envelopes exist: the pool takes them over, and their temporaries are freed.
     let before = HEAP.load(Ordering::Relaxed);
     let envs = envelopes(n, 256, 5);
-    let mut pool = Pool::new(
-        cap,
-        status_sansio::rng::SeededState::new(&mut Seed::from_u64(3).rng()),
-    );
+    let mut pool = Pool::new(cap, status_sansio::SeededState::new(&mut Seed::from_u64(3).rng()));
     for e in envs {
         let s = e.stamp();
         pool.insert(s.id, e, s.pow(60, 0), NOW);

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Looks up TXT records, blocking. Each record's strings are joined into one text (EIP-1459, with
-/// [`join_txt`](status_sansio::discovery::txt::join_txt)). `status_io_tokio::dns::TxtResolver` is the
+/// [`join_txt`](status_sansio::discovery::join_txt)). `status_io_tokio::dns::TxtResolver` is the
 /// same concept for async code.
 pub trait TxtResolver: Send + Sync {
     /// The TXT records of `name`; `Err` if the lookup failed (NXDOMAIN included).
@@ -40,7 +40,7 @@ mod blocking {
     use hickory_proto::rr::{Name, RData, RecordType};
     use rand_core::{OsRng, RngCore};
 
-    use status_sansio::discovery::txt::join_txt;
+    use status_sansio::discovery::join_txt;
 
     use super::{fqdn, TxtResolver};
 
@@ -223,7 +223,7 @@ mod system {
 
     use hickory_resolver::TokioResolver;
 
-    use status_sansio::discovery::txt::join_txt;
+    use status_sansio::discovery::join_txt;
 
     use super::{fqdn, TxtResolver};
 

@@ -1,7 +1,7 @@
 //! A node's durable state in one redb file (feature `redb`): the driver's half of the persistence
 //! contract ([`status_sansio::persist`]).
 //!
-//! The core hands out [`Batch`]es of [`Record`]s and holds back what they reveal; [`StateStore::commit`]
+//! The core hands out [`Batch`]es of [`Record`](status_sansio::persist::Record)s and holds back what they reveal; [`StateStore::commit`]
 //! writes one batch as one redb write transaction with immediate durability (fsync before it returns), so
 //! a batch is on disk whole or not at all, and the caller then confirms it to the core. At start-up
 //! [`StateStore::load`] reads every record back for the core to restore from.

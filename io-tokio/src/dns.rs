@@ -16,7 +16,7 @@ use status_io_std::dns::{fqdn, txt_texts};
 pub type TxtFuture<'a> = Pin<Box<dyn Future<Output = io::Result<Vec<String>>> + Send + 'a>>;
 
 /// Looks up TXT records for DNS discovery. Each record's strings are joined into one text (EIP-1459, with
-/// [`join_txt`](status_sansio::discovery::txt::join_txt)).
+/// [`join_txt`](status_sansio::discovery::join_txt)).
 pub trait TxtResolver: Send + Sync {
     /// The TXT records of `name`; `Err` if the lookup failed (NXDOMAIN included).
     fn resolve_txt(&self, name: String) -> TxtFuture<'_>;

@@ -8,9 +8,9 @@
 //! |---|---|
 //! | [`identity`] | §9.1 key text form, §9.2 compressed self-describing key string, §9.3 three-word name |
 //! | [`payloads`] | §2 the signed wrapper, author recovery and message ids; §3, §7 typed payloads |
-//! | [`clock`] | §4 Lamport clocks |
+//! | `clock` | §4 Lamport clocks |
 //! | [`validate`] | §3.1, §7 receive validation rules |
-//! | [`content`] | §3 stickers, images and audio as typed content; one-line descriptions |
+//! | `content` | §3 stickers, images and audio as typed content; one-line descriptions |
 //! | [`message_log`] | §2.1, §4 de-duplication by id, display order, the chat's clock |
 //! | [`ChatId`] | §5 chat ids: public chat names, 1:1 and group ids |
 //! | [`group`] | §6 private group membership events, signatures, the group fold |
@@ -20,8 +20,8 @@
 //! [`crate::mvds::Payload::unwrap_datasync`].
 
 mod chat_id;
-pub mod clock;
-pub mod content;
+mod clock;
+mod content;
 pub mod group;
 pub mod identity;
 pub mod message_log;
@@ -30,6 +30,8 @@ pub mod payloads;
 pub mod validate;
 
 pub use chat_id::ChatId;
+pub use clock::LamportClock;
+pub use content::{Content, Media};
 pub use group::GroupError;
 pub use validate::ValidationError;
 

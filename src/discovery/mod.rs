@@ -1,7 +1,7 @@
 //! Discovery: node records, DNS node lists and the peer pool (notes: `docs/protocol/status-client.md`
 //! "Discovery and peers", `docs/protocol/status-transport-usage.md` §5).
 //!
-//! * [`enr`]: Ethereum Node Records, EIP-778 ("RLP Encoding", "Text Encoding", "\"v4\" Identity
+//! * `enr`: Ethereum Node Records, EIP-778 ("RLP Encoding", "Text Encoding", "\"v4\" Identity
 //!   Scheme"): decode, verify, build and sign, accessors for `ip`/`tcp`/`udp`/`ip6`/`tcp6`/`udp6`, and
 //!   the conversion to an [`Enode`](crate::enode::Enode) URL;
 //! * [`dnstree`]: EIP-1459 ("DNS Record Structure", "Client Protocol"): TXT entries, `enrtree://` URLs,
@@ -14,13 +14,14 @@
 
 pub mod dnstree;
 mod encoding;
-pub mod enr;
+pub(crate) mod enr;
 pub mod peerpool;
-pub mod txt;
+mod txt;
 
 pub use dnstree::{DnsConfig, DnsTreeClient, EnrTreeUrl, Entry, EntryError, RootEntry, TreeError};
-pub use enr::{Enr, EnrBuilder, EnrError, NodeId};
+pub use enr::{Enr, EnrBuilder, EnrError, NodeId, MAX_RECORD_SIZE};
 pub use peerpool::{PeerKind, PeerPool, PeerPoolConfig};
+pub use txt::join_txt;
 
 /// Errors of the discovery layer (misuse of the API by the caller: bad configuration, bad URLs given
 /// to a constructor, bad bytes given to an import).

@@ -18,7 +18,7 @@ use crate::rlpx::p2p::{self, Protocol};
 use crate::rlpx::Config;
 use crate::rng::Seed;
 use crate::time::Timestamp;
-use crate::waku::pool::PoolConfig;
+use crate::waku::PoolConfig;
 
 /// Most peers the engine under test keeps (so the fuzzer reaches the caps).
 pub const MAX_PEERS: usize = 3;

@@ -11,12 +11,12 @@ use crate::time::Timestamp;
 use crate::waku::message::{
     build_plaintext, decrypt_asymmetric, decrypt_symmetric, encrypt_symmetric_with, parse_plaintext,
 };
-use crate::waku::node::{Event, Input, Output, WakuConfig, WakuNode};
 use crate::waku::options::{StatusOptions, WhisperStatus};
 use crate::waku::packet::{encode_envelopes, Dialect, Packet};
-use crate::waku::pool::PoolConfig;
 use crate::waku::request::{MessagesRequest, MessagesRequestPayload, RequestComplete};
+use crate::waku::PoolConfig;
 use crate::waku::{ConnId, Envelope, Filter, SubscriptionId, Topic};
+use crate::waku::{Event, Input, Output, WakuConfig, WakuNode};
 
 /// Envelope and packet decoding. An accepted envelope re-encodes to exactly the input (canonical RLP),
 /// so its hash is the hash of what was received.

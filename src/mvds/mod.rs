@@ -1,11 +1,11 @@
 //! MVDS, the Minimum Viable Data Synchronization protocol (2/MVDS) as Status uses it (protocol notes:
 //! `docs/protocol/mvds.md`).
 //!
-//! * [`payload`]: the wire types with the Status field numbers 5001–5005 / 6001–6003 (§2), message ids
+//! * `payload`: the wire types with the Status field numbers 5001–5005 / 6001–6003 (§2), message ids
 //!   (§3.1) and the one-to-one group id (§3.2);
-//! * [`state`]: [`Config`] with its caps, the retransmission [`Schedule`] (§5.4), sync records and the
+//! * `state`: [`Config`] with its caps, the retransmission [`Schedule`] (§5.4), sync records and the
 //!   persistence [`Snapshot`] (§5.1);
-//! * [`node`]: the [`Node`] state machine, batch and interactive modes (§4, §5.2–§5.5).
+//! * `node`: the [`Node`] state machine, batch and interactive modes (§4, §5.2–§5.5).
 //!
 //! Choices where the protocol leaves room, and deliberate deviations from the reference:
 //! * Epochs are derived from time (`tick`, 300 ms by default) instead of a free-running ticker, so an idle
@@ -34,7 +34,7 @@
 //! * Decoding is lenient: an id that is not 32 bytes is skipped (and counted in
 //!   [`Stats::ids_skipped`]) and the rest of the payload is processed, and the STATUS-HEAD
 //!   `group_offers` (5005), which the node ignores, can never make a payload undecodable (see
-//!   [`payload`]).
+//!   `payload`).
 //! * Membership: MESSAGEs are accepted from any sender (a Status receiver has not added the sender of a
 //!   first one-to-one message as a peer) but shared only if the sender is a peer of their group;
 //!   OFFERs are acted on only from senders sharing a group with us; records a peer's payload creates
@@ -44,12 +44,14 @@
 //! * Everything is capped ([`Config`], checked by [`Config::validate`]); the behaviour at each cap,
 //!   the output queue's included, is documented there.
 
-pub mod node;
-pub mod payload;
-pub mod state;
+mod node;
+mod payload;
+mod state;
 
-pub use node::{Event, Input, Node, Output};
-pub use payload::{GroupId, GroupOffer, Message, MessageId, Payload, PayloadError, PeerId};
+pub use node::{Event, Input, Node, Output, MAX_SNAPSHOT_EPOCH};
+pub use payload::{
+    GroupId, GroupOffer, Message, MessageId, Payload, PayloadError, PeerId, MAX_PAYLOAD_BYTES,
+};
 pub use state::{Config, Mode, RecordKind, Rtt, Schedule, Snapshot, Stats, SyncState};
 
 /// Errors of the MVDS layer: refused local commands and unusable snapshots.

@@ -61,6 +61,40 @@ pub struct MailserverStats {
 }
 
 /// The engine. See the [module docs](super).
+///
+/// The engine asks for sockets and bytes, never opens them: with a static peer configured, its first
+/// timer dials it, and once the driver reports the socket connected it transmits the RLPx auth. The
+/// crate-level documentation drives two engines over real TCP sockets.
+///
+/// ```
+/// use std::sync::Arc;
+/// use status_sansio::crypto::SecretKey;
+/// use status_sansio::enode::Enode;
+/// use status_sansio::node::{Engine, EngineConfig, Input, Output};
+/// use status_sansio::rlpx::{self, Protocol};
+/// use status_sansio::{Seed, Timestamp};
+///
+/// let now = Timestamp::from_secs(1_700_000_000);
+/// let key = |n: u64| SecretKey::random(&mut Seed::from_u64(n).rng());
+/// let protocols = Protocol::new("waku", 1, 128).into_iter().collect();
+/// let mut config = EngineConfig::new(Arc::new(rlpx::Config::new(key(1), protocols)));
+/// config.static_peers = vec![Enode::new(key(2).public_key(), "127.0.0.1:30303".parse()?)];
+/// let mut engine = Engine::new(config, &Seed::from_u64(1), now)?;
+/// // Its first timer is due at once: static peers are dialled when it fires.
+/// assert!(engine.poll_timeout().is_some_and(|t| t <= now));
+/// engine.handle_timeout(now);
+/// let dial = std::iter::from_fn(|| engine.poll_output()).find_map(|o| match o {
+///     Output::Dial { conn, addr } => Some((conn, addr)),
+///     _ => None,
+/// });
+/// let (conn, addr) = dial.ok_or("no dial")?;
+/// assert_eq!(addr.port(), 30303);
+/// engine.handle_input(now, Input::Connected { conn })?;
+/// let mut outputs = std::iter::from_fn(|| engine.poll_output());
+/// assert!(outputs.any(|o| matches!(o, Output::Transmit { conn: c, .. } if c == conn)));
+/// assert!(engine.poll_timeout().is_some()); // the handshake deadline
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Engine {
     pub(super) config: EngineConfig,
     pub(super) rng: ChaCha20Rng,

@@ -27,10 +27,10 @@
 //!   below `max_peers`. A peer we drop for a protocol fault (reasons 0x02 and 0x10), and its address,
 //!   are refused for `fault_backoff` (inbound sockets from the address are closed at once; its key is
 //!   refused with 0x03 after the handshake); every connection from the address shares one Waku rate
-//!   budget and pool share ([`WakuNode::set_peer_source`]). Loopback addresses are exempt from the
+//!   budget and pool share (`WakuNode::set_peer_source`). Loopback addresses are exempt from the
 //!   address back-off and the address grouping (local tools and tests run many nodes on one address;
 //!   the per-address handshake cap still applies);
-//! * application commands go to the Waku node ([`Input::Waku`], [`Engine::subscribe`]), and its events come
+//! * application commands go to the Waku node ([`Input::Waku`], [`Engine::unused_subscription_id`]), and its events come
 //!   out as [`Event::Waku`];
 //! * with `messenger` set, the [`Messenger`] runs on top: its subscriptions and posts go to the Waku node,
 //!   the messages its filters open come back to it, its timers (MVDS retransmission) run with the
@@ -40,7 +40,7 @@
 //!   [`MailServer`], whose storage actions come out unchanged as [`Output::Storage`] (a
 //!   [`StorageOp`]) for the driver to carry out;
 //! * with `mailservers` set, they are dialled like static peers, trusted, and asked for the history of
-//!   the watched topics on every (re)connect ([`history`]; events as [`Event::History`]).
+//!   the watched topics on every (re)connect (`history`; events as [`Event::History`]).
 //!
 //! * a dial not reported connected within [`EngineConfig::dial_timeout`] has failed: the engine emits
 //!   [`Output::Close`] for it (the driver cancels the dial) and [`Event::DialTimedOut`].
@@ -70,9 +70,13 @@ mod config;
 mod engine;
 mod error;
 mod events;
-pub mod history;
+mod history;
 mod routing;
 
+pub use crate::discovery::peerpool::{
+    CACHE_SIZE as PEER_CACHE_SIZE, MAX_CACHE_BYTES as MAX_PEER_CACHE_BYTES,
+    MAX_CANDIDATES as MAX_PEER_CANDIDATES, MAX_STATIC_PEERS,
+};
 pub use crate::mailserver::client::{Event as HistoryEvent, HistoryConfig};
 pub use crate::mailserver::StorageOp;
 pub use admission::MAX_BACKOFF_ENTRIES;

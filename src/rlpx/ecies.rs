@@ -19,6 +19,7 @@ pub const OVERHEAD: usize = 65 + 16 + 32;
 
 /// Why an ECIES ciphertext did not open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EciesError {
     /// Shorter than the 113-byte overhead.
     #[error("ciphertext too short")]

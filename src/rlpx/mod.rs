@@ -4,14 +4,14 @@
 //! * [`handshake`]: auth/ack in the EIP-8 and legacy encodings, secrets and MAC initialisation (§3);
 //! * [`frame`]: AES-256-CTR framing with the Keccak-based header and frame MACs (§4);
 //! * [`p2p`]: the base protocol messages Hello, Disconnect, Ping, Pong and capability matching (§5–§7);
-//! * [`connection`]: the [`Connection`] state machine composing all of the above.
+//! * `connection`: the [`Connection`] state machine composing all of the above.
 //!
 //! Deliberate choices where the protocol leaves room: EIP-8 is sent by default (100–199 zero bytes of
 //! padding, as geth 1.10 does) and a legacy auth/ack is still accepted when received (old geth's detection
 //! rule); a received Disconnect is decoded leniently (`[]`, `[r]` or a bare `r`); the idle read timeout
 //! maps to reason 0x0b.
 
-pub mod connection;
+mod connection;
 pub mod ecies;
 pub mod frame;
 pub mod handshake;

@@ -8,9 +8,9 @@
 //! | [`bundle`] | §3 bundles, signature material, own signed prekeys and rotation |
 //! | [`x3dh`] | §4 X3DH without one-time prekeys, `SK = keccak256(DH1‖DH2‖DH3)` |
 //! | [`ratchet`] | §5 Double Ratchet sessions, skipped keys, export/import |
-//! | [`multidevice`] | §3.5, §9 installations learned from bundles, enabling/disabling |
+//! | `multidevice` | §3.5, §9 installations learned from bundles, enabling/disabling |
 //! | [`sharedsecret`] | §11 negotiated secret and topic names |
-//! | [`transport`] | §8 the [`SecureTransport`] state machine: encrypt for an identity, handle received bytes |
+//! | `transport` | §8 the [`SecureTransport`] state machine: encrypt for an identity, handle received bytes |
 //!
 //! Reference behaviour kept on purpose although it differs from Signal: secp256k1 everywhere with the raw
 //! X coordinate as DH output, Keccak-256 as the X3DH KDF, HKDF info strings and chain constants
@@ -45,12 +45,13 @@
 pub mod bundle;
 pub mod dh;
 pub mod kdf;
-pub mod multidevice;
+mod multidevice;
 pub mod ratchet;
 pub mod sharedsecret;
-pub mod transport;
+mod transport;
 pub mod x3dh;
 
+pub use multidevice::{AgreedInstallations, Installation, Installations};
 pub use transport::{Config, Event, Input, Outgoing, Output, Route, SecureTransport};
 
 /// Errors of the secure-transport layer. Peer faults are reported with these values as events (or returned

@@ -68,7 +68,7 @@ pub fn enode(node: NodeId, id: PublicKey) -> Enode {
     Enode::new(id, conn::addr(node))
 }
 
-/// A mailserver archive: the storage behind [`Output::Store`], [`Output::Query`] and [`Output::Prune`].
+/// A mailserver archive: the storage behind [`StorageOp`]s.
 pub trait Archive {
     /// Keep `value` under `key`.
     fn store(&mut self, key: [u8; KEY_LEN], value: Bytes);
@@ -159,6 +159,7 @@ pub enum NodeCommand {
 
 /// Events of simulated hosts.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum NodeEvent {
     /// An engine event.
     Engine(Event),

@@ -8,6 +8,7 @@ use crate::time::Timestamp;
 
 /// What a simulated machine hands the simulator.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SimOutput<E> {
     /// Send `bytes` to node `to` through the network model.
     Transmit {

@@ -69,7 +69,7 @@ pub mod full;
 pub mod invariants;
 mod machine;
 pub mod mvds;
-pub mod network;
+mod network;
 mod timeline;
 
 use std::cmp::Ordering;

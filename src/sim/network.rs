@@ -94,6 +94,7 @@ impl Default for LinkModel {
 
 /// A scheduled fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// During `[from, until)` no datagram crosses between `side` and the other nodes (checked when sent
     /// and when due for delivery).

@@ -1,7 +1,7 @@
 //! Waku v1 (`waku/1`) with Whisper v6 (`shh/6`) compatibility: the transport-privacy layer that carries
 //! every Status message (notes: `docs/protocol/waku.md`, `docs/protocol/status-transport-usage.md`).
 //!
-//! * [`topic`]: topics and the 64-byte bloom filter, with the Go assignment quirk (§4);
+//! * `topic`: topics and the 64-byte bloom filter, with the Go assignment quirk (§4);
 //! * [`envelope`]: the envelope codec, hash, PoW and a resumable, budgeted nonce search (§2–§3);
 //! * [`message`]: the plaintext format, signatures, AES-256-GCM and ECIES (§9–§10);
 //! * [`options`]: the handshake options of both dialects (§6);
@@ -9,31 +9,34 @@
 //! * [`request`]: mailserver request and completion payloads (docs/protocol/status-transport-usage.md §4);
 //! * [`status`]: the Status topic and key derivations (docs/protocol/status-transport-usage.md §2);
 //! * [`pool`]: the envelope pool: de-duplication, expiry, a byte cap with soonest-expiry eviction (§7);
-//! * [`filter`]: subscriptions by topic and key, and the messages they open (§10);
-//! * [`peer`]: per-connection state: handshake, interest, known envelopes, rate and fault budgets;
-//! * [`node`]: the [`WakuNode`] state machine composing all of the above, with relay and confirmations.
+//! * `filter`: subscriptions by topic and key, and the messages they open (§10);
+//! * `peer`: per-connection state: handshake, interest, known envelopes, rate and fault budgets;
+//! * `node`: the [`WakuNode`] state machine composing all of the above, with relay and confirmations.
 //!
 //! Deliberate deviations from the reference: status options decoding skips exactly one unknown pair
 //! instead of dropping every pair after it.
 
 pub mod envelope;
-pub mod filter;
+mod filter;
 pub mod message;
-pub mod node;
+mod node;
 pub mod options;
 pub mod packet;
-pub mod peer;
+mod peer;
 pub mod pool;
 pub mod request;
 pub mod status;
-pub mod topic;
+mod topic;
 
 pub use crate::conn::ConnId;
 pub use envelope::Envelope;
-pub use filter::{Filter, ReceivedMessage, SubscriptionId};
+pub use filter::{Filter, FilterKey, Filters, ReceivedMessage, SubscriptionId};
 pub use message::{NewMessage, PostKey};
+pub use node::Stats;
 pub use node::{Event, Input, Interest, Output, WakuConfig, WakuNode};
 pub use packet::Dialect;
+pub use peer::{PeerState, WakuPeer};
+pub use pool::PoolConfig;
 pub use topic::{Bloom, Topic};
 
 /// Errors of the Waku layer.

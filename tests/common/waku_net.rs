@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use status_sansio::crypto::SecretKey;
 use status_sansio::rlpx::{self, Connection, Protocol};
-use status_sansio::waku::node::{Event, Input, Output, WakuConfig, WakuNode};
 use status_sansio::waku::{ConnId, Dialect, Filter, SubscriptionId};
+use status_sansio::waku::{Event, Input, Output, WakuConfig, WakuNode};
 use status_sansio::{Seed, Timestamp};
 
 /// Which capabilities a node offers.

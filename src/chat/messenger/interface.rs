@@ -112,7 +112,7 @@ pub struct ChatEntry {
 }
 
 impl ChatEntry {
-    /// One line describing the message ([`crate::chat::content::describe`]): the text, or a tag for a
+    /// One line describing the message (`chat::content::describe`): the text, or a tag for a
     /// sticker, image (then its caption) or audio. The text is the peer's: escape it before printing.
     pub fn describe(&self) -> String {
         crate::chat::content::describe(&self.content, &self.text)

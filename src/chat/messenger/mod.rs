@@ -50,7 +50,7 @@
 //! **Delivery**: each MVDS message a text went out in is mapped back to the text's id: MVDS ACKs become
 //! [`Event::Delivered`], give-ups [`Event::DeliveryFailed`].
 //!
-//! **Persistence**: [`Messenger::export`] / [`Messenger::import`] (see [`persist`]).
+//! **Persistence**: [`Messenger::export`] / [`Messenger::import`] (see `persist.rs`).
 //!
 //! Deviations from the reference, deliberate:
 //! * group members are not asked to confirm (no MEMBER_JOINED step is needed): a member's text is shown
@@ -68,7 +68,7 @@ mod group_chat;
 mod interface;
 mod one_to_one;
 mod pairwise;
-pub mod persist;
+mod persist;
 mod public_chat;
 
 pub use interface::{ChatEntry, ChatKind, DropReason, Event, Input, MessengerError, Output};
@@ -780,7 +780,7 @@ impl Messenger {
         });
     }
 
-    /// Export everything needed to resume (see [`persist`]). Holds session secrets: zeroized on drop.
+    /// Export everything needed to resume (see `persist.rs`). Holds session secrets: zeroized on drop.
     pub fn export(&self) -> Zeroizing<Vec<u8>> {
         persist::export(self)
     }

@@ -1,27 +1,7 @@
 //! The RLPx [`Connection`]: one TCP connection's handshake, framing and `p2p` base protocol as a sans-IO
 //! state machine (docs/protocol/rlpx.md §3–§8).
 //!
-//! ```text
-//! initiator: SendAuth → AwaitAck ──┐
-//! recipient: AwaitAuth → SendAck ──┴→ AwaitHello (our Hello sent) → Active → Disconnecting → Closed
-//! ```
-//!
-//! Feed it TCP bytes (split anywhere) with [`Input::Receive`], application commands with
-//! [`Input::Send`] / [`Input::Ping`] / [`Input::Disconnect`], and the transport's end with
-//! [`Input::TransportClosed`]; drain [`Connection::poll_output`] after every call and sleep until
-//! [`Connection::poll_timeout`].
-//!
-//! Timers: the handshake deadline (auth/ack plus Hello, 5 s like geth), a keep-alive Ping every 15 s with a
-//! Pong deadline, and a short linger after we send a Disconnect so the peer can read it before we close.
-//!
-//! Peer faults never come back as `Err`: they become a Disconnect with the protocol's reason (when the
-//! handshake got far enough to send one), an [`Event::Disconnected`] naming the cause, and
-//! [`Output::Close`].
-//!
-//! Bounds: the receive buffer holds at most one incomplete handshake packet (≤ `max_handshake_size` + 2)
-//! or one incomplete frame (≤ `max_frame_size` + 48 bytes) beyond the chunk being processed; decompressed
-//! messages are limited to `max_message_size` before inflating; queued output is limited to
-//! `max_pending_output` bytes, past which [`Input::Send`] returns [`RlpxError::OutputFull`].
+//! The machine is re-exported as [`crate::rlpx::Connection`], whose documentation describes it.
 //!
 //! Files: this one holds the machine and its entry points; `config.rs` the shared [`Config`]; `wire.rs`
 //! what happens to bytes: handshake steps, frames, Hello, base-protocol messages and sealing.
@@ -154,7 +134,76 @@ pub(super) enum State {
     Closed,
 }
 
-/// One RLPx connection. See the [module docs](self).
+/// One RLPx connection: a TCP connection's handshake, framing and `p2p` base protocol.
+///
+/// ```text
+/// initiator: SendAuth → AwaitAck ──┐
+/// recipient: AwaitAuth → SendAck ──┴→ AwaitHello (our Hello sent) → Active → Disconnecting → Closed
+/// ```
+///
+/// Feed it TCP bytes (split anywhere) with [`Input::Receive`], application commands with
+/// [`Input::Send`] / [`Input::Ping`] / [`Input::Disconnect`], and the transport's end with
+/// [`Input::TransportClosed`]; drain [`Connection::poll_output`] after every call and sleep until
+/// [`Connection::poll_timeout`].
+///
+/// Timers: the handshake deadline (auth/ack plus Hello, 5 s like geth), a keep-alive Ping every 15 s with a
+/// Pong deadline, and a short linger after we send a Disconnect so the peer can read it before we close.
+///
+/// Peer faults never come back as `Err`: they become a Disconnect with the protocol's reason (when the
+/// handshake got far enough to send one), an [`Event::Disconnected`] naming the cause, and
+/// [`Output::Close`].
+///
+/// Bounds: the receive buffer holds at most one incomplete handshake packet (≤ `max_handshake_size` + 2)
+/// or one incomplete frame (≤ `max_frame_size` + 48 bytes) beyond the chunk being processed; decompressed
+/// messages are limited to `max_message_size` before inflating; queued output is limited to
+/// `max_pending_output` bytes, past which [`Input::Send`] returns [`RlpxError::OutputFull`].
+///
+/// Two connections handshake in memory: whatever one transmits, the other receives. After the auth/ack
+/// and Hello exchange both are connected, then a `waku` message crosses.
+///
+/// ```
+/// use std::sync::Arc;
+/// use status_sansio::crypto::SecretKey;
+/// use status_sansio::rlpx::{Config, Connection, Event, Input, Output, Protocol};
+/// use status_sansio::{Seed, Timestamp};
+///
+/// let now = Timestamp::from_secs(1_700_000_000);
+/// let config = |n: u64| {
+///     let key = SecretKey::random(&mut Seed::from_u64(n).rng());
+///     Arc::new(Config::new(key, Protocol::new("waku", 1, 128).into_iter().collect()))
+/// };
+/// let (alice, bob) = (config(1), config(2));
+/// let mut dialer = Connection::initiator(alice, bob.public_key(), &Seed::from_u64(3), now)?;
+/// let mut listener = Connection::recipient(bob, &Seed::from_u64(4), now)?;
+/// // Move what `from` transmitted to `to`; keep `from`'s events. True if any bytes moved.
+/// fn carry(from: &mut Connection, to: &mut Connection, events: &mut Vec<Event>, now: Timestamp)
+///     -> Result<bool, status_sansio::rlpx::RlpxError> {
+///     let mut moved = false;
+///     while let Some(output) = from.poll_output() {
+///         match output {
+///             Output::Transmit(bytes) => {
+///                 to.handle_input(now, Input::Receive(&bytes))?;
+///                 moved = true;
+///             }
+///             Output::Event(event) => events.push(event),
+///             _ => {}
+///         }
+///     }
+///     Ok(moved)
+/// }
+/// let mut events = Vec::new();
+/// let mut exchange = |a: &mut Connection, b: &mut Connection| -> Result<(), status_sansio::rlpx::RlpxError> {
+///     while carry(a, b, &mut events, now)? | carry(b, a, &mut events, now)? {}
+///     Ok(())
+/// };
+/// exchange(&mut dialer, &mut listener)?;
+/// assert!(dialer.is_active() && listener.is_active());
+/// let hello = Input::Send { capability: "waku", code: 1, payload: &[0xc0] };
+/// dialer.handle_input(now, hello)?;
+/// exchange(&mut dialer, &mut listener)?;
+/// assert!(events.iter().any(|e| matches!(e, Event::Message { code: 1, payload, .. } if payload[..] == [0xc0])));
+/// # Ok::<(), status_sansio::rlpx::RlpxError>(())
+/// ```
 pub struct Connection {
     role: Role,
     config: Arc<Config>,

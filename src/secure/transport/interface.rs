@@ -131,7 +131,7 @@ pub enum Event {
     },
     /// A received message was rejected because of a fault of its sender. Sessions, agreed installations
     /// and the RNG are unchanged; verified bundles it carried may have been applied (see the
-    /// [module documentation](super) for the exact list).
+    /// [layer documentation](crate::secure) for the exact list).
     PeerFault {
         /// The transport sender.
         peer: PublicKey,

@@ -43,7 +43,7 @@
 mod bundles;
 mod decrypt;
 mod encrypt;
-pub mod interface;
+mod interface;
 mod persist;
 mod session;
 #[cfg(test)]
@@ -162,6 +162,41 @@ impl Config {
 }
 
 /// The secure-transport state machine for one installation of one identity.
+///
+/// Two parties exchange one message: Alice sends Bob her bundle, Bob encrypts for Alice (X3DH, then the
+/// Double Ratchet), and Alice decrypts. The transport between them is the caller's: here, a loop.
+///
+/// ```
+/// use status_sansio::crypto::SecretKey;
+/// use status_sansio::secure::{Config, Event, Input, Output, SecureTransport};
+/// use status_sansio::{Seed, Timestamp};
+///
+/// let now = Timestamp::from_secs(1_700_000_000);
+/// let key = |n: u64| SecretKey::random(&mut Seed::from_u64(n).rng());
+/// let mut alice = SecureTransport::new(Config::default(), key(1), "alice-1".into(), &Seed::from_u64(11), now)?;
+/// let mut bob = SecureTransport::new(Config::default(), key(2), "bob-1".into(), &Seed::from_u64(12), now)?;
+/// let (a, b) = (*alice.identity(), *bob.identity());
+/// // Carry every wire message of `from` to `to`; return `to`'s decrypted plaintexts.
+/// let deliver = |from: &mut SecureTransport, to: &mut SecureTransport, sender| {
+///     let mut plaintexts = Vec::new();
+///     while let Some(output) = from.poll_output() {
+///         if let Output::Transmit(msg) = output {
+///             to.handle_input(now, Input::Received { sender, bytes: msg.bytes })?;
+///         }
+///     }
+///     while let Some(output) = to.poll_output() {
+///         if let Output::Event(Event::Decrypted { plaintext, .. }) = output {
+///             plaintexts.push(plaintext);
+///         }
+///     }
+///     Ok::<_, status_sansio::secure::SecureError>(plaintexts)
+/// };
+/// alice.handle_input(now, Input::AdvertiseBundle { recipient: b })?;
+/// deliver(&mut alice, &mut bob, a)?;
+/// bob.handle_input(now, Input::Encrypt { recipient: a, payload: b"hello".to_vec() })?;
+/// assert_eq!(deliver(&mut bob, &mut alice, b)?, vec![b"hello".to_vec()]);
+/// # Ok::<(), status_sansio::secure::SecureError>(())
+/// ```
 pub struct SecureTransport {
     config: Config,
     identity: SecretKey,

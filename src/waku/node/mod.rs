@@ -82,7 +82,7 @@ use crate::time::{earliest, Timestamp};
 use limits::SourceWindow;
 use posting::PendingPost;
 
-/// The Waku node. See the [module docs](self).
+/// The Waku node. See the [layer docs](crate::waku).
 pub struct WakuNode {
     config: WakuConfig,
     rng: ChaCha20Rng,
