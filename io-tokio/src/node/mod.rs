@@ -177,6 +177,21 @@ impl DroppedEvents {
     }
 }
 
+/// Set when a state commit failed and the node stopped (see [`NodeOptions::state_store`]).
+#[derive(Debug, Default, Clone)]
+pub struct StateFailed(Arc<std::sync::atomic::AtomicBool>);
+
+impl StateFailed {
+    /// True once a commit failed: the node stopped without confirming the batch.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Handle to a running node.
 pub struct NodeHandle {
     /// Commands to the node.
@@ -188,6 +203,8 @@ pub struct NodeHandle {
     pub task: tokio::task::JoinHandle<Engine>,
     /// Events dropped because [`NodeHandle::events`] was full (shared with the node task).
     pub dropped: DroppedEvents,
+    /// Set if the node stopped because a state commit failed (shared with the node task).
+    pub state_failed: StateFailed,
 }
 
 fn gone<E>(_: E) -> io::Error {
@@ -299,11 +316,13 @@ pub fn spawn_node_with_options(
     } = options;
     let (ev_tx, ev_rx) = mpsc::channel(events.max(1));
     let dropped = DroppedEvents::default();
+    let state_failed = StateFailed::default();
     let (store, worker) = store_thread::start(store, on_store_commit);
     let app = task::App {
         commands: cmd_rx,
         events: ev_tx,
         dropped: dropped.clone(),
+        state_failed: state_failed.clone(),
     };
     let task = tokio::spawn(async move {
         let engine = task::run(
@@ -332,5 +351,6 @@ pub fn spawn_node_with_options(
         events: ev_rx,
         task,
         dropped,
+        state_failed,
     }
 }

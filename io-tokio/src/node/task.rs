@@ -37,6 +37,7 @@ pub(super) struct App {
     pub(super) commands: mpsc::Receiver<NodeCommand>,
     pub(super) events: mpsc::Sender<Event>,
     pub(super) dropped: DroppedEvents,
+    pub(super) state_failed: super::StateFailed,
 }
 
 /// Keep going, or stop the node.
@@ -69,7 +70,7 @@ struct NodeTask {
     /// while a commit runs on a blocking thread, and gone for good after a failed one.
     state_store: Option<StateStore>,
     /// A commit failed: the node stops, and nothing after it is confirmed.
-    state_failed: bool,
+    state_failed: super::StateFailed,
 }
 
 impl NodeTask {
@@ -198,8 +199,8 @@ impl NodeTask {
     async fn persist(&mut self, batch: Batch) -> Flow {
         let seq = batch.seq;
         let Some(mut store) = self.state_store.take() else {
-            if !self.state_failed {
-                self.state_failed = true;
+            if !self.state_failed.get() {
+                self.state_failed.set();
                 tracing::error!(
                     batch = seq.0,
                     "the engine has state to make durable but the node has no state store \
@@ -220,7 +221,7 @@ impl NodeTask {
                 Flow::Continue
             }
             Ok((store, Err(e))) => {
-                self.state_failed = true;
+                self.state_failed.set();
                 tracing::error!(
                     batch = seq.0,
                     path = %store.path().display(),
@@ -229,7 +230,7 @@ impl NodeTask {
                 Flow::Stop
             }
             Err(e) => {
-                self.state_failed = true;
+                self.state_failed.set();
                 tracing::error!(batch = seq.0, "state commit: the blocking task failed, stopping: {e}");
                 Flow::Stop
             }
@@ -436,6 +437,7 @@ pub(super) async fn run(
         mut commands,
         events,
         dropped,
+        state_failed,
     } = app;
     let StoreLink {
         ops: store_ops,
@@ -460,7 +462,7 @@ pub(super) async fn run(
         next_accept: 1,
         closing: false,
         state_store,
-        state_failed: false,
+        state_failed,
     };
     let mut stop = false;
     loop {
