@@ -193,6 +193,7 @@ impl Run {
             }
         }
         while let Ok(l) = self.b.out.try_recv() {
+            self.b_log.push(format!("OUT {l}"));
             if l.contains("] sent ") {
                 self.b2a.on_sent_line();
             } else if let Some(n) = shown(&l, "a2b-") {
@@ -226,7 +227,11 @@ impl Run {
     fn drain_stopped_b(&mut self) -> Vec<String> {
         let end = Instant::now() + Duration::from_secs(5);
         while Instant::now() < end {
-            match self.b.out.recv_timeout(Duration::from_millis(50)) {
+            let r = self.b.out.recv_timeout(Duration::from_millis(50));
+            if let Ok(l) = &r {
+                self.b_log.push(format!("OUT {l}"));
+            }
+            match r {
                 Ok(l) if l.contains("] sent ") => self.b2a.on_sent_line(),
                 Ok(l) => {
                     if let Some(n) = shown(&l, "a2b-") {
@@ -360,6 +365,9 @@ fn crash_run(name: &str, signal: &str, seed: u64, rounds: usize) {
         started.elapsed().as_secs_f64()
     );
     eprintln!("{report}");
+    if let Ok(path) = std::env::var("STATUS_CRASH_LOG") {
+        std::fs::write(path, run.b_log.join("\n")).unwrap();
+    }
     let bad_log: Vec<&String> = run
         .b_log
         .iter()
@@ -392,5 +400,5 @@ fn sigkill_at_20_random_moments_loses_nothing_and_shows_nothing_twice() {
 
 #[test]
 fn sigterm_at_20_random_moments_makes_the_final_commit_and_loses_nothing() {
-    crash_run("term", "TERM", 13, 20);
+    crash_run("term", "TERM", 13, std::env::var("ROUNDS").map(|r| r.parse().unwrap()).unwrap_or(20));
 }

@@ -353,6 +353,7 @@ impl StopSignals {
 
 async fn run(args: RunArgs) -> std::io::Result<()> {
     use status_sansio::chat::messenger::Messenger;
+    use status_io_tokio::node::NodeCommand;
     use status_sansio::node::{Engine as NodeEngine, EngineConfig, Event as NodeEvent};
     if args.mailserver_db.is_some() && !args.mailserver {
         return Err(std::io::Error::other("--mailserver-db needs --mailserver"));
@@ -603,8 +604,21 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     }
     // Stop the node (its goodbye makes the final commit to state.redb) and save the history cursors
     // from the engine it hands back.
-    let node_dropped = node.dropped_events();
     let state_failed = node.state_failed.clone();
+    // Messages that arrive until the node has stopped (and what its goodbye releases) are committed as
+    // shown: print them all, so none is lost between the stop request and the end of the node task.
+    if node.commands.send(NodeCommand::Shutdown).await.is_err() {
+        tracing::debug!("the node had already stopped");
+    }
+    while let Some(ev) = node.events.recv().await {
+        if let NodeEvent::Chat(e) = ev {
+            metrics.chat_event(&e);
+            if let Some(line) = book.event_line(e) {
+                println!("{line}");
+            }
+        }
+    }
+    let node_dropped = node.dropped_events();
     let engine = node.shutdown().await?;
     if state_failed.get() {
         return Err(std::io::Error::other(format!(
