@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use criterion::Criterion;
 use status_benches::{fmt_ns, mean_ns};
+use status_io_std::state::StateStore;
 use status_proto::protobuf as pb;
 use status_sansio::chat::messenger::{
     Event as ChatEvent, Input as Chat, Messenger, MessengerConfig, CHAT_TTL, POW_TARGET,
@@ -72,7 +73,6 @@ use status_sansio::waku::filter::Filters;
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::packet::{encode_envelopes, Packet, MESSAGES};
 use status_sansio::waku::{self, status, Dialect, Envelope, Filter, SubscriptionId};
-use status_io_std::state::StateStore;
 use status_sansio::{Seed, Timestamp};
 
 const START: u64 = 1_700_000_000;

@@ -397,7 +397,12 @@ impl BlockingNode {
             Ok(net) => {
                 self.on_net(net);
                 // Group commit: whatever else is ready goes into the same batch.
-                for net in self.rx.try_iter().take(MAX_READY_PER_STEP - 1).collect::<Vec<_>>() {
+                for net in self
+                    .rx
+                    .try_iter()
+                    .take(MAX_READY_PER_STEP - 1)
+                    .collect::<Vec<_>>()
+                {
                     self.on_net(net);
                 }
             }

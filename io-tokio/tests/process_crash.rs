@@ -385,9 +385,18 @@ fn crash_run(name: &str, signal: &str, seed: u64, rounds: usize) {
         run.a2b.twice(),
         run.b2a.twice()
     );
-    assert!(b_final, "a→b no longer decrypts after the restarts; {report}; {bad_log:#?}");
-    assert!(a_final, "b→a no longer decrypts after the restarts; {report}; {bad_log:#?}");
-    assert!(run.a2b.sent.len() >= rounds && run.b2a.sent.len() >= rounds, "{report}");
+    assert!(
+        b_final,
+        "a→b no longer decrypts after the restarts; {report}; {bad_log:#?}"
+    );
+    assert!(
+        a_final,
+        "b→a no longer decrypts after the restarts; {report}; {bad_log:#?}"
+    );
+    assert!(
+        run.a2b.sent.len() >= rounds && run.b2a.sent.len() >= rounds,
+        "{report}"
+    );
     drop(run);
     drop(relay);
     let _ = std::fs::remove_dir_all(&dir);
@@ -400,5 +409,10 @@ fn sigkill_at_20_random_moments_loses_nothing_and_shows_nothing_twice() {
 
 #[test]
 fn sigterm_at_20_random_moments_makes_the_final_commit_and_loses_nothing() {
-    crash_run("term", "TERM", 13, std::env::var("ROUNDS").map(|r| r.parse().unwrap()).unwrap_or(20));
+    crash_run(
+        "term",
+        "TERM",
+        13,
+        std::env::var("ROUNDS").map(|r| r.parse().unwrap()).unwrap_or(20),
+    );
 }

@@ -159,7 +159,10 @@ fn sigterm_and_sigint_stop_gracefully_exit_0_and_the_state_is_restored() {
         .unwrap()
         .load()
         .unwrap();
-    assert!(records.iter().any(|(k, _)| k.is_under("messenger")), "{records:?}");
+    assert!(
+        records.iter().any(|(k, _)| k.is_under("messenger")),
+        "{records:?}"
+    );
     assert!(!dir.join("messenger.state").exists());
     // The restart sees the saved state: the chat is still joined, without --public-chat.
     let mut b = Node::start(&dir, &[]).ask("/chats", "public  sigterm-room");
@@ -212,12 +215,7 @@ fn damaged_state_and_key_files_are_refused_by_name_and_left_untouched() {
     a.signal("TERM");
     assert_eq!(a.wait().code(), Some(0));
     drop(a);
-    for file in [
-        "history.state",
-        "peers.cache",
-        "node.key",
-        "identity.key",
-    ] {
+    for file in ["history.state", "peers.cache", "node.key", "identity.key"] {
         let path = dir.join(file);
         let good = std::fs::read(&path).unwrap();
         for (how, bad) in damages(&good) {
@@ -243,7 +241,11 @@ fn damaged_state_and_key_files_are_refused_by_name_and_left_untouched() {
         assert_eq!(code, Some(1), "{how} state.redb: {stderr}");
         assert!(stderr.contains("state.redb"), "{how} state.redb: {stderr}");
         assert!(!stderr.contains("panicked"), "{how} state.redb: {stderr}");
-        assert_eq!(std::fs::read(&path).unwrap(), bad, "{how} state.redb was modified");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bad,
+            "{how} state.redb was modified"
+        );
     }
     std::fs::write(&path, &good).unwrap();
     // With every file restored, the node starts again.

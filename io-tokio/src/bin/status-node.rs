@@ -352,8 +352,8 @@ impl StopSignals {
 }
 
 async fn run(args: RunArgs) -> std::io::Result<()> {
-    use status_sansio::chat::messenger::Messenger;
     use status_io_tokio::node::NodeCommand;
+    use status_sansio::chat::messenger::Messenger;
     use status_sansio::node::{Engine as NodeEngine, EngineConfig, Event as NodeEvent};
     if args.mailserver_db.is_some() && !args.mailserver {
         return Err(std::io::Error::other("--mailserver-db needs --mailserver"));

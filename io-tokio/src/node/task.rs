@@ -231,7 +231,10 @@ impl NodeTask {
             }
             Err(e) => {
                 self.state_failed.set();
-                tracing::error!(batch = seq.0, "state commit: the blocking task failed, stopping: {e}");
+                tracing::error!(
+                    batch = seq.0,
+                    "state commit: the blocking task failed, stopping: {e}"
+                );
                 Flow::Stop
             }
         }
