@@ -115,14 +115,13 @@ impl RlpxStream {
     fn flush(&mut self) -> io::Result<()> {
         while let Some(o) = self.conn.poll_output() {
             match o {
-                Output::Transmit(b) => {
-                    if !self.closed && self.stream.write_all(&b).is_err() {
-                        // The engine reports the failure as a Disconnected event and asks to close.
-                        self.conn
-                            .handle_input(self.clock.now(), Input::TransportClosed)
-                            .map_err(to_io)?;
-                    }
+                Output::Transmit(b) if !self.closed && self.stream.write_all(&b).is_err() => {
+                    // The engine reports the failure as a Disconnected event and asks to close.
+                    self.conn
+                        .handle_input(self.clock.now(), Input::TransportClosed)
+                        .map_err(to_io)?;
                 }
+                Output::Transmit(_) => {}
                 Output::Event(e) => self.events.push_back(e),
                 Output::Close => {
                     // NotConnected: the peer closed first, which is what Close wants anyway.
