@@ -434,16 +434,21 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     };
     tracing::info!(%enode, listen = %local, mailserver = args.mailserver, light = args.light, "node started");
     // Every state file is checked before anything is loaded: a damaged one stops the start.
-    let state_store = {
+    let (state_store, records) = {
         let p = state_store_path.clone();
-        tokio::task::spawn_blocking(move || StateStore::open(&p))
-            .await
-            .map_err(std::io::Error::other)?
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            // redb panics on some damaged files; StateStore turns that into an error naming the file,
+            // so the default hook's "panicked at" report would only mislead: silenced while opening.
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let r = StateStore::open(&p).and_then(|s| s.load().map(|records| (s, records)));
+            std::panic::set_hook(hook);
+            r
+        })
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
     };
-    let records = state_store
-        .load()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     let has_messenger = records.iter().any(|(k, _)| k.is_under("messenger"));
     let messenger_state = if has_messenger {
         None
