@@ -30,6 +30,14 @@
 //!     * RLPx: an `rlpx::Connection` sending the Waku packet (Snappy + frame seal); the peer's connection
 //!       receiving it (frame open + Snappy).
 //!
+//! (c) **Durability**: the same pair with durable Messengers (`MessengerConfig::durable`): every
+//!     `Output::Persist` batch is committed to a real redb [`StateStore`] file per engine (one fsynced
+//!     transaction, as the drivers do) and confirmed with `Input::Persisted` before what it holds back
+//!     comes out; group commit: each pump feeds an engine every input it has, then takes one batch.
+//!     Measured: bursts of [`BURST`] texts each way (all received and confirmed, then the work they set
+//!     off settled), with durability on and off; it prints both rates in messages per second and their
+//!     ratio (the goal: at least 70%).
+//!
 //! It prints a table (layer, send, receive, share of the one-way total), the sum of the layers against
 //! the measured total (the rest is engine glue: pumping, queues, pool, filters, MVDS and chat state),
 //! and messages per second end to end.
@@ -46,6 +54,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use criterion::Criterion;
 use status_benches::{fmt_ns, mean_ns};
+use status_io_std::state::StateStore;
 use status_proto::protobuf as pb;
 use status_sansio::chat::messenger::{
     Event as ChatEvent, Input as Chat, Messenger, MessengerConfig, CHAT_TTL, POW_TARGET,
@@ -73,6 +82,9 @@ const LAYERS: &str = "e2e_layers";
 const LIMIT: Duration = Duration::from_secs(30);
 /// Virtual time let run after a message is confirmed (MVDS retransmits after 2 to 4 epochs, 0.6–1.2 s).
 const SETTLE: Duration = Duration::from_secs(3);
+const DURABLE: &str = "e2e_durable";
+/// Texts each way per measured burst in (c).
+const BURST: usize = 50;
 
 /// A 100-byte text.
 fn text(n: u64) -> String {
@@ -120,10 +132,29 @@ struct Pair {
     posted: [usize; 2],
     /// Socket writes each side made.
     writes: [usize; 2],
+    /// With durable Messengers: each engine's state store (committed with fsync, then confirmed).
+    stores: Option<[StateStore; 2]>,
 }
 
 impl Pair {
     fn new() -> Pair {
+        Self::build(None)
+    }
+
+    /// A pair whose Messengers are durable, each committing to its own redb file in `dir`.
+    fn durable(dir: &std::path::Path) -> Pair {
+        std::fs::create_dir_all(dir).expect("bench state dir");
+        let open = |n: &str| {
+            let path = dir.join(n);
+            // A fresh file per run (a left-over one from an interrupted run would be resumed from).
+            std::fs::remove_file(&path).ok();
+            StateStore::open(&path).expect("state store")
+        };
+        Self::build(Some([open("alice.redb"), open("bob.redb")]))
+    }
+
+    fn build(stores: Option<[StateStore; 2]>) -> Pair {
+        let durable = stores.is_some();
         let now = Timestamp::from_secs(START);
         let rlpx = [rlpx_config(0), rlpx_config(1)];
         let bob_addr: SocketAddr = "10.0.0.2:30303".parse().unwrap();
@@ -133,7 +164,9 @@ impl Pair {
             if i == 0 {
                 c.static_peers = vec![bob_enode.clone()];
             }
-            c.messenger = Some(MessengerConfig::new(chat_key(i as u64), format!("device-{i}")));
+            let mut m = MessengerConfig::new(chat_key(i as u64), format!("device-{i}"));
+            m.durable = durable;
+            c.messenger = Some(m);
             Engine::new(c, &Seed::from_u64(900 + i as u64), now).expect("valid engine configuration")
         };
         Pair {
@@ -148,6 +181,7 @@ impl Pair {
             dropped: 0,
             posted: [0; 2],
             writes: [0; 2],
+            stores,
         }
     }
 
@@ -173,6 +207,13 @@ impl Pair {
                         self.queue.push_back((to.0, Deliver::Bytes(to.1, data)));
                     }
                     Output::Close { .. } => panic!("the link was closed"),
+                    Output::Persist(batch) => {
+                        let store = &mut self.stores.as_mut().expect("a durable pair")[i];
+                        store.commit(&batch).expect("commit");
+                        self.eng[i]
+                            .handle_input(self.now, Input::Persisted(batch.seq))
+                            .expect("confirm");
+                    }
                     Output::Event(Event::Chat(e)) => match e {
                         ChatEvent::MessageReceived { own: false, .. } => self.received[i] += 1,
                         ChatEvent::Delivered { .. } => self.delivered[i] += 1,
@@ -254,7 +295,10 @@ impl Pair {
 
     /// Connected, the chat open, one text each way delivered and confirmed.
     fn steady() -> Pair {
-        let mut p = Pair::new();
+        Self::settled(Pair::new())
+    }
+
+    fn settled(mut p: Pair) -> Pair {
         p.run_until(Duration::from_secs(10), |p| {
             p.eng[0].connected_peers() == 1 && p.eng[1].connected_peers() == 1
         });
@@ -357,6 +401,59 @@ fn total(c: &mut Criterion) {
         (p.posted[1] - base.1[1]) as f64 / n,
         (p.writes[1] - base.2[1]) as f64 / n,
     );
+}
+
+/// (c): bursts of texts both ways with durable Messengers (fsynced redb commits) and without.
+fn durability(c: &mut Criterion) -> (f64, f64, u64) {
+    let dir = std::env::temp_dir().join(format!("status-bench-e2e-durable-{}", std::process::id()));
+    let pairs = [
+        ("durability_off", RefCell::new(Pair::steady())),
+        ("durability_on", RefCell::new(Pair::settled(Pair::durable(&dir)))),
+    ];
+    let mut g = c.benchmark_group(DURABLE);
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(2));
+    g.measurement_time(Duration::from_secs(8));
+    let mut n = 1_000_000u64;
+    let mut rates = [0.0f64; 2];
+    for (k, (name, pair)) in pairs.iter().enumerate() {
+        let (mut msgs, mut spent) = (0u64, Duration::ZERO);
+        g.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                let mut p = pair.borrow_mut();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let (r, d) = (p.received, p.delivered);
+                    for _ in 0..BURST {
+                        n += 1;
+                        p.send(0, text(n));
+                        p.send(1, text(n));
+                    }
+                    p.run_until(LIMIT, |p| {
+                        (0..2).all(|i| p.received[i] == r[i] + BURST && p.delivered[i] == d[i] + BURST)
+                    });
+                    p.run_for(SETTLE);
+                }
+                let t = start.elapsed();
+                msgs += 2 * BURST as u64 * iters;
+                spent += t;
+                t
+            })
+        });
+        rates[k] = msgs as f64 / spent.as_secs_f64();
+        let p = pair.borrow();
+        assert_eq!(p.dropped, 0, "nothing dropped");
+    }
+    g.finish();
+    let commits = pairs[1]
+        .1
+        .borrow()
+        .stores
+        .as_ref()
+        .map_or(0, |s| s[0].commits() + s[1].commits());
+    drop(pairs);
+    std::fs::remove_dir_all(&dir).ok();
+    (rates[0], rates[1], commits)
 }
 
 // ---- (b) the layers ----------------------------------------------------------------------------------
@@ -915,6 +1012,12 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     let s = layers(&mut c);
     total(&mut c);
+    let (off, on, commits) = durability(&mut c);
     c.final_summary();
     report(&s);
+    println!(
+        "durability (bursts of {BURST} texts each way, received and confirmed): off {off:.0} messages/s, \
+         on (redb, fsync per group commit) {on:.0} messages/s = {:.0}% ({commits} commits)",
+        100.0 * on / off
+    );
 }

@@ -15,6 +15,15 @@
 //! and answered with [`Input::DnsResolved`]. With [`BlockingNode::with_peer_cache_file`] the engine's
 //! peer cache is written to that file every [`PEER_CACHE_SAVE_INTERVAL`] and when the node is dropped.
 //!
+//! Durable state (docs/architecture.md "Persistence", feature `redb`): with
+//! [`BlockingNode::with_state_store`] every `Output::Persist` batch is committed to the node's
+//! [`StateStore`](crate::state::StateStore) (one fsynced redb transaction) and confirmed with
+//! `Input::Persisted`, after which the outputs it held back come out. Group commit: [`BlockingNode::step`]
+//! feeds every network input that is ready before it carries out the outputs, so there is one batch per
+//! step however many inputs it took. A failed commit is fatal: nothing after it is confirmed, the node
+//! stops carrying out outputs, and [`BlockingNode::state_error`] says why. The same contract, with the
+//! same names, as `status_io_tokio::node` (`NodeOptions::state_store`).
+//!
 //! Dials: a dial runs on its own thread (bounded by [`DIAL_SAFETY_TIMEOUT`](crate::DIAL_SAFETY_TIMEOUT));
 //! when the engine gives up on it first (`Output::Close` for a pending dial), it is forgotten and a
 //! socket that still connects afterwards is closed unused.
@@ -31,6 +40,10 @@ use status_sansio::node::{ConnId, Engine, Event, Input, Output, StorageOp};
 
 use crate::dns::{save_peer_cache, BlockingResolver, TxtResolver};
 use crate::Clock;
+
+/// Most ready network inputs fed in one [`BlockingNode::step`] before the outputs are carried out (one
+/// durable commit covers them all).
+pub const MAX_READY_PER_STEP: usize = 256;
 
 /// How often a node with a peer cache file writes it.
 pub const PEER_CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -59,6 +72,10 @@ pub struct BlockingNode {
     next_accept: u64,
     resolver: Arc<dyn TxtResolver>,
     peer_cache: Option<(PathBuf, Instant)>,
+    #[cfg(feature = "redb")]
+    state_store: Option<crate::state::StateStore>,
+    /// Why the node stopped carrying out outputs (a failed or impossible commit).
+    state_error: Option<String>,
 }
 
 fn reader(mut s: TcpStream, conn: ConnId, tx: Sender<Net>) {
@@ -109,6 +126,52 @@ impl BlockingNode {
             next_accept: 1,
             resolver: Arc::new(BlockingResolver::system()),
             peer_cache: None,
+            #[cfg(feature = "redb")]
+            state_store: None,
+            state_error: None,
+        }
+    }
+
+    /// Commit each `Output::Persist` batch to `store` and confirm it (see the module documentation).
+    /// Required when the engine's Messenger is
+    /// [`durable`](status_sansio::chat::messenger::MessengerConfig::durable). Start the engine from
+    /// what the store holds: [`StateStore::load`](crate::state::StateStore::load) and
+    /// [`Engine::restore`].
+    #[cfg(feature = "redb")]
+    pub fn with_state_store(mut self, store: crate::state::StateStore) -> Self {
+        self.state_store = Some(store);
+        self
+    }
+
+    /// The state store, if any (to read its path or commit count).
+    #[cfg(feature = "redb")]
+    pub fn state_store(&self) -> Option<&crate::state::StateStore> {
+        self.state_store.as_ref()
+    }
+
+    /// Why the node stopped: a state commit failed (or a durable engine runs without a state store).
+    /// Once set, [`BlockingNode::step`] carries out nothing more and the batch is never confirmed.
+    pub fn state_error(&self) -> Option<&str> {
+        self.state_error.as_deref()
+    }
+
+    /// Make `batch` durable and confirm it; on failure remember why and stop.
+    fn persist(&mut self, batch: status_sansio::persist::Batch) {
+        #[cfg(feature = "redb")]
+        let result = match &mut self.state_store {
+            Some(store) => store.commit(&batch).map_err(|e| e.to_string()),
+            None => Err("no state store (BlockingNode::with_state_store)".to_string()),
+        };
+        #[cfg(not(feature = "redb"))]
+        let result: Result<(), String> = Err("this build has no state store (feature `redb`)".into());
+        match result {
+            Ok(()) => self.feed(Input::Persisted(batch.seq)),
+            Err(e) => {
+                self.state_error = Some(format!(
+                    "state commit of batch {} failed, the node stopped: {e}",
+                    batch.seq.0
+                ))
+            }
         }
     }
 
@@ -261,6 +324,7 @@ impl BlockingNode {
                     tx.send(Net::Resolved(name, txt)).ok();
                 });
             }
+            Output::Persist(batch) => self.persist(batch),
             Output::Event(e) => events.push(e),
             // An output kind newer than this driver: nothing it could do with it.
             _ => {}
@@ -306,8 +370,15 @@ impl BlockingNode {
     /// and return the events that came out.
     pub fn step(&mut self, max_wait: Duration) -> Vec<Event> {
         let mut events = Vec::new();
+        if self.state_error.is_some() {
+            std::thread::sleep(max_wait);
+            return events;
+        }
         while let Some(o) = self.engine.poll_output() {
             self.carry_out(o, &mut events);
+            if self.state_error.is_some() {
+                return events;
+            }
         }
         if self
             .peer_cache
@@ -323,7 +394,18 @@ impl BlockingNode {
             None => max_wait,
         };
         match self.rx.recv_timeout(wait) {
-            Ok(net) => self.on_net(net),
+            Ok(net) => {
+                self.on_net(net);
+                // Group commit: whatever else is ready goes into the same batch.
+                for net in self
+                    .rx
+                    .try_iter()
+                    .take(MAX_READY_PER_STEP - 1)
+                    .collect::<Vec<_>>()
+                {
+                    self.on_net(net);
+                }
+            }
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
         }
         self.engine.handle_timeout(self.clock.now());

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use status_io_std::node::BlockingNode;
 use status_io_std::os_seed;
+#[cfg(feature = "redb")]
+use status_io_std::state::StateStore;
 use status_sansio::crypto::SecretKey;
 use status_sansio::enode::Enode;
 use status_sansio::node::{Engine, EngineConfig, Event, Input};
@@ -99,6 +101,22 @@ fn two_clients_chat_through_a_relay_over_tcp() {
 /// Messenger, chat 1:1 through a relay: first contact, an answer, and a delivery confirmation.
 #[test]
 fn one_to_one_chat_on_blocking_nodes() {
+    one_to_one_chat(None);
+}
+
+/// The same chat with durable Messengers: every batch goes through each node's redb state store before
+/// what it holds back leaves, and an engine restored from the store knows the chat.
+#[cfg(feature = "redb")]
+#[test]
+fn one_to_one_chat_on_durable_blocking_nodes_commits_and_restores() {
+    let dir = std::env::temp_dir().join(format!("status-std-durable-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    one_to_one_chat(Some(&dir));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn one_to_one_chat(durable: Option<&std::path::Path>) {
     use status_sansio::chat::messenger::{
         Event as ChatEvent, Input as ChatInput, Messenger, MessengerConfig,
     };
@@ -118,8 +136,16 @@ fn one_to_one_chat_on_blocking_nodes() {
         let mut c = config(n);
         c.static_peers = vec![relay_enode.clone()];
         let identity = SecretKey::random(&mut Seed::from_u64(100 + n).rng());
-        c.messenger = Some(MessengerConfig::new(identity, format!("device-{n}")));
-        BlockingNode::new(Engine::new(c, &os_seed(), now).unwrap(), None)
+        let mut m = MessengerConfig::new(identity, format!("device-{n}"));
+        m.durable = durable.is_some();
+        c.messenger = Some(m);
+        let node = BlockingNode::new(Engine::new(c, &os_seed(), now).unwrap(), None);
+        #[cfg(feature = "redb")]
+        let node = match durable {
+            Some(dir) => node.with_state_store(StateStore::open(&dir.join(format!("{n}.redb"))).unwrap()),
+            None => node,
+        };
+        node
     };
     let (mut a, mut b) = (client(12), client(13));
     let ka = SecretKey::random(&mut Seed::from_u64(112).rng()).public_key();
@@ -198,4 +224,28 @@ fn one_to_one_chat_on_blocking_nodes() {
     assert!(got_b, "B got the first-contact message");
     assert!(got_a, "A got B's answer");
     assert!(delivered, "A saw its message delivered to B");
+    for node in [&a, &b] {
+        assert_eq!(node.state_error(), None);
+    }
+    #[cfg(feature = "redb")]
+    if let Some(dir) = durable {
+        for (node, n) in [(&a, 12u64), (&b, 13)] {
+            let store = node.state_store().unwrap();
+            assert!(store.commits() > 0, "node {n} committed batches");
+            let records = store.load().unwrap();
+            assert!(!records.is_empty());
+            let mut c = config(n);
+            let identity = SecretKey::random(&mut Seed::from_u64(100 + n).rng());
+            let mut m = MessengerConfig::new(identity, format!("device-{n}"));
+            m.durable = true;
+            c.messenger = Some(m);
+            let restored = Engine::restore(c, &records, &os_seed(), now).unwrap();
+            let chat = if n == 12 { &to_b } else { &to_a };
+            assert!(
+                restored.messenger().unwrap().chats().any(|c| c == chat.as_str()),
+                "node {n} restored its 1:1 chat from {}",
+                dir.display()
+            );
+        }
+    }
 }

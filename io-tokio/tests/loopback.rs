@@ -431,7 +431,7 @@ fn status_node_run_one_to_one_survives_a_restart() {
     assert_eq!(a.expect("hello a"), format!("[{nb}] {nb}: hello a"));
     // B restarts from its data dir: same identity, same sessions.
     b.quit();
-    assert!(dir.join("b/messenger.state").exists());
+    assert!(dir.join("b/state.redb").exists());
     let mut b = Proc::start(&dir.join("b"), &peer);
     std::thread::sleep(Duration::from_secs(2));
     a.send(&format!("/msg {hb} after your restart"));

@@ -150,10 +150,20 @@ fn sigterm_and_sigint_stop_gracefully_exit_0_and_the_state_is_restored() {
     let status = a.wait();
     assert_eq!(status.code(), Some(0), "{status}");
     expect(&a.err, "messenger state saved");
-    for f in ["messenger.state", "history.state", "peers.cache"] {
+    for f in ["history.state", "peers.cache"] {
         let bytes = status_io_std::state_file::read(&dir.join(f), 1 << 30).unwrap();
         assert!(bytes.is_some(), "{f} written at shutdown");
     }
+    // The Messenger lives in state.redb (committed as it changes), not in an exported snapshot.
+    let records = status_io_std::state::StateStore::open(&dir.join("state.redb"))
+        .unwrap()
+        .load()
+        .unwrap();
+    assert!(
+        records.iter().any(|(k, _)| k.is_under("messenger")),
+        "{records:?}"
+    );
+    assert!(!dir.join("messenger.state").exists());
     // The restart sees the saved state: the chat is still joined, without --public-chat.
     let mut b = Node::start(&dir, &[]).ask("/chats", "public  sigterm-room");
     expect(&b.err, "messenger state restored");
@@ -205,13 +215,7 @@ fn damaged_state_and_key_files_are_refused_by_name_and_left_untouched() {
     a.signal("TERM");
     assert_eq!(a.wait().code(), Some(0));
     drop(a);
-    for file in [
-        "messenger.state",
-        "history.state",
-        "peers.cache",
-        "node.key",
-        "identity.key",
-    ] {
+    for file in ["history.state", "peers.cache", "node.key", "identity.key"] {
         let path = dir.join(file);
         let good = std::fs::read(&path).unwrap();
         for (how, bad) in damages(&good) {
@@ -224,6 +228,26 @@ fn damaged_state_and_key_files_are_refused_by_name_and_left_untouched() {
         }
         std::fs::write(&path, &good).unwrap();
     }
+    // The state store: truncated, empty and garbage are refused by name and left untouched.
+    let path = dir.join("state.redb");
+    let good = std::fs::read(&path).unwrap();
+    for (how, bad) in [
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("empty", vec![]),
+        ("garbage", vec![0x5a; good.len()]),
+    ] {
+        std::fs::write(&path, &bad).unwrap();
+        let (code, stderr) = refused(&dir, &[]);
+        assert_eq!(code, Some(1), "{how} state.redb: {stderr}");
+        assert!(stderr.contains("state.redb"), "{how} state.redb: {stderr}");
+        assert!(!stderr.contains("panicked"), "{how} state.redb: {stderr}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bad,
+            "{how} state.redb was modified"
+        );
+    }
+    std::fs::write(&path, &good).unwrap();
     // With every file restored, the node starts again.
     let mut b = Node::start(&dir, &[]).ask("/chats", "public  room");
     b.signal("TERM");

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cli::{LogFormat, Nat, RunArgs};
+use status_io_std::state::StateStore;
 use status_io_std::state_file;
 use status_io_std::{demo, os_seed};
 use status_sansio::chat::identity::{pubkey_to_hex, three_word_name};
@@ -291,6 +292,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The node's durable state in its data dir (`status_io_std::state::StateStore`).
+const STATE_STORE_FILE: &str = "state.redb";
+
 /// Largest Messenger state file read at start.
 const MAX_MESSENGER_STATE: usize = 256 << 20;
 /// Largest history state file read at start.
@@ -348,6 +352,7 @@ impl StopSignals {
 }
 
 async fn run(args: RunArgs) -> std::io::Result<()> {
+    use status_io_tokio::node::NodeCommand;
     use status_sansio::chat::messenger::Messenger;
     use status_sansio::node::{Engine as NodeEngine, EngineConfig, Event as NodeEvent};
     if args.mailserver_db.is_some() && !args.mailserver {
@@ -384,15 +389,19 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     // The chat identity is separate from the node key, as in Status.
     let identity = load_or_create_key(&data_dir.join("identity.key"))?;
     let me = identity.public_key();
-    let messenger_config =
+    let mut messenger_config =
         status_sansio::chat::messenger::MessengerConfig::new(identity, "status-node".into());
+    // Crash safety: every state change is committed to state.redb before what reveals it leaves.
+    messenger_config.durable = true;
     config.mailservers = args.mailserver_peer.clone();
     config.dns_discovery = args.dns_discovery.clone();
     config.target_peers = args.target_peers;
     // Good peers of earlier runs are dialled first.
     let peer_cache = status_io_std::dns::peer_cache_path(&data_dir);
     config.peer_cache = status_io_std::dns::load_peer_cache(&peer_cache)?;
+    // The old snapshot (before state.redb): imported once if state.redb has no messenger yet.
     let state_path = data_dir.join("messenger.state");
+    let state_store_path = data_dir.join(STATE_STORE_FILE);
     let history_path = data_dir.join("history.state");
     let now = status_io_std::Clock::new().now();
     let listener = TcpListener::bind(args.listen).await.map_err(|e| {
@@ -424,23 +433,62 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
         None => None,
     };
     tracing::info!(%enode, listen = %local, mailserver = args.mailserver, light = args.light, "node started");
-    // Both state files are checked before anything is loaded: a damaged one stops the start.
-    let messenger_state = state_file::read(&state_path, MAX_MESSENGER_STATE)?;
+    // Every state file is checked before anything is loaded: a damaged one stops the start.
+    let (state_store, records) = {
+        let p = state_store_path.clone();
+        tokio::task::spawn_blocking(move || {
+            // redb panics on some damaged files; StateStore turns that into an error naming the file,
+            // so the default hook's "panicked at" report would only mislead: silenced while opening.
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let r = StateStore::open(&p).and_then(|s| s.load().map(|records| (s, records)));
+            std::panic::set_hook(hook);
+            r
+        })
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+    };
+    let has_messenger = records.iter().any(|(k, _)| k.is_under("messenger"));
+    let messenger_state = if has_messenger {
+        None
+    } else {
+        state_file::read(&state_path, MAX_MESSENGER_STATE)?
+    };
     let history_state = state_file::read(&history_path, MAX_HISTORY_STATE)?;
     let engine = match messenger_state {
         Some(bytes) => {
+            // An older status-node saved the Messenger as one snapshot: import it; its first change
+            // is committed to state.redb, which is read from then on.
             let m = Messenger::import(messenger_config, &os_seed(), now, &bytes).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("{}: {e}; refusing to load it", state_path.display()),
                 )
             })?;
-            tracing::info!(path = %state_path.display(), "messenger state restored");
+            tracing::info!(
+                from = %state_path.display(),
+                into = %state_store_path.display(),
+                "messenger state imported from the old snapshot file (once: state.redb holds it from its first change)"
+            );
             NodeEngine::with_messenger(config, m, &os_seed(), now).map_err(std::io::Error::other)?
         }
         None => {
             config.messenger = Some(messenger_config);
-            NodeEngine::new(config, &os_seed(), now).map_err(std::io::Error::other)?
+            let engine = NodeEngine::restore(config, &records, &os_seed(), now).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}; refusing to load it", state_store_path.display()),
+                )
+            })?;
+            if has_messenger {
+                tracing::info!(
+                    path = %state_store_path.display(),
+                    records = records.len(),
+                    "messenger state restored"
+                );
+            }
+            engine
         }
     };
     let mut book = term::Book::new(engine.messenger(), Some(data_dir.join("contacts.toml")))?;
@@ -476,6 +524,7 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
     let mut options = status_io_tokio::node::NodeOptions::new(1024);
     options.store = store;
     options.peer_cache_file = Some(peer_cache);
+    options.state_store = Some(state_store);
     if metrics_listener.is_some() {
         let m = metrics.clone();
         options.on_store_commit = Some(Arc::new(move |took, _| m.store_commit(took)));
@@ -531,14 +580,9 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
                 None => stdin_open = false,
             },
             _ = save_every.tick() => {
-                let exported = node.inspect(|e| (e.export_messenger(), e.export_history())).await;
-                match exported {
-                    Ok((messenger, history)) => {
-                        if let Some(state) = messenger {
-                            state_file::write(&state_path, &state)?;
-                        }
-                        state_file::write(&history_path, &history)?;
-                    }
+                // The Messenger commits itself to state.redb; only the history cursors are saved here.
+                match node.inspect(|e| e.export_history()).await {
+                    Ok(history) => state_file::write(&history_path, &history)?,
                     // The node stopped; the loop ends on its closed event queue.
                     Err(e) => tracing::warn!("state export: {e}"),
                 }
@@ -563,13 +607,31 @@ async fn run(args: RunArgs) -> std::io::Result<()> {
             }
         }
     }
-    // Save the final state: stop the node and export from the engine it hands back.
+    // Stop the node (its goodbye makes the final commit to state.redb) and save the history cursors
+    // from the engine it hands back.
+    let state_failed = node.state_failed.clone();
+    // Messages that arrive until the node has stopped (and what its goodbye releases) are committed as
+    // shown: print them all, so none is lost between the stop request and the end of the node task.
+    if node.commands.send(NodeCommand::Shutdown).await.is_err() {
+        tracing::debug!("the node had already stopped");
+    }
+    while let Some(ev) = node.events.recv().await {
+        if let NodeEvent::Chat(e) = ev {
+            metrics.chat_event(&e);
+            if let Some(line) = book.event_line(e) {
+                println!("{line}");
+            }
+        }
+    }
     let node_dropped = node.dropped_events();
     let engine = node.shutdown().await?;
-    if let Some(state) = engine.export_messenger() {
-        state_file::write(&state_path, &state)?;
-        tracing::info!(path = %state_path.display(), "messenger state saved");
+    if state_failed.get() {
+        return Err(std::io::Error::other(format!(
+            "{}: a state commit failed (see the log); the node stopped",
+            state_store_path.display()
+        )));
     }
+    tracing::info!(path = %state_store_path.display(), "messenger state saved");
     state_file::write(&history_path, &engine.export_history())?;
     if node_dropped > 0 {
         tracing::warn!(

@@ -20,6 +20,14 @@
 //! [`DIAL_SAFETY_TIMEOUT`](status_io_std::DIAL_SAFETY_TIMEOUT)); the engine owns the dial timeout and
 //! cancels a dial with `Output::Close`, which aborts the task.
 //!
+//! Durable state (docs/architecture.md "Persistence"): with [`NodeOptions::state_store`] every
+//! `Output::Persist` batch is committed to the node's [`StateStore`] (one fsynced redb transaction, on a
+//! blocking thread) and confirmed with `Input::Persisted`, after which the outputs it held back (the
+//! ciphertexts, acks and events that reveal it) come out. Group commit: after each input the task also
+//! takes every other input that is ready before it carries out the outputs, so there is one batch per
+//! pump however many inputs it took. A failed commit is logged at ERROR and stops the node; nothing
+//! after it is confirmed. The same contract, with the same names, as `status_io_std::node::BlockingNode`.
+//!
 //! The mailserver's [`Store`] lives on a dedicated OS thread: stores block (disk, network), and the
 //! sync PostgreSQL client runs its own runtime, which panics inside a tokio worker. The node task
 //! queues puts, range queries and prunes to that thread in order (so a query sees every earlier put)
@@ -43,6 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use status_io_std::state::StateStore;
 use status_io_std::store::Store;
 use status_sansio::node::{ConnId, Engine, Event, Input};
 use status_sansio::waku::{self, Filter, SubscriptionId};
@@ -68,6 +77,13 @@ pub struct NodeOptions {
     /// Called on the store thread after each batch of archived envelopes is committed, with the time
     /// the commit took and the number of envelopes (for a latency metric). Default none.
     pub on_store_commit: Option<StoreCommitHook>,
+    /// The node's durable state (one redb file per data dir, e.g. `state.redb`): each
+    /// [`Output::Persist`](status_sansio::node::Output::Persist) batch is committed to it (one fsynced
+    /// transaction) and then confirmed with [`Input::Persisted`]. Required when the engine's Messenger is
+    /// [`durable`](status_sansio::chat::messenger::MessengerConfig::durable); a failed commit stops the
+    /// node. Start from what it holds with [`StateStore::load`] and
+    /// [`Engine::restore`](status_sansio::node::Engine::restore). Default none.
+    pub state_store: Option<StateStore>,
 }
 
 /// See [`NodeOptions::on_store_commit`].
@@ -82,6 +98,7 @@ impl NodeOptions {
             resolver: Arc::new(SystemResolver::new()),
             peer_cache_file: None,
             on_store_commit: None,
+            state_store: None,
         }
     }
 }
@@ -160,6 +177,21 @@ impl DroppedEvents {
     }
 }
 
+/// Set when a state commit failed and the node stopped (see [`NodeOptions::state_store`]).
+#[derive(Debug, Default, Clone)]
+pub struct StateFailed(Arc<std::sync::atomic::AtomicBool>);
+
+impl StateFailed {
+    /// True once a commit failed: the node stopped without confirming the batch.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Handle to a running node.
 pub struct NodeHandle {
     /// Commands to the node.
@@ -171,6 +203,8 @@ pub struct NodeHandle {
     pub task: tokio::task::JoinHandle<Engine>,
     /// Events dropped because [`NodeHandle::events`] was full (shared with the node task).
     pub dropped: DroppedEvents,
+    /// Set if the node stopped because a state commit failed (shared with the node task).
+    pub state_failed: StateFailed,
 }
 
 fn gone<E>(_: E) -> io::Error {
@@ -278,17 +312,29 @@ pub fn spawn_node_with_options(
         resolver,
         peer_cache_file,
         on_store_commit,
+        state_store,
     } = options;
     let (ev_tx, ev_rx) = mpsc::channel(events.max(1));
     let dropped = DroppedEvents::default();
+    let state_failed = StateFailed::default();
     let (store, worker) = store_thread::start(store, on_store_commit);
     let app = task::App {
         commands: cmd_rx,
         events: ev_tx,
         dropped: dropped.clone(),
+        state_failed: state_failed.clone(),
     };
     let task = tokio::spawn(async move {
-        let engine = task::run(engine, listener, app, store, resolver, peer_cache_file).await;
+        let engine = task::run(
+            engine,
+            listener,
+            app,
+            store,
+            resolver,
+            peer_cache_file,
+            state_store,
+        )
+        .await;
         // `run` dropped the operations sender: the thread finishes what was queued, closes the store
         // and ends.
         if let Some(w) = worker {
@@ -305,5 +351,6 @@ pub fn spawn_node_with_options(
         events: ev_rx,
         task,
         dropped,
+        state_failed,
     }
 }

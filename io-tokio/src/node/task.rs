@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use status_io_std::dns::save_peer_cache;
+use status_io_std::state::StateStore;
 use status_io_std::Clock;
 use status_sansio::node::{ConnId, Engine, Event, Input, Output, StorageOp};
+use status_sansio::persist::Batch;
 use status_sansio::waku;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -25,12 +27,17 @@ use super::{DroppedEvents, NodeCommand, TxtResolver, PEER_CACHE_SAVE_INTERVAL};
 /// Most addresses whose dial failures are remembered for the redial log line.
 const MAX_FAILED_ADDRS: usize = 1024;
 
+/// Most ready inputs of each source taken in one pump (before the outputs are carried out), so one
+/// durable commit covers all of them (group commit) while no source starves the others.
+const MAX_READY_PER_PUMP: usize = 256;
+
 /// The application's side of the node task: its commands, the bounded event queue and the counter of
 /// events dropped because that queue was full.
 pub(super) struct App {
     pub(super) commands: mpsc::Receiver<NodeCommand>,
     pub(super) events: mpsc::Sender<Event>,
     pub(super) dropped: DroppedEvents,
+    pub(super) state_failed: super::StateFailed,
 }
 
 /// Keep going, or stop the node.
@@ -59,6 +66,11 @@ struct NodeTask {
     next_accept: u64,
     /// Saying goodbye: sockets the engine closes linger so the peer reads our Disconnect.
     closing: bool,
+    /// The node's durable state ([`NodeOptions::state_store`](super::NodeOptions::state_store)); taken
+    /// while a commit runs on a blocking thread, and gone for good after a failed one.
+    state_store: Option<StateStore>,
+    /// A commit failed: the node stops, and nothing after it is confirmed.
+    state_failed: super::StateFailed,
 }
 
 impl NodeTask {
@@ -173,10 +185,59 @@ impl NodeTask {
                     tx.send(Net::Resolved(name, txt)).await.ok();
                 });
             }
+            Output::Persist(batch) => return self.persist(batch).await,
             Output::Event(e) => return self.deliver(e),
             other => tracing::debug!(output = ?other, "an engine output this driver does not know"),
         }
         Flow::Continue
+    }
+
+    /// Make `batch` durable in the state store (one fsynced transaction, on a blocking thread so the
+    /// socket tasks keep running), then confirm it to the engine with [`Input::Persisted`]; what it held
+    /// back comes out on the next poll. A failed commit is fatal: logged at ERROR, never confirmed, and
+    /// the node stops.
+    async fn persist(&mut self, batch: Batch) -> Flow {
+        let seq = batch.seq;
+        let Some(mut store) = self.state_store.take() else {
+            if !self.state_failed.get() {
+                self.state_failed.set();
+                tracing::error!(
+                    batch = seq.0,
+                    "the engine has state to make durable but the node has no state store \
+                     (NodeOptions::state_store): stopping without confirming it"
+                );
+            }
+            return Flow::Stop;
+        };
+        let committed = tokio::task::spawn_blocking(move || {
+            let r = store.commit(&batch);
+            (store, r)
+        })
+        .await;
+        match committed {
+            Ok((store, Ok(()))) => {
+                self.state_store = Some(store);
+                self.feed(Input::Persisted(seq));
+                Flow::Continue
+            }
+            Ok((store, Err(e))) => {
+                self.state_failed.set();
+                tracing::error!(
+                    batch = seq.0,
+                    path = %store.path().display(),
+                    "state commit failed, stopping the node (the batch is not confirmed): {e}"
+                );
+                Flow::Stop
+            }
+            Err(e) => {
+                self.state_failed.set();
+                tracing::error!(
+                    batch = seq.0,
+                    "state commit: the blocking task failed, stopping: {e}"
+                );
+                Flow::Stop
+            }
+        }
     }
 
     /// Hand an event to the application without waiting: when its queue is full the event is dropped
@@ -322,8 +383,16 @@ impl NodeTask {
             status_sansio::rlpx::DisconnectReason::ClientQuitting,
         );
         // The application may be gone: events still go to the (closed or full) queue and are counted.
+        // Batches are committed (the final commit) unless a commit already failed.
         while let Some(o) = self.engine.poll_output() {
             self.carry_out(o).await;
+        }
+        if let Some(store) = &self.state_store {
+            tracing::info!(
+                path = %store.path().display(),
+                batches = store.commits(),
+                "state store: final commit done"
+            );
         }
         for (_, w) in std::mem::take(&mut self.writers) {
             w.linger();
@@ -351,6 +420,7 @@ fn input_name(input: &Input<'_>) -> &'static str {
         Input::Waku(_) => "Waku",
         Input::Chat(_) => "Chat",
         Input::RequestHistory(_) => "RequestHistory",
+        Input::Persisted(_) => "Persisted",
         #[allow(unreachable_patterns)]
         _ => "other",
     }
@@ -364,11 +434,13 @@ pub(super) async fn run(
     store: StoreLink,
     resolver: Arc<dyn TxtResolver>,
     peer_cache_file: Option<PathBuf>,
+    state_store: Option<StateStore>,
 ) -> Engine {
     let App {
         mut commands,
         events,
         dropped,
+        state_failed,
     } = app;
     let StoreLink {
         ops: store_ops,
@@ -392,7 +464,10 @@ pub(super) async fn run(
         failed: BTreeMap::new(),
         next_accept: 1,
         closing: false,
+        state_store,
+        state_failed,
     };
+    let mut stop = false;
     loop {
         if t.drain().await == Flow::Stop {
             break;
@@ -422,6 +497,27 @@ pub(super) async fn run(
             Some((query, entries)) = store_results.recv() => t.feed(Input::QueryResult { query, entries }),
             _ = sleep => t.engine.handle_timeout(t.clock.now()),
             _ = save_timer.tick(), if t.peer_cache_file.is_some() => t.save_peer_cache(),
+        }
+        // Group commit: take what else is ready now, so the next drain makes one batch of it all.
+        for _ in 0..MAX_READY_PER_PUMP {
+            match net_rx.try_recv() {
+                Ok(net) => t.on_net(net),
+                Err(_) => break,
+            }
+        }
+        for _ in 0..MAX_READY_PER_PUMP {
+            match commands.try_recv() {
+                Ok(cmd) => {
+                    if t.on_command(Some(cmd)) == Flow::Stop {
+                        stop = true;
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if stop {
+            break;
         }
     }
     t.goodbye().await;

@@ -82,8 +82,8 @@ pub struct RunArgs {
     /// address).
     #[arg(long, value_name = "extip:IP|none", default_value = "none", value_parser = parse_nat)]
     pub nat: Nat,
-    /// Where state lives: node.key, identity.key (the chat key), messenger.state (sessions, chats,
-    /// clocks, group names; saved every 10 s and on exit), contacts.toml (nicknames), history.state,
+    /// Where state lives: node.key, identity.key (the chat key), state.redb (sessions, chats, clocks,
+    /// group names; each change committed before what reveals it leaves), contacts.toml (nicknames), history.state,
     /// peers.cache, and mailserver.redb with --mailserver.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub data_dir: PathBuf,
