@@ -19,9 +19,9 @@ fn config(seed: u64, faults: FaultLevel) -> ScenarioConfig {
 
 fn run(c: &ScenarioConfig) -> Scenario {
     let mut s = Scenario::new(c).unwrap();
-    let outcome = s.run().unwrap_or_else(|v| {
-        panic!("{v}; replay: {}", s.net.sim.replay_command())
-    });
+    let outcome = s
+        .run()
+        .unwrap_or_else(|v| panic!("{v}; replay: {}", s.net.sim.replay_command()));
     assert!(outcome.texts > 0 && outcome.checked > 0, "{outcome:?}");
     assert!(outcome.received >= outcome.checked, "{outcome:?}");
     s
@@ -51,7 +51,10 @@ fn the_same_configuration_gives_the_same_digest() {
     let b = run(&c);
     assert_eq!(a.net.sim.trace_digest(), b.net.sim.trace_digest());
     assert_eq!(a.sent, b.sent);
-    let other = run(&ScenarioConfig { seed: c.seed + 1, ..c.clone() });
+    let other = run(&ScenarioConfig {
+        seed: c.seed + 1,
+        ..c.clone()
+    });
     assert_ne!(a.net.sim.trace_digest(), other.net.sim.trace_digest());
 }
 

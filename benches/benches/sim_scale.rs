@@ -71,7 +71,10 @@ fn run(label: &str, config: &ScenarioConfig, virtual_secs: u64) {
     let live = LIVE.load(Relaxed) - before;
     let steps = s.net.sim.steps() - setup_steps;
     let stats = s.net.sim.stats();
-    println!("{label}: {nodes} nodes ({} clients)", s.roles.iter().filter(|r| r.name() == "client").count());
+    println!(
+        "{label}: {nodes} nodes ({} clients)",
+        s.roles.iter().filter(|r| r.name() == "client").count()
+    );
     println!(
         "  setup: 15 virtual s in {:.1} wall s, {setup_steps} steps; heap after setup {:.1} MiB ({:.0} KiB per node)",
         setup_wall.as_secs_f64(),
@@ -94,7 +97,10 @@ fn run(label: &str, config: &ScenarioConfig, virtual_secs: u64) {
         mib(stats.bytes_sent as usize)
     );
     let ten_min = 600.0 * wall / virtual_secs as f64;
-    println!("  extrapolated: 10 virtual minutes in about {:.1} wall minutes", ten_min / 60.0);
+    println!(
+        "  extrapolated: 10 virtual minutes in about {:.1} wall minutes",
+        ten_min / 60.0
+    );
 }
 
 fn arg(args: &[String], name: &str) -> Option<u64> {

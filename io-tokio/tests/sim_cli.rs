@@ -42,10 +42,25 @@ fn two_seeds_pass_and_print_the_digest_last() {
     let again = sim(&["--seed", "3", "--nodes", "6", "--minutes", "1", "--faults", "low"]);
     assert_eq!(digest(&a), digest(&again), "replayable");
 
-    let b = sim(&["--seed", "10", "--nodes", "6", "--minutes", "1", "--faults", "high", "--until-fail", "--runs", "2"]);
+    let b = sim(&[
+        "--seed",
+        "10",
+        "--nodes",
+        "6",
+        "--minutes",
+        "1",
+        "--faults",
+        "high",
+        "--until-fail",
+        "--runs",
+        "2",
+    ]);
     let stdout = text(&b.stdout);
     assert!(b.status.success(), "{stdout}\n{}", text(&b.stderr));
-    assert!(stdout.contains("seed 10: ok") && stdout.contains("seed 11: ok"), "{stdout}");
+    assert!(
+        stdout.contains("seed 10: ok") && stdout.contains("seed 11: ok"),
+        "{stdout}"
+    );
     assert!(stdout.contains("no failure in 2 seeds"), "{stdout}");
     digest(&b);
 }
@@ -54,7 +69,11 @@ fn two_seeds_pass_and_print_the_digest_last() {
 fn a_bad_fault_level_is_refused() {
     let out = sim(&["--faults", "loud"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("unknown fault level"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unknown fault level"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = sim(&["--nodes", "2"]);
     assert!(!out.status.success());
 }

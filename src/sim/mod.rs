@@ -22,7 +22,9 @@
 //!   [`conn`] (dial, accept, refuse, close, reset on stream segments), with a simulated DNS zone, an
 //!   in-memory mailserver archive and crash/restart from snapshots; [`adversary`] holds hostile hosts
 //!   (flooder, slowloris, garbage sender, replayer, stalling mailserver) that any scenario adds next to
-//!   them, and [`invariants`] the checks run during and after a run. A [`full::NetSim`] mixes them.
+//!   them, and [`invariants`] the checks run during and after a run. A [`full::NetSim`] mixes them;
+//!   [`scenario`] builds such networks with deterministic identities, and random workloads with fault
+//!   schedules from one seed (`status-node sim`).
 //!
 //! # Example: two full nodes, one public-chat message
 //!

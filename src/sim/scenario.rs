@@ -31,9 +31,7 @@ use super::adversary::{Flooder, SocketAttacker};
 use super::full::{self, FullNode, Host, NetSim, NodeCommand, NodeEvent};
 use super::invariants::{self, Expected, Violation};
 use super::{Fault, LinkModel, NodeId, TraceLevel};
-use crate::chat::messenger::{
-    DropReason, Event as ChatEvent, Input as Chat, Messenger, MessengerConfig,
-};
+use crate::chat::messenger::{DropReason, Event as ChatEvent, Input as Chat, Messenger, MessengerConfig};
 use crate::crypto::{PublicKey, SecretKey};
 use crate::enode::Enode;
 use crate::mailserver::server::MailServerConfig;
@@ -47,7 +45,10 @@ pub const START_SECS: u64 = 1_700_000_000;
 
 /// The secret key number `i` of scenario `seed` (`salt` separates key families).
 pub fn key(seed: u64, i: usize, salt: u64) -> SecretKey {
-    let n = seed.wrapping_mul(10_000).wrapping_add(salt).wrapping_add(i as u64);
+    let n = seed
+        .wrapping_mul(10_000)
+        .wrapping_add(salt)
+        .wrapping_add(i as u64);
     SecretKey::random(&mut Seed::from_u64(n).rng())
 }
 
@@ -484,7 +485,8 @@ impl Scenario {
         };
         let mut net = Net::new(config.seed, link);
         net.sim.set_trace_level(config.trace);
-        net.sim.set_replay_command(format!("status-node sim {}", config.args()));
+        net.sim
+            .set_replay_command(format!("status-node sim {}", config.args()));
         let mut roles = Vec::new();
 
         // Relays in a chain (each keeps the one or two before it), the mailserver among them.
@@ -535,11 +537,23 @@ impl Scenario {
             });
             let target = relay_ids[below(&mut rng, relays)];
             net.add(|_, seed, _| {
-                Box::new(SocketAttacker::slowloris(target, 4, seed, start, Duration::from_secs(5)))
+                Box::new(SocketAttacker::slowloris(
+                    target,
+                    4,
+                    seed,
+                    start,
+                    Duration::from_secs(5),
+                ))
             });
             let target = relay_ids[below(&mut rng, relays)];
             net.add(|_, seed, _| {
-                Box::new(SocketAttacker::garbage(target, 256, seed, start, Duration::from_secs(2)))
+                Box::new(SocketAttacker::garbage(
+                    target,
+                    256,
+                    seed,
+                    start,
+                    Duration::from_secs(2),
+                ))
             });
             roles.extend([Role::Adversary; 3]);
             outcome.adversaries = 3;

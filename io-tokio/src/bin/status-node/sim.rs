@@ -60,7 +60,11 @@ pub fn run(args: &SimArgs) -> i32 {
         },
         ..ScenarioConfig::default()
     };
-    let runs = if args.until_fail { args.runs.unwrap_or(u64::MAX) } else { 1 };
+    let runs = if args.until_fail {
+        args.runs.unwrap_or(u64::MAX)
+    } else {
+        1
+    };
     let mut tried = 0u64;
     loop {
         let started = Instant::now();
