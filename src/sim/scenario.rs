@@ -408,6 +408,9 @@ pub struct Sent {
     pub public: bool,
 }
 
+/// A chat a client may write in: its id, the recipients (with their chat ids), public or not.
+type ChatChoice = (String, Vec<(NodeId, String)>, bool);
+
 /// What a finished run counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -690,7 +693,7 @@ impl Scenario {
                 continue;
             }
             let text = format!("t{k} from n{}", from.0);
-            let mut options: Vec<(String, Vec<(NodeId, String)>, bool)> = Vec::new();
+            let mut options: Vec<ChatChoice> = Vec::new();
             for p in &public_of[i] {
                 let chat = format!("pub-{p}");
                 let to = clients
