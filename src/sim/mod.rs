@@ -22,7 +22,9 @@
 //!   [`conn`] (dial, accept, refuse, close, reset on stream segments), with a simulated DNS zone, an
 //!   in-memory mailserver archive and crash/restart from snapshots; [`adversary`] holds hostile hosts
 //!   (flooder, slowloris, garbage sender, replayer, stalling mailserver) that any scenario adds next to
-//!   them, and [`invariants`] the checks run during and after a run. A [`full::NetSim`] mixes them.
+//!   them, and [`invariants`] the checks run during and after a run. A [`full::NetSim`] mixes them;
+//!   [`scenario`] builds such networks with deterministic identities, and random workloads with fault
+//!   schedules from one seed (`status-node sim`).
 //!
 //! # Example: two full nodes, one public-chat message
 //!
@@ -70,10 +72,11 @@ pub mod invariants;
 mod machine;
 pub mod mvds;
 mod network;
+pub mod scenario;
 mod timeline;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -209,6 +212,8 @@ pub struct Sim<M: Machine> {
     rng: ChaCha20Rng,
     nodes: Vec<M>,
     timers: Vec<Option<Timestamp>>,
+    /// Every set deadline as `(deadline, node)`, in order: the next one without scanning every node.
+    deadlines: BTreeSet<(Timestamp, usize)>,
     skews: Vec<i64>,
     queue: BinaryHeap<Pending<M::Command>>,
     seq: u64,
@@ -236,6 +241,7 @@ impl<M: Machine> Sim<M> {
             rng: Seed::from_u64(seed).rng(),
             nodes: Vec::new(),
             timers: Vec::new(),
+            deadlines: BTreeSet::new(),
             skews: Vec::new(),
             queue: BinaryHeap::new(),
             seq: 0,
@@ -275,9 +281,11 @@ impl<M: Machine> Sim<M> {
     pub fn add_node(&mut self, make: impl FnOnce(NodeId, Seed, Timestamp) -> M) -> NodeId {
         let id = NodeId(self.nodes.len());
         let machine = make(id, fork(&mut self.rng), self.now);
-        self.timers.push(machine.poll_timeout());
+        let t = machine.poll_timeout();
+        self.timers.push(None);
         self.skews.push(0);
         self.nodes.push(machine);
+        self.set_timer(id.0, t);
         id
     }
 
@@ -314,9 +322,24 @@ impl<M: Machine> Sim<M> {
         }
         let t = self.nodes.get(node.0).and_then(Machine::poll_timeout);
         let t = t.map(|t| self.global(node, t));
-        if let Some(slot) = self.timers.get_mut(node.0) {
-            *slot = t;
+        self.set_timer(node.0, t);
+    }
+
+    /// Set node `i`'s deadline (global time), keeping the ordered set in step.
+    fn set_timer(&mut self, i: usize, t: Option<Timestamp>) {
+        let Some(slot) = self.timers.get_mut(i) else {
+            return;
+        };
+        if *slot == t {
+            return;
         }
+        if let Some(old) = slot.take() {
+            self.deadlines.remove(&(old, i));
+        }
+        if let Some(t) = t {
+            self.deadlines.insert((t, i));
+        }
+        *slot = t;
     }
 
     /// The virtual time `at` on `node`'s clock.
@@ -389,15 +412,14 @@ impl<M: Machine> Sim<M> {
     /// deadline.
     pub fn next_time(&self) -> Option<Timestamp> {
         let q = self.queue.peek().map(|p| p.at);
+        // Deadlines in order; the first one of a node that is online then is the earliest (offline
+        // nodes are few, and skipped).
         let t = self
-            .timers
+            .deadlines
             .iter()
-            .enumerate()
-            .filter_map(|(i, t)| {
-                t.map(|t| t.max(self.now))
-                    .filter(|t| self.offline_until(NodeId(i), *t).is_none())
-            })
-            .min();
+            .map(|(t, i)| ((*t).max(self.now), *i))
+            .find(|(t, i)| self.offline_until(NodeId(*i), *t).is_none())
+            .map(|(t, _)| t);
         crate::time::earliest(q, t)
     }
 
@@ -415,8 +437,16 @@ impl<M: Machine> Sim<M> {
             }
             return true;
         }
-        for i in 0..self.nodes.len() {
-            if self.timers[i].is_some_and(|t| t <= at) && self.offline_until(NodeId(i), at).is_none() {
+        // Every online node whose deadline is due, in index order.
+        let mut due: Vec<usize> = self
+            .deadlines
+            .range(..=(at, usize::MAX))
+            .map(|(_, i)| *i)
+            .filter(|i| self.offline_until(NodeId(*i), at).is_none())
+            .collect();
+        due.sort_unstable();
+        for i in due {
+            if self.timers[i].is_some_and(|t| t <= at) {
                 let now = self.now;
                 self.record(Record::Timeout, &[i], &[], || format!("{now:?} n{i} timeout"));
                 let local = self.local_time(NodeId(i), now);
@@ -531,9 +561,7 @@ impl<M: Machine> Sim<M> {
         }
         let t = self.nodes.get(node.0).and_then(Machine::poll_timeout);
         let t = t.map(|t| self.global(node, t));
-        if let Some(slot) = self.timers.get_mut(node.0) {
-            *slot = t;
-        }
+        self.set_timer(node.0, t);
     }
 
     /// When `len` bytes sent now on `from → to` finish serialising (the link's bandwidth, queued behind

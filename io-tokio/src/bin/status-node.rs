@@ -6,7 +6,7 @@
 //! handshake, the Hello exchange with Snappy, a Ping, and a message and its echo on the `test/1`
 //! capability; once with the tokio driver and once with the blocking std driver (and once across the
 //! two). `run` is the long-running node; `keygen` prints a new identity; `completions SHELL` prints a
-//! shell completion script. The command line is in `cli`, the terminal chat in `term`, the metrics
+//! shell completion script; `sim` runs random simulator scenarios (see `sim`). The command line is in `cli`, the terminal chat in `term`, the metrics
 //! endpoint in `metrics`.
 
 #[path = "status-node/chat_demo.rs"]
@@ -15,6 +15,8 @@ mod chat_demo;
 mod cli;
 #[path = "status-node/metrics.rs"]
 mod metrics;
+#[path = "status-node/sim.rs"]
+mod sim;
 #[path = "status-node/term.rs"]
 mod term;
 
@@ -724,6 +726,7 @@ async fn main() {
         cli::Command::DemoRlpx => {}
         cli::Command::Keygen => return keygen(),
         cli::Command::Completions { shell } => return cli::completions(shell),
+        cli::Command::Sim(args) => std::process::exit(sim::run(&args)),
         cli::Command::Run(args) => {
             if let Err(e) = run(*args).await {
                 eprintln!("status-node: {e}");

@@ -41,6 +41,10 @@ pub enum Command {
     DemoRlpx,
     /// Print a new identity: secret key, public key, compressed key, 3-word name and enode.
     Keygen,
+    /// Run random scenarios in the deterministic simulator with the invariants on (network, workload and
+    /// faults drawn from a seed); prints the line that replays a failure, then the summary and the trace
+    /// digest.
+    Sim(Box<crate::sim::SimArgs>),
     /// Print a shell completion script, e.g. `status-node completions bash > /etc/bash_completion.d/status-node`.
     Completions {
         /// The shell.
