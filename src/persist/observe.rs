@@ -117,7 +117,11 @@ pub struct KeyReuse {
 pub fn key_reuse(o: &Observations) -> Option<KeyReuse> {
     let mut by_slot: BTreeMap<([u8; 32], u32), [u8; 32]> = BTreeMap::new();
     let mut by_key: BTreeMap<[u8; 32], [u8; 32]> = BTreeMap::new();
-    for e in o.encryptions.iter().filter(|e| o.released.contains(&e.ciphertext)) {
+    for e in o
+        .encryptions
+        .iter()
+        .filter(|e| o.released.contains(&e.ciphertext))
+    {
         for prev in [
             *by_slot.entry((e.chain, e.index)).or_insert(e.ciphertext),
             *by_key.entry(e.key).or_insert(e.ciphertext),

@@ -195,10 +195,7 @@ pub fn run_checked(
 /// No message key encrypted two different released ciphertexts ([`crate::persist::observe::key_reuse`]
 /// over what was recorded since [`crate::persist::observe::start`]); `at` is the end of the run.
 #[cfg(feature = "fuzzing")]
-pub fn no_key_reuse(
-    sim: &NetSim,
-    seen: &crate::persist::observe::Observations,
-) -> Result<(), Violation> {
+pub fn no_key_reuse(sim: &NetSim, seen: &crate::persist::observe::Observations) -> Result<(), Violation> {
     match crate::persist::observe::key_reuse(seen) {
         None => Ok(()),
         Some(r) => Err(Violation {

@@ -600,9 +600,11 @@ impl Messenger {
         let mut barrier = std::mem::replace(&mut self.barrier, crate::persist::Barrier::disabled());
         // The events a batch makes durable but does not release yet go into it (the outbox), so that
         // a crash between the commit and their release does not lose them (see `persist`).
-        let outbox = barrier
-            .batch_due()
-            .then(|| persist::encode_outbox(barrier.held_outputs()));
+        let outbox = if barrier.batch_due() {
+            persist::encode_outbox(barrier.held_outputs())
+        } else {
+            None
+        };
         let polled = barrier.poll(|| persist::records(self, outbox));
         self.barrier = barrier;
         match polled? {

@@ -73,9 +73,9 @@ pub(crate) fn outbox_key() -> RecordKey {
 const OUTBOX_MAGIC: &[u8; 4] = b"SSMO";
 
 /// The records of a batch: the state as it is now, and the outbox (`None`: empty).
-pub(super) fn records(m: &Messenger, outbox: Option<Option<Zeroizing<Vec<u8>>>>) -> Vec<Record> {
+pub(super) fn records(m: &Messenger, outbox: Option<Zeroizing<Vec<u8>>>) -> Vec<Record> {
     let mut state = export(m);
-    let outbox = match outbox.flatten() {
+    let outbox = match outbox {
         Some(mut o) => Record::put(outbox_key(), std::mem::take(&mut *o)),
         None => Record::delete(outbox_key()),
     };
@@ -146,7 +146,10 @@ pub(super) fn decode_outbox(bytes: &[u8]) -> Result<Vec<super::Event>, Messenger
             1 => {
                 let chat = r.str("outbox chat")?;
                 let id = MessageId(r.array("outbox message id")?);
-                events.push(Event::MessageSent { chat: chat.into(), id });
+                events.push(Event::MessageSent {
+                    chat: chat.into(),
+                    id,
+                });
             }
             _ => return Err(bad("outbox event")),
         }
