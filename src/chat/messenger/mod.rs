@@ -50,7 +50,11 @@
 //! **Delivery**: each MVDS message a text went out in is mapped back to the text's id: MVDS ACKs become
 //! [`Event::Delivered`], give-ups [`Event::DeliveryFailed`].
 //!
-//! **Persistence**: [`Messenger::export`] / [`Messenger::import`] (see [`persist`]).
+//! **Persistence**: [`Messenger::export`] / [`Messenger::import`] (see [`persist`]). With
+//! [`MessengerConfig::durable`], every change goes out as an [`Output::Persist`] batch before anything
+//! that reveals it; each batch also carries the outbox (the received and sent-message events it makes
+//! durable but has not released), which [`Messenger::restore`] gives again, so a crash between a
+//! driver's commit and its confirmation loses no event.
 //!
 //! Deviations from the reference, deliberate:
 //! * group members are not asked to confirm (no MEMBER_JOINED step is needed): a member's text is shown
