@@ -161,13 +161,11 @@ fn scenario(seed: u64, kinds: &[Kind]) -> usize {
         net.sim.schedule(at, node, command);
         net.sim.schedule(restart, node, NodeCommand::Restart);
     }
-    let mut n = 0;
-    for _ in 0..6 {
+    for n in 0..6 {
         let (kind, members) = &chats[pick(chats.len() as u64) as usize];
         let (from, chat) = members[pick(members.len() as u64) as usize].clone();
         let at = start + Duration::from_millis(pick(20_000));
         let text = format!("{kind:?} {n} from n{}", from.0);
-        n += 1;
         net.sim.schedule(at, from, send(&chat, &text));
     }
     let heal = last_crash.max(start + Duration::from_secs(20));
