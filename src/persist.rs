@@ -294,6 +294,17 @@ impl<O> Barrier<O> {
         self.dirty || self.confirmed < self.emitted
     }
 
+    /// The outputs held (sealed or not), oldest first: what a machine puts in its outbox record, so
+    /// that what a batch made durable but a crash kept from coming out is not lost.
+    pub fn held_outputs(&self) -> impl Iterator<Item = &O> {
+        self.held.iter().map(|(_, o)| o)
+    }
+
+    /// True if the next [`Barrier::poll`] that releases nothing hands out a batch.
+    pub fn batch_due(&self) -> bool {
+        self.dirty
+    }
+
     /// Outputs held (sealed or not).
     pub fn held(&self) -> usize {
         self.held.len()
@@ -379,6 +390,9 @@ impl fmt::Debug for MemoryStore {
             .finish()
     }
 }
+
+#[cfg(feature = "fuzzing")]
+pub mod observe;
 
 #[cfg(test)]
 mod tests;

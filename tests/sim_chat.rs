@@ -7,7 +7,7 @@
 mod sim_common;
 
 use status_sansio::chat::messenger::{DropReason, Event as ChatEvent, Input as Chat, Messenger};
-use status_sansio::sim::full::NodeCommand;
+use status_sansio::sim::full::{FullNode, NodeCommand};
 use status_sansio::sim::invariants;
 use status_sansio::sim::{Fault, NodeId};
 
@@ -111,11 +111,20 @@ fn group_chat_over_lossy_links_with_a_partitioned_member() {
 }
 
 /// Alice and Bob chat 1:1; Alice snapshots, then (if `write_after_snapshot`) sends one more text,
-/// crashes, and restarts from the snapshot while Bob writes to her. Returns the network and Alice's log.
-fn crash_scenario(seed: u64, write_after_snapshot: bool) -> (Net, NodeId, Vec<String>) {
+/// crashes, and restarts — from the snapshot, or from her records if `durable` — while Bob writes to
+/// her. Returns the network and Alice's log.
+fn crash_scenario(seed: u64, write_after_snapshot: bool, durable: bool) -> (Net, NodeId, Vec<String>) {
     let mut net = Net::new(seed, lossy());
     let relay = net.relay(&[]);
-    let alice = net.client(&[relay]);
+    let alice = if durable {
+        let mut c = net.config(&[relay], true);
+        if let Some(m) = c.messenger.as_mut() {
+            m.durable = true;
+        }
+        net.add(|id, seed, now| FullNode::new(id, c, seed, now).boxed())
+    } else {
+        net.client(&[relay])
+    };
     let bob = net.client(&[relay]);
     net.run(5);
     let (a, b) = (net.chat_pk(alice), net.chat_pk(bob));
@@ -166,18 +175,18 @@ fn crash_scenario(seed: u64, write_after_snapshot: bool) -> (Net, NodeId, Vec<St
 /// messages, reconnects, receives what Bob sent while she was down, and nobody drops anything.
 #[test]
 fn restart_from_a_fresh_snapshot_is_seamless() {
-    let (net, _, _) = crash_scenario(sim_common::seed(4), false);
+    let (net, _, _) = crash_scenario(sim_common::seed(4), false, false);
     net.assert_healthy();
 }
 
-/// A crash loses what was not snapshotted. With today's export-based snapshots (issue 12 makes every
-/// record durable) this is what holds: the text Alice sent after the snapshot is gone from her own log
-/// (her state rolled back, though Bob has it), and her rolled-back Double Ratchet sends Bob what he
-/// cannot accept again: he drops it as a secure-transport error (the symptom of a message key used
-/// twice). When issue 12 lands, this test changes to "nothing is dropped".
+/// NOT DURABLE (`MessengerConfig::durable` off, the old failure kept on purpose): a crash loses what was
+/// not snapshotted. The text Alice sent after the snapshot is gone from her own log (her state rolled
+/// back, though Bob has it), and her rolled-back Double Ratchet sends Bob what he cannot accept again:
+/// he drops it as a secure-transport error (the symptom of a message key used twice). The durable
+/// Messenger fixes this: see `durable_crash_after_writes_loses_nothing`.
 #[test]
 fn crash_after_unsnapshotted_writes_rolls_state_back() {
-    let (net, bob, log) = crash_scenario(sim_common::seed(3), true);
+    let (net, bob, log) = crash_scenario(sim_common::seed(3), true, false);
     assert!(
         !log.contains(&"a2 after the snapshot".to_string()),
         "rolled back: {log:?}"
@@ -196,6 +205,19 @@ fn crash_after_unsnapshotted_writes_rolls_state_back() {
             .all(|r| matches!(r, DropReason::Secure(_) | DropReason::SecureRefused)),
         "{drops:?}"
     );
+}
+
+/// The same crash with a durable Messenger (issue 12): every change was made durable before anything
+/// revealed it, so Alice restarts from her records with the text she wrote after the snapshot, her
+/// ratchet where Bob expects it, and nothing is dropped or shown twice.
+#[test]
+fn durable_crash_after_writes_loses_nothing() {
+    let (net, _, log) = crash_scenario(sim_common::seed(3), true, true);
+    assert!(
+        log.contains(&"a2 after the snapshot".to_string()),
+        "durable: {log:?}"
+    );
+    net.assert_healthy();
 }
 
 /// A node frozen for a while (a sleeping laptop: `Fault::Offline` keeps its state but runs nothing)

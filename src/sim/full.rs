@@ -16,6 +16,14 @@
 //! [`Snapshot`] value taken and restored in `snapshot`/`restart` only, so the crash-safe records of issue
 //! 12 replace it there (a store that keeps every record written, and a crash that loses the unsynced
 //! tail) without touching scenarios.
+//!
+//! A node with a durable Messenger (`MessengerConfig::durable`) applies every [`Output::Persist`] batch
+//! to its records (which survive crashes) and confirms it at once; its restart resumes from the records,
+//! whatever snapshot it took. [`NodeCommand::CrashAt`] arms a crash at a [`CrashPoint`] of the node's
+//! own work — before any one of the engine's next outputs, or when the next batch is handed out (before
+//! it is applied: lost; or after, unconfirmed) — for crash injection (`tests/sim_crash.rs`). The node's
+//! application keeps the messages it was told of (a database of its own that survives crashes) and
+//! skips the outbox events a restored Messenger gives again when it has them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -153,8 +161,25 @@ pub enum NodeCommand {
     Snapshot,
     /// Crash: drop the engine, reset its connections.
     Crash,
-    /// Start again from the last snapshot (fresh state without one).
+    /// Start again from the last snapshot (fresh state without one); a durable node from its records.
+    /// Disarms a [`NodeCommand::CrashAt`] that has not fired.
     Restart,
+    /// Crash later, at the given point of the node's own work (crash injection: instants a command
+    /// between two steps of the simulation cannot reach).
+    CrashAt(CrashPoint),
+}
+
+/// Where an armed [`NodeCommand::CrashAt`] crashes the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Before carrying out the engine's `n`-th next output (0: the very next one): between any two
+    /// outputs. What the engine handed out before was carried out (bytes written to a socket leave).
+    BeforeOutput(u32),
+    /// When the next [`Output::Persist`] batch is handed out, before it is applied: the batch is lost.
+    BeforeCommit,
+    /// When the next [`Output::Persist`] batch is handed out, after it is applied but before the engine
+    /// is told: durable, unconfirmed.
+    AfterCommit,
 }
 
 /// Events of simulated hosts.
@@ -195,6 +220,17 @@ impl TraceEncode for NodeCommand {
             NodeCommand::Snapshot => out.push(3),
             NodeCommand::Crash => out.push(4),
             NodeCommand::Restart => out.push(5),
+            NodeCommand::CrashAt(p) => {
+                out.push(6);
+                match p {
+                    CrashPoint::BeforeOutput(n) => {
+                        out.push(0);
+                        out.extend_from_slice(&n.to_le_bytes());
+                    }
+                    CrashPoint::BeforeCommit => out.push(1),
+                    CrashPoint::AfterCommit => out.push(2),
+                }
+            }
         }
     }
 }
@@ -262,6 +298,14 @@ pub struct FullNode {
     /// The node's durable records (a durable Messenger's [`Output::Persist`] batches, applied whole and
     /// confirmed at once: the simulated disk never fails). They survive a crash.
     records: crate::persist::MemoryStore,
+    /// An armed [`NodeCommand::CrashAt`].
+    crash_at: Option<CrashPoint>,
+    /// The application's own database: the messages it was told of (received or sent, by chat and id).
+    /// It survives crashes, and the events a restored Messenger gives again from its outbox are
+    /// skipped when it has them (see [`Messenger::restore`]).
+    app_messages: std::collections::BTreeSet<(bool, String, [u8; 32])>,
+    /// True while the outputs a restored engine gives before any input are carried out.
+    replaying: bool,
     out: VecDeque<SimOutput<NodeEvent>>,
     honest: bool,
 }
@@ -288,6 +332,9 @@ impl FullNode {
             archive: Box::new(MemoryArchive::default()),
             snapshot: None,
             records: crate::persist::MemoryStore::new(),
+            crash_at: None,
+            app_messages: Default::default(),
+            replaying: false,
             out: refused.into_iter().collect(),
             honest: true,
         }
@@ -355,8 +402,20 @@ impl FullNode {
         }
     }
 
-    /// Carry out one engine output: the one place that matches on [`Output`].
+    /// Carry out one engine output: the one place that matches on [`Output`]. An armed
+    /// [`NodeCommand::CrashAt`] fires here.
     fn drive_output(&mut self, now: Timestamp, output: Output) {
+        match (self.crash_at, &output) {
+            (Some(CrashPoint::BeforeOutput(0)), _) | (Some(CrashPoint::BeforeCommit), Output::Persist(_)) => {
+                return self.crash();
+            }
+            (Some(CrashPoint::BeforeOutput(n)), _) => self.crash_at = Some(CrashPoint::BeforeOutput(n - 1)),
+            (Some(CrashPoint::AfterCommit), Output::Persist(batch)) => {
+                self.records.apply(batch);
+                return self.crash();
+            }
+            _ => {}
+        }
         match output {
             Output::Dial { conn, addr } => self.sockets.dial(now, conn.0, addr),
             Output::Transmit { conn, data } => self.sockets.send(conn.0, data.to_vec()),
@@ -374,7 +433,23 @@ impl FullNode {
                 }
             }
             Output::Storage(StorageOp::Prune { before }) => self.archive.prune(before),
-            Output::Event(e) => self.out.push_back(SimOutput::Event(NodeEvent::Engine(e))),
+            Output::Event(e) => {
+                let message = match &e {
+                    Event::Chat(messenger::Event::MessageReceived { chat, message, .. }) => {
+                        Some((false, chat.as_str().to_string(), message.id.0))
+                    }
+                    Event::Chat(messenger::Event::MessageSent { chat, id }) => {
+                        Some((true, chat.as_str().to_string(), id.0))
+                    }
+                    _ => None,
+                };
+                if let Some(m) = message {
+                    if !self.app_messages.insert(m) && self.replaying {
+                        return;
+                    }
+                }
+                self.out.push_back(SimOutput::Event(NodeEvent::Engine(e)));
+            }
             Output::Persist(batch) => {
                 self.records.apply(&batch);
                 self.input(now, Input::Persisted(batch.seq));
@@ -435,6 +510,7 @@ impl FullNode {
     }
 
     fn crash(&mut self) {
+        self.crash_at = None;
         if self.engine.take().is_some() {
             self.sockets.crash();
             self.lookups.clear();
@@ -443,6 +519,7 @@ impl FullNode {
     }
 
     fn restart(&mut self, now: Timestamp) {
+        self.crash_at = None;
         if self.engine.is_some() {
             return;
         }
@@ -489,6 +566,11 @@ impl FullNode {
         self.sockets.listening = true;
         self.out
             .push_back(SimOutput::Event(NodeEvent::Restarted(from_snapshot)));
+        // What the restored engine gives before any input: the subscriptions, and the events of its
+        // outbox, which the application skips when it has them.
+        self.replaying = true;
+        self.pump(now);
+        self.replaying = false;
     }
 }
 
@@ -515,6 +597,7 @@ impl Machine for FullNode {
             NodeCommand::Chat(c) => self.input(now, Input::Chat(c)),
             NodeCommand::Snapshot => self.take_snapshot(),
             NodeCommand::Crash => self.crash(),
+            NodeCommand::CrashAt(p) => self.crash_at = Some(p),
             NodeCommand::Restart => {
                 self.restart(now);
                 if let Some(e) = &mut self.engine {

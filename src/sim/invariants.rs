@@ -7,9 +7,8 @@
 //! * [`caps_respected`]: every engine's bounded state is within its configured caps (Waku pool, peer
 //!   candidates and cache, connections).
 //!
-//! Not yet checked: that no message key is used twice. The Double Ratchet's encryptions are not
-//! observable from outside `secure` without changing it; with the crash-safe records of issue 12 each
-//! record names the chain key index it consumed, and a check over the records written goes here.
+//! * [`no_key_reuse`] (crate feature `fuzzing`): no message key encrypted two different ciphertexts that
+//!   left a Messenger, across crashes and restarts (from [`crate::persist::observe`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -192,4 +191,27 @@ pub fn run_checked(
         check(sim)?;
     }
     check(sim)
+}
+
+/// No message key encrypted two different released ciphertexts ([`crate::persist::observe::key_reuse`]
+/// over what was recorded since [`crate::persist::observe::start`]); `at` is the end of the run.
+#[cfg(feature = "fuzzing")]
+pub fn no_key_reuse(sim: &NetSim, seen: &crate::persist::observe::Observations) -> Result<(), Violation> {
+    match crate::persist::observe::key_reuse(seen) {
+        None => Ok(()),
+        Some(r) => Err(Violation {
+            at: sim.now(),
+            node: NodeId(0),
+            what: format!(
+                "message key {} of chain {} encrypted two released ciphertexts",
+                r.index,
+                hex_prefix(&r.chain)
+            ),
+        }),
+    }
+}
+
+#[cfg(feature = "fuzzing")]
+fn hex_prefix(b: &[u8; 32]) -> String {
+    b[..8].iter().map(|x| format!("{x:02x}")).collect()
 }

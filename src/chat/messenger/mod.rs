@@ -50,7 +50,11 @@
 //! **Delivery**: each MVDS message a text went out in is mapped back to the text's id: MVDS ACKs become
 //! [`Event::Delivered`], give-ups [`Event::DeliveryFailed`].
 //!
-//! **Persistence**: [`Messenger::export`] / [`Messenger::import`] (see `persist.rs`).
+//! **Persistence**: [`Messenger::export`] / [`Messenger::import`] (see `persist.rs`). With
+//! [`MessengerConfig::durable`], every change goes out as an [`Output::Persist`] batch before anything
+//! that reveals it; each batch also carries the outbox (the received and sent-message events it makes
+//! durable but has not released), which [`Messenger::restore`] gives again, so a crash between a
+//! driver's commit and its confirmation loses no event.
 //!
 //! Deviations from the reference, deliberate:
 //! * group members are not asked to confirm (no MEMBER_JOINED step is needed): a member's text is shown
@@ -541,13 +545,17 @@ impl Messenger {
             };
             self.listen_contact_code(&peer);
         }
+        // The secure transport's timers (prekey rotation, skipped-key expiry) change its state without
+        // an output: rotated prekeys and deleted keys must be durable, so a due timer is a change.
+        let secure_due = self.secure.poll_timeout().is_some_and(|t| t <= now);
         self.secure.handle_timeout(now);
         let _ = self.drain_secure();
         self.mvds.handle_timeout(now);
         self.drain_mvds(now);
         // A timer that makes an output changed state (a retransmission is encrypted under a new key);
-        // one that makes none only moved counters a crash may lose.
-        let changed = !self.outputs.is_empty();
+        // an MVDS timer that makes none only moved retransmission counters a crash may lose (they are
+        // rolled back to an earlier retransmission, never to a reused key).
+        let changed = secure_due || !self.outputs.is_empty();
         if let (Some(at), Some(every)) = (self.next_advert, self.config.contact_code_interval) {
             if now >= at {
                 self.next_advert = Some(now + every);
@@ -594,11 +602,24 @@ impl Messenger {
             self.end_call(false);
         }
         let mut barrier = std::mem::replace(&mut self.barrier, crate::persist::Barrier::disabled());
-        let polled = barrier.poll(|| persist::records(self));
+        // The events a batch makes durable but does not release yet go into it (the outbox), so that
+        // a crash between the commit and their release does not lose them (see `persist`).
+        let outbox = if barrier.batch_due() {
+            persist::encode_outbox(barrier.held_outputs())
+        } else {
+            None
+        };
+        let polled = barrier.poll(|| persist::records(self, outbox));
         self.barrier = barrier;
         match polled? {
             crate::persist::Polled::Batch(b) => Some(Output::Persist(b)),
-            crate::persist::Polled::Output(o) => Some(o),
+            crate::persist::Polled::Output(o) => {
+                #[cfg(feature = "fuzzing")]
+                if let Output::Transmit(m) = &o {
+                    crate::persist::observe::released(&m.payload);
+                }
+                Some(o)
+            }
         }
     }
 
@@ -802,16 +823,27 @@ impl Messenger {
     /// Resume from the records a [`durable`](MessengerConfig::durable) messenger handed out, as the
     /// driver's store holds them after the last committed batch (a fresh messenger if there are none).
     /// Records under another prefix are ignored, so one store can hold a whole node.
+    ///
+    /// The [`Event::MessageReceived`] and [`Event::MessageSent`] events the last batch made durable
+    /// but a crash may have kept from the application (the outbox) come out again first: across a
+    /// crash each of these events comes out **at least once**, and an application that keeps what it
+    /// showed by message id (as a chat database does) skips the ones it already has.
     pub fn restore(
         config: MessengerConfig,
         seed: &Seed,
         now: Timestamp,
         records: &crate::persist::MemoryStore,
     ) -> Result<Messenger, MessengerError> {
-        match records.get(&persist::state_key()) {
-            Some(bytes) => persist::import(config, seed, now, bytes),
-            None => Messenger::new(config, seed, now),
+        let mut m = match records.get(&persist::state_key()) {
+            Some(bytes) => persist::import(config, seed, now, bytes)?,
+            None => Messenger::new(config, seed, now)?,
+        };
+        if let Some(bytes) = records.get(&persist::outbox_key()) {
+            for e in persist::decode_outbox(bytes)? {
+                m.event(e);
+            }
         }
+        Ok(m)
     }
 }
 

@@ -58,10 +58,106 @@ pub(crate) fn state_key() -> RecordKey {
     RecordKey::new("messenger/state")
 }
 
-/// The records of a batch: the state as it is now.
-pub(super) fn records(m: &Messenger) -> Vec<Record> {
+/// The record of the outbox: the [`Event::MessageReceived`](super::Event::MessageReceived) and
+/// [`Event::MessageSent`](super::Event::MessageSent) events held when the batch was made.
+///
+/// ```text
+/// outbox = "SSMO" ‖ version (u8 = 1) ‖ list(event)
+/// event  = 0 ‖ str(chat) ‖ entry ‖ u8(own)      (MessageReceived; entry as in the state)
+///        | 1 ‖ str(chat) ‖ message id (32)       (MessageSent)
+/// ```
+pub(crate) fn outbox_key() -> RecordKey {
+    RecordKey::new("messenger/outbox")
+}
+
+const OUTBOX_MAGIC: &[u8; 4] = b"SSMO";
+
+/// The records of a batch: the state as it is now, and the outbox (`None`: empty).
+pub(super) fn records(m: &Messenger, outbox: Option<Zeroizing<Vec<u8>>>) -> Vec<Record> {
     let mut state = export(m);
-    vec![Record::put(state_key(), std::mem::take(&mut *state))]
+    let outbox = match outbox {
+        Some(mut o) => Record::put(outbox_key(), std::mem::take(&mut *o)),
+        None => Record::delete(outbox_key()),
+    };
+    vec![Record::put(state_key(), std::mem::take(&mut *state)), outbox]
+}
+
+/// Encode the outbox of `held` (`None` if it holds no such event).
+pub(super) fn encode_outbox<'a>(held: impl Iterator<Item = &'a super::Output>) -> Option<Zeroizing<Vec<u8>>> {
+    use super::{Event, Output};
+    let mut w = Writer(Zeroizing::new(Vec::new()));
+    let mut n = 0;
+    for o in held {
+        match o {
+            Output::Event(Event::MessageReceived { chat, message, own }) => {
+                w.bytes(&[0]);
+                w.blob(chat.as_bytes());
+                w.entry(message);
+                w.bytes(&[u8::from(*own)]);
+            }
+            Output::Event(Event::MessageSent { chat, id }) => {
+                w.bytes(&[1]);
+                w.blob(chat.as_bytes());
+                w.bytes(&id.0);
+            }
+            _ => continue,
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return None;
+    }
+    let mut out = Writer(Zeroizing::new(Vec::with_capacity(w.0.len() + 9)));
+    out.bytes(OUTBOX_MAGIC);
+    out.bytes(&[STATE_VERSION]);
+    out.u32(n);
+    out.bytes(&w.0);
+    Some(out.0)
+}
+
+/// Decode an outbox record.
+pub(super) fn decode_outbox(bytes: &[u8]) -> Result<Vec<super::Event>, MessengerError> {
+    use super::Event;
+    let mut r = Reader { rest: bytes };
+    if r.take(OUTBOX_MAGIC.len(), "outbox magic")? != OUTBOX_MAGIC {
+        return Err(bad("outbox magic"));
+    }
+    if r.u8("outbox version")? != STATE_VERSION {
+        return Err(bad("outbox version"));
+    }
+    let n = r.count(usize::MAX, 1 + 4 + 32, "outbox count")?;
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
+        match r.u8("outbox event")? {
+            0 => {
+                let chat = r.str("outbox chat")?;
+                let message = r.entry()?;
+                let own = match r.u8("outbox own")? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(bad("outbox own")),
+                };
+                events.push(Event::MessageReceived {
+                    chat: chat.into(),
+                    message,
+                    own,
+                });
+            }
+            1 => {
+                let chat = r.str("outbox chat")?;
+                let id = MessageId(r.array("outbox message id")?);
+                events.push(Event::MessageSent {
+                    chat: chat.into(),
+                    id,
+                });
+            }
+            _ => return Err(bad("outbox event")),
+        }
+    }
+    if !r.rest.is_empty() {
+        return Err(bad("outbox trailing bytes"));
+    }
+    Ok(events)
 }
 
 /// The current format version.
@@ -94,12 +190,15 @@ impl Writer {
         let n = log.len().min(max);
         self.u32(n);
         for (_, _, e) in log.iter().rev().take(n).collect::<Vec<_>>().into_iter().rev() {
-            self.bytes(&e.id.0);
-            self.key(&e.author);
-            self.u64(e.clock);
-            self.u64(e.timestamp);
-            self.blob(e.text.as_bytes());
+            self.entry(e);
         }
+    }
+    fn entry(&mut self, e: &ChatEntry) {
+        self.bytes(&e.id.0);
+        self.key(&e.author);
+        self.u64(e.clock);
+        self.u64(e.timestamp);
+        self.blob(e.text.as_bytes());
     }
 }
 
@@ -239,22 +338,25 @@ impl<'a> Reader<'a> {
     fn entries(&mut self, log: &mut ChatLog<ChatEntry>, cap: usize) -> Result<(), MessengerError> {
         let n = self.count(cap, 32 + KEY_LEN + 8 + 8 + 4, "message count")?;
         for _ in 0..n {
-            let id = MessageId(self.array("message id")?);
-            let author = self.key("message author")?;
-            let clock = self.u64("message clock")?;
-            let timestamp = self.u64("message timestamp")?;
-            let text = self.str("message text")?;
-            let entry = ChatEntry {
-                id,
-                author,
-                clock,
-                timestamp,
-                text,
-                content: super::Content::Text,
-            };
-            let _ = log.insert(id, clock, entry);
+            let entry = self.entry()?;
+            let _ = log.insert(entry.id, entry.clock, entry);
         }
         Ok(())
+    }
+    fn entry(&mut self) -> Result<ChatEntry, MessengerError> {
+        let id = MessageId(self.array("message id")?);
+        let author = self.key("message author")?;
+        let clock = self.u64("message clock")?;
+        let timestamp = self.u64("message timestamp")?;
+        let text = self.str("message text")?;
+        Ok(ChatEntry {
+            id,
+            author,
+            clock,
+            timestamp,
+            text,
+            content: super::Content::Text,
+        })
     }
 }
 

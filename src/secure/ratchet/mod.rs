@@ -466,6 +466,13 @@ impl<C: Curve> Session<C> {
         Ok((header, ct, SendStep { cks, ns: next_ns }))
     }
 
+    /// The message key the next encryption uses (test support for the key-reuse check of
+    /// [`crate::persist::observe`]).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn next_message_key(&self) -> [u8; 32] {
+        *kdf::kdf_ck(&self.cks).1.as_bytes()
+    }
+
     /// Apply a step computed by [`Session::encrypt_staged`].
     pub(crate) fn apply_send(&mut self, step: SendStep) {
         self.cks = step.cks;

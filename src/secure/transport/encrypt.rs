@@ -201,7 +201,11 @@ impl SecureTransport {
             .max_by_key(|(_, e)| e.last_used);
         let (key, header, ct, pending, change) = match existing {
             Some((key, entry)) => {
+                #[cfg(feature = "fuzzing")]
+                let mk = entry.ratchet.next_message_key();
                 let (header, ct, step) = entry.ratchet.encrypt_staged(payload)?;
+                #[cfg(feature = "fuzzing")]
+                self.observe_encryption(key, &header, &mk, &ct);
                 let change = SessionChange::Advance(key.clone(), step);
                 (key.clone(), header, ct, entry.pending_ephemeral, change)
             }
@@ -217,12 +221,16 @@ impl SecureTransport {
                     &spk,
                 )?;
                 let mut ratchet = Session::initiator(&sk, spk, rng)?;
+                #[cfg(feature = "fuzzing")]
+                let mk = ratchet.next_message_key();
                 let (header, ct) = ratchet.encrypt(payload)?;
                 let key = SessionKey {
                     peer: *recipient_c,
                     installation: inst.id.clone(),
                     bundle_id: spk,
                 };
+                #[cfg(feature = "fuzzing")]
+                self.observe_encryption(&key, &header, &mk, &ct);
                 let pending = Some(Secp256k1::public_key(&eph));
                 let entry = SessionEntry {
                     ratchet,
@@ -250,5 +258,28 @@ impl SecureTransport {
             payload: ct.into(),
         };
         Ok(Some((entry, change)))
+    }
+}
+
+#[cfg(feature = "fuzzing")]
+impl SecureTransport {
+    /// Report an encryption to [`crate::persist::observe`] (test support).
+    fn observe_encryption(
+        &self,
+        key: &SessionKey,
+        header: &ratchet::Header<Secp256k1>,
+        mk: &[u8; 32],
+        ct: &[u8],
+    ) {
+        let chain = || {
+            crate::persist::observe::hash(&[
+                self.identity_c.as_ref(),
+                key.peer.as_ref(),
+                key.installation.as_bytes(),
+                key.bundle_id.as_ref(),
+                header.dh.as_ref(),
+            ])
+        };
+        crate::persist::observe::encrypted(chain, header.n, mk, ct);
     }
 }
