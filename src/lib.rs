@@ -168,6 +168,7 @@ pub mod enode;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod machine;
 pub mod mailserver;
 pub mod mvds;
 pub mod node;
@@ -181,5 +182,6 @@ pub mod waku;
 
 pub use conn::ConnId;
 pub use error::Error;
+pub use machine::StateMachine;
 pub use rng::{Seed, SeededState};
 pub use time::Timestamp;
