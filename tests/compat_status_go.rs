@@ -29,7 +29,7 @@ use status_sansio::mailserver::StorageOp;
 use status_sansio::mailserver::{decode_request, encode_request, RequestShape};
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
 use status_sansio::waku::{Bloom, ConnId, Dialect, Topic};
-use status_sansio::SeededState;
+use status_sansio::Seed;
 use status_sansio::Timestamp;
 
 fn load() -> Value {
@@ -203,7 +203,7 @@ fn history_requests_encode_to_the_recorded_rlp_per_dialect() {
 /// A server with an empty store: every request it takes is answered by a success completion.
 fn serve(requests: &[Vec<u8>]) -> Vec<RequestComplete> {
     let now = Timestamp::from_secs(1_700_000_100);
-    let mut server = MailServer::new(now, MailServerConfig::default(), SeededState::default());
+    let mut server = MailServer::new(MailServerConfig::default(), &Seed::from_u64(0), now);
     let mut out = vec![];
     for (i, data) in requests.iter().enumerate() {
         let now = now + std::time::Duration::from_secs(10 * i as u64);

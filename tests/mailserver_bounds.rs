@@ -11,7 +11,7 @@ use bytes::Bytes;
 use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Output, KEY_LEN};
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
 use status_sansio::waku::{ConnId, Envelope, Topic};
-use status_sansio::SeededState;
+use status_sansio::Seed;
 use status_sansio::Timestamp;
 
 const T0: u32 = 1_700_000_000;
@@ -30,7 +30,7 @@ fn envelope(sent: u32, n: u8) -> Envelope {
 /// and the completion.
 fn run(from: u32, to: u32, cursor: Bytes) -> (Vec<Envelope>, RequestComplete) {
     let now = Timestamp::from_secs(u64::from(T0) + 60);
-    let mut server = MailServer::new(now, MailServerConfig::default(), SeededState::default());
+    let mut server = MailServer::new(MailServerConfig::default(), &Seed::from_u64(0), now);
     let mut store: BTreeMap<[u8; KEY_LEN], Bytes> = BTreeMap::new();
     let mut sent = vec![];
     let mut done = None;

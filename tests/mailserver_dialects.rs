@@ -18,7 +18,6 @@ use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Out
 use status_sansio::mailserver::{decode_request, encode_request, RequestShape};
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::{status, Bloom, ConnId, Dialect, Envelope, Topic};
-use status_sansio::SeededState;
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -145,7 +144,7 @@ fn round_trip(dialect: Dialect) {
     let wanted: Vec<Topic> = (0..12).map(topic).collect();
     let others: Vec<Topic> = (100..140).map(topic).collect();
     let now = Timestamp::from_secs(T0);
-    let mut server = MailServer::new(now, MailServerConfig::default(), SeededState::default());
+    let mut server = MailServer::new(MailServerConfig::default(), &Seed::from_u64(0), now);
     let mut store = BTreeMap::new();
     let mut all = envelopes(240, &wanted);
     all.extend(envelopes(200, &others));

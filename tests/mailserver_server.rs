@@ -14,7 +14,6 @@ use status_sansio::mailserver::server::{Input, MailServer, MailServerConfig, Out
 use status_sansio::waku::message::{wrap, NewMessage, PostKey};
 use status_sansio::waku::request::{MessagesRequest, MessagesRequestPayload, RequestComplete};
 use status_sansio::waku::{status, Bloom, ConnId, Envelope, Topic};
-use status_sansio::SeededState;
 use status_sansio::{Seed, Timestamp};
 use zeroize::Zeroizing;
 
@@ -32,7 +31,7 @@ struct Harness {
 impl Harness {
     fn new(cfg: MailServerConfig) -> Harness {
         Harness {
-            server: MailServer::new(Timestamp::from_secs(T0), cfg, SeededState::default()),
+            server: MailServer::new(cfg, &Seed::from_u64(0), Timestamp::from_secs(T0)),
             store: BTreeMap::new(),
             sent: vec![],
             completions: vec![],

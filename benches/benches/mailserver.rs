@@ -35,7 +35,7 @@ use status_io_std::store::{PostgresStore, RedbStore, Store};
 use status_sansio::mailserver::server::{storage_key, Input, MailServer, MailServerConfig, Output, KEY_LEN};
 use status_sansio::waku::request::{MessagesRequest, RequestComplete};
 use status_sansio::waku::{ConnId, Envelope, Topic};
-use status_sansio::SeededState;
+use status_sansio::Seed;
 use status_sansio::Timestamp;
 
 const NOW: u32 = 1_700_000_000;
@@ -179,9 +179,9 @@ struct Fetch {
 /// One client's paged history fetch through the machine and the store.
 fn fetch(store: &dyn Store, now: &mut u64, from: u32, to: u32, topics: &[Topic]) -> Fetch {
     let mut ms = MailServer::new(
-        Timestamp::from_secs(*now),
         MailServerConfig::default(),
-        SeededState::new(&mut ChaCha20Rng::seed_from_u64(1)),
+        &Seed::from_u64(1),
+        Timestamp::from_secs(*now),
     );
     let peer = ConnId(1);
     let mut f = Fetch::default();

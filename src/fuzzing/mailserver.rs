@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use super::script::Script;
 use crate::crypto::SecretKey;
 use crate::mailserver::server::{storage_key, Input, MailServer, MailServerConfig, Output, KEY_LEN};
-use crate::rng::{Seed, SeededState};
+use crate::rng::Seed;
 use crate::time::Timestamp;
 use crate::waku::message::{build_plaintext, encrypt_symmetric_with};
 use crate::waku::request::{MessagesRequest, MessagesRequestPayload};
@@ -164,7 +164,7 @@ pub fn mailserver_request_with(data: &[u8], strict_cursors: bool) {
         min_request_interval: std::time::Duration::ZERO,
         ..Default::default()
     };
-    let mut s = MailServer::new(now, cfg, SeededState::default());
+    let mut s = MailServer::new(cfg, &Seed::from_u64(0), now);
     let mut store: BTreeMap<[u8; KEY_LEN], Bytes> = BTreeMap::new();
     let mut stored = Vec::new();
     for i in 0..8u8 {

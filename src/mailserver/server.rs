@@ -328,9 +328,10 @@ impl core::fmt::Debug for MailServer {
 }
 
 impl MailServer {
-    /// A server; the first prune is due one `prune_interval` after `now`. `hasher` keys the rate
-    /// limiter's table (draw it from the node's seed).
-    pub fn new(now: Timestamp, config: MailServerConfig, hasher: SeededState) -> Self {
+    /// A server; the first prune is due one `prune_interval` after `now`. `seed` keys the rate
+    /// limiter's tables.
+    pub fn new(config: MailServerConfig, seed: &crate::Seed, now: Timestamp) -> Self {
+        let hasher = SeededState::new(&mut seed.rng());
         MailServer {
             next_prune: Some(now + config.prune_interval),
             config,

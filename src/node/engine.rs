@@ -179,7 +179,7 @@ impl Engine {
         let mailserver = config
             .mailserver
             .clone()
-            .map(|m| MailServer::new(now, m, crate::rng::SeededState::new(&mut rng)));
+            .map(|m| MailServer::new(m, &fork(&mut rng), now));
         // The fresh Messenger's seed is drawn whether or not a resumed one replaces it, so both
         // constructors fork the same seeds for the parts that follow.
         let fresh_seed = config.messenger.as_ref().map(|_| fork(&mut rng));

@@ -308,6 +308,8 @@ pub struct Messenger {
     barrier: crate::persist::Barrier<Output>,
     /// Outputs dropped because the barrier held `max_queued_outputs`.
     dropped_outputs: u64,
+    /// The last batch handed out stored a non-empty outbox (cleared by a batch once it is released).
+    outbox_stored: bool,
     /// The latest time the messenger was driven (for the MVDS epoch in [`Messenger::export`]).
     last_now: Timestamp,
     /// When our bundle is next advertised on our contact-code topic (`None`: never).
@@ -375,6 +377,7 @@ impl Messenger {
                 crate::persist::Barrier::disabled()
             },
             dropped_outputs: 0,
+            outbox_stored: false,
             last_now: now,
             next_advert: None,
             contact_code: None,
@@ -484,7 +487,13 @@ impl Messenger {
     pub fn handle_input(&mut self, now: Timestamp, input: Input) -> Result<(), MessengerError> {
         self.last_now = self.last_now.max(now);
         if let Input::Persisted(seq) = input {
-            return self.barrier.confirm(seq).map_err(MessengerError::Persist);
+            self.barrier.confirm(seq).map_err(MessengerError::Persist)?;
+            if self.outbox_stored && !self.barrier.is_pending() {
+                // The events the stored outbox holds are released now: a batch clears it, so a later
+                // restart does not give them again.
+                self.barrier.seal(true);
+            }
+            return Ok(());
         }
         let r = match input {
             Input::JoinPublicChat(name) => self.join_public(name.into_string()),
@@ -604,11 +613,15 @@ impl Messenger {
         let mut barrier = std::mem::replace(&mut self.barrier, crate::persist::Barrier::disabled());
         // The events a batch makes durable but does not release yet go into it (the outbox), so that
         // a crash between the commit and their release does not lose them (see `persist`).
-        let outbox = if barrier.batch_due() {
+        let due = barrier.batch_due();
+        let outbox = if due {
             persist::encode_outbox(barrier.held_outputs())
         } else {
             None
         };
+        if due {
+            self.outbox_stored = outbox.is_some();
+        }
         let polled = barrier.poll(|| persist::records(self, outbox));
         self.barrier = barrier;
         match polled? {
