@@ -7,8 +7,8 @@
 //! * [`caps_respected`]: every engine's bounded state is within its configured caps (Waku pool, peer
 //!   candidates and cache, connections).
 //!
-//! * [`no_key_reuse`] (crate feature `fuzzing`): no message key encrypted two different ciphertexts that
-//!   left a Messenger, across crashes and restarts (from [`crate::persist::observe`]).
+//! * `no_key_reuse` (crate feature `fuzzing`): no message key encrypted two different ciphertexts that
+//!   left a Messenger, across crashes and restarts (from `persist::observe`).
 
 use std::collections::BTreeMap;
 use std::fmt;
